@@ -1,0 +1,58 @@
+# The two commands of the README: `make run` and `make test`. Everything the project
+# needs is installed from here (Python packages into .venv, Debian packages through apt).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests need: a virtual screen and Mesa's software GL for Kivy,
+# shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units.
+APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd
+APT_RUN  := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+XVFB   := xvfb-run -a -s "-screen 0 1280x800x24"
+
+.PHONY: install run test bench fuzz screenshots apt-test apt-run clean
+
+install: $(BIN)/homeapp
+
+$(BIN)/homeapp: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("homeapp needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# Installs only what is missing, so a machine that has everything needs no network.
+define apt_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing through apt:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+endef
+
+apt-test:
+	$(call apt_missing,$(APT_TEST))
+
+apt-run:
+	$(call apt_missing,$(APT_RUN))
+
+# With no screen at all (a server, a CI box) the app still starts, on a virtual screen.
+run: install apt-run
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ -e /dev/dri/card0 -a -n "$$HOMEAPP_KMS" ]; then \
+	  $(BIN)/homeapp; \
+	else echo "no display found: starting the app on a virtual screen (xvfb)"; \
+	  KIVY_NO_ARGS=1 $(XVFB) $(BIN)/homeapp; fi
+
+test: install apt-test
+	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m pytest -q
+
+bench: install apt-test
+	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m tests.bench
+
+fuzz: install
+	$(BIN)/python -m pip install -q -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz
+
+screenshots: install apt-test
+	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m homeapp.ui.screenshots docs/screens
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
