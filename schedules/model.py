@@ -107,7 +107,7 @@ class Prescription:
     supervision: str
     channels: tuple[Channel, ...]
     blocks: tuple[Block, ...]
-    signature: str | None = None
+    signature: Mapping[str, Any] | None = None
     format: str = "homeapp.prescription/1"
     source: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
