@@ -1,0 +1,136 @@
+"""`homeapp rx keygen | sign | verify`: the clinician's side of prescription signing.
+
+Registered into the `rx` group by homeapp/commands/rx.py via `register_rx(rx_subparsers)`.
+Every failure a person can cause (missing file, wrong kind of key, bad JSON, bad
+signature) is a UserError: one line, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from schedules.signing import (KeyFileError, SignatureError, TrustStore, generate_keypair, key_id,
+                               load_private_key, save_private_key, save_public_key, sign_prescription,
+                               verify_prescription)
+
+from ..errors import UserError
+
+CLINICIAN_KEY_NAME = "clinician.key"
+CLINICIAN_PUB_NAME = "clinician.pub"
+
+
+def register_rx(rx_subparsers: Any) -> None:
+    p = rx_subparsers.add_parser("keygen", help="make a clinician signing key pair",
+                                 description="Write DIR/clinician.key (private, mode 0600: keep it "
+                                             "on your computer) and DIR/clinician.pub (give it to the "
+                                             "device's installer); print the key id to compare.")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the key pair")
+    p.set_defaults(func=cmd_keygen)
+
+    p = rx_subparsers.add_parser("sign", help="sign a prescription with a clinician key",
+                                 description="Validate RX, then add its Ed25519 signature.")
+    p.add_argument("rx", metavar="RX", help="prescription JSON")
+    p.add_argument("--key", required=True, metavar="KEY", help="clinician private key (clinician.key)")
+    p.add_argument("--out", metavar="FILE", help="where to write the signed prescription (default: RX in place)")
+    p.set_defaults(func=cmd_sign)
+
+    p = rx_subparsers.add_parser("verify", help="check a prescription's signature against a trust store")
+    p.add_argument("rx", metavar="RX", help="signed prescription JSON")
+    p.add_argument("--trust", required=True, metavar="DIR", help="trust store: directory of *.pub keys")
+    p.set_defaults(func=cmd_verify)
+
+
+def register(subparsers: Any) -> None:
+    """Stand-alone registration as `homeapp rx ...`, only for when rx.py is absent."""
+    rx = subparsers.add_parser("rx", help="prescriptions")
+    register_rx(rx.add_subparsers(dest="rx_command", metavar="RX_COMMAND", required=True))
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    priv, pub = out / CLINICIAN_KEY_NAME, out / CLINICIAN_PUB_NAME
+    for path in (priv, pub):
+        if path.exists():
+            raise UserError(f"{path} already exists; refusing to overwrite a key (choose another --out)")
+    private_key, public_key = generate_keypair()
+    try:
+        save_private_key(priv, private_key)
+        save_public_key(pub, public_key)
+    except OSError as e:
+        raise UserError(f"cannot write the key pair to {out}: {e.strerror}") from None
+    print(f"key id {key_id(public_key)}")
+    print(f"private key {priv} (keep it secret)", file=sys.stderr)
+    print(f"public key  {pub} (give it to the device installer)", file=sys.stderr)
+    return 0
+
+
+def read_rx_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The prescription file as a JSON object, or a UserError saying why not."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a prescription is a JSON object")
+    return data
+
+
+def _validation_problems(rx: dict[str, Any]) -> list[str]:
+    """Problems schedules.validate finds in an (unsigned) prescription; [] if it is not built yet."""
+    if importlib.util.find_spec("schedules.validate") is None:
+        return []
+    from schedules import validate
+    try:
+        validate.parse_prescription(rx)
+    except Exception as e:  # the validator's own error type carries the problem list
+        problems = getattr(e, "problems", None) or getattr(e, "errors", None)
+        if problems:
+            return [str(p) for p in problems]
+        return [str(e)]
+    return []
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    rx = read_rx_json(args.rx)
+    rx.pop("signature", None)  # re-signing replaces the old signature
+    problems = _validation_problems(rx)
+    if problems:
+        raise UserError(f"{args.rx}: refusing to sign an invalid prescription: " + "; ".join(problems))
+    try:
+        private_key = load_private_key(args.key)
+    except KeyFileError as e:
+        raise UserError(str(e)) from None
+    signed = sign_prescription(rx, private_key)
+    out = Path(args.out or args.rx)
+    try:
+        out.write_text(json.dumps(signed, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}") from None
+    print(f"signed {signed.get('id', '?')} with key {signed['signature']['key_id']} -> {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    rx = read_rx_json(args.rx)
+    trust = TrustStore(args.trust)
+    if not trust.directory.is_dir():
+        raise UserError(f"{args.trust}: no such trust store directory")
+    try:
+        kid = verify_prescription(rx, trust)
+    except SignatureError as e:
+        raise UserError(f"{args.rx}: refused: {e.reason}") from None
+    label = trust.labels().get(kid)
+    print(f"signed by {kid}" + (f" ({label})" if label else ""))
+    return 0

@@ -1,0 +1,39 @@
+"""The device's own Ed25519 key: signs the log bundles it exports, so a clinician can tell
+a bundle came from this device and was not altered on the way (homeapp/bundle.py).
+
+Made on first start in the data directory: `device_key.pem` (PKCS8, mode 0600) and
+`device_key.pub` (to hand to the clinician, e.g. printed with the device or exported).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from schedules.signing import generate_keypair, key_id, load_private_key, save_private_key, save_public_key
+
+PRIVATE_NAME = "device_key.pem"
+PUBLIC_NAME = "device_key.pub"
+
+
+def ensure_device_key(data_dir: str | os.PathLike[str]) -> tuple[Ed25519PrivateKey, str]:
+    """The device key and its key id, creating both files the first time.
+
+    If the private key exists but the public file was lost, the public file is rewritten
+    from it (it is derived data); an existing private key is never replaced."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    priv_path, pub_path = data_dir / PRIVATE_NAME, data_dir / PUBLIC_NAME
+    if priv_path.exists():
+        private_key = load_private_key(priv_path)
+    else:
+        private_key, _ = generate_keypair()
+        save_private_key(priv_path, private_key)
+    if not pub_path.exists():
+        save_public_key(pub_path, private_key.public_key())
+    return private_key, key_id(private_key.public_key())
+
+
+def device_public_key_path(data_dir: str | os.PathLike[str]) -> Path:
+    return Path(data_dir) / PUBLIC_NAME
