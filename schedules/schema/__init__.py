@@ -1,0 +1,1 @@
+"""Package data: the JSON Schema of each prescription format version."""
