@@ -119,6 +119,12 @@ PI_BAD_FILTER = -125
 ERROR_NAMES: dict[int, str] = {v: k for k, v in dict(globals()).items()
                                if k.startswith("PI_") and isinstance(v, int) and v < 0}
 
+# --- socket protocol -------------------------------------------------------------------
+#: pigpiod drops the connection (no reply at all) when a request's extension is this long
+#: or longer; so one `wave_add_generic` call carries at most 5,461 pulses (12 bytes each).
+PI_CMD_MAX_EXTENSION = 1 << 16
+PI_MAX_PULSES_PER_ADD = (PI_CMD_MAX_EXTENSION - 1) // 12                          # 5,461
+
 # --- SPI ---------------------------------------------------------------------------------
 PI_SPI_MIN_BAUD = 32_000
 PI_SPI_MAX_BAUD = 125_000_000
