@@ -17,14 +17,17 @@ PRIVATE_NAME = "device_key.pem"
 PUBLIC_NAME = "device_key.pub"
 
 
-def ensure_device_key(data_dir: str | os.PathLike[str]) -> tuple[Ed25519PrivateKey, str]:
+def ensure_device_key(data_dir: str | os.PathLike[str], *,
+                      private_key_path: str | os.PathLike[str] | None = None) -> tuple[Ed25519PrivateKey, str]:
     """The device key and its key id, creating both files the first time.
 
-    If the private key exists but the public file was lost, the public file is rewritten
-    from it (it is derived data); an existing private key is never replaced."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    priv_path, pub_path = data_dir / PRIVATE_NAME, data_dir / PUBLIC_NAME
+    `private_key_path` overrides the location (homeapp/config.py's `paths.device_key`); the
+    public key sits beside it with the suffix `.pub`. If the private key exists but the
+    public file was lost, the public file is rewritten from it (it is derived data); an
+    existing private key is never replaced."""
+    priv_path = Path(private_key_path) if private_key_path else Path(data_dir) / PRIVATE_NAME
+    pub_path = priv_path.with_suffix(".pub")
+    priv_path.parent.mkdir(parents=True, exist_ok=True)
     if priv_path.exists():
         private_key = load_private_key(priv_path)
     else:
@@ -35,5 +38,7 @@ def ensure_device_key(data_dir: str | os.PathLike[str]) -> tuple[Ed25519PrivateK
     return private_key, key_id(private_key.public_key())
 
 
-def device_public_key_path(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / PUBLIC_NAME
+def device_public_key_path(data_dir: str | os.PathLike[str], *,
+                           private_key_path: str | os.PathLike[str] | None = None) -> Path:
+    """Where ensure_device_key puts the public key (to export for the clinician)."""
+    return (Path(private_key_path) if private_key_path else Path(data_dir) / PRIVATE_NAME).with_suffix(".pub")

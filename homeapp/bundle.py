@@ -1,0 +1,453 @@
+"""Log bundles: the device's log, exported for the clinician, tamper-evident and signed.
+
+Format `homeapp.log-bundle/1`: UTF-8 JSON lines.
+
+    line 1      header  {"format": "homeapp.log-bundle/1", "seq": 0, "kind": "header",
+                         "data": {"format", "device_key_id", "created_at", "since"},
+                         "prev_hash": "000…0", "hash": …}
+    lines 2…n+1 records {"seq": 1…n, "kind": "prescription" | "session" | "contraction" |
+                         "event" | "report" | …, "data": {…}, "prev_hash": <hash of seq-1>,
+                         "hash": …}
+    last line   end     {"kind": "end", "count": n, "head": <hash of record n>,
+                         "device_key_id": …, "signature": base64 Ed25519 over
+                         canonical({"format", "device_key_id", "count", "head"})}
+
+    hash = SHA-256 hex of canonical_json({"seq", "kind", "data", "prev_hash"})
+
+A session record holds the session's own fields (contract.md's log export minus its lists);
+its events, contractions and patient reports follow as their own records, each carrying
+`session_id`, so a change can be named down to the one event.
+
+Why this detects each kind of tampering, and says which:
+
+- Changed record: its `hash` no longer matches its content. If the editor recomputed that
+  hash too, the next record's `prev_hash` no longer matches it; if they recomputed the
+  whole chain from there, the chain head no longer equals the `head` in the end record,
+  and the end record cannot be re-signed without the device's private key.
+- Removed record: seq numbers are consecutive from 0, so a gap names the missing seq; the
+  record after the gap also no longer links to its predecessor. Records cut off the end
+  show as the signed `count` exceeding the last seq present.
+- Inserted record: it either reuses a seq (and then it is the copy that nothing in the
+  chain links to), uses a seq beyond the signed `count`, or forces renumbering every later
+  record, which changes their hashes and the chain head under the signature.
+- Reordered records: the hash chain follows seq order, not file order, so moved records
+  still verify individually; the seq numbers out of file order name them.
+- The whole file swapped for one from another device, or re-signed with another key: the
+  signature over the end record does not verify with the clinician's copy of this
+  device's public key.
+
+`verify_bundle` returns every problem it finds (an empty list means intact); files that
+are not bundles at all raise `BundleError` with one clear message.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import os
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from schedules.signing import key_id
+
+FORMAT = "homeapp.log-bundle/1"
+GENESIS = "0" * 64
+
+#: Lists inside a session that become records of their own (list key -> record kind).
+SESSION_CHILDREN = {"contractions": "contraction", "events": "event",
+                    "reports": "report", "patient_reports": "report"}
+#: Top-level lists of the export beside "sessions" (list key -> record kind).
+TOP_LEVEL = {"prescriptions": "prescription", "contractions": "contraction", "events": "event",
+             "reports": "report", "patient_reports": "report"}
+
+
+class BundleError(Exception):
+    """The file is not a readable log bundle at all (one line for a person)."""
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def record_hash(seq: int, kind: str, data: Any, prev_hash: str) -> str:
+    return hashlib.sha256(_canonical({"seq": seq, "kind": kind, "data": data, "prev_hash": prev_hash})).hexdigest()
+
+
+def _end_payload(device_key_id: str, count: int, head: str) -> bytes:
+    return _canonical({"format": FORMAT, "device_key_id": device_key_id, "count": count, "head": head})
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def records_from_export(export: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, data) pairs in bundle order: prescriptions first, then each session followed
+    by its contractions, events and reports, then anything else the export lists."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for rx in export.get("prescriptions") or ():
+        out.append(("prescription", dict(rx)))
+    for s in export.get("sessions") or ():
+        own = {k: v for k, v in s.items() if k not in SESSION_CHILDREN}
+        out.append(("session", own))
+        sid = s.get("id")
+        for key, kind in SESSION_CHILDREN.items():
+            for child in s.get(key) or ():
+                out.append((kind, {"session_id": sid, **child}))
+    for key, kind in TOP_LEVEL.items():
+        if key == "prescriptions":
+            continue
+        for item in export.get(key) or ():
+            out.append((kind, dict(item)))
+    return out
+
+
+def _export_of(store: Any, since: str | None) -> dict[str, Any]:
+    """The store's export (or an export dict given directly), limited to `since`."""
+    if isinstance(store, Mapping):
+        export = dict(store)
+    else:
+        try:
+            export = store.export(since=since)
+        except TypeError:  # a store without `since`: filter here
+            export = store.export()
+    if since:
+        export["sessions"] = [s for s in export.get("sessions") or ()
+                              if _after(s.get("started_at"), since)]
+    return export
+
+
+def _after(started_at: str | None, since: str) -> bool:
+    if not started_at:
+        return True  # keep what cannot be dated rather than silently dropping it
+    return parse_when(started_at) >= parse_when(since)
+
+
+def parse_when(text: str) -> dt.datetime:
+    """ISO date or date-time; naive values are taken as UTC."""
+    when = dt.datetime.fromisoformat(str(text))
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def write_bundle(store: Any, out_path: str | os.PathLike[str], *, device_key: Ed25519PrivateKey,
+                 since: str | None = None, created_at: str | None = None) -> int:
+    """Write the store's log (everything, or sessions started on/after `since`) as a signed
+    bundle; returns the number of records. `store` has `.export(since=)` or is an export dict."""
+    export = _export_of(store, since)
+    device_key_id = key_id(device_key.public_key())
+    created_at = created_at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    header = {"format": FORMAT, "device_key_id": device_key_id, "created_at": created_at, "since": since}
+    tmp = Path(str(out_path) + ".part")
+    prev = GENESIS
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        h = record_hash(0, "header", header, prev)
+        f.write(json.dumps({"format": FORMAT, "seq": 0, "kind": "header", "data": header,
+                            "prev_hash": prev, "hash": h}, ensure_ascii=False) + "\n")
+        prev = h
+        for seq, (kind, data) in enumerate(records_from_export(export), start=1):
+            h = record_hash(seq, kind, data, prev)
+            f.write(json.dumps({"seq": seq, "kind": kind, "data": data, "prev_hash": prev, "hash": h},
+                               ensure_ascii=False) + "\n")
+            prev, count = h, seq
+        signature = device_key.sign(_end_payload(device_key_id, count, prev))
+        f.write(json.dumps({"kind": "end", "count": count, "head": prev, "device_key_id": device_key_id,
+                            "signature": base64.b64encode(signature).decode("ascii")}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())  # a USB stick pulled early must not leave a half bundle under the real name
+    os.replace(tmp, out_path)
+    return count
+
+
+# --- reading ---------------------------------------------------------------------------
+
+@dataclass
+class Record:
+    line: int                  # 1-based line in the file
+    seq: Any
+    kind: Any
+    data: Any
+    prev_hash: Any
+    hash: Any
+    well_formed: bool = True
+    intact: bool = False       # its hash matches its content
+
+    def describe(self) -> str:
+        """"event of session s-12", "session s-12", "prescription rx-0001"."""
+        data = self.data if isinstance(self.data, Mapping) else {}
+        kind = self.kind if isinstance(self.kind, str) else "record"
+        if kind == "session":
+            return f"session {data.get('id', '?')}"
+        if kind == "prescription":
+            return f"prescription {data.get('id', '?')}"
+        if "session_id" in data:
+            return f"{kind} of session {data['session_id']}"
+        return kind
+
+
+@dataclass
+class Bundle:
+    header: dict[str, Any]
+    records: list[Record]
+    end: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)   # lines that could not be read
+
+    @property
+    def device_key_id(self) -> str | None:
+        return self.header.get("device_key_id")
+
+    def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
+        return (r.data for r in self.records if r.kind == kind and isinstance(r.data, dict))
+
+    def export(self) -> dict[str, Any]:
+        """The records put back together in contract.md's log export shape (sessions with
+        their events; contractions and reports attached to their session too), plus
+        `prescriptions`. Records out of file order are put back in seq order."""
+        sessions: dict[Any, dict[str, Any]] = {}
+        prescriptions: list[dict[str, Any]] = []
+        loose: dict[str, list[dict[str, Any]]] = {}
+        ordered = sorted((r for r in self.records if r.well_formed and isinstance(r.data, dict)),
+                         key=lambda r: r.seq)
+        for r in ordered:
+            if r.kind == "session":
+                sessions[r.data.get("id")] = {**r.data, "events": [], "contractions": [], "reports": []}
+        for r in ordered:
+            if r.kind == "prescription":
+                prescriptions.append(r.data)
+            elif r.kind in ("event", "contraction", "report"):
+                parent = sessions.get(r.data.get("session_id"))
+                bucket = parent[r.kind + "s"] if parent is not None else loose.setdefault(r.kind + "s", [])
+                bucket.append(r.data)
+        return {"sessions": list(sessions.values()), "prescriptions": prescriptions, **loose}
+
+
+def read_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Parse a bundle without judging it (see verify_bundle). Raises BundleError when the
+    file is missing or is not a log bundle at all."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BundleError(f"{path}: is a directory, not a log bundle") from None
+    except OSError as e:
+        raise BundleError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: not a log bundle (binary data, not UTF-8 JSON lines)") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise BundleError(f"{path}: not a log bundle (the file is empty)")
+    try:
+        first = json.loads(lines[0])
+    except json.JSONDecodeError:
+        first = None
+    if not isinstance(first, dict) or first.get("format") != FORMAT or first.get("kind") != "header":
+        fmt = first.get("format") if isinstance(first, dict) else None
+        hint = f" (its format is {fmt!r})" if isinstance(fmt, str) else ""
+        raise BundleError(f"{path}: not a log bundle: it does not start with a {FORMAT} header{hint}")
+    if not isinstance(first.get("data"), dict):
+        raise BundleError(f"{path}: corrupt log bundle: the header has no data")
+
+    problems: list[str] = []
+    records = [_record(first, 1)]
+    end: dict[str, Any] | None = None
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            problems.append(f"line {number}: not a JSON record (corrupt or cut)")
+            continue
+        if isinstance(obj, dict) and obj.get("kind") == "end" and "seq" not in obj:
+            if end is not None:
+                problems.append(f"line {number}: a second end record")
+            end = obj
+            continue
+        if end is not None:
+            problems.append(f"line {number}: a record after the signed end record (inserted)")
+        records.append(_record(obj, number))
+    header_rec = records.pop(0)
+    return Bundle(header={**first["data"], "_record": header_rec}, records=records, end=end, problems=problems)
+
+
+def _record(obj: Any, line: int) -> Record:
+    if not isinstance(obj, dict):
+        return Record(line, None, None, None, None, None, well_formed=False)
+    rec = Record(line, obj.get("seq"), obj.get("kind"), obj.get("data"), obj.get("prev_hash"), obj.get("hash"))
+    rec.well_formed = (type(rec.seq) is int and isinstance(rec.kind, str) and isinstance(rec.data, dict)
+                       and isinstance(rec.prev_hash, str) and isinstance(rec.hash, str))
+    rec.intact = rec.well_formed and record_hash(rec.seq, rec.kind, rec.data, rec.prev_hash) == rec.hash
+    return rec
+
+
+# --- verifying -------------------------------------------------------------------------
+
+def verify_bundle(path: str | os.PathLike[str] | Bundle, device_public_key: Ed25519PublicKey) -> list[str]:
+    """Every problem found, each naming the record(s) concerned; [] when the bundle is
+    complete, unaltered and signed by this device key. Raises BundleError for files that
+    are not bundles."""
+    bundle = path if isinstance(path, Bundle) else read_bundle(path)
+    problems = list(bundle.problems)
+    header_rec: Record = bundle.header["_record"]
+    end = bundle.end
+
+    # the signature first: it is what makes everything else trustworthy
+    given_id = key_id(device_public_key)
+    count: int | None = None
+    head: str | None = None
+    if end is None:
+        problems.append("no signed end record: the bundle was cut short or its end removed")
+    else:
+        count, head = end.get("count"), end.get("head")
+        if type(count) is not int or count < 0 or not isinstance(head, str):
+            problems.append("the end record is corrupt (count or head unreadable)")
+            count, head = None, None
+        elif not _signature_ok(end, device_public_key, given_id, count, head):
+            named = end.get("device_key_id") or bundle.device_key_id
+            why = f" (the bundle names device key {named}; the key given is {given_id})" if named != given_id else ""
+            problems.append("signature does not match the device key" + why)
+    if bundle.device_key_id != given_id and end is not None and not any("signature" in p for p in problems):
+        problems.append(f"the header names device key {bundle.device_key_id}, not {given_id}")
+    if not header_rec.intact:
+        problems.append("the header (record 0) was changed")
+
+    # sort the records into the chain's seq slots; anything without a slot was inserted
+    last_seq = count if count is not None else max(
+        (r.seq for r in bundle.records if r.well_formed and r.seq > 0), default=0)
+    by_seq: dict[int, list[Record]] = {}
+    for r in bundle.records:
+        if not r.well_formed:
+            problems.append(f"inserted record at line {r.line}: not a bundle record")
+        elif not 1 <= r.seq <= last_seq:
+            problems.append(f"inserted record at line {r.line} ({r.describe()}, seq {r.seq}): "
+                            f"beyond the {last_seq} signed records")
+        else:
+            by_seq.setdefault(r.seq, []).append(r)
+
+    # who links to whom: a genuine record's hash is the next record's prev_hash
+    linked_to = {r.prev_hash for rs in by_seq.values() for r in rs}
+    if head is not None:
+        linked_to.add(head)
+    chosen: dict[int, Record] = {}
+    for seq, cands in by_seq.items():
+        if len(cands) == 1:
+            chosen[seq] = cands[0]
+            continue
+        genuine = [c for c in cands if c.intact and c.hash in linked_to] or [c for c in cands if c.intact] or cands
+        keep = genuine[0]
+        chosen[seq] = keep
+        for c in cands:
+            if c is not keep:
+                problems.append(f"inserted record at line {c.line} ({c.describe()}): a second record {seq}, "
+                                f"not part of the signed chain")
+
+    # removed: gaps in the seq numbers
+    seqs = sorted(chosen)
+    present = set(seqs)
+    missing = [s for s in range(1, last_seq + 1) if s not in present]
+    for run in _runs(missing):
+        lo, hi = run[0], run[-1]
+        what = f"record {lo}" if lo == hi else f"records {lo}-{hi}"
+        if hi == last_seq:
+            problems.append(f"{what} missing at the end (after {lo - 1}): the bundle was cut short")
+        else:
+            problems.append(f"{what} missing between {lo - 1} and {hi + 1}")
+
+    # changed: content no longer matches the hash, or the hash was recomputed and the link broke
+    gaps_before = {s for s in present if s - 1 not in present and s > 1}
+    for seq in seqs:
+        r = chosen[seq]
+        if not r.intact:
+            problems.append(f"record {seq} ({r.describe()}): content changed")
+            continue
+        prev = header_rec if seq == 1 else chosen.get(seq - 1)
+        if prev is None or seq in gaps_before:
+            continue  # already named as missing
+        if prev.well_formed and prev.intact and r.prev_hash != prev.hash:
+            prev_name = "the header" if seq == 1 else f"record {seq - 1} ({prev.describe()})"
+            problems.append(f"{prev_name}: content changed (its hash was recomputed; "
+                            f"record {seq} no longer links to it)")
+    if count is not None and last_seq in chosen and chosen[last_seq].intact and chosen[last_seq].hash != head:
+        problems.append(f"the chain head after record {last_seq} does not match the signed end record "
+                        f"(records were rewritten after signing)")
+    if count == 0 and head is not None and header_rec.hash != head:
+        problems.append("the chain head does not match the signed end record")
+
+    # reordered: the file order of seq numbers, compared with the longest in-order run
+    problems.extend(_order_problems([r.seq for r in sorted(chosen.values(), key=lambda r: r.line)]))
+    return problems
+
+
+def _signature_ok(end: Mapping[str, Any], public_key: Ed25519PublicKey, given_id: str, count: int, head: str) -> bool:
+    try:
+        sig = base64.b64decode(end.get("signature") or "", validate=True)
+        public_key.verify(sig, _end_payload(end.get("device_key_id") or given_id, count, head))
+    except (InvalidSignature, binascii.Error, ValueError, TypeError):
+        return False
+    return end.get("device_key_id") == given_id
+
+
+def _runs(values: Iterable[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and runs[-1][-1] == v - 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return runs
+
+
+def _order_problems(file_order: list[int]) -> list[str]:
+    """Name the records that are out of place: those outside a longest increasing
+    subsequence of the seq numbers as they appear in the file."""
+    if all(a < b for a, b in zip(file_order, file_order[1:])):
+        return []
+    keep = _lis_positions(file_order)
+    problems: list[str] = []
+    named: set[int] = set()
+    for pos, seq in enumerate(file_order):
+        if pos in keep or seq in named:
+            continue
+        # an adjacent swap reads best as a pair
+        for other_pos in (pos - 1, pos + 1):
+            if 0 <= other_pos < len(file_order) and abs(file_order[other_pos] - seq) == 1 \
+                    and (file_order[other_pos] - seq) * (other_pos - pos) < 0:
+                a, b = sorted((seq, file_order[other_pos]))
+                problems.append(f"records {a} and {b} out of order")
+                named.update((a, b))
+                break
+        else:
+            after = f"found after record {file_order[pos - 1]}" if pos > 0 else "found first"
+            problems.append(f"record {seq} out of order ({after})")
+            named.add(seq)
+    return problems
+
+
+def _lis_positions(values: list[int]) -> set[int]:
+    """Positions of one longest strictly increasing subsequence (patience sorting)."""
+    tails: list[int] = []
+    tail_pos: list[int] = []
+    back = [-1] * len(values)
+    for i, v in enumerate(values):
+        j = bisect_left(tails, v)
+        if j == len(tails):
+            tails.append(v)
+            tail_pos.append(i)
+        else:
+            tails[j] = v
+            tail_pos[j] = i
+        back[i] = tail_pos[j - 1] if j > 0 else -1
+    keep: set[int] = set()
+    i = tail_pos[-1] if tail_pos else -1
+    while i >= 0:
+        keep.add(i)
+        i = back[i]
+    return keep

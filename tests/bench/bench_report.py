@@ -1,0 +1,116 @@
+"""Benchmark (issue 7): the clinician's review report for five years of daily sessions.
+
+Also home of `synthetic_export`, the log export (contract.md shape plus contractions,
+patient reports and prescriptions) that the bundle and report tests build from.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench import Figure
+
+RX = {"format": "homeapp.prescription/1",
+      "id": "rx-0001", "patient_id": "P-0042", "clinician_id": "C-0007",
+      "issued": "2026-01-01", "expires": "2031-12-31",
+      "sessions_per_week": 5, "max_sessions_per_day": 1, "min_hours_between": 4,
+      "supervision": "none",
+      "channels": [{"label": "left quadriceps", "max_ma": 60}, {"label": "right quadriceps", "max_ma": 50}],
+      "blocks": [
+          {"label": "warm-up", "minutes": 3, "hz": 8, "pulse_us": 250, "on_s": 5, "off_s": 5,
+           "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"},
+          {"label": "strength", "minutes": 15, "hz": 50, "pulse_us": 300, "on_s": 10, "off_s": 50,
+           "ramp_up_s": 2, "ramp_down_s": 1, "pattern": "synchronous"}]}
+
+
+def synthetic_export(n_sessions: int, *, seed: int = 7, start: dt.date = dt.date(2026, 1, 5),
+                     contractions_per_session: int = 33) -> dict[str, Any]:
+    """About one session a day (some days skipped, a few with two), each with its
+    contractions per channel, intensity events, a patient report, and now and then an
+    e-stop, a fault or a lost electrode."""
+    rng = random.Random(seed)
+    sessions: list[dict[str, Any]] = []
+    day = start
+    while len(sessions) < n_sessions:
+        day += dt.timedelta(days=1)
+        if rng.random() < 0.15:
+            continue  # a missed day
+        for _ in range(2 if rng.random() < 0.03 else 1):
+            i = len(sessions)
+            started = dt.datetime.combine(day, dt.time(9 + rng.randrange(10), rng.randrange(60)),
+                                          tzinfo=dt.timezone.utc)
+            progress = min(1.0, i / 400)
+            level = [20 + 25 * progress + rng.uniform(-4, 4), 15 + 20 * progress + rng.uniform(-4, 4)]
+            roll = rng.random()
+            status = "completed" if roll < 0.9 else ("stopped" if roll < 0.95 else "aborted")
+            done = contractions_per_session if status == "completed" else rng.randrange(1, max(2, contractions_per_session))
+            events: list[dict[str, Any]] = []
+            for ch in (0, 1):
+                for k in range(3):
+                    events.append({"t": 5.0 + 10 * k + ch, "kind": "intensity",
+                                   "detail": {"channel": ch, "ma": round(level[ch] * (k + 1) / 3, 1)}})
+            if rng.random() < 0.05:
+                events.append({"t": 300.0, "kind": "refused", "detail": {"channel": 0, "ma": 70, "limit_ma": 60}})
+            if status == "aborted":
+                kind = rng.choice(["estop", "fault", "lead_off"])
+                events.append({"t": 400.0, "kind": kind, "detail": {"channel": 1} if kind == "lead_off" else {}})
+            elif rng.random() < 0.03:
+                events += [{"t": 200.0, "kind": "lead_off", "detail": {"channel": 0}},
+                           {"t": 215.0, "kind": "lead_on", "detail": {"channel": 0}}]
+            if status == "stopped":
+                events.append({"t": 500.0, "kind": "stop", "detail": {}})
+            contractions = [{"channel": ch, "index": k, "start_t": 10.0 + 60 * k, "end_t": 20.0 + 60 * k,
+                             "peak_ma": round(level[ch] + rng.uniform(-1, 1), 1)}
+                            for k in range(done) for ch in (0, 1)]
+            duration_s = 1080 if status == "completed" else 60 * done
+            sessions.append({
+                "id": f"s-{i + 1:05d}", "prescription_id": RX["id"],
+                "started_at": started.isoformat(),
+                "ended_at": (started + dt.timedelta(seconds=duration_s)).isoformat(),
+                "status": status, "planned_contractions": contractions_per_session,
+                "channels": [{"contractions": done, "peak_ma": round(level[ch] + 1, 1),
+                              "mean_ma": round(level[ch], 1)} for ch in (0, 1)],
+                "events": events, "contractions": contractions,
+                "reports": [{"pain": max(0, min(10, round(4 - 3 * progress + rng.uniform(-1.5, 1.5)))),
+                             "effort": max(0, min(10, round(5 + 2 * progress + rng.uniform(-1.5, 1.5)))),
+                             "note": ""}] if rng.random() < 0.8 else []})
+    return {"sessions": sessions, "prescriptions": [RX]}
+
+
+def figures() -> list[Figure]:
+    from homeapp.bundle import write_bundle
+    from homeapp.report import build_report
+    from schedules.signing import generate_keypair
+
+    export = synthetic_export(1800)
+    n_records = len(export["sessions"]) + sum(len(s["events"]) + len(s["contractions"]) + len(s["reports"])
+                                              for s in export["sessions"])
+    device_key, device_pub = generate_keypair()
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_path = Path(tmp) / "log.bundle"
+        t0 = time.perf_counter()
+        write_bundle(export, bundle_path, device_key=device_key)
+        write_s = time.perf_counter() - t0
+        size_mb = bundle_path.stat().st_size / 1e6
+        t0 = time.perf_counter()
+        build_report(bundle_path, out_html=Path(tmp) / "report.html", device_public_key=device_pub)
+        report_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        build_report(bundle_path, out_html=Path(tmp) / "report2.html", device_public_key=device_pub,
+                     out_pdf=Path(tmp) / "report.pdf")
+        report_pdf_s = time.perf_counter() - t0
+    note = f"1,800 sessions, {n_records:,} records, bundle {size_mb:.0f} MB"
+    return [
+        Figure("report from bundle, 5 years daily (verify + plots + HTML)", report_s, "s", "<= 3", note),
+        Figure("report from bundle, 5 years daily, HTML + PDF", report_pdf_s, "s", "", note),
+        Figure("log bundle write, 5 years daily", write_s, "s", "", note),
+    ]
+
+
+if __name__ == "__main__":
+    for f in figures():
+        print(f)

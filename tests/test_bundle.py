@@ -1,0 +1,267 @@
+"""Log bundles (issue 7): written from the log, verified intact, and every kind of tampering
+(changed, removed, inserted, reordered records; wrong key; cut short; not a bundle) caught
+and named."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from homeapp.bundle import FORMAT, BundleError, read_bundle, record_hash, verify_bundle, write_bundle
+from homeapp.device_key import ensure_device_key
+from homeapp.errors import UserError
+from schedules.signing import generate_keypair, key_id, load_public_key
+from tests.bench.bench_report import synthetic_export
+
+
+@pytest.fixture(scope="module")
+def export():
+    return synthetic_export(12, contractions_per_session=3)
+
+
+@pytest.fixture
+def device(tmp_path):
+    private_key, kid = ensure_device_key(tmp_path / "data")
+    return private_key, private_key.public_key()
+
+
+@pytest.fixture
+def bundle(tmp_path, export, device):
+    path = tmp_path / "log.bundle"
+    write_bundle(export, path, device_key=device[0])
+    return path
+
+
+def lines_of(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def find(lines, kind, nth=0):
+    """Index (in `lines`) of the nth record of a kind."""
+    hits = [i for i, l in enumerate(lines) if json.loads(l).get("kind") == kind]
+    return hits[nth]
+
+
+def test_device_key_made_once_and_private_part_is_0600(tmp_path):
+    k1, id1 = ensure_device_key(tmp_path / "d")
+    k2, id2 = ensure_device_key(tmp_path / "d")
+    assert id1 == id2 == key_id(load_public_key(tmp_path / "d" / "device_key.pub"))
+    assert (tmp_path / "d" / "device_key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_intact_bundle_verifies_and_reads_back(bundle, export, device):
+    assert verify_bundle(bundle, device[1]) == []
+    b = read_bundle(bundle)
+    assert b.device_key_id == key_id(device[1]) and b.header["format"] == FORMAT
+    back = b.export()
+    assert [s["id"] for s in back["sessions"]] == [s["id"] for s in export["sessions"]]
+    assert back["sessions"][3]["events"] == [{"session_id": export["sessions"][3]["id"], **e}
+                                             for e in export["sessions"][3]["events"]]
+    assert back["prescriptions"] == export["prescriptions"]
+    assert lines_of(bundle)[-1].startswith('{"kind": "end"')
+
+
+def test_every_record_chains_to_the_previous(bundle):
+    recs = [json.loads(l) for l in lines_of(bundle)[:-1]]
+    for prev, rec in zip(recs, recs[1:]):
+        assert rec["prev_hash"] == prev["hash"]
+        assert rec["hash"] == record_hash(rec["seq"], rec["kind"], rec["data"], rec["prev_hash"])
+
+
+def test_changed_record_is_named(bundle, device):
+    lines = lines_of(bundle)
+    i = find(lines, "event", 5)
+    rec = json.loads(lines[i])
+    rec["data"]["detail"]["ma"] = 99
+    lines[i] = json.dumps(rec)
+    write_lines(bundle, lines)
+    assert verify_bundle(bundle, device[1]) == [
+        f"record {rec['seq']} (event of session {rec['data']['session_id']}): content changed"]
+
+
+def test_changed_record_with_recomputed_hash_is_named(bundle, device):
+    lines = lines_of(bundle)
+    i = find(lines, "session", 2)
+    rec = json.loads(lines[i])
+    rec["data"]["status"] = "completed" if rec["data"]["status"] != "completed" else "stopped"
+    rec["hash"] = record_hash(rec["seq"], rec["kind"], rec["data"], rec["prev_hash"])
+    lines[i] = json.dumps(rec)
+    write_lines(bundle, lines)
+    problems = verify_bundle(bundle, device[1])
+    assert problems == [f"record {rec['seq']} (session {rec['data']['id']}): content changed "
+                        f"(its hash was recomputed; record {rec['seq'] + 1} no longer links to it)"]
+
+
+def test_removed_record_is_named(bundle, device):
+    lines = lines_of(bundle)
+    i = find(lines, "contraction", 4)
+    seq = json.loads(lines[i])["seq"]
+    del lines[i]
+    write_lines(bundle, lines)
+    assert verify_bundle(bundle, device[1]) == [f"record {seq} missing between {seq - 1} and {seq + 1}"]
+
+
+def test_records_cut_off_the_end_are_named(bundle, device):
+    lines = lines_of(bundle)
+    last_seq = json.loads(lines[-2])["seq"]
+    write_lines(bundle, lines[:-3] + lines[-1:])
+    assert verify_bundle(bundle, device[1]) == [
+        f"records {last_seq - 1}-{last_seq} missing at the end (after {last_seq - 2}): the bundle was cut short"]
+
+
+def test_reordered_records_are_named(bundle, device):
+    lines = lines_of(bundle)
+    i = find(lines, "event", 2)
+    a, b = json.loads(lines[i])["seq"], json.loads(lines[i + 1])["seq"]
+    lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    write_lines(bundle, lines)
+    assert verify_bundle(bundle, device[1]) == [f"records {a} and {b} out of order"]
+
+
+def test_record_moved_far_is_named(bundle, device):
+    lines = lines_of(bundle)
+    i = find(lines, "session", 1)
+    seq = json.loads(lines[i])["seq"]
+    moved = lines.pop(i)
+    lines.insert(len(lines) - 3, moved)
+    write_lines(bundle, lines)
+    problems = verify_bundle(bundle, device[1])
+    assert len(problems) == 1 and problems[0].startswith(f"record {seq} out of order (found after record ")
+
+
+def test_inserted_records_are_named(bundle, device):
+    lines = lines_of(bundle)
+    i = find(lines, "event", 3)
+    orig = json.loads(lines[i])
+    fake = dict(orig, data={**orig["data"], "kind": "estop", "detail": {}})
+    fake["hash"] = record_hash(fake["seq"], fake["kind"], fake["data"], fake["prev_hash"])
+    lines.insert(i + 1, json.dumps(fake))                 # a forged duplicate of record seq
+    beyond = dict(orig, seq=10_000)
+    lines.insert(3, json.dumps(beyond))                   # a seq past the signed count
+    write_lines(bundle, lines)
+    problems = verify_bundle(bundle, device[1])
+    assert problems == [
+        f"inserted record at line 4 (event of session {orig['data']['session_id']}, seq 10000): "
+        f"beyond the {len(lines) - 4} signed records",
+        f"inserted record at line {i + 3} (event of session {orig['data']['session_id']}): a second record "
+        f"{orig['seq']}, not part of the signed chain"]
+
+
+def test_rewritten_and_resigned_bundle_fails_the_signature(bundle, export, device, tmp_path):
+    forger_key, forger_pub = generate_keypair()
+    forged = tmp_path / "forged.bundle"
+    write_bundle(export, forged, device_key=forger_key)
+    problems = verify_bundle(forged, device[1])
+    assert len(problems) == 1 and problems[0].startswith("signature does not match the device key")
+    assert key_id(forger_pub) in problems[0]
+
+
+def test_head_rewritten_without_the_key_fails_the_signature(bundle, device):
+    lines = lines_of(bundle)
+    end = json.loads(lines[-1])
+    end["count"] -= 1
+    lines[-1] = json.dumps(end)
+    write_lines(bundle, lines)
+    problems = verify_bundle(bundle, device[1])
+    assert problems[0] == "signature does not match the device key"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not a log bundle (binary data"),
+    (b'{"sessions": []}\n', "does not start with a homeapp.log-bundle/1 header"),
+    (b'{"format": "homeapp.prescription/1", "id": "rx"}', "its format is 'homeapp.prescription/1'"),
+    (b"hello world\n", "does not start with a homeapp.log-bundle/1 header"),
+])
+def test_files_that_are_not_bundles_raise_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "x"
+    path.write_bytes(content)
+    with pytest.raises(BundleError, match="not a log bundle") as e:
+        read_bundle(path)
+    assert message in str(e.value)
+
+
+def test_corrupt_line_is_named(bundle, device):
+    lines = lines_of(bundle)
+    lines[5] = lines[5][: len(lines[5]) // 2]
+    write_lines(bundle, lines)
+    problems = verify_bundle(bundle, device[1])
+    assert problems[0] == "line 6: not a JSON record (corrupt or cut)"
+    assert "record 5 missing between 4 and 6" in problems
+
+
+class FakeStore:
+    def __init__(self, export):
+        self._export = export
+        self.asked_since = "unset"
+
+    def export(self, since=None):
+        self.asked_since = since
+        return {**self._export, "sessions": [s for s in self._export["sessions"]
+                                             if since is None or s["started_at"] >= since]}
+
+
+def test_since_limits_the_sessions(tmp_path, export, device):
+    store = FakeStore(export)
+    since = export["sessions"][6]["started_at"][:10]
+    write_bundle(store, tmp_path / "b", device_key=device[0], since=since)
+    assert store.asked_since == since
+    b = read_bundle(tmp_path / "b")
+    assert b.header["since"] == since
+    assert {s["id"] for s in b.export()["sessions"]} == {s["id"] for s in export["sessions"][6:]}
+    # a bare export dict is filtered by the bundle writer itself
+    write_bundle(export, tmp_path / "c", device_key=device[0], since=since)
+    assert len(read_bundle(tmp_path / "c").export()["sessions"]) == len(export["sessions"]) - 6
+
+
+# --- the commands ----------------------------------------------------------------------
+
+def run(argv):
+    """Through `homeapp` once log.py wires us in, else our own `log` group."""
+    if importlib.util.find_spec("homeapp.commands.log") is not None:
+        from homeapp.cli import main
+        return main(argv)
+    from homeapp.commands.log_bundle import register
+    parser = argparse.ArgumentParser(prog="homeapp")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"homeapp: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def test_cli_verify_bundle(bundle, tmp_path, capsys, device):
+    pub = tmp_path / "data" / "device_key.pub"
+    assert run(["log", "verify-bundle", str(bundle), "--device-key", str(pub)]) == 0
+    assert "intact" in capsys.readouterr().out
+    lines = lines_of(bundle)
+    lines[4], lines[5] = lines[5], lines[4]
+    write_lines(bundle, lines)
+    assert run(["log", "verify-bundle", str(bundle), "--device-key", str(pub)]) == 2
+    out = capsys.readouterr()
+    assert "records 4 and 5 out of order" in out.err and "NOT intact" in out.out
+
+
+@pytest.mark.parametrize("make", [
+    lambda t, b: ["log", "verify-bundle", str(b), "--device-key", str(t / "data" / "device_key.pem")],  # private
+    lambda t, b: ["log", "verify-bundle", str(b), "--device-key", str(t / "missing.pub")],
+    lambda t, b: ["log", "verify-bundle", str(t / "data" / "device_key.pub"), "--device-key",
+                  str(t / "data" / "device_key.pub")],  # a key is not a bundle
+    lambda t, b: ["log", "verify-bundle", str(t / "nope.bundle"), "--device-key", str(t / "data" / "device_key.pub")],
+    lambda t, b: ["log", "bundle", "--db", str(t / "none.db"), "--out", str(t / "o"), "--data-dir", str(t / "data")],
+    lambda t, b: ["log", "bundle", "--db", str(b), "--out", str(t / "o"), "--since", "last tuesday",
+                  "--data-dir", str(t / "data")],
+])
+def test_cli_errors_are_one_line(tmp_path, bundle, capsys, make):
+    assert run(make(tmp_path, bundle)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("homeapp: ") and err.count("\n") == 1 and "Traceback" not in err, err
