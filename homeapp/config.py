@@ -188,7 +188,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: Path | None,
     data_dir = path_of("data_dir", data_dir_default)
     db_path = path_of("db", data_dir / "homeapp.db")
     trust_dir = path_of("trust_dir", data_dir / "trust")
-    device_key = path_of("device_key", data_dir / "device.key")
+    device_key = path_of("device_key", data_dir / "device_key.pem")
 
     if problems:
         raise ConfigError(problems)

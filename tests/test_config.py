@@ -79,7 +79,7 @@ def test_example_with_hashes_is_a_valid_real_device(tmp_path):
     assert cfg.pins.enable == 24 and cfg.pins.legs == ((17, 27), (22, 23))
     assert cfg.pigpio_host == "127.0.0.1" and cfg.pigpio_port == 8888
     assert cfg.db_path == Path("/var/lib/homeapp/homeapp.db")
-    assert cfg.device_key_path == Path("/var/lib/homeapp/device.key")
+    assert cfg.device_key_path == Path("/var/lib/homeapp/device_key.pem")
     assert cfg.trust_dir == Path("/var/lib/homeapp/trust")
     assert verify_pin("2468", cfg.caregiver_pin_hash)
     assert verify_pin("13579", cfg.clinician_pin_hash)
@@ -195,3 +195,11 @@ def test_config_pins_lists_outputs_enable_first(tmp_path, capsys):
     assert main(["config", "pins", str(p)]) == 0
     lines = capsys.readouterr().out.split("\n")
     assert lines[:2] == ["enable 5", "ch0_a 17"] and "heartbeat 25" in lines
+
+
+def test_config_paths_follow_the_file(tmp_path, capsys):
+    p = write(tmp_path, '[device]\nboard = "simulated"\n[paths]\ndata_dir = "/srv/h"\ndb = "/srv/log.db"\n')
+    assert main(["config", "paths", str(p)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "data_dir /srv/h", "db_path /srv/log.db", "trust_dir /srv/h/trust",
+        "device_key_path /srv/h/device_key.pem"]

@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pins.add_argument("file", nargs="?")
     pins.set_defaults(func=_pins)
 
+    paths = sub.add_parser("paths", help="where the data lives: 'NAME PATH' a line "
+                                         "(data_dir, db_path, trust_dir, device_key_path)")
+    paths.add_argument("file", nargs="?")
+    paths.set_defaults(func=_paths)
+
 
 def _path(args: argparse.Namespace) -> Path | None:
     chosen = args.file or getattr(args, "config", None)
@@ -57,6 +62,13 @@ def _pins(args: argparse.Namespace) -> int:
     # Enable first: it alone cuts the output, so it goes low before anything else moves.
     for name in ("enable", "ch0_a", "ch0_b", "ch1_a", "ch1_b", "heartbeat"):
         print(name, getattr(p, name))
+    return 0
+
+
+def _paths(args: argparse.Namespace) -> int:
+    cfg = load_config(_path(args))
+    for name in ("data_dir", "db_path", "trust_dir", "device_key_path"):
+        print(name, getattr(cfg, name))
     return 0
 
 
