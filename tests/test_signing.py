@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -18,7 +19,8 @@ from schedules.signing import (KeyFileError, SignatureError, TrustStore, canonic
 
 RX = {"format": "homeapp.prescription/1",
       "id": "rx-0001", "patient_id": "P-0042", "clinician_id": "C-0007",
-      "issued": "2026-11-20", "expires": "2027-02-20",
+      # in force whenever the suite runs: signing refuses an expired prescription
+      "issued": dt.date.today().isoformat(), "expires": (dt.date.today() + dt.timedelta(days=90)).isoformat(),
       "sessions_per_week": 5, "max_sessions_per_day": 1, "min_hours_between": 4,
       "supervision": "none",
       "channels": [{"label": "left quadriceps", "max_ma": 60}],
@@ -205,8 +207,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_cli_refuses_to_sign_an_invalid_prescription(tmp_path, capsys):
-    if importlib.util.find_spec("schedules.validate") is None:
-        pytest.fail("schedules.validate is not there yet: signing cannot check prescriptions")
     run(["rx", "keygen", "--out", str(tmp_path / "keys")])
     bad = copy.deepcopy(RX)
     bad["blocks"][0]["hz"] = 400
@@ -216,3 +216,24 @@ def test_cli_refuses_to_sign_an_invalid_prescription(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "refusing to sign" in err and "hz" in err
     assert "signature" not in json.loads((tmp_path / "bad.json").read_text())
+    # expired: refused too
+    old = {**RX, "issued": "2020-01-01", "expires": "2020-03-01"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert run(["rx", "sign", str(tmp_path / "old.json"), "--key", str(tmp_path / "keys" / "clinician.key")]) == 2
+    assert "expire" in capsys.readouterr().err
+
+
+def test_cli_signs_a_prescription_that_starts_later(tmp_path, capsys):
+    run(["rx", "keygen", "--out", str(tmp_path / "keys")])
+    later = {**RX, "issued": (dt.date.today() + dt.timedelta(days=7)).isoformat()}
+    (tmp_path / "later.json").write_text(json.dumps(later))
+    assert run(["rx", "sign", str(tmp_path / "later.json"), "--key", str(tmp_path / "keys" / "clinician.key")]) == 0
+
+
+def test_duplicate_keys_are_refused_before_signing(tmp_path, capsys):
+    run(["rx", "keygen", "--out", str(tmp_path / "keys")])
+    text = json.dumps(RX)
+    (tmp_path / "dup.json").write_text(text[:-1] + ', "supervision": "caregiver"}')
+    capsys.readouterr()
+    assert run(["rx", "sign", str(tmp_path / "dup.json"), "--key", str(tmp_path / "keys" / "clinician.key")]) == 2
+    assert "duplicate key" in capsys.readouterr().err

@@ -7,6 +7,7 @@ signature) is a UserError: one line, exit 2.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -71,7 +72,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def read_rx_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The prescription file as a JSON object, or a UserError saying why not."""
+    """The prescription file as a JSON object, or a UserError saying why not.
+
+    Uses the validator's reader when it exists: it also refuses duplicate keys, which
+    matter here (two parsers could read a different value from the same signed bytes)."""
+    if importlib.util.find_spec("schedules.validate") is not None:
+        from schedules.validate import PrescriptionError, read_json_object
+        try:
+            return read_json_object(path)
+        except PrescriptionError as e:
+            raise UserError("; ".join(e.problems)) from None
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -88,18 +98,19 @@ def read_rx_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _validation_problems(rx: dict[str, Any]) -> list[str]:
-    """Problems schedules.validate finds in an (unsigned) prescription; [] if it is not built yet."""
+    """Problems schedules.validate finds in an (unsigned) prescription; [] if it is not built yet.
+
+    Judged as of today, or as of its `issued` day when that is later: a clinician may sign
+    a prescription that starts next week, but not one that has already expired."""
     if importlib.util.find_spec("schedules.validate") is None:
         return []
-    from schedules import validate
+    from schedules.validate import check_prescription
+    today = dt.date.today()
     try:
-        validate.parse_prescription(rx)
-    except Exception as e:  # the validator's own error type carries the problem list
-        problems = getattr(e, "problems", None) or getattr(e, "errors", None)
-        if problems:
-            return [str(p) for p in problems]
-        return [str(e)]
-    return []
+        today = max(today, dt.date.fromisoformat(str(rx.get("issued"))))
+    except ValueError:
+        pass  # the validator names the bad date
+    return check_prescription(rx, today=today)
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
