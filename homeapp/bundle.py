@@ -60,12 +60,14 @@ from schedules.signing import key_id
 FORMAT = "homeapp.log-bundle/1"
 GENESIS = "0" * 64
 
-#: Lists inside a session that become records of their own (list key -> record kind).
-SESSION_CHILDREN = {"contractions": "contraction", "events": "event",
-                    "reports": "report", "patient_reports": "report"}
+#: Lists inside a session that become records of their own (key -> record kind). The
+#: store exports `contraction_list` and the latest `report`; `reports` (every report, when
+#: the store can give them) replaces `report`.
+SESSION_CHILDREN = {"contraction_list": "contraction", "contractions": "contraction",
+                    "events": "event", "reports": "report", "report": "report"}
 #: Top-level lists of the export beside "sessions" (list key -> record kind).
 TOP_LEVEL = {"prescriptions": "prescription", "contractions": "contraction", "events": "event",
-             "reports": "report", "patient_reports": "report"}
+             "reports": "report"}
 
 
 class BundleError(Exception):
@@ -94,11 +96,23 @@ def records_from_export(export: Mapping[str, Any]) -> list[tuple[str, dict[str, 
         out.append(("prescription", dict(rx)))
     for s in export.get("sessions") or ():
         own = {k: v for k, v in s.items() if k not in SESSION_CHILDREN}
+        # `channels[].contractions` is a count, not a list: it stays with the session
+        if not isinstance(s.get("contractions"), list):
+            own.pop("contractions", None)
+            if "contractions" in s:
+                own["contractions"] = s["contractions"]
         out.append(("session", own))
         sid = s.get("id")
-        for key, kind in SESSION_CHILDREN.items():
-            for child in s.get(key) or ():
-                out.append((kind, {"session_id": sid, **child}))
+        for key in ("contraction_list", "contractions", "events", "reports", "report"):
+            children = s.get(key)
+            if key == "report":
+                if "reports" in s or not isinstance(children, Mapping):
+                    continue  # every report already listed, or none
+                children = [children]
+            if not isinstance(children, list):
+                continue
+            for child in children:
+                out.append((SESSION_CHILDREN[key], {"session_id": sid, **child}))
     for key, kind in TOP_LEVEL.items():
         if key == "prescriptions":
             continue
@@ -108,24 +122,38 @@ def records_from_export(export: Mapping[str, Any]) -> list[tuple[str, dict[str, 
 
 
 def _export_of(store: Any, since: str | None) -> dict[str, Any]:
-    """The store's export (or an export dict given directly), limited to `since`."""
+    """The store's export plus its prescriptions and every patient report (or an export
+    dict given directly), limited to sessions started at or after `since`."""
+    since_at = parse_when(since) if since else None
     if isinstance(store, Mapping):
         export = dict(store)
     else:
-        try:
-            export = store.export(since=since)
-        except TypeError:  # a store without `since`: filter here
-            export = store.export()
-    if since:
+        export = dict(store.export(since=since_at))
+        if hasattr(store, "prescriptions") and "prescriptions" not in export:
+            export["prescriptions"] = store.prescriptions()
+        _add_every_report(store, export)
+    if since_at:
         export["sessions"] = [s for s in export.get("sessions") or ()
-                              if _after(s.get("started_at"), since)]
+                              if not s.get("started_at") or parse_when(s["started_at"]) >= since_at]
     return export
 
 
-def _after(started_at: str | None, since: str) -> bool:
-    if not started_at:
-        return True  # keep what cannot be dated rather than silently dropping it
-    return parse_when(started_at) >= parse_when(since)
+def _add_every_report(store: Any, export: dict[str, Any]) -> None:
+    """The export carries each session's latest report; a corrected report keeps the
+    first too (append-only), and the clinician gets both, oldest first."""
+    db = getattr(store, "db", None)
+    try:
+        rows = list(db["reports"].rows_where(order_by="id")) if db is not None else None
+    except Exception:  # a store without that table: keep the export's latest report
+        rows = None
+    if rows is None:
+        return
+    by_session: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_session.setdefault(r["session_id"], []).append(
+            {k: r[k] for k in ("pain", "effort", "comment", "reported_at") if k in r})
+    for s in export.get("sessions") or ():
+        s["reports"] = by_session.get(s.get("id"), [])
 
 
 def parse_when(text: str) -> dt.datetime:
@@ -190,6 +218,9 @@ class Record:
         return kind
 
 
+_CHILD_KEYS = {"event": "events", "contraction": "contraction_list", "report": "reports"}
+
+
 @dataclass
 class Bundle:
     header: dict[str, Any]
@@ -205,9 +236,9 @@ class Bundle:
         return (r.data for r in self.records if r.kind == kind and isinstance(r.data, dict))
 
     def export(self) -> dict[str, Any]:
-        """The records put back together in contract.md's log export shape (sessions with
-        their events; contractions and reports attached to their session too), plus
-        `prescriptions`. Records out of file order are put back in seq order."""
+        """The records put back together in the store's export shape (contract.md's sessions
+        with `events`, plus `contraction_list`, `reports` (all, oldest first) and `report`
+        (the latest)), and `prescriptions`. Records out of file order go back in seq order."""
         sessions: dict[Any, dict[str, Any]] = {}
         prescriptions: list[dict[str, Any]] = []
         loose: dict[str, list[dict[str, Any]]] = {}
@@ -215,14 +246,17 @@ class Bundle:
                          key=lambda r: r.seq)
         for r in ordered:
             if r.kind == "session":
-                sessions[r.data.get("id")] = {**r.data, "events": [], "contractions": [], "reports": []}
+                sessions[r.data.get("id")] = {**r.data, "events": [], "contraction_list": [], "reports": []}
         for r in ordered:
             if r.kind == "prescription":
                 prescriptions.append(r.data)
-            elif r.kind in ("event", "contraction", "report"):
+            elif r.kind in _CHILD_KEYS:
                 parent = sessions.get(r.data.get("session_id"))
-                bucket = parent[r.kind + "s"] if parent is not None else loose.setdefault(r.kind + "s", [])
+                key = _CHILD_KEYS[r.kind]
+                bucket = parent[key] if parent is not None else loose.setdefault(key, [])
                 bucket.append(r.data)
+        for s in sessions.values():
+            s["report"] = s["reports"][-1] if s["reports"] else None
         return {"sessions": list(sessions.values()), "prescriptions": prescriptions, **loose}
 
 

@@ -4,6 +4,7 @@ and named."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib.util
 import json
 import sys
@@ -62,8 +63,11 @@ def test_intact_bundle_verifies_and_reads_back(bundle, export, device):
     assert b.device_key_id == key_id(device[1]) and b.header["format"] == FORMAT
     back = b.export()
     assert [s["id"] for s in back["sessions"]] == [s["id"] for s in export["sessions"]]
-    assert back["sessions"][3]["events"] == [{"session_id": export["sessions"][3]["id"], **e}
-                                             for e in export["sessions"][3]["events"]]
+    s3 = export["sessions"][3]
+    assert back["sessions"][3]["events"] == [{"session_id": s3["id"], **e} for e in s3["events"]]
+    assert back["sessions"][3]["contraction_list"] == [{"session_id": s3["id"], **c} for c in s3["contraction_list"]]
+    assert {k: back["sessions"][3][k] for k in ("status", "channels", "started_at")} == \
+        {k: s3[k] for k in ("status", "channels", "started_at")}
     assert back["prescriptions"] == export["prescriptions"]
     assert lines_of(bundle)[-1].startswith('{"kind": "end"')
 
@@ -204,18 +208,22 @@ class FakeStore:
 
     def export(self, since=None):
         self.asked_since = since
-        return {**self._export, "sessions": [s for s in self._export["sessions"]
-                                             if since is None or s["started_at"] >= since]}
+        return {"sessions": [s for s in self._export["sessions"]
+                             if since is None or dt.datetime.fromisoformat(s["started_at"]) >= since]}
+
+    def prescriptions(self):
+        return self._export["prescriptions"]
 
 
 def test_since_limits_the_sessions(tmp_path, export, device):
     store = FakeStore(export)
     since = export["sessions"][6]["started_at"][:10]
     write_bundle(store, tmp_path / "b", device_key=device[0], since=since)
-    assert store.asked_since == since
+    assert store.asked_since == dt.datetime.fromisoformat(since).replace(tzinfo=dt.timezone.utc)
     b = read_bundle(tmp_path / "b")
     assert b.header["since"] == since
     assert {s["id"] for s in b.export()["sessions"]} == {s["id"] for s in export["sessions"][6:]}
+    assert b.export()["prescriptions"] == export["prescriptions"]  # the one in force, whatever `since`
     # a bare export dict is filtered by the bundle writer itself
     write_bundle(export, tmp_path / "c", device_key=device[0], since=since)
     assert len(read_bundle(tmp_path / "c").export()["sessions"]) == len(export["sessions"]) - 6
@@ -265,3 +273,44 @@ def test_cli_errors_are_one_line(tmp_path, bundle, capsys, make):
     assert run(make(tmp_path, bundle)) == 2
     err = capsys.readouterr().err
     assert err.startswith("homeapp: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_cli_bundle_from_a_real_log_holds_every_record(tmp_path, capsys):
+    from homeapp.store import Store
+    from schedules.validate import parse_prescription
+    from tests.bench.bench_report import RX
+
+    today = dt.date.today()
+    rx = parse_prescription({**RX, "issued": today.isoformat(),
+                             "expires": (today + dt.timedelta(days=30)).isoformat()}, today=today)
+    db = tmp_path / "log.db"
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    with Store.open(db) as store:
+        store.save_prescription(rx)
+        for n in range(2):
+            sid = f"s-{n}"
+            store.start_session(session_id=sid, prescription_id=rx.id, started_at=start + dt.timedelta(hours=5 * n),
+                                planned_contractions=2, channels=2)
+            store.add_event(sid, t=1.0, kind="intensity", detail={"channel": 0, "ma": 20})
+            store.add_event(sid, t=2.0, kind="estop", detail={})
+            store.add_contraction(sid, channel=0, index=0, start_t=1, end_t=11, peak_ma=20, completed=True)
+            store.add_contraction(sid, channel=1, index=0, start_t=1, end_t=11, peak_ma=18, completed=False)
+            store.end_session(sid, status="aborted", ended_at=start + dt.timedelta(hours=5 * n, minutes=1))
+            store.save_report(sid, pain=3, effort=4.5)
+        store.save_report("s-1", pain=2, effort=4.0, comment="corrected")
+    out = tmp_path / "usb" / "log.bundle"
+    out.parent.mkdir()
+    assert run(["log", "bundle", "--db", str(db), "--out", str(out), "--data-dir", str(tmp_path / "data")]) == 0
+    assert "signed by device key" in capsys.readouterr().out
+    kinds = [r.kind for r in read_bundle(out).records]
+    assert kinds == ["prescription"] + ["session", "contraction", "contraction", "event", "event", "report"] \
+        + ["session", "contraction", "contraction", "event", "event", "report", "report"]
+    back = read_bundle(out).export()
+    assert back["prescriptions"][0]["source"]["id"] == rx.id
+    assert [r["comment"] for r in back["sessions"][1]["reports"]] == [None, "corrected"]
+    assert run(["log", "verify-bundle", str(out), "--device-key", str(tmp_path / "data" / "device_key.pub")]) == 0
+    # --since leaves the first session out
+    since = (start + dt.timedelta(hours=1)).isoformat()
+    assert run(["log", "bundle", "--db", str(db), "--out", str(tmp_path / "b2"), "--since", since,
+                "--data-dir", str(tmp_path / "data")]) == 0
+    assert [s["id"] for s in read_bundle(tmp_path / "b2").export()["sessions"]] == ["s-1"]

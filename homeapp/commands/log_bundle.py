@@ -65,7 +65,7 @@ def _open_store(db: str):
         raise UserError(f"{db}: no such log database")
     from ..store import Store  # built by the store's owner; imported late so signing works without it
     try:
-        return Store.open(db)
+        return Store.open(db, create=False)  # exporting must never make a log
     except UserError:
         raise
     except Exception as e:  # sqlite3.DatabaseError and kin: the file is not our database

@@ -64,8 +64,8 @@ def synthetic_export(n_sessions: int, *, seed: int = 7, start: dt.date = dt.date
             if status == "stopped":
                 events.append({"t": 500.0, "kind": "stop", "detail": {}})
             contractions = [{"channel": ch, "index": k, "start_t": 10.0 + 60 * k, "end_t": 20.0 + 60 * k,
-                             "peak_ma": round(level[ch] + rng.uniform(-1, 1), 1)}
-                            for k in range(done) for ch in (0, 1)]
+                             "peak_ma": round(level[ch] + rng.uniform(-1, 1), 1), "completed": True}
+                            for ch in (0, 1) for k in range(done)]
             duration_s = 1080 if status == "completed" else 60 * done
             sessions.append({
                 "id": f"s-{i + 1:05d}", "prescription_id": RX["id"],
@@ -73,12 +73,16 @@ def synthetic_export(n_sessions: int, *, seed: int = 7, start: dt.date = dt.date
                 "ended_at": (started + dt.timedelta(seconds=duration_s)).isoformat(),
                 "status": status, "planned_contractions": contractions_per_session,
                 "channels": [{"contractions": done, "peak_ma": round(level[ch] + 1, 1),
-                              "mean_ma": round(level[ch], 1)} for ch in (0, 1)],
-                "events": events, "contractions": contractions,
-                "reports": [{"pain": max(0, min(10, round(4 - 3 * progress + rng.uniform(-1.5, 1.5)))),
-                             "effort": max(0, min(10, round(5 + 2 * progress + rng.uniform(-1.5, 1.5)))),
-                             "note": ""}] if rng.random() < 0.8 else []})
-    return {"sessions": sessions, "prescriptions": [RX]}
+                              "mean_ma": round(level[ch], 1), "contractions_cut_short": 0} for ch in (0, 1)],
+                "events": events, "contraction_list": contractions,
+                "report": {"pain": max(0, min(10, round(4 - 3 * progress + rng.uniform(-1.5, 1.5)))),
+                           "effort": max(0, min(10, round(5 + 2 * progress + rng.uniform(-1.5, 1.5)))),
+                           "comment": None, "reported_at": started.isoformat()} if rng.random() < 0.8 else None,
+                "recovered_at": None})
+    prescription = {"id": RX["id"], "sha256": "0" * 64, "patient_id": RX["patient_id"],
+                    "clinician_id": RX["clinician_id"], "issued": RX["issued"], "expires": RX["expires"],
+                    "signature_key_id": None, "source": RX, "imported_at": "2026-01-01T08:00:00+00:00"}
+    return {"sessions": sessions, "prescriptions": [prescription]}
 
 
 def figures() -> list[Figure]:
@@ -87,7 +91,7 @@ def figures() -> list[Figure]:
     from schedules.signing import generate_keypair
 
     export = synthetic_export(1800)
-    n_records = len(export["sessions"]) + sum(len(s["events"]) + len(s["contractions"]) + len(s["reports"])
+    n_records = len(export["sessions"]) + sum(len(s["events"]) + len(s["contraction_list"]) + bool(s["report"])
                                               for s in export["sessions"])
     device_key, device_pub = generate_keypair()
     with tempfile.TemporaryDirectory() as tmp:
