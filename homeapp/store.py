@@ -598,7 +598,7 @@ class Store:
         except OSError as e:
             raise StoreError(f"{self._lock_path()}: cannot create the session lock "
                              f"({e.strerror})") from None
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 0.5
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
