@@ -1,0 +1,751 @@
+"""The session engine: a state machine that runs a prescription on a board under a clock.
+
+Pure Python: it imports neither Kivy nor pigpio. The board is anything with the
+`hw.driver.Stimulator` methods (the real driver against pigpiod or the simulator), the
+clock is `hw.clock`'s, the log is `homeapp.store.Store`.
+
+Fence 2 of the design lives here: every request outside the prescription is refused and
+logged. The engine's own loop drives the board's heartbeat, so an engine that hangs lets
+the board's watchdog cut the output within 250 ms.
+
+Threads: the UI calls the public methods from its thread; the loop runs in the engine's
+thread (`start()`), or in the caller's (`start(threaded=False)` then `run()`, as the
+headless runner does in virtual time). One re-entrant lock guards all state; safety
+commands (stop, pause, e-stop) act on the board at once, in the caller's thread.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+from collections import deque
+import logging
+import threading
+import uuid
+from dataclasses import replace
+from typing import Any, Callable
+
+from hw.clock import Clock
+from hw.exc import BoardFault
+from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
+                              INTENSITY_STEP_MA)
+from schedules.model import Prescription
+
+from .plan import Step, block_steps
+from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase
+
+log = logging.getLogger(__name__)
+
+#: The loop's tick: heartbeat edge, e-stop and contact polls, intensity ramp steps.
+#: 100 ms keeps the watchdog (250 ms) fed with margin and reacts within a tenth of a second.
+TICK_S = 0.1
+
+
+class StartRefused(Exception):
+    """A session may not start; `reasons` says why, each as a person reads it."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__("; ".join(reasons))
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class _Channel:
+    """Mutable per-channel state inside the engine (snapshots are ChannelState)."""
+
+    def __init__(self, index: int, label: str, cap_ma: float) -> None:
+        self.index = index
+        self.label = label
+        self.cap_ma = min(cap_ma, DEVICE_LIMITS["max_ma"].high)
+        self.target_ma = 0.0
+        self.set_ma = 0.0
+        self.previous_ma = 0.0
+        self.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
+        self.contact = True
+        self.contracting = False
+        self.window = "pending"        # this step's contraction: pending, active, done
+        self.contraction_start_t: float | None = None
+        self.peak_ma = 0.0
+        self.done = 0
+
+    def snapshot(self) -> ChannelState:
+        return ChannelState(index=self.index, label=self.label, cap_ma=self.cap_ma,
+                            target_ma=self.target_ma, set_ma=self.set_ma,
+                            previous_ma=self.previous_ma, contact=self.contact,
+                            contracting=self.contracting, contractions_done=self.done)
+
+
+class Engine:
+    """Runs one session of `prescription` on `board`, logging to `store`."""
+
+    def __init__(self, *, prescription: Prescription, board: Any, store: Any, clock: Clock,
+                 trust: Any = None, allow_unsigned: bool = False,
+                 wall_clock: Callable[[], dt.datetime] = _utcnow) -> None:
+        self.rx = prescription
+        self.board = board
+        self.store = store
+        self.clock = clock
+        self.trust = trust
+        self.allow_unsigned = allow_unsigned
+        self.wall_clock = wall_clock
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[str, dict], None]] = []
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._blocks = list(prescription.blocks)
+        self._channels = [_Channel(i, ch.label, ch.max_ma) for i, ch in enumerate(prescription.channels)]
+        self._phase = Phase.READY
+        self._session_id: str | None = None
+        self._alert: Alert | None = None
+        self._notice: Notice | None = None
+        self._end_reason = ""
+        self._frozen = False
+        # Timeline (clock seconds). The session's t = clock.now() - _t0.
+        self._t0 = 0.0
+        self._pending: deque[Step] = deque(self._plan_from(0))
+        self._block_index = -1
+        self._step: Step | None = None
+        self._step_t0 = 0.0           # nominal start of the current step (no drift)
+        self._step_started = False    # the current step is playing on the board
+        self._armed_spec: Any = None
+        self._compiled: dict[Any, Any] = {}
+        self._elapsed_done_s = 0.0    # stimulation time of the steps already finished
+        self._next_tick = 0.0
+        self._last_ramp_t = 0.0
+
+    # ----------------------------------------------------------------- observers
+    @property
+    def state(self) -> EngineState:
+        with self._lock:
+            now = self.clock.now()
+            step = self._step
+            if step is not None and self._phase in (Phase.RUNNING, Phase.PAUSED):
+                in_step = max(0.0, now - self._step_t0) if self._phase is Phase.RUNNING else 0.0
+                contracting = any(ch.contracting for ch in self._channels)
+                windows = [w for w in step.windows if w is not None]
+                if contracting:
+                    end = max(b for a, b in windows if a <= in_step) if windows else 0.0
+                    phase_left = max(0.0, end - in_step)
+                else:
+                    later = [a for a, b in windows if a > in_step]
+                    phase_left = (min(later) if later else step.duration_s) - in_step
+                elapsed = self._elapsed_done_s + min(in_step, step.duration_s)
+                block = self._blocks[step.block_index]
+                block_label, cycle, cycles = block.label, step.cycle_index, step.cycles_total
+            else:
+                contracting, phase_left = False, 0.0
+                elapsed = self._elapsed_done_s
+                block_label, cycle, cycles = "", 0, 0
+            return EngineState(
+                phase=self._phase, session_id=self._session_id, prescription_id=self.rx.id,
+                block_index=self._block_index, block_label=block_label,
+                blocks_total=len(self._blocks), cycle_index=cycle, cycles_total=cycles,
+                contracting=contracting, phase_left_s=max(0.0, phase_left),
+                elapsed_s=elapsed, total_s=self._planned_total_s(),
+                channels=tuple(ch.snapshot() for ch in self._channels),
+                alert=self._alert, notice=self._notice, end_reason=self._end_reason)
+
+    def add_listener(self, fn: Callable[[str, dict], None]) -> None:
+        """`fn(kind, detail)` on "contraction_start", "rest_start", "alert", "ended"."""
+        self._listeners.append(fn)
+
+    def _emit(self, kind: str, **detail: Any) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(kind, detail)
+            except Exception:  # a broken listener must never stop the session
+                log.exception("engine listener failed on %s", kind)
+
+    # ----------------------------------------------------------------- logging
+    def _t(self) -> float:
+        return round(self.clock.now() - self._t0, 6)
+
+    def _log(self, kind: str, t: float | None = None, **detail: Any) -> None:
+        if self._session_id is None:
+            return
+        self.store.add_event(self._session_id, t=self._t() if t is None else t, kind=kind,
+                             detail=detail)
+
+    @property
+    def session_clock_start(self) -> float:
+        """The clock time of the session's t = 0."""
+        return self._t0
+
+    def note(self, kind: str, **detail: Any) -> None:
+        """Log something that happened outside the engine (e.g. the e-stop released)."""
+        with self._lock:
+            self._log(kind, **detail)
+
+    # ----------------------------------------------------------------- before the start
+    def poll_contacts(self) -> tuple[bool, ...]:
+        """Electrode contact per channel, read from the board now."""
+        with self._lock:
+            for ch in self._channels:
+                ch.contact = bool(self.board.contact(ch.index))
+            return tuple(ch.contact for ch in self._channels)
+
+    def start_refusals(self, *, caregiver_unlocked: bool = False) -> list[str]:
+        """Every reason this session may not start now (empty: it may)."""
+        reasons: list[str] = []
+        now_wall = self.wall_clock()
+        today = now_wall.date()
+        if not self.rx.active_on(today):
+            if today > self.rx.expires:
+                reasons.append(f"the prescription {self.rx.id} expired on {self.rx.expires.isoformat()}; "
+                               f"ask your clinician for a new one")
+            else:
+                reasons.append(f"the prescription {self.rx.id} is valid only from "
+                               f"{self.rx.issued.isoformat()}")
+        if not self.allow_unsigned:
+            reasons.extend(self._signature_refusals())
+        reasons.extend(self._schedule_refusals(now_wall))
+        if self.rx.supervised and not caregiver_unlocked:
+            reasons.append("this prescription needs a caregiver: the caregiver must unlock the session")
+        try:
+            contacts = self.poll_contacts()
+        except BoardFault as e:
+            reasons.append(f"the stimulator does not answer ({e}); stimulation is not possible")
+        else:
+            for ch, ok in zip(self._channels, contacts):
+                if not ok:
+                    reasons.append(f"no electrode contact on channel {ch.index + 1} ({ch.label}): "
+                                   f"check the pads and the cable")
+        return reasons
+
+    def _signature_refusals(self) -> list[str]:
+        from schedules.signing import SignatureError, verify_prescription
+        if self.trust is None:
+            return ["no trust store of clinician keys is installed, so the prescription "
+                    "cannot be verified"]
+        try:
+            verify_prescription(dict(self.rx.source), self.trust)
+        except SignatureError as e:
+            return [f"the prescription's signature is not accepted: {e}"]
+        return []
+
+    def _schedule_refusals(self, now_wall: dt.datetime) -> list[str]:
+        from schedules.adherence import schedule_allows
+        starts = self.store.session_starts(self.rx.id)
+        return list(schedule_allows(self.rx, starts, now=now_wall))
+
+    # ----------------------------------------------------------------- start and loop
+    def start(self, *, caregiver_unlocked: bool = False, threaded: bool = True) -> str:
+        """Start the session (intensity zero on every channel) or raise StartRefused."""
+        with self._lock:
+            if self._phase is not Phase.READY:
+                raise StartRefused([f"a session cannot start from the {self._phase.value} state"])
+            reasons = self.start_refusals(caregiver_unlocked=caregiver_unlocked)
+            if reasons:
+                self._record_refused_start(reasons)
+                raise StartRefused(reasons)
+            self._session_id = f"s-{uuid.uuid4().hex[:12]}"
+            self._t0 = self.clock.now()
+            self.store.save_prescription(self.rx)
+            self.store.start_session(session_id=self._session_id, prescription_id=self.rx.id,
+                                     started_at=self.wall_clock(),
+                                     planned_contractions=self.rx.planned_contractions,
+                                     channels=len(self._channels))
+            self._log("start", caregiver_unlocked=caregiver_unlocked,
+                      planned_contractions=self.rx.planned_contractions,
+                      planned_s=self._planned_total_s())
+            # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
+            self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
+            for ch in self._channels:
+                ch.target_ma = ch.set_ma = 0.0
+                self.board.set_amplitude(ch.index, 0.0)
+            self._phase = Phase.RUNNING
+            now = self.clock.now()
+            self._next_tick = now
+            self._last_ramp_t = now
+            self.board.heartbeat()
+            self._begin_next_step(now)
+        if threaded:
+            self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
+            self._thread.start()
+        return self._session_id
+
+    def _record_refused_start(self, reasons: list[str]) -> None:
+        recorder = getattr(self.store, "add_device_event", None)
+        if recorder is not None:
+            recorder(kind="start_refused", detail={"prescription_id": self.rx.id,
+                                                    "reasons": reasons},
+                     at=self.wall_clock())
+
+    def _plan_from(self, block_index: int, *, first_cycle: int = 0) -> list[Step]:
+        """The steps from `block_index` on, with the block values as they are now."""
+        steps: list[Step] = []
+        for index in range(block_index, len(self._blocks)):
+            for step in block_steps(self._blocks[index], index, len(self._channels)):
+                if index > block_index or step.cycle_index >= first_cycle:
+                    steps.append(step)
+        return steps
+
+    def _planned_total_s(self) -> float:
+        current = self._step.duration_s if self._step is not None else 0.0
+        return self._elapsed_done_s + current + sum(step.duration_s for step in self._pending)
+
+    def schedule_at(self, t: float, fn: Callable[[], None]) -> None:
+        """Call `fn` from the loop at session time `t` (the headless runner's actions)."""
+        with self._lock:
+            heapq.heappush(self._timers, (self._t0 + t, next(self._timer_seq), fn))
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """The loop: until the session ends (or the engine is frozen by a test)."""
+        while True:
+            with self._lock:
+                if self._phase.ended or self._frozen:
+                    return
+                due = self._next_due()
+            self._sleep_until(due)
+            with self._lock:
+                if self._phase.ended or self._frozen:
+                    return
+                try:
+                    self._service()
+                except BoardFault as e:
+                    self._abort_fault(e)
+                except Exception as e:  # our own bug: fail safe, then say so
+                    log.exception("engine failure")
+                    self._abort_fault(e)
+                    raise
+
+    def _sleep_until(self, t: float) -> None:
+        if self.clock.virtual:
+            self.clock.sleep_until(t)
+            return
+        dt_s = t - self.clock.now()
+        if dt_s > 0:
+            self._wake.wait(dt_s / getattr(self.clock, "scale", 1.0))
+        self._wake.clear()
+
+    def _next_due(self) -> float:
+        due = [self._next_tick]
+        if self._timers:
+            due.append(self._timers[0][0])
+        if self._phase is Phase.RUNNING and self._step is not None:
+            due.append(self._step_t0 + self._step.duration_s)
+            in_step = self.clock.now() - self._step_t0
+            for w in self._step.windows:
+                if w is not None:
+                    due.extend(self._step_t0 + edge for edge in w if edge > in_step)
+        return min(due)
+
+    def _service(self) -> None:
+        now = self.clock.now()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            fn()
+            if self._phase.ended or self._frozen:
+                return
+        if now >= self._next_tick:
+            self._tick(now)
+            if self._phase.ended:
+                return
+        if self._phase is Phase.RUNNING:
+            self._advance_timeline(now)
+
+    def _tick(self, now: float) -> None:
+        # Skip missed ticks rather than bursting: a late loop is logged, not hidden.
+        late_s = now - self._next_tick
+        if late_s > 2 * TICK_S and self._session_id is not None:
+            self._log("watchdog", late_ms=round(late_s * 1000))
+        self._next_tick = max(self._next_tick + TICK_S, now)
+        self.board.heartbeat()
+        if self.board.estop_pressed():
+            self._on_estop("button")
+            return
+        self._check_contacts()
+        if self._phase is Phase.RUNNING:
+            self._ramp_intensity(now)
+
+    # ----------------------------------------------------------------- the timeline
+    def _begin_next_step(self, t_start: float) -> None:
+        if not self._pending:
+            self._step = None
+            self._finish(Phase.COMPLETED, "completed")
+            return
+        step = self._pending.popleft()
+        if step.block_index != self._block_index:
+            self._block_index = step.block_index
+            self._log("block", block=step.block_index, label=self._blocks[step.block_index].label)
+        self._step = step
+        self._step_t0 = t_start
+        self._play_step()
+
+    def _play_step(self) -> None:
+        """Arm the current step on the board and start it (one cycle queued, never more)."""
+        step = self._step
+        assert step is not None
+        spec = self._cycle_spec(step)
+        if self._armed_spec != spec:
+            if spec not in self._compiled:
+                from hw.waveform import compile_cycle
+                self._compiled[spec] = compile_cycle(spec, self.board.pins)
+            self.board.arm(self._compiled[spec])
+            self._armed_spec = spec
+        for ch in self._channels:
+            if ch.window != "done" or step.starts_contraction:
+                ch.window = "pending"
+        self.board.start()
+        self._step_started = True
+
+    @staticmethod
+    def _cycle_spec(step: Step) -> Any:
+        from hw.waveform import CycleSpec
+        return CycleSpec(hz=step.hz, pulse_us=step.pulse_us, on_s=step.on_s, off_s=step.off_s,
+                         ramp_up_s=step.ramp_up_s, ramp_down_s=step.ramp_down_s,
+                         pattern=step.pattern, channels=step.channels)
+
+    def _advance_timeline(self, now: float) -> None:
+        step = self._step
+        if step is None:
+            return
+        in_step = now - self._step_t0
+        for ch, w in zip(self._channels, step.windows):
+            if w is None:
+                continue
+            a, b = w
+            if ch.window == "pending" and in_step >= a:
+                ch.window = "active"
+                ch.contracting = True
+                if step.starts_contraction or ch.contraction_start_t is None:
+                    ch.contraction_start_t = round(self._step_t0 + a - self._t0, 6)
+                    ch.peak_ma = ch.set_ma
+                    self._emit("contraction_start", channel=ch.index)
+            if ch.window == "active" and in_step >= b:
+                ch.window = "done"
+                ch.contracting = False
+                if step.ends_contraction:
+                    self._end_contraction(ch, round(self._step_t0 + b - self._t0, 6), completed=True)
+                    self._emit("rest_start", channel=ch.index)
+        end = self._step_t0 + step.duration_s
+        if now >= end:
+            self._elapsed_done_s += step.duration_s
+            self._step_started = False
+            self._begin_next_step(end)  # nominal: cycles follow each other with no drift
+
+    def _end_contraction(self, ch: _Channel, t_end: float, *, completed: bool) -> None:
+        if ch.contraction_start_t is None:
+            return
+        assert self._session_id is not None
+        self.store.add_contraction(self._session_id, channel=ch.index, index=ch.done if completed else -1,
+                                   start_t=ch.contraction_start_t, end_t=t_end,
+                                   peak_ma=round(ch.peak_ma, 3), completed=completed)
+        if completed:
+            ch.done += 1
+        ch.contraction_start_t = None
+        ch.peak_ma = 0.0
+
+    def _cut_contractions(self) -> None:
+        """A contraction interrupted by pause, stop or abort is logged as cut short; the
+        interrupted cycle is played again from its start on resume."""
+        t = self._t()
+        for ch in self._channels:
+            if ch.contraction_start_t is not None and ch.window != "done":
+                self._end_contraction(ch, t, completed=False)
+            ch.contracting = False
+            if ch.window == "active":
+                ch.window = "pending"
+        step = self._step
+        if step is not None and self._step_started:
+            in_step = self.clock.now() - self._step_t0
+            all_done = step.ends_contraction and all(w is None or in_step >= w[1] for w in step.windows)
+            if all_done:
+                # Paused in the rest after a whole contraction: resume with the next cycle.
+                self._elapsed_done_s += step.duration_s
+                self._step = None
+        self._step_started = False
+
+    # ----------------------------------------------------------------- intensity
+    def _ramp_intensity(self, now: float) -> None:
+        dt_s = max(0.0, now - self._last_ramp_t)
+        self._last_ramp_t = now
+        for ch in self._channels:
+            if ch.set_ma < ch.target_ma:
+                self._apply(ch, min(ch.target_ma, ch.set_ma + ch.rise_ma_per_s * dt_s))
+            elif ch.set_ma >= ch.target_ma:
+                ch.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
+
+    def _apply(self, ch: _Channel, ma: float) -> None:
+        ch.set_ma = float(self.board.set_amplitude(ch.index, min(ma, ch.target_ma, ch.cap_ma)))
+        if ch.contracting:
+            ch.peak_ma = max(ch.peak_ma, ch.set_ma)
+
+    def _check_channel(self, channel: int) -> _Channel:
+        if not isinstance(channel, int) or not 0 <= channel < len(self._channels):
+            raise ValueError(f"channel {channel!r} does not exist (this prescription has "
+                             f"channels 0 to {len(self._channels) - 1})")
+        return self._channels[channel]
+
+    def request_intensity(self, channel: int, ma: float) -> float:
+        """The patient asks for `ma` on `channel`: above the cap is refused and logged;
+        lowering acts at once; raising rises at a limited rate. Returns the new target."""
+        with self._lock:
+            ch = self._check_channel(channel)
+            if self._phase is not Phase.RUNNING:
+                self._notice = Notice("not_running", {"phase": self._phase.value},
+                                      f"intensity can be changed only while the session runs "
+                                      f"(it is {self._phase.value})")
+                self._log("refused", what="intensity", channel=channel, asked_ma=ma,
+                          reason=f"session is {self._phase.value}")
+                return ch.target_ma
+            if not isinstance(ma, (int, float)) or isinstance(ma, bool) or ma != ma or ma < 0:
+                self._log("refused", what="intensity", channel=channel, asked_ma=str(ma),
+                          reason="not a current in mA")
+                raise ValueError(f"intensity must be a number of mA from 0 to {ch.cap_ma:g}, got {ma!r}")
+            if ma > ch.cap_ma:
+                self._notice = Notice("at_cap", {"channel": channel, "label": ch.label, "cap_ma": ch.cap_ma},
+                                      f"{ch.cap_ma:g} mA is the most your prescription allows on "
+                                      f"{ch.label}")
+                self._log("refused", what="intensity", channel=channel, asked_ma=ma, limit_ma=ch.cap_ma)
+                ma = ch.cap_ma
+                if ch.target_ma >= ma:
+                    return ch.target_ma
+            else:
+                self._notice = None
+            ch.target_ma = float(ma)
+            ch.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
+            self._log("intensity", channel=channel, ma=ch.target_ma)
+            if ch.target_ma < ch.set_ma:
+                self._apply(ch, ch.target_ma)  # lowering acts at once
+            self._wake.set()
+            return ch.target_ma
+
+    def increase(self, channel: int) -> float:
+        with self._lock:
+            ch = self._check_channel(channel)
+            return self.request_intensity(channel, round(ch.target_ma + INTENSITY_STEP_MA, 3))
+
+    def decrease(self, channel: int) -> float:
+        with self._lock:
+            ch = self._check_channel(channel)
+            return self.request_intensity(channel, max(0.0, round(ch.target_ma - INTENSITY_STEP_MA, 3)))
+
+    def restore(self, channel: int) -> float:
+        """One touch back to the level before the last pause or electrode loss, by a ramp."""
+        with self._lock:
+            ch = self._check_channel(channel)
+            if self._phase is not Phase.RUNNING or ch.previous_ma <= ch.target_ma:
+                return ch.target_ma
+            target = self.request_intensity(channel, min(ch.previous_ma, ch.cap_ma))
+            ch.rise_ma_per_s = INTENSITY_RESTORE_MA_PER_S
+            return target
+
+    def _zero_all(self) -> None:
+        for ch in self._channels:
+            if ch.target_ma > 0 or ch.set_ma > 0:
+                ch.previous_ma = max(ch.target_ma, ch.set_ma)
+            ch.target_ma = ch.set_ma = 0.0
+
+    # ----------------------------------------------------------------- adjustments
+    def set_param(self, block_index: int, param: str, value: float) -> None:
+        """A patient adjustment of a block value, only within the prescription's range."""
+        with self._lock:
+            if not isinstance(block_index, int) or not 0 <= block_index < len(self._blocks):
+                msg = (f"block {block_index!r} does not exist (blocks 0 to {len(self._blocks) - 1})")
+                self._log("refused", what="set", block=block_index, param=param, value=value, reason=msg)
+                raise ValueError(msg)
+            block = self._blocks[block_index]
+            try:
+                new_block = block.with_value(param, value)
+            except ValueError as e:
+                self._notice = Notice("param_range", {"block": block_index, "param": param}, str(e))
+                rng = block.ranges.get(param)
+                self._log("refused", what="set", block=block_index, param=param, value=value,
+                          limit=None if rng is None else [rng.min, rng.max], reason=str(e))
+                raise
+            running = self._phase in (Phase.RUNNING, Phase.PAUSED)
+            if running and (block_index < self._block_index
+                            or (block_index == self._block_index and block.continuous)):
+                msg = (f"block {block_index} ({block.label}) is already over"
+                       if block_index < self._block_index else
+                       f"block {block_index} ({block.label}) runs without rest: its values can "
+                       f"change only before it begins")
+                self._log("refused", what="set", block=block_index, param=param, value=value, reason=msg)
+                raise ValueError(msg)
+            self._blocks[block_index] = new_block
+            self._log("set", block=block_index, param=param, value=value)
+            # Takes effect from the next cycle of the current block, or when its block begins.
+            # A running continuous block keeps its segments (they were cut as it began).
+            if self._phase in (Phase.RUNNING, Phase.PAUSED) and self._step is not None:
+                current = self._step.block_index
+                if block_index == current and not block.continuous:
+                    self._pending = deque(self._plan_from(current, first_cycle=self._step.cycle_index + 1))
+                elif block_index > current:
+                    keep = [st for st in self._pending if st.block_index <= current]
+                    self._pending = deque(keep + self._plan_from(current + 1))
+            elif not self._phase.ended:
+                self._pending = deque(self._plan_from(max(self._block_index, 0)))
+
+    # ----------------------------------------------------------------- pause, stop, alerts
+    def pause(self, *, reason: str = "patient") -> None:
+        with self._lock:
+            if self._phase is not Phase.RUNNING:
+                return
+            self.board.stop()  # enable low first, wave stopped, legs low, DAC zero
+            self._cut_contractions()
+            self._zero_all()
+            self._phase = Phase.PAUSED
+            self._log("pause", reason=reason)
+            self._wake.set()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._phase is not Phase.PAUSED:
+                return
+            if self._alert is not None and self._alert.needs_ack:
+                self._notice = Notice("alert_open", {}, "acknowledge the alert first")
+                self._log("refused", what="resume", reason="an alert needs acknowledging")
+                return
+            missing = [ch for ch in self._channels if not ch.contact]
+            if missing:
+                labels = ", ".join(ch.label for ch in missing)
+                self._notice = Notice("contact_missing", {"labels": labels},
+                                      f"reattach the electrode on {labels} to continue")
+                self._log("refused", what="resume", reason=f"no electrode contact on {labels}")
+                return
+            if self._alert is not None and self._alert.kind is AlertKind.LEAD_OFF:
+                self._alert = None
+            now = self.clock.now()
+            self._phase = Phase.RUNNING
+            self._log("resume")
+            self._next_tick = now
+            self._last_ramp_t = now
+            self.board.heartbeat()
+            if self._step is None:
+                self._begin_next_step(now)
+            else:
+                self._step_t0 = now
+                self._play_step()
+            self._wake.set()
+
+    def stop(self, *, by: str = "patient") -> None:
+        """Stop the session now. Always works, in any phase."""
+        with self._lock:
+            try:
+                self.board.stop()
+            finally:
+                if self._phase in (Phase.RUNNING, Phase.PAUSED):
+                    self._cut_contractions()
+                    self._log("stop", by=by)
+                    self._finish(Phase.STOPPED, f"stopped by the {by}")
+            self._wake.set()
+
+    def estop(self, source: str = "button") -> None:
+        """The e-stop (from the board's callback or a poll): abort, never resume."""
+        with self._lock:
+            self._on_estop(source)
+
+    def _on_estop(self, source: str) -> None:
+        try:
+            self.board.stop()
+        finally:
+            if self._phase in (Phase.RUNNING, Phase.PAUSED):
+                self._cut_contractions()
+                self._zero_all()
+                self._alert = Alert(AlertKind.ESTOP, detail=f"e-stop pressed ({source})", needs_ack=True)
+                self._log("estop", source=source)
+                self._emit("alert", kind="estop")
+                self._finish(Phase.ABORTED, "e-stop pressed")
+            self._wake.set()
+
+    def _check_contacts(self) -> None:
+        for ch in self._channels:
+            contact = bool(self.board.contact(ch.index))
+            if contact == ch.contact:
+                continue
+            ch.contact = contact
+            if self._session_id is None or self._phase.ended:
+                continue
+            if not contact:
+                self._on_lead_off(ch)
+            else:
+                self._log("lead_on", channel=ch.index)
+                if (self._alert is not None and self._alert.kind is AlertKind.LEAD_OFF
+                        and all(c.contact for c in self._channels)):
+                    self._alert = None
+
+    def _on_lead_off(self, ch: _Channel) -> None:
+        # That channel's output off at once, then the whole session pauses with an alert.
+        self.board.set_amplitude(ch.index, 0.0)
+        self._log("lead_off", channel=ch.index)
+        self._alert = Alert(AlertKind.LEAD_OFF, channel=ch.index,
+                            detail=f"electrode contact lost on {ch.label}")
+        self._emit("alert", kind="lead_off", channel=ch.index)
+        if self._phase is Phase.RUNNING:
+            self.pause(reason="lead_off")
+
+    def check_now(self) -> None:
+        """Poll the e-stop and the electrodes at once (after a change on the board)."""
+        with self._lock:
+            if self._phase.ended or self._frozen:
+                return
+            try:
+                if self.board.estop_pressed():
+                    self._on_estop("button")
+                    return
+                self._check_contacts()
+            except BoardFault as e:
+                self._abort_fault(e)
+
+    def _abort_fault(self, error: Exception) -> None:
+        try:
+            self.board.stop()
+        except Exception:  # the driver already tried every step of its safe stop
+            log.exception("safe stop after a fault failed")
+        if self._phase.ended:
+            return
+        self._alert = Alert(AlertKind.FAULT, detail=str(error), needs_ack=True)
+        if self._session_id is not None:
+            try:
+                self._cut_contractions()
+                self._log("fault", error=str(error), type=type(error).__name__)
+            except Exception:
+                log.exception("could not log the fault")
+        self._emit("alert", kind="fault")
+        self._finish(Phase.ABORTED, f"fault: {error}")
+
+    def acknowledge(self) -> None:
+        with self._lock:
+            if self._alert is not None and self._alert.needs_ack:
+                self._log("acknowledge", alert=self._alert.kind.value)
+                self._alert = None
+            self._notice = None
+
+    def freeze(self) -> None:
+        """Test hook (the `freeze` action): the app hangs from now on. No heartbeat, no
+        command, nothing logged: the board's watchdog must cut the output by itself."""
+        with self._lock:
+            self._frozen = True
+            self._wake.set()
+
+    def _finish(self, phase: Phase, reason: str) -> None:
+        try:
+            self.board.stop()
+        finally:
+            for ch in self._channels:
+                ch.contracting = False
+            self._phase = phase
+            self._end_reason = reason
+            self._step = None
+            if self._session_id is not None:
+                self._log("end", status=phase.value, reason=reason)
+                self.store.end_session(self._session_id, status=phase.value, ended_at=self.wall_clock())
+            self._emit("ended", status=phase.value, reason=reason)
+
+    # ----------------------------------------------------------------- after
+    def save_report(self, *, pain: int, effort: float, comment: str | None = None) -> None:
+        with self._lock:
+            if self._session_id is None or not self._phase.ended:
+                raise ValueError("a report can be saved only after a session has ended")
+            self.store.save_report(self._session_id, pain=pain, effort=effort, comment=comment)

@@ -1,0 +1,65 @@
+"""The session plan: blocks cut into the steps the board plays, one at a time."""
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+
+from homeapp.plan import block_steps, continuous_segments
+from schedules.model import Block
+from schedules.validate import parse_prescription
+from tests.strategies import valid_prescriptions
+
+
+def _block(**kw) -> Block:
+    base = dict(label="b", minutes=3, hz=50, pulse_us=300, on_s=10, off_s=20,
+                ramp_up_s=2, ramp_down_s=1, pattern="synchronous")
+    base.update(kw)
+    return Block(**base)
+
+
+def test_intermittent_block_plays_whole_cycles_of_contraction_and_rest():
+    steps = list(block_steps(_block(), 0, channels=1))
+    assert len(steps) == 6  # round(180 / 30)
+    assert all(s.duration_s == 30 and s.windows == ((0.0, 10),) for s in steps)
+    assert [s.cycle_index for s in steps] == list(range(6))
+    assert all(s.starts_contraction and s.ends_contraction for s in steps)
+
+
+def test_alternating_channel_one_contracts_as_channel_zero_ends():
+    steps = list(block_steps(_block(pattern="alternating", on_s=5, off_s=10), 0, channels=2))
+    assert steps[0].windows == ((0.0, 5), (5, 10))
+    assert steps[0].duration_s == 15
+
+
+def test_continuous_block_is_cut_into_segments_with_ramps_only_at_its_ends():
+    steps = list(block_steps(_block(minutes=2, off_s=0, on_s=25, ramp_up_s=3, ramp_down_s=4), 1, channels=2))
+    assert len(steps) == 5  # 120 s in segments of at most 25 s
+    assert math.isclose(sum(s.duration_s for s in steps), 120)
+    assert steps[0].ramp_up_s == 3 and steps[0].ramp_down_s == 0 and steps[0].starts_contraction
+    assert all(s.ramp_up_s == 0 and s.ramp_down_s == 0 for s in steps[1:-1])
+    assert steps[-1].ramp_down_s == 4 and steps[-1].ends_contraction
+    assert sum(s.ends_contraction for s in steps) == 1
+    assert all(s.block_index == 1 for s in steps)
+
+
+def test_segments_are_never_longer_than_on_s_nor_shorter_than_half_of_it():
+    for total, on in ((30, 1), (3600, 60), (95.5, 10), (31, 30)):
+        segs = continuous_segments(total, on)
+        assert math.isclose(sum(segs), total)
+        assert all(on / 2 <= s <= on + 1e-9 for s in segs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(valid_prescriptions())
+def test_the_plan_matches_the_prescription(data):
+    rx = parse_prescription(data)
+    channels = len(rx.channels)
+    steps = [s for i, b in enumerate(rx.blocks) for s in block_steps(b, i, channels)]
+    assert math.isclose(sum(s.duration_s for s in steps), rx.duration_s, rel_tol=1e-9)
+    assert sum(s.ends_contraction for s in steps) == rx.planned_contractions
+    for s in steps:
+        assert len(s.windows) == channels
+        assert s.ramp_up_s + s.ramp_down_s <= s.on_s + 1e-9
+        for w in s.windows:
+            assert 0 <= w[0] < w[1] <= s.duration_s + 1e-9
