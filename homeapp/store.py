@@ -99,7 +99,8 @@ def _migration_1(db: Database) -> None:
         "id": int,
         "session_id": str,
         "channel": int,
-        "idx": int,                  # 0-based contraction number on that channel
+        "idx": int,                  # number of the completed contraction on that channel
+                                     # (0-based); -1 for one cut short
         "start_t": float,
         "end_t": float,
         "peak_ma": float,
@@ -108,7 +109,7 @@ def _migration_1(db: Database) -> None:
     }, pk="id", not_null={"session_id", "channel", "idx", "start_t", "end_t", "peak_ma",
                           "completed", "logged_at"},
         foreign_keys=[("session_id", "sessions", "id")])
-    db["contractions"].create_index(["session_id", "channel", "idx"], unique=True)
+    db["contractions"].create_index(["session_id"])
     db["reports"].create({
         "id": int,                   # append-only: a corrected report adds a row
         "session_id": str,
@@ -122,9 +123,21 @@ def _migration_1(db: Database) -> None:
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
+def _migration_2(db: Database) -> None:
+    # Things that happen outside any session (a refused start, a recovery), which the
+    # clinician must see too.
+    db["device_events"].create({
+        "id": int,
+        "at": str,                   # wall clock, ISO 8601 UTC
+        "kind": str,
+        "detail_json": str,
+    }, pk="id", not_null={"at", "kind", "detail_json"})
+    db["device_events"].create_index(["at"])
+
+
 #: Ordered migrations: MIGRATIONS[i] brings the schema from version i to i + 1.
 #: Append only; never edit one that has shipped.
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1,)
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -347,24 +360,22 @@ class Store:
     def add_contraction(self, session_id: str, *, channel: int, index: int,
                         start_t: float, end_t: float, peak_ma: float,
                         completed: bool) -> None:
-        """Record one contraction on one channel (`completed` False: cut short)."""
+        """Record one contraction on one channel (`completed` False: cut short). `index`
+        numbers the completed contractions from 0; a cut-short one may carry -1. Nothing
+        is refused for being a duplicate: the log keeps what the engine reports."""
         start, end = _finite(start_t, "start_t"), _finite(end_t, "end_t")
         peak = _finite(peak_ma, "peak_ma")
         if end < start:
             raise ValueError(f"contraction ends (end_t {end}) before it starts (start_t {start})")
         if peak < 0:
             raise ValueError(f"peak_ma must be >= 0, not {peak}")
-        if int(index) != index or index < 0:
-            raise ValueError(f"contraction index must be a whole number >= 0, not {index!r}")
+        if int(index) != index or index < -1:
+            raise ValueError(f"contraction index must be a whole number >= -1, not {index!r}")
         with self._write(f"contraction {channel}/{index} of session {session_id}"):
             channels = self._require_session(session_id)["channels"]
             if channel not in range(channels):
                 raise ValueError(f"channel {channel!r} is not one of the session's "
                                  f"channels (0 to {channels - 1})")
-            if self.db["contractions"].count_where(
-                    "session_id = ? AND channel = ? AND idx = ?", [session_id, channel, index]):
-                raise StoreError(f"{self.path}: contraction {index} on channel {channel} of "
-                                 f"session {session_id} is already recorded")
             self.db["contractions"].insert({
                 "session_id": session_id, "channel": channel, "idx": int(index),
                 "start_t": start, "end_t": end, "peak_ma": peak,
@@ -385,6 +396,16 @@ class Store:
         with self._lock:
             if self._live_session == session_id:
                 self._release_live()
+
+    def add_device_event(self, *, kind: str, detail: Mapping[str, Any] | None = None,
+                         at: dt.datetime | None = None) -> None:
+        """Record something that happened outside a session (e.g. `start_refused`)."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"event kind must be a non-empty string, not {kind!r}")
+        row = {"at": _iso(at or now_utc(), "at"), "kind": kind,
+               "detail_json": json.dumps(_jsonable(detail or {}), ensure_ascii=False)}
+        with self._write(f"device event {kind}"):
+            self.db["device_events"].insert(row)
 
     def save_report(self, session_id: str, *, pain: int, effort: float,
                     comment: str | None = None) -> None:
@@ -447,6 +468,20 @@ class Store:
             out.append(r)
         return out
 
+    def reports(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        """Every patient report (corrections included), oldest first."""
+        where, args = ("session_id = ?", [session_id]) if session_id else (None, [])
+        with self._lock:
+            return [{k: r[k] for k in ("session_id", "pain", "effort", "comment", "reported_at")}
+                    for r in self.db["reports"].rows_where(where, args, order_by="id")]
+
+    def device_events(self, *, since: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Events outside sessions, oldest first: `{"at", "kind", "detail"}`."""
+        where, args = ("at >= ?", [_iso(since, "since")]) if since else (None, [])
+        with self._lock:
+            return [{"at": r["at"], "kind": r["kind"], "detail": json.loads(r["detail_json"])}
+                    for r in self.db["device_events"].rows_where(where, args, order_by="at, id")]
+
     def sessions(self, *, since: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Sessions (open ones included, status `open`) started at or after `since`,
         oldest first, in the export's shape without `events`/`contraction_list`."""
@@ -470,11 +505,13 @@ class Store:
     def export(self, *, since: dt.datetime | None = None) -> dict[str, Any]:
         """contract.md's log export: `{"sessions": [...]}`, oldest first. Sessions still
         running are left out (their status is not final); they appear once ended or
-        interrupted. Added fields: `report` (latest or null), `contraction_list`,
-        `recovered_at`, per channel `contractions_cut_short`."""
+        interrupted. Added fields: per session `report` (latest or null),
+        `contraction_list`, `recovered_at`, per channel `contractions_cut_short`; at the
+        top `device_events` (events outside sessions, e.g. refused starts)."""
         with self._lock:
             return {"sessions": [self._session_dict(r, full=True)
-                                 for r in self._session_rows(since, False)]}
+                                 for r in self._session_rows(since, False)],
+                    "device_events": self.device_events(since=since)}
 
     def export_csv(self, out: TextIO, *, since: dt.datetime | None = None) -> None:
         """CSV of the export: header `CSV_COLUMNS`, one row per event; `detail` is the
@@ -553,7 +590,7 @@ class Store:
     def _session_dict(self, row: dict[str, Any], *, full: bool) -> dict[str, Any]:
         sid = row["id"]
         contractions = list(self.db["contractions"].rows_where(
-            "session_id = ?", [sid], order_by="channel, idx"))
+            "session_id = ?", [sid], order_by="channel, start_t, id"))
         channels = []
         for ch in range(row["channels"]):
             mine = [c for c in contractions if c["channel"] == ch]

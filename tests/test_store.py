@@ -81,6 +81,21 @@ def test_migrates_an_empty_file_and_reopens_idempotently(db_path):
             assert [e["kind"] for e in s.session("s1")["events"]] == ["intensity"]
 
 
+def test_an_older_schema_is_migrated_keeping_its_data(db_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    with Store.open(db_path) as s:  # a log written by the first release
+        _session(s)
+        s.add_event("s1", t=1.0, kind="intensity", detail={"channel": 0, "ma": 10})
+        assert "device_events" not in s.db.table_names()
+    monkeypatch.undo()
+    with Store.open(db_path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.session("s1")["events"][0]["detail"] == {"channel": 0, "ma": 10}
+        s.add_device_event(kind="start_refused", detail={"reasons": ["too soon"]})
+        assert [e["kind"] for e in s.device_events()] == ["start_refused"]
+
+
 def test_a_failing_migration_leaves_the_previous_version_intact(db_path, monkeypatch):
     with Store.open(db_path) as s:
         _session(s)
@@ -106,7 +121,8 @@ def test_a_newer_schema_is_refused(db_path):
     raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     raw.commit()
     raw.close()
-    with pytest.raises(StoreError, match=r"schema version 2, newer than this homeapp knows \(1\)"):
+    with pytest.raises(StoreError, match=fr"schema version {SCHEMA_VERSION + 1}, newer than "
+                                         fr"this homeapp knows \({SCHEMA_VERSION}\); update homeapp"):
         Store.open(db_path)
 
 
@@ -208,10 +224,12 @@ def test_bad_values_are_refused_with_clear_messages(store):
     with pytest.raises(ValueError, match="channel 1 is not one of the session's channels"):
         store.add_contraction("s1", channel=1, index=0, start_t=0, end_t=10, peak_ma=5,
                               completed=True)
-    store.add_contraction("s1", channel=0, index=0, start_t=0, end_t=10, peak_ma=5, completed=True)
-    with pytest.raises(StoreError, match="already recorded"):
-        store.add_contraction("s1", channel=0, index=0, start_t=0, end_t=10, peak_ma=5,
+    with pytest.raises(ValueError, match="ends .* before it starts"):
+        store.add_contraction("s1", channel=0, index=0, start_t=10, end_t=9, peak_ma=5,
                               completed=True)
+    with pytest.raises(ValueError, match="index must be a whole number >= -1"):
+        store.add_contraction("s1", channel=0, index=-2, start_t=0, end_t=9, peak_ma=5,
+                              completed=False)
     with pytest.raises(ValueError, match="status 'done' is not one of completed"):
         store.end_session("s1", status="done", ended_at=T0)
     store.end_session("s1", status="stopped", ended_at=T0)
@@ -236,7 +254,7 @@ def test_reports_are_kept_and_the_latest_exported(store):
     store.save_report("s1", pain=2, effort=7, comment=None)
     report = store.export()["sessions"][0]["report"]
     assert (report["pain"], report["effort"], report["comment"]) == (2, 7.0, None)
-    assert store.db["reports"].count == 2
+    assert [(r["session_id"], r["pain"]) for r in store.reports()] == [("s1", 3), ("s1", 2)]
 
 
 def test_prescriptions_keep_every_version(store):
@@ -365,12 +383,14 @@ def test_export_has_contract_md_shape(store):
     _session(store, channels=2)
     store.add_event("s1", t=12.5, kind="intensity", detail={"channel": 0, "ma": 30})
     store.add_event("s1", t=13.0, kind="refused", detail={"channel": 0, "ma": 70, "limit_ma": 60})
-    for i, (peak, done) in enumerate([(40.0, True), (44.0, True), (50.0, False)]):
-        store.add_contraction("s1", channel=0, index=i, start_t=20 + i * 60, end_t=30 + i * 60,
-                              peak_ma=peak, completed=done)
+    # as the engine logs them: completed ones numbered, a cut-short one with index -1
+    for i, (index, peak, done) in enumerate([(0, 40.0, True), (1, 44.0, True), (-1, 50.0, False)]):
+        store.add_contraction("s1", channel=0, index=index, start_t=20 + i * 60,
+                              end_t=30 + i * 60, peak_ma=peak, completed=done)
+    store.add_device_event(kind="start_refused", detail={"reasons": ["expired"]}, at=T0)
     store.end_session("s1", status="completed", ended_at=T0 + dt.timedelta(minutes=18))
     exported = json.loads(json.dumps(store.export(), allow_nan=False))
-    assert set(exported) == {"sessions"}
+    assert set(exported) == {"sessions", "device_events"}
     (s,) = exported["sessions"]
     assert CONTRACT_SESSION_KEYS <= set(s)
     assert set(s) - CONTRACT_SESSION_KEYS == {"report", "contraction_list", "recovered_at"}
@@ -383,6 +403,11 @@ def test_export_has_contract_md_shape(store):
         {"contractions": 0, "peak_ma": 0.0, "mean_ma": 0.0, "contractions_cut_short": 0}]
     assert s["events"][0] == {"t": 12.5, "kind": "intensity", "detail": {"channel": 0, "ma": 30}}
     assert [e["kind"] for e in s["events"]] == ["intensity", "refused"]
+    assert [(c["index"], c["completed"]) for c in s["contraction_list"]] == \
+        [(0, True), (1, True), (-1, False)]
+    assert exported["device_events"] == [
+        {"at": "2026-11-21T09:30:00+00:00", "kind": "start_refused",
+         "detail": {"reasons": ["expired"]}}]
 
 
 def test_export_since_and_order(store):
