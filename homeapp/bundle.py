@@ -2,9 +2,9 @@
 
 Format `homeapp.log-bundle/1`: UTF-8 JSON lines.
 
-    line 1      header  {"format": "homeapp.log-bundle/1", "seq": 0, "kind": "header",
-                         "data": {"format", "device_key_id", "created_at", "since"},
-                         "prev_hash": "000…0", "hash": …}
+    line 1      header  {"data": {"format": "homeapp.log-bundle/1", "device_key_id",
+                                  "created_at", "since"},
+                         "kind": "header", "prev_hash": "000…0", "seq": 0, "hash": …}
     lines 2…n+1 records {"seq": 1…n, "kind": "prescription" | "session" | "contraction" |
                          "event" | "report" | …, "data": {…}, "prev_hash": <hash of seq-1>,
                          "hash": …}
@@ -13,6 +13,10 @@ Format `homeapp.log-bundle/1`: UTF-8 JSON lines.
                          canonical({"format", "device_key_id", "count", "head"})}
 
     hash = SHA-256 hex of canonical_json({"seq", "kind", "data", "prev_hash"})
+
+Each record line is exactly that canonical JSON (keys sorted, no spaces, UTF-8) with
+`"hash"` appended as its last key, so a verifier can hash the bytes it reads; a line that
+was merely reformatted is re-serialised and still verifies.
 
 A session record holds the session's own fields (contract.md's log export minus its lists);
 its events, contractions and patient reports follow as their own records, each carrying
@@ -47,6 +51,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,15 +179,10 @@ def write_bundle(store: Any, out_path: str | os.PathLike[str], *, device_key: Ed
     prev = GENESIS
     count = 0
     with open(tmp, "w", encoding="utf-8") as f:
-        h = record_hash(0, "header", header, prev)
-        f.write(json.dumps({"format": FORMAT, "seq": 0, "kind": "header", "data": header,
-                            "prev_hash": prev, "hash": h}, ensure_ascii=False) + "\n")
-        prev = h
+        prev = _write_record(f, 0, "header", header, prev)
         for seq, (kind, data) in enumerate(records_from_export(export), start=1):
-            h = record_hash(seq, kind, data, prev)
-            f.write(json.dumps({"seq": seq, "kind": kind, "data": data, "prev_hash": prev, "hash": h},
-                               ensure_ascii=False) + "\n")
-            prev, count = h, seq
+            prev = _write_record(f, seq, kind, data, prev)
+            count = seq
         signature = device_key.sign(_end_payload(device_key_id, count, prev))
         f.write(json.dumps({"kind": "end", "count": count, "head": prev, "device_key_id": device_key_id,
                             "signature": base64.b64encode(signature).decode("ascii")}) + "\n")
@@ -192,18 +192,43 @@ def write_bundle(store: Any, out_path: str | os.PathLike[str], *, device_key: Ed
     return count
 
 
+def _write_record(f: Any, seq: int, kind: str, data: Any, prev_hash: str) -> str:
+    """One line: the canonical JSON of the hashed fields with `hash` appended last, so a
+    reader can hash the very bytes it parses (fast) instead of re-serialising each record."""
+    body = _canonical({"seq": seq, "kind": kind, "data": data, "prev_hash": prev_hash})
+    h = hashlib.sha256(body).hexdigest()
+    f.write(body[:-1].decode("utf-8") + f',"hash":"{h}"}}\n')
+    return h
+
+
+_HASH_SUFFIX_LEN = len(',"hash":"') + 64 + len('"}')
+
+
 # --- reading ---------------------------------------------------------------------------
 
-@dataclass
 class Record:
-    line: int                  # 1-based line in the file
-    seq: Any
-    kind: Any
-    data: Any
-    prev_hash: Any
-    hash: Any
-    well_formed: bool = True
-    intact: bool = False       # its hash matches its content
+    """One chained record. `data` is parsed from the line only when first asked for: the
+    verifier needs seq, kind and the hashes, and a report skips the bulk (contractions)."""
+
+    __slots__ = ("line", "seq", "kind", "_data", "_text", "prev_hash", "hash", "well_formed", "intact")
+
+    def __init__(self, line: int, seq: Any, kind: Any, data: Any, prev_hash: Any, hash: Any, *,
+                 well_formed: bool = True, intact: bool = False, text: str | None = None) -> None:
+        self.line = line             # 1-based line in the file
+        self.seq, self.kind, self._data, self._text = seq, kind, data, text
+        self.prev_hash, self.hash = prev_hash, hash
+        self.well_formed = well_formed
+        self.intact = intact         # its hash matches its content
+
+    @property
+    def data(self) -> Any:
+        if self._text is not None:
+            try:
+                self._data = json.loads(self._text).get("data")
+            except (json.JSONDecodeError, AttributeError):
+                self._data = None
+            self._text = None
+        return self._data
 
     def describe(self) -> str:
         """"event of session s-12", "session s-12", "prescription rx-0001"."""
@@ -235,14 +260,17 @@ class Bundle:
     def of_kind(self, kind: str) -> Iterator[dict[str, Any]]:
         return (r.data for r in self.records if r.kind == kind and isinstance(r.data, dict))
 
-    def export(self) -> dict[str, Any]:
+    def export(self, *, skip_kinds: Iterable[str] = ()) -> dict[str, Any]:
         """The records put back together in the store's export shape (contract.md's sessions
         with `events`, plus `contraction_list`, `reports` (all, oldest first) and `report`
-        (the latest)), and `prescriptions`. Records out of file order go back in seq order."""
+        (the latest)), and `prescriptions`. Records out of file order go back in seq order.
+        `skip_kinds=("contraction",)` leaves out what a caller does not need (and never parses it)."""
         sessions: dict[Any, dict[str, Any]] = {}
         prescriptions: list[dict[str, Any]] = []
         loose: dict[str, list[dict[str, Any]]] = {}
-        ordered = sorted((r for r in self.records if r.well_formed and isinstance(r.data, dict)),
+        skip = set(skip_kinds)
+        ordered = sorted((r for r in self.records
+                          if r.well_formed and r.kind not in skip and isinstance(r.data, dict)),
                          key=lambda r: r.seq)
         for r in ordered:
             if r.kind == "session":
@@ -282,18 +310,24 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         first = json.loads(lines[0])
     except json.JSONDecodeError:
         first = None
-    if not isinstance(first, dict) or first.get("format") != FORMAT or first.get("kind") != "header":
-        fmt = first.get("format") if isinstance(first, dict) else None
+    first_data = first.get("data") if isinstance(first, dict) else None
+    fmt = first_data.get("format") if isinstance(first_data, dict) else (
+        first.get("format") if isinstance(first, dict) else None)
+    if fmt != FORMAT or first.get("kind") != "header":
         hint = f" (its format is {fmt!r})" if isinstance(fmt, str) else ""
         raise BundleError(f"{path}: not a log bundle: it does not start with a {FORMAT} header{hint}")
-    if not isinstance(first.get("data"), dict):
-        raise BundleError(f"{path}: corrupt log bundle: the header has no data")
 
     problems: list[str] = []
-    records = [_record(first, 1)]
+    records = [_record(first, 1, lines[0])]
     end: dict[str, Any] | None = None
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
+            continue
+        fast = _fast_record(line, number)
+        if fast is not None:
+            if end is not None:
+                problems.append(f"line {number}: a record after the signed end record (inserted)")
+            records.append(fast)
             continue
         try:
             obj = json.loads(line)
@@ -307,18 +341,48 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
             continue
         if end is not None:
             problems.append(f"line {number}: a record after the signed end record (inserted)")
-        records.append(_record(obj, number))
+        records.append(_record(obj, number, line))
     header_rec = records.pop(0)
     return Bundle(header={**first["data"], "_record": header_rec}, records=records, end=end, problems=problems)
 
 
-def _record(obj: Any, line: int) -> Record:
+_TAIL = re.compile(r',"kind":"([A-Za-z_]+)","prev_hash":"([0-9a-f]{64})","seq":([0-9]{1,15}),"hash":"([0-9a-f]{64})"}')
+
+
+def _fast_record(text: str, line: int) -> Record | None:
+    """A record line exactly as the writer makes it, whose bytes hash to its `hash`; None
+    for anything else (then parsed and judged in full). Sound because the hash covers the
+    very bytes that `data` will later be parsed from, and the chain ties every hash to the
+    signed head."""
+    cut = text.rfind(',"kind":"')
+    if cut < 0 or not text.startswith('{"data":'):
+        return None
+    m = _TAIL.fullmatch(text, cut)
+    if m is None:
+        return None
+    kind, prev_hash, seq, h = m.groups()
+    if hashlib.sha256((text[:-_HASH_SUFFIX_LEN] + "}").encode("utf-8")).hexdigest() != h:
+        return None
+    return Record(line, int(seq), kind, None, prev_hash, h, intact=True, text=text)
+
+
+def _record(obj: Any, line: int, text: str) -> Record:
     if not isinstance(obj, dict):
         return Record(line, None, None, None, None, None, well_formed=False)
     rec = Record(line, obj.get("seq"), obj.get("kind"), obj.get("data"), obj.get("prev_hash"), obj.get("hash"))
     rec.well_formed = (type(rec.seq) is int and isinstance(rec.kind, str) and isinstance(rec.data, dict)
                        and isinstance(rec.prev_hash, str) and isinstance(rec.hash, str))
-    rec.intact = rec.well_formed and record_hash(rec.seq, rec.kind, rec.data, rec.prev_hash) == rec.hash
+    if not rec.well_formed:
+        return rec
+    # Fast path: the line as written is the canonical body plus the hash; hashing the bytes
+    # that were parsed is as strong as re-serialising them, and several times faster.
+    if text.endswith('"}') and text[-_HASH_SUFFIX_LEN:-66] == ',"hash":"':
+        body = (text[:-_HASH_SUFFIX_LEN] + "}").encode("utf-8")
+        if hashlib.sha256(body).hexdigest() == rec.hash:
+            rec.intact = True
+            return rec
+    # A line reformatted (e.g. pretty-printed) but with the same content still verifies.
+    rec.intact = record_hash(rec.seq, rec.kind, rec.data, rec.prev_hash) == rec.hash
     return rec
 
 

@@ -314,3 +314,10 @@ def test_cli_bundle_from_a_real_log_holds_every_record(tmp_path, capsys):
     assert run(["log", "bundle", "--db", str(db), "--out", str(tmp_path / "b2"), "--since", since,
                 "--data-dir", str(tmp_path / "data")]) == 0
     assert [s["id"] for s in read_bundle(tmp_path / "b2").export()["sessions"]] == ["s-1"]
+
+
+def test_a_reformatted_but_unchanged_line_still_verifies(bundle, device):
+    lines = lines_of(bundle)
+    lines[7] = json.dumps(json.loads(lines[7]), indent=None, separators=(", ", ": "))
+    write_lines(bundle, lines)
+    assert verify_bundle(bundle, device[1]) == []
