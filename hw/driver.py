@@ -1,0 +1,545 @@
+"""The board driver: owns every line of the stimulation board through pigpiod.
+
+`Stimulator` in the style of gpiozero's devices (a context manager; `close()` releases
+everything): waves and chains through pigpio, amplitude through the MCP4822 on SPI, the
+enable and heartbeat lines, the e-stop through gpiozero's `Button` on a `PiGPIOFactory`,
+electrode contact through the MCP3008. It runs unchanged against a real pigpiod on a
+Pi 4 and against `hw.sim`.
+
+Safety rules it keeps (docs: ../shared/design.md):
+- one safe-stop sequence on every path (stop, pause, e-stop, fault, exception, SIGTERM,
+  close, leaving a `with` block): enable low, stop the wave, all four legs low, both DAC
+  channels to zero (code 0, /SHDN = 0). Every step is tried even when an earlier one
+  fails; a failed step makes the stop raise `BoardFault`.
+- nothing is queued further ahead than one cycle: the chain of a cycle ends with it;
+  `start()` sends one chain, the caller re-arms/starts the next.
+- amplitude is clamped to min(cap of the channel, device limit, DAC full scale) and never
+  negative, whatever the caller asks; caps can be lowered, never raised.
+- the waves of a cycle are checked before they reach pigpio (only the armed channels'
+  legs, both phases equal, never both legs high, never longer than the prescribed width).
+- any pigpio error or lost/silent socket: safe stop attempted, the driver is marked
+  faulted for good (`start()` refuses), and `BoardFault` (`PigpioError`,
+  `ConnectionLost`) is raised. Nothing retries stimulation on its own.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import struct
+import sys
+import threading
+from typing import Callable, Sequence
+
+import pigpio
+
+from hw import pigpio_limits as L
+from hw.clock import Clock, RealClock
+from hw.exc import BoardFault, ConnectionLost, HwError, NotArmed, PigpioError, WaveformError
+from hw.pins import PinMap, load_pin_map
+from hw.waveform import CompiledCycle
+from schedules.limits import DEVICE_LIMITS
+
+#: MCP3008 counts at or above which an electrode is considered in contact.
+CONTACT_THRESHOLD = 300
+#: A pigpiod that does not answer within this is treated as lost.
+SOCKET_TIMEOUT_S = 2.0
+#: MCP4822 word bits.
+_DAC_CHANNEL_B = 1 << 15
+_DAC_GAIN_1X = 1 << 13   # never set: the driver always writes GA = 0 (gain 2x)
+_DAC_ACTIVE = 1 << 12    # /SHDN
+_DAC_MAX_CODE = 4095
+
+_ERROR_CODES = {text: code for code, text in pigpio._errors}
+
+
+class _CountingSocket:
+    """Wraps the pigpio client's command socket: counts bytes both ways (for the
+    benchmark) and turns a closed socket (recv returning b'') into an error instead of the
+    client's endless wait."""
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+        self.sent = 0
+        self.received = 0
+
+    def send(self, data, *args):
+        n = self._sock.send(data, *args)
+        self.sent += n
+        return n
+
+    def sendall(self, data, *args):
+        self._sock.sendall(data, *args)
+        self.sent += len(data)
+
+    def recv(self, n, *args):
+        data = self._sock.recv(n, *args)
+        if not data and n:
+            raise ConnectionResetError("pigpiod closed the connection")
+        self.received += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class Stimulator:
+    """The stimulation board.
+
+        with Stimulator(pins=pins, clock=clock, host=h, port=p, caps_ma=(60.0, 40.0)) as stim:
+            stim.arm(compile_cycle(spec, pins)); stim.start(); ...
+
+    `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0)."""
+
+    def __init__(self, *, pins: PinMap | None = None, clock: Clock | None = None,
+                 host: str = "localhost", port: int = 8888,
+                 caps_ma: Sequence[float] = (0.0, 0.0), use_button: bool = True,
+                 socket_timeout_s: float = SOCKET_TIMEOUT_S) -> None:
+        self.pins = pins or load_pin_map()
+        self.clock = clock or RealClock()
+        self.host, self.port = host, port
+        self.on_estop: Callable[[], None] | None = None
+        self._lock = threading.RLock()
+        self._caps_max = tuple(self._clean_cap(c) for c in (list(caps_ma) + [0.0, 0.0])[:2])
+        self._caps = self._caps_max
+        self._ma = [0.0, 0.0]
+        self._hb = 0
+        self._faulted: BaseException | None = None
+        self._closed = False
+        self._armed: CompiledCycle | None = None
+        self._pending = False            # armed waves must be created at start()
+        self._created_key: tuple | None = None
+        self._wave_ids: list[int] = []
+        self._prepared: tuple[tuple, list[int]] | None = None  # created alongside, not yet playing
+        self._cbs_used = 0
+        self._ools_used = 0
+        self._ids_used = 0
+        self._playing: CompiledCycle | None = None
+        self._started_at: float | None = None
+        self._verified: set[tuple] = set()
+        self._button = None
+        self._factory = None
+        self._dac = self._adc = None
+
+        pigpio.exceptions = True
+        pi = pigpio.pi(host, port, show_errors=False)
+        if not pi.connected:
+            raise ConnectionLost(f"cannot connect to pigpiod at {host}:{port}")
+        self._pi = pi
+        self._sock = _CountingSocket(pi.sl.s)
+        pi.sl.s = self._sock
+        try:
+            self._sock.settimeout(socket_timeout_s)
+            with self._lock:
+                # Outputs first and low, enable before anything else.
+                p = self.pins
+                for gpio in (p.enable, p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b, p.heartbeat):
+                    self._call(pi.write, gpio, 0)
+                    self._call(pi.set_mode, gpio, pigpio.OUTPUT)
+                self._call(pi.wave_tx_stop)
+                self._call(pi.wave_clear)
+                self._dac = self._call(pi.spi_open, p.channel_dac, p.spi_baud, 0)
+                self._adc = self._call(pi.spi_open, p.channel_adc, p.spi_baud, 0)
+                self._dac_zero()
+            if use_button:
+                self._open_button()
+        except BaseException:
+            self._release()
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+    @staticmethod
+    def _clean_cap(c: float) -> float:
+        try:
+            c = float(c)
+        except (TypeError, ValueError):
+            return 0.0
+        if not math.isfinite(c) or c < 0:
+            return 0.0
+        return min(c, DEVICE_LIMITS["max_ma"].high)
+
+    def _open_button(self) -> None:
+        from gpiozero import Button
+        from gpiozero.pins.pigpio import PiGPIOFactory
+
+        self._factory = PiGPIOFactory(host=self.host, port=self.port)
+        self._button = Button(self.pins.estop, pull_up=True, pin_factory=self._factory)
+        self._button.when_pressed = self._estop_pressed_cb
+
+    def _estop_pressed_cb(self, *_args) -> None:
+        """gpiozero's thread: the e-stop went down. Cut everything, then tell the app."""
+        try:
+            self._safe_stop()
+        except HwError:
+            pass
+        cb = self.on_estop
+        if cb is not None:
+            cb()
+
+    def _call(self, fn, *args):
+        """One pigpio call under the lock; any failure is a fault (safe stop, then raise)."""
+        with self._lock:
+            if self._closed:
+                raise NotArmed("the driver is closed")
+            try:
+                return fn(*args)
+            except pigpio.error as e:
+                code = _ERROR_CODES.get(str(e), 0)
+                fault: BoardFault = PigpioError(getattr(fn, "__name__", "pigpio"), code,
+                                                L.ERROR_NAMES.get(code, str(e)))
+                cause: BaseException = e
+            except (OSError, struct.error, ConnectionError, AttributeError, TypeError) as e:
+                fault = ConnectionLost(f"pigpiod at {self.host}:{self.port} lost: {e!r}")
+                cause = e
+            self._fault(fault)
+            raise fault from cause
+
+    def _fault(self, fault: BaseException) -> None:
+        if self._faulted is None:
+            self._faulted = fault
+        try:
+            self._safe_stop()
+        except HwError:
+            pass
+
+    def _dac_word(self, channel: int, code: int) -> bytes:
+        word = (_DAC_CHANNEL_B if channel else 0) | (_DAC_ACTIVE | code if code else 0)
+        return bytes((word >> 8, word & 0xFF))
+
+    def _dac_zero(self) -> None:
+        for ch in (0, 1):
+            self._call(self._pi.spi_write, self._dac, self._dac_word(ch, 0))
+            self._ma[ch] = 0.0
+
+    # ------------------------------------------------------------------ safe stop
+    def _safe_stop(self) -> None:
+        """Enable low, stop the wave, legs low, DAC to zero: every step tried; raises
+        BoardFault naming the failed steps."""
+        with self._lock:
+            pi, p = self._pi, self.pins
+            failed = []
+            steps: list[tuple[str, Callable, tuple]] = [
+                ("enable low", pi.write, (p.enable, 0)),
+                ("wave_tx_stop", pi.wave_tx_stop, ()),
+                *[(f"gpio {g} low", pi.write, (g, 0)) for g in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)],
+            ]
+            if self._dac is not None:
+                steps += [(f"DAC channel {ch} to zero", pi.spi_write, (self._dac, self._dac_word(ch, 0)))
+                          for ch in (0, 1)]
+            lost = False
+            for name, fn, args in steps:
+                try:
+                    fn(*args)
+                except Exception as e:  # noqa: BLE001 - every step must be tried
+                    failed.append(f"{name}: {e!r}")
+                    lost = lost or isinstance(e, (OSError, struct.error, AttributeError))
+            self._ma = [0.0, 0.0]
+            self._playing = None
+            self._started_at = None
+            if failed:
+                if self._faulted is None:
+                    self._faulted = BoardFault("safe stop failed")
+                kind = ConnectionLost if lost else BoardFault
+                raise kind("safe stop incomplete: " + "; ".join(failed))
+
+    # ------------------------------------------------------------------ waves
+    def _verify(self, cycle: CompiledCycle) -> None:
+        """The compiled waves obey the pulse rules whatever produced them."""
+        spec = cycle.spec
+        max_w = min(int(DEVICE_LIMITS["pulse_us"].high), int(math.floor(spec.pulse_us + 0.5)))
+        legs = [(1 << a, 1 << b) for a, b in self.pins.legs[:spec.channels]]
+        allowed = 0
+        for a, b in legs:
+            allowed |= a | b
+        for wave in cycle.waves:
+            key = (wave.pulses, max_w, allowed)
+            if key in self._verified:
+                continue
+            level = 0
+            high_since: dict[int, int] = {}
+            widths: dict[int, list[int]] = {}
+            t = 0
+            for on, off, delay in wave.pulses:
+                if (on | off) & ~allowed:
+                    raise WaveformError("a wave drives a line that is not a leg of an armed channel")
+                if delay < 0:
+                    raise WaveformError("a wave has a negative delay")
+                for bit in _bits(off):
+                    if level & bit:
+                        widths.setdefault(bit, []).append(t - high_since.pop(bit))
+                level = (level | on) & ~off
+                for bit in _bits(on):
+                    high_since.setdefault(bit, t)
+                for a, b in legs:
+                    if level & a and level & b:
+                        raise WaveformError("a wave drives both legs of a channel high")
+                t += delay
+            if level:
+                raise WaveformError("a wave ends with a leg high")
+            for a, b in legs:
+                wa, wb = widths.get(a, []), widths.get(b, [])
+                if wa != wb:
+                    raise WaveformError("a wave's phases are not balanced")
+                if wa and max(wa) > max_w:
+                    raise WaveformError(f"a wave holds a leg high {max(wa)} µs > {max_w} µs")
+            self._verified.add(key)
+
+    def _create(self, cycle: CompiledCycle) -> list[int]:
+        ids = []
+        pi = self._pi
+        self._call(pi.wave_add_new)
+        for wave in cycle.waves:
+            self._call(pi.wave_add_generic, [pigpio.pulse(on, off, d) for on, off, d in wave.pulses])
+            ids.append(self._call(pi.wave_create))
+        self._cbs_used += cycle.wave_cbs
+        self._ools_used += cycle.wave_ools
+        self._ids_used += len(cycle.waves)
+        return ids
+
+    def _clear_waves(self) -> None:
+        self._call(self._pi.wave_clear)
+        self._created_key = None
+        self._wave_ids = []
+        self._prepared = None
+        self._cbs_used = self._ools_used = self._ids_used = 0
+
+    def _fits_alongside(self, cycle: CompiledCycle) -> bool:
+        return (self._cbs_used + cycle.wave_cbs <= L.WAVE_CB_BUDGET
+                and self._ools_used + cycle.wave_ools <= L.WAVE_OOL_BUDGET
+                and self._ids_used + len(cycle.waves) <= L.PI_MAX_WAVES)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise NotArmed("the driver is closed")
+        if self._faulted is not None:
+            raise BoardFault(f"the board faulted earlier ({self._faulted}); not restarting")
+
+    # ------------------------------------------------------------------ public API
+    def arm(self, cycle: CompiledCycle) -> None:
+        """Make `cycle` the next to play: its waves are checked and created now when
+        possible (reused when the same waves are already there; created alongside the
+        playing cycle when they fit; otherwise at `start()`). Never starts anything."""
+        if not isinstance(cycle, CompiledCycle):
+            raise TypeError(f"arm() takes a CompiledCycle, not {type(cycle).__name__}")
+        with self._lock:
+            self._check_usable()
+            self._verify(cycle)
+            key = cycle.key
+            self._armed = cycle
+            self._pending = False
+            if key == self._created_key:
+                return
+            if self._prepared is not None and self._prepared[0] == key:
+                return
+            if not self.busy():
+                self._clear_waves()
+                self._wave_ids = self._create(cycle)
+                self._created_key = key
+            elif self._fits_alongside(cycle):
+                self._prepared = (key, self._create(cycle))
+            else:
+                self._pending = True
+
+    def start(self) -> None:
+        """Enable the output and send the armed cycle's chain (one cycle, then it ends).
+
+        Called while the previous cycle still plays: allowed only once that cycle's last
+        pulse is over (its chain then ends in the rest); earlier, it is a fault."""
+        with self._lock:
+            self._check_usable()
+            cycle = self._armed
+            if cycle is None:
+                raise NotArmed("start() with no cycle armed")
+            if self.estop_pressed():
+                self._safe_stop()
+                raise BoardFault("the e-stop is pressed")
+            pi = self._pi
+            if self.busy():
+                if not self._past_last_pulse():
+                    self._fault(BoardFault("start() while a contraction was playing"))
+                    raise BoardFault("start() while a contraction was playing: output stopped")
+                self._call(pi.wave_tx_stop)
+                for g in (self.pins.ch0_a, self.pins.ch0_b, self.pins.ch1_a, self.pins.ch1_b):
+                    self._call(pi.write, g, 0)
+            key = cycle.key
+            if key != self._created_key:
+                if self._prepared is not None and self._prepared[0] == key:
+                    self._created_key, self._wave_ids = key, self._prepared[1]
+                    self._prepared = None
+                else:
+                    self._clear_waves()
+                    self._wave_ids = self._create(cycle)
+                    self._created_key = key
+            self._pending = False
+            chain = cycle.chain_bytes(self._wave_ids)
+            self.heartbeat()  # a fresh edge: the watchdog lets the first pulse through
+            self._call(pi.write, self.pins.enable, 1)
+            self._call(pi.wave_chain, chain)
+            self._playing = cycle
+            self._started_at = self.clock.now()
+
+    def _past_last_pulse(self) -> bool:
+        cycle, t0 = self._playing, self._started_at
+        if cycle is None or t0 is None:
+            return True
+        last_edge = 0
+        for ch, windows in enumerate(cycle.contractions):
+            for (w0, _w1) in windows:
+                widths = cycle.widths[ch]
+                k = len(widths) - 1
+                last_edge = max(last_edge, w0 + cycle.grid.t(k) + 2 * widths[k] + cycle.gap_us)
+        elapsed_us = (self.clock.now() - t0) * 1e6
+        return elapsed_us >= last_edge + L.CHAIN_START_DELAY_US
+
+    def busy(self) -> bool:
+        """A wave or chain is playing."""
+        return bool(self._call(self._pi.wave_tx_busy))
+
+    def stop(self) -> None:
+        """The safe stop (also for pause): enable low, wave stopped, legs low, DAC zero."""
+        with self._lock:
+            if self._closed:
+                return
+            self._safe_stop()
+
+    pause = stop
+
+    @property
+    def caps_ma(self) -> tuple[float, float]:
+        return self._caps
+
+    def set_caps(self, caps_ma: Sequence[float]) -> tuple[float, float]:
+        """Lower the caps (never above what the driver was built with); a set-point above
+        a new cap is brought down at once. Returns the caps in force."""
+        new = tuple(min(self._clean_cap(c), m) for c, m in zip((list(caps_ma) + [0.0, 0.0])[:2], self._caps_max))
+        with self._lock:
+            self._caps = new  # type: ignore[assignment]
+            for ch in (0, 1):
+                if self._ma[ch] > new[ch]:
+                    self.set_amplitude(ch, new[ch])
+        return self._caps
+
+    def set_amplitude(self, channel: int, ma: float) -> float:
+        """Set channel's current; clamped to [0, min(cap, device limit, DAC full scale)]
+        and quantised down to the DAC's step. Returns the mA actually set."""
+        if channel not in (0, 1):
+            raise ValueError(f"channel {channel!r} is not 0 or 1")
+        try:
+            ma = float(ma)
+        except (TypeError, ValueError):
+            ma = 0.0
+        if not math.isfinite(ma) or ma < 0:
+            ma = 0.0
+        full = float(self.pins.dac_full_scale_ma)
+        with self._lock:
+            self._check_usable()
+            limit = min(self._caps[channel], DEVICE_LIMITS["max_ma"].high, full)
+            ma = min(ma, limit)
+            code = min(_DAC_MAX_CODE, int(math.floor(ma * 4096 / full + 1e-9)))
+            while code and code * full / 4096 > limit:
+                code -= 1
+            self._call(self._pi.spi_write, self._dac, self._dac_word(channel, code))
+            self._ma[channel] = code * full / 4096
+            return self._ma[channel]
+
+    def amplitude(self, channel: int) -> float:
+        return self._ma[channel]
+
+    def heartbeat(self) -> None:
+        """Toggle the heartbeat line (the board's watchdog wants an edge every < 250 ms)."""
+        with self._lock:
+            self._hb ^= 1
+            self._call(self._pi.write, self.pins.heartbeat, self._hb)
+
+    def contact(self, channel: int) -> bool:
+        """Electrode contact on `channel` (MCP3008 input N >= 300 counts)."""
+        if channel not in (0, 1):
+            raise ValueError(f"channel {channel!r} is not 0 or 1")
+        _, rx = self._call(self._pi.spi_xfer, self._adc, [0x01, 0x80 | (channel << 4), 0x00])
+        if len(rx) < 3:
+            self._fault(ConnectionLost("short MCP3008 reply"))
+            raise ConnectionLost("short MCP3008 reply")
+        return (((rx[1] & 3) << 8) | rx[2]) >= CONTACT_THRESHOLD
+
+    def estop_pressed(self) -> bool:
+        """The e-stop input is low (pressed)."""
+        return self._call(self._pi.read, self.pins.estop) == 0
+
+    @property
+    def faulted(self) -> BaseException | None:
+        return self._faulted
+
+    @property
+    def socket_bytes(self) -> tuple[int, int]:
+        """(sent, received) on the pigpio command socket since the driver was built."""
+        return self._sock.sent, self._sock.received
+
+    def close(self) -> None:
+        """Safe stop, then release the waves, SPI handles, the e-stop button and the
+        connection. Idempotent. Raises BoardFault if the safe stop failed."""
+        with self._lock:
+            if self._closed:
+                return
+            error: BaseException | None = None
+            try:
+                self._safe_stop()
+            except HwError as e:
+                error = e
+            self._release()
+        if error is not None:
+            raise error
+
+    def _release(self) -> None:
+        pi = getattr(self, "_pi", None)
+        for fn, args in ((getattr(pi, "wave_clear", None), ()),
+                         (getattr(pi, "spi_close", None), (self._adc,)),
+                         (getattr(pi, "spi_close", None), (self._dac,))):
+            if fn is None or None in args:
+                continue
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - releasing what can be released
+                pass
+        self._closed = True
+        for obj in (self._button, self._factory):
+            try:
+                if obj is not None:
+                    obj.close()
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            if pi is not None:
+                pi.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __enter__(self) -> "Stimulator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _bits(mask: int):
+    while mask:
+        low = mask & -mask
+        yield low
+        mask ^= low
+
+
+def install_sigterm_handler(stim: Stimulator, *, exit_code: int = 128 + signal.SIGTERM):
+    """On SIGTERM: safe stop and close `stim`, then exit. Returns the previous handler."""
+
+    def handler(signum, frame):
+        try:
+            stim.close()
+        finally:
+            sys.exit(exit_code)
+
+    return signal.signal(signal.SIGTERM, handler)
