@@ -1,16 +1,222 @@
-"""Placeholder touchscreen app until the real one (issue 6) lands: it opens a window that
-says so and exits cleanly when closed, so `make run` never fails."""
+"""The touchscreen app: screens over the session engine.
+
+`homeapp` (no command) calls `main(config_path=...)`. The app opens the device (the
+simulated board unless configured for the real one), shows Home, and while a session runs
+polls the engine's state snapshot at 20 Hz and renders it; every touch becomes one quick
+engine call. Nothing here talks to the board.
+"""
 from __future__ import annotations
+
+import logging
+import os
+import time
+
+log = logging.getLogger(__name__)
+
+WINDOW_SIZE = (800, 480)
+POLL_HZ = 20
+_T0 = time.monotonic()
+
+
+def configure_kivy() -> None:
+    """Window size and input settings, before the Kivy window exists."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from kivy.config import Config
+    Config.set("graphics", "width", str(WINDOW_SIZE[0]))
+    Config.set("graphics", "height", str(WINDOW_SIZE[1]))
+    Config.set("graphics", "resizable", "0")
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+
+
+configure_kivy()
+
+from kivy.app import App  # noqa: E402
+from kivy.clock import Clock  # noqa: E402
+from kivy.core.window import Window  # noqa: E402
+from kivy.uix.boxlayout import BoxLayout  # noqa: E402
+from kivy.uix.floatlayout import FloatLayout  # noqa: E402
+from kivy.uix.screenmanager import NoTransition, ScreenManager  # noqa: E402
+
+from . import i18n  # noqa: E402
+from .sound import Beeper  # noqa: E402
+
+
+class HomeApp(App):
+    title = "Home NMES trainer"
+
+    def __init__(self, svc, **kw):
+        super().__init__(**kw)
+        self.svc = svc
+        self.engine = None
+        self.state = None
+        self.beeper = Beeper()
+        self._poll_event = None
+        self._contact_event = None
+        self.started_at = None          # monotonic time Home was first drawn
+        self.last_report = None         # (pain, effort, comment) of the last After screen
+
+    # ------------------------------------------------------------------ build
+    def build(self):
+        from .after import AfterScreen
+        from .alerts import AlertOverlay
+        from .caregiver import CaregiverScreen
+        from .clinician import ClinicianScreen
+        from .history import HistoryScreen
+        from .home import HomeScreen
+        from .prepare import PrepareScreen
+        from .session import SessionScreen
+        from .trainer import TrainerPanel
+
+        i18n.set_language(self.svc.language())
+        Window.clearcolor = (0.043, 0.075, 0.125, 1)
+        root = BoxLayout(orientation="vertical")
+        self.trainer = None
+        if self.svc.show_trainer_panel:
+            self.trainer = TrainerPanel(self)
+            root.add_widget(self.trainer)
+        stage = FloatLayout()
+        self.sm = ScreenManager(transition=NoTransition())
+        self.screens = {}
+        for cls, name in ((HomeScreen, "home"), (PrepareScreen, "prepare"), (SessionScreen, "session"),
+                          (AfterScreen, "after"), (HistoryScreen, "history"),
+                          (CaregiverScreen, "caregiver"), (ClinicianScreen, "clinician")):
+            s = cls(self, name=name)
+            self.screens[name] = s
+            self.sm.add_widget(s)
+        stage.add_widget(self.sm)
+        self.overlay = AlertOverlay(self)
+        stage.add_widget(self.overlay)
+        root.add_widget(stage)
+        self.root_widget = root
+        self.screens["home"].refresh()
+        self._poll_event = Clock.schedule_interval(self._poll, 1 / POLL_HZ)
+        Clock.schedule_once(self._first_frame, 0)
+        return root
+
+    def _first_frame(self, _dt):
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+
+    # ------------------------------------------------------------------ navigation
+    def go(self, name: str) -> None:
+        if name == "caregiver" or name == "clinician":
+            self.screens[name].lock()
+        self.sm.current = name
+        self.screens[name].refresh()
+        if self.state is not None:
+            self.screens[name].render(self.state)
+
+    @property
+    def current(self) -> str:
+        return self.sm.current
+
+    def toggle_language(self) -> None:
+        lang = "sv" if i18n.language() == "en" else "en"
+        self.set_language(lang)
+
+    def set_language(self, lang: str) -> None:
+        lang = i18n.set_language(lang)
+        self.svc.save_language(lang)
+        for s in self.screens.values():
+            s.refresh()
+        self.overlay.refresh()
+        if self.trainer:
+            self.trainer.refresh()
+        if self.state is not None:
+            self.render(self.state)
+
+    def load_demo(self) -> None:
+        self.svc.load_demo()
+        self.screens["home"].refresh()
+
+    # ------------------------------------------------------------------ session flow
+    def begin_preparation(self) -> None:
+        """Start on Home: an engine for this session, then Preparation."""
+        if self.svc.rx is None:
+            return
+        if self.engine is None or self.engine.state.phase.ended:
+            self.engine = self.svc.new_engine()
+            self.engine.add_listener(self._engine_event)
+            self.state = self.engine.state
+        self.go("prepare")
+
+    def cancel_preparation(self) -> None:
+        self.engine = None
+        self.state = None
+        self.svc.caregiver_unlocked = False
+        self.go("home")
+
+    def start_session(self) -> list[str]:
+        """Begin on Preparation. Returns the refusals (empty when the session started)."""
+        from homeapp.engine import StartRefused
+        try:
+            self.engine.start(caregiver_unlocked=self.svc.caregiver_unlocked)
+        except StartRefused as e:
+            return list(e.reasons)
+        self.svc.caregiver_unlocked = False
+        self.state = self.engine.state
+        self.go("session")
+        return []
+
+    def stop(self) -> None:
+        """STOP: always works, in any phase."""
+        if self.engine is not None:
+            self.engine.stop()
+            self._poll(0)
+
+    def _engine_event(self, kind: str, detail: dict) -> None:
+        # Called from the engine's thread: only schedule work on the UI thread.
+        if kind == "contraction_start":
+            Clock.schedule_once(lambda _dt: self.beeper.beep(), 0)
+        Clock.schedule_once(lambda _dt: self._poll(0), 0)
+
+    def _poll(self, _dt) -> None:
+        eng = self.engine
+        if eng is None:
+            return
+        state = eng.state
+        previous = self.state
+        self.state = state
+        self.render(state)
+        if state.phase.ended and self.current == "session" and (state.alert is None or not state.alert.needs_ack):
+            self.screens["after"].set_result(state)
+            self.go("after")
+        if previous is not None and previous.phase != state.phase and state.phase.ended and self.current in ("prepare",):
+            self.go("home")
+
+    def render(self, state) -> None:
+        self.overlay.render(state)
+        screen = self.screens.get(self.current)
+        if screen is not None:
+            screen.render(state)
+
+    def acknowledge(self) -> None:
+        if self.engine is not None:
+            self.engine.acknowledge()
+            self._poll(0)
+
+    def finish_session(self, pain, effort, comment) -> None:
+        """Save on After: the report lands in the log, then Home."""
+        self.last_report = (pain, effort, comment)
+        if self.engine is not None:
+            try:
+                self.engine.save_report(pain=pain, effort=effort, comment=comment or None)
+            except Exception:
+                log.exception("saving the report")
+        self.engine = None
+        self.state = None
+        self.overlay.render(None)
+        self.go("home")
+
+    def on_stop(self):
+        if self._poll_event is not None:
+            self._poll_event.cancel()
+        self.svc.close()
 
 
 def main(config_path: str | None = None) -> int:
-    from kivy.app import App
-    from kivy.uix.label import Label
-
-    class Placeholder(App):
-        def build(self):
-            return Label(text="Home NMES trainer\n(the session screens are being built)",
-                         font_size="32sp", halign="center")
-
-    Placeholder().run()
+    from .services import Services
+    svc = Services.open(config_path)
+    HomeApp(svc).run()
     return 0

@@ -1,0 +1,95 @@
+"""After: what was done, pain (0-10) and effort (Borg CR10) in a few taps, an optional
+comment, then Save."""
+from __future__ import annotations
+
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.textinput import TextInput
+
+from .base import BaseScreen
+from .i18n import _, f_, number
+from .widgets import BigButton, Text, Theme
+
+PAIN_VALUES = tuple(range(11))
+EFFORT_VALUES = (0, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)     # Borg CR10 (halves allowed)
+
+
+def status_text(status: str) -> str:
+    return {"completed": _("Session completed"), "stopped": _("Session stopped"),
+            "aborted": _("Session ended by a safety stop"),
+            "interrupted": _("Session interrupted")}.get(status, status)
+
+
+class Scale(BoxLayout):
+    """A row of numbered buttons; one can be chosen."""
+
+    def __init__(self, values, on_pick, **kw):
+        super().__init__(spacing=4, size_hint_y=None, height=64, **kw)
+        self.values = values
+        self.value = None
+        self.buttons = {}
+        for v in values:
+            b = BigButton(number(v, 1 if v % 1 else 0), bg=Theme.card_hi, size=Theme.font_body)
+            b.bind(on_release=lambda _b, v=v: (self.pick(v), on_pick(v)))
+            self.buttons[v] = b
+            self.add_widget(b)
+
+    def pick(self, v):
+        self.value = v
+        for k, b in self.buttons.items():
+            b.bg = Theme.primary if k == v else Theme.card_hi
+            b.text = number(k, 1 if k % 1 else 0)
+
+
+class AfterScreen(BaseScreen):
+    title_msg = "How did it go?"
+
+    def build(self):
+        self.summary = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=64)
+        self.body.add_widget(self.summary)
+        self.pain_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=30)
+        self.pain = Scale(PAIN_VALUES, lambda v: self.refresh())
+        self.effort_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=30)
+        self.effort = Scale(EFFORT_VALUES, lambda v: self.refresh())
+        for w in (self.pain_label, self.pain, self.effort_label, self.effort):
+            self.body.add_widget(w)
+        row = BoxLayout(size_hint_y=None, height=68, spacing=8)
+        self.comment = TextInput(multiline=False, font_size=Theme.font_body, padding=(10, 16),
+                                 background_color=(1, 1, 1, 1), foreground_color=(0, 0, 0, 1))
+        self.save = BigButton("", bg=Theme.go, size=Theme.font_large, size_hint_x=None, width=200)
+        self.save.bind(on_release=lambda *_: self.do_save())
+        row.add_widget(self.comment)
+        row.add_widget(self.save)
+        self.body.add_widget(row)
+        self.result = None
+
+    def set_result(self, state):
+        self.result = state
+        self.pain.value = self.effort.value = None
+        self.comment.text = ""
+        for s in (self.pain, self.effort):
+            for b in s.buttons.values():
+                b.bg = Theme.card_hi
+
+    def do_save(self):
+        if self.pain.value is None or self.effort.value is None:
+            self.refresh()
+            return
+        self.app.finish_session(self.pain.value, self.effort.value, self.comment.text.strip())
+
+    def refresh(self):
+        super().refresh()
+        st = self.result
+        if st is not None:
+            mins = st.elapsed_s / 60
+            contr = " / ".join(str(c.contractions_done) for c in st.channels)
+            peak = " / ".join(number(c.previous_ma if c.previous_ma > c.target_ma else c.target_ma)
+                              for c in st.channels)
+            self.summary.text = f_("{status}: {minutes} min, {contractions} contractions, last level {peak} mA",
+                                   status=status_text(st.phase.value), minutes=number(mins, 1 if mins < 10 else 0),
+                                   contractions=contr, peak=peak)
+        self.pain_label.text = _("Pain now: 0 = none, 10 = the worst")
+        self.effort_label.text = _("How hard was it? 0 = nothing, 10 = the most you can (Borg CR10)")
+        self.comment.hint_text = _("Comment (optional)")
+        self.save.text = _("Save")
+        missing = self.pain.value is None or self.effort.value is None
+        self.save.bg = Theme.disabled if missing else Theme.go

@@ -1,0 +1,120 @@
+"""Whole-screen alerts: e-stop, electrode loss, faults. Each says what happened, that the
+output is off, and what to do next. It covers every screen until the engine clears it."""
+from __future__ import annotations
+
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.floatlayout import FloatLayout
+
+from .i18n import _, f_
+from .widgets import BigButton, Text, Theme, paint_background
+
+
+def alert_texts(alert, channels) -> tuple[str, str, list[str]]:
+    """(title, what happened, steps) for an alert, in the current language."""
+    kind = getattr(alert.kind, "value", alert.kind)
+    label = ""
+    if alert.channel is not None and alert.channel < len(channels):
+        label = channels[alert.channel].label
+    if kind == "estop":
+        return (_("EMERGENCY STOP"), _("The stop button was pressed. Stimulation is off."),
+                [_("1. Take the pads off the skin if anything hurts."),
+                 _("2. Turn the red stop button to release it."),
+                 _("3. Touch OK.")])
+    if kind == "lead_off":
+        n = (alert.channel or 0) + 1
+        return (_("ELECTRODE LOOSE"),
+                f_("Channel {n} ({label}) lost contact. Stimulation is paused and set to zero.", n=n, label=label),
+                [_("1. Press the pad firmly onto the skin, or put on a new pad."),
+                 _("2. Check that the cable is plugged in."),
+                 _("The session goes on when contact is back. Or touch STOP.")])
+    if kind == "watchdog":
+        return (_("STIMULATOR STOPPED"), _("The program stopped answering. Stimulation is off."),
+                [_("1. Take the pads off."), _("2. Touch OK."),
+                 _("3. If it happens again, call your clinic.")])
+    return (_("STIMULATOR STOPPED"), _("The stimulator reported a fault. Stimulation is off."),
+            [_("1. Take the pads off."), _("2. Touch OK."),
+             _("3. If it happens again, call your clinic.")])
+
+
+class AlertOverlay(FloatLayout):
+    def __init__(self, app, **kw):
+        super().__init__(**kw)
+        self.app = app
+        self.alert = None
+        self.state = None
+        self.box = BoxLayout(orientation="vertical", padding=(24, 12, 24, 16), spacing=6)
+        paint_background(self.box, Theme.stop)
+        self.title = Text("", size=52, bold=True, size_hint_y=None, height=64)
+        self.what = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, height=80, valign="top")
+        self.steps = Text("", size=Theme.font_body + 2, valign="top")
+        self.detail = Text("", size=Theme.font_small - 4, size_hint_y=None, height=22)
+        row = BoxLayout(size_hint_y=None, height=84, spacing=16)
+        self.ok = BigButton("", bg=Theme.text, fg=Theme.warn_text, size=Theme.font_large)
+        self.ok.bind(on_release=lambda *_: self.app.acknowledge())
+        self.stop = BigButton("", bg=Theme.bg, size=Theme.font_large)
+        self.stop.bind(on_release=lambda *_: self.app.stop())
+        row.add_widget(self.ok)
+        row.add_widget(self.stop)
+        self.row = row
+        for w in (self.title, self.what, self.steps, self.detail, row):
+            self.box.add_widget(w)
+        self.box._bg_color.rgba = Theme.stop
+
+    @property
+    def showing(self) -> bool:
+        return self.box.parent is not None
+
+    def render(self, state):
+        self.state = state
+        alert = state.alert if state is not None else None
+        if alert is None:
+            if self.showing:
+                self.remove_widget(self.box)
+            self.alert = None
+            return
+        if not self.showing:
+            self.add_widget(self.box)
+        if alert != self.alert:
+            self.alert = alert
+            self.refresh()
+
+    def on_touch_down(self, touch):
+        if self.showing:
+            super().on_touch_down(touch)
+            return True          # nothing under a whole-screen alert takes touches
+        return False
+
+    def on_touch_up(self, touch):
+        if self.showing:
+            super().on_touch_up(touch)
+            return True
+        return False
+
+    def on_touch_move(self, touch):
+        return self.showing
+
+    def refresh(self):
+        a = self.alert
+        if a is None:
+            return
+        channels = self.state.channels if self.state is not None else ()
+        title, what, steps = alert_texts(a, channels)
+        kind = getattr(a.kind, "value", a.kind)
+        lead = kind == "lead_off"
+        self.box._bg_color.rgba = Theme.warn if lead else Theme.stop
+        fg = Theme.warn_text if lead else Theme.text
+        for w in (self.title, self.what, self.steps, self.detail):
+            w.color = fg
+        self.title.text = title
+        self.what.text = what
+        self.steps.text = "\n".join(steps)
+        self.detail.text = a.detail
+        self.ok.text = _("OK")
+        self.stop.text = _("STOP")
+        self.row.clear_widgets()
+        if a.needs_ack:
+            self.row.add_widget(self.ok)
+        ended = self.state is not None and self.state.phase.ended
+        if not ended:
+            self.stop.bg = Theme.stop if lead else Theme.bg
+            self.row.add_widget(self.stop)

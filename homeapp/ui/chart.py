@@ -1,0 +1,156 @@
+"""Small canvas charts for History: intensity per channel over time, adherence per week,
+a month calendar. Drawn with Kivy instructions (fast, no image files)."""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+from kivy.core.text import Label as CoreLabel
+from kivy.graphics import Color, Line, Rectangle
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+from .widgets import Theme, Text
+
+
+def text_texture(text: str, size: int = 16):
+    lab = CoreLabel(text=text, font_size=size)
+    lab.refresh()
+    return lab.texture
+
+
+def draw_text(text: str, x: float, y: float, color, size: int = 16, align: str = "left") -> None:
+    """Inside a `with canvas:` block: text with its lower-left (or centre/right) at x, y."""
+    tex = text_texture(text, size)
+    w, h = tex.size
+    if align == "center":
+        x -= w / 2
+    elif align == "right":
+        x -= w
+    Color(*color)
+    Rectangle(texture=tex, pos=(x, y), size=(w, h))
+
+
+class LineChart(Widget):
+    """Lines of (x index, value) per series, with a y axis labelled in mA."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.series: list[list[float | None]] = []
+        self.colors = list(Theme.channel)
+        self.labels: list[Label] = []
+        self.bind(pos=self.redraw, size=self.redraw)
+
+    def set_data(self, series):
+        self.series = series
+        self.redraw()
+
+    def redraw(self, *_):
+        self.canvas.clear()
+        for lab in self.labels:
+            self.remove_widget(lab)
+        self.labels = []
+        left, bottom = 48, 8
+        w, h = self.width - left - 8, self.height - bottom - 8
+        x0, y0 = self.x + left, self.y + bottom
+        values = [v for s in self.series for v in s if v is not None]
+        top = max([10.0] + values)
+        top = (int(top / 10) + 1) * 10
+        n = max([len(s) for s in self.series] + [2])
+        with self.canvas:
+            Color(*Theme.card_hi)
+            Rectangle(pos=(x0, y0), size=(w, h))
+            Color(*Theme.muted)
+            for k in range(0, int(top) + 1, max(10, int(top / 4 / 10) * 10)):
+                y = y0 + h * k / top
+                Line(points=[x0, y, x0 + w, y], width=1)
+                draw_text(str(k), x0 - 6, y - 9, Theme.muted, align="right")
+                Color(*Theme.muted)
+            for si, s in enumerate(self.series):
+                Color(*self.colors[si % len(self.colors)])
+                pts = []
+                for i, v in enumerate(s):
+                    if v is None:
+                        continue
+                    x = x0 + w * (i / (n - 1) if n > 1 else 0.5)
+                    pts += [x, y0 + h * v / top]
+                if len(pts) >= 4:
+                    Line(points=pts, width=2.5)
+                for j in range(0, len(pts), 2):
+                    Line(circle=(pts[j], pts[j + 1], 5), width=2.5)
+        for lab in self.labels:
+            self.add_widget(lab)
+
+
+class WeekBars(Widget):
+    """Sessions done per week against the planned number (a line across each bar)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.weeks: list[tuple[dt.date, int, int]] = []
+        self.labels: list[Label] = []
+        self.bind(pos=self.redraw, size=self.redraw)
+
+    def set_data(self, weeks):
+        self.weeks = weeks
+        self.redraw()
+
+    def redraw(self, *_):
+        self.canvas.clear()
+        for lab in self.labels:
+            self.remove_widget(lab)
+        self.labels = []
+        if not self.weeks:
+            return
+        n = len(self.weeks)
+        top = max([1] + [max(d, p) for _, d, p in self.weeks])
+        bw = self.width / n
+        base = self.y + 24
+        h = self.height - 30
+        with self.canvas:
+            for i, (monday, done, planned) in enumerate(self.weeks):
+                x = self.x + i * bw + bw * 0.15
+                Color(*(Theme.ok if planned and done >= planned else Theme.rest))
+                Rectangle(pos=(x, base), size=(bw * 0.7, h * done / top))
+                if planned:
+                    Color(*Theme.text)
+                    yp = base + h * planned / top
+                    Line(points=[x - 4, yp, x + bw * 0.7 + 4, yp], width=2, dash_length=6, dash_offset=4)
+                draw_text(f"{done}/{planned}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
+        for lab in self.labels:
+            self.add_widget(lab)
+
+
+class MonthCalendar(GridLayout):
+    """A month as a grid; days with a session are filled (green completed, amber cut short)."""
+
+    def __init__(self, weekday_names, **kw):
+        kw.setdefault("spacing", 3)
+        super().__init__(cols=7, **kw)
+        self.weekday_names = weekday_names
+
+    def show(self, year: int, month: int, days: dict[int, str], today: dt.date):
+        self.clear_widgets()
+        for name in self.weekday_names:
+            self.add_widget(Text(name, size=16, halign="center", color=Theme.muted))
+        for week in calendar.Calendar(firstweekday=0).monthdayscalendar(year, month):
+            for d in week:
+                status = days.get(d)
+                cell = Text(str(d) if d else "", size=18, halign="center", bold=status is not None)
+                color = None
+                if status == "completed":
+                    color = Theme.ok
+                elif status is not None:
+                    color = Theme.warn
+                if color is not None:
+                    cell.color = Theme.warn_text
+                if d and dt.date(year, month, d) == today:
+                    color = color or Theme.card_hi
+                if color is not None:
+                    with cell.canvas.before:
+                        c = Color(*color)
+                        r = Rectangle(pos=cell.pos, size=cell.size)
+                    cell.bind(pos=lambda w, v, r=r: setattr(r, "pos", v),
+                              size=lambda w, v, r=r: setattr(r, "size", v))
+                self.add_widget(cell)

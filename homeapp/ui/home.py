@@ -1,0 +1,114 @@
+"""Home: today's session, a large Start, this week's adherence, warnings."""
+from __future__ import annotations
+
+from kivy.uix.boxlayout import BoxLayout
+
+from .base import BaseScreen
+from .i18n import LANGUAGE_NAMES, _, f_, language
+from .widgets import BigButton, Card, Dot, Text, Theme
+
+
+def minutes_text(seconds: float) -> str:
+    m = max(1, round(seconds / 60))
+    return f_("{m} min", m=m)
+
+
+def warning_text(w) -> str:
+    p = w.params
+    if w.kind == "no_rx":
+        return _("No program on this device yet. Your clinic loads it.")
+    if w.kind == "demo":
+        return _("DEMO program on the simulated board, not a prescription.")
+    if w.kind == "rx_expired":
+        return f_("Your program ended on {date}. Ask your clinic for a new one.", date=p["date"])
+    if w.kind == "rx_expiring":
+        if p["days"] == 0:
+            return _("Your program ends today. Ask your clinic for a new one.")
+        return f_("Your program ends in {days} days. Ask your clinic for a new one.", days=p["days"])
+    if w.kind == "pads_old":
+        return f_("The pads have been used {n} times. Put on new pads.", n=p["n"])
+    if w.kind == "cut_short":
+        return _("Your last session ended early.")
+    return w.kind
+
+
+class HomeScreen(BaseScreen):
+    title_msg = "Today's session"
+
+    def build(self):
+        self.lang_button = self.add_header_button("", lambda *_: self.app.toggle_language(), width=130)
+        self.add_header_button("History", lambda *_: self.app.go("history"), width=130)
+        self.add_header_button("Caregiver", lambda *_: self.app.go("caregiver"), width=140)
+        self.add_header_button("Clinic", lambda *_: self.app.go("clinician"), width=110)
+
+        row = BoxLayout(spacing=10)
+        self.info = Card(orientation="vertical", spacing=4)
+        self.program = Text("", size=Theme.font_large, bold=True, fit=False)
+        self.duration = Text("", size=Theme.font_body)
+        self.due = Text("", size=Theme.font_body, bold=True)
+        self.week = Text("", size=Theme.font_body)
+        self.week_dots = BoxLayout(size_hint_y=None, height=34, spacing=8, padding=(0, 2))
+        for w in (self.program, self.duration, self.due, self.week, self.week_dots):
+            self.info.add_widget(w)
+        row.add_widget(self.info)
+
+        right = BoxLayout(orientation="vertical", size_hint_x=None, width=300, spacing=10)
+        self.start = BigButton("", bg=Theme.go, size=56)
+        self.start.bind(on_release=lambda *_: self.app.begin_preparation())
+        self.demo = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_y=None, height=80)
+        self.demo.bind(on_release=lambda *_: self.app.load_demo())
+        right.add_widget(self.start)
+        row.add_widget(right)
+        self.side_col = right
+        self.body.add_widget(row)
+
+        self.warn_box = BoxLayout(orientation="vertical", size_hint_y=None, spacing=6)
+        self.body.add_widget(self.warn_box)
+
+    def refresh(self):
+        super().refresh()
+        svc = self.app.svc
+        self.lang_button.text = LANGUAGE_NAMES["sv" if language() == "en" else "en"]
+        rx = svc.rx
+        if rx is None:
+            self.program.text = _("No program")
+            self.duration.text = ""
+            self.due.text = ""
+            self.week.text = ""
+            self.week_dots.clear_widgets()
+            self.start.disabled = True
+        else:
+            prefix = "DEMO: " if svc.rx_demo else ""
+            self.program.text = prefix + " + ".join(b.label for b in rx.blocks)
+            chans = ", ".join(c.label for c in rx.channels)
+            self.duration.text = f_("{duration}  ·  {channels}", duration=minutes_text(rx.duration_s), channels=chans)
+            due = svc.due_text_params()
+            self.due.text = {
+                "now": _("Due: now"),
+                "done_today": _("Done for today. Well done!"),
+                "later": f_("Next session from {at}", at=due.get("at", "")),
+            }.get(due["when"], "")
+            self.due.color = Theme.ok if due["when"] == "done_today" else Theme.text
+            adh = svc.adherence()
+            self.week_dots.clear_widgets()
+            if adh:
+                done, planned = adh
+                self.week.text = f_("This week: {done} of {planned} sessions", done=done, planned=planned)
+                for i in range(max(planned, done)):
+                    self.week_dots.add_widget(Dot(fill=Theme.ok if i < done else Theme.card_hi,
+                                                  size_hint_x=None, width=30))
+                self.week_dots.add_widget(BoxLayout())
+            self.start.disabled = False
+        self.start.text = _("START")
+        if self.demo.parent:
+            self.side_col.remove_widget(self.demo)
+        if svc.demo_available() and (rx is None or svc.rx_demo):
+            self.demo.text = _("Load DEMO program") if rx is None else _("Reload DEMO program")
+            self.side_col.add_widget(self.demo)
+        self.warn_box.clear_widgets()
+        warnings = svc.warnings()
+        for w in warnings[:3]:
+            c = Card(bg=Theme.warn, size_hint_y=None, height=48, padding=(12, 4))
+            c.add_widget(Text(warning_text(w), color=Theme.warn_text, size=Theme.font_body - 2, bold=True))
+            self.warn_box.add_widget(c)
+        self.warn_box.height = 54 * len(self.warn_box.children)

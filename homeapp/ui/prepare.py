@@ -1,0 +1,246 @@
+"""Preparation: where the pads go, a skin check, live electrode contact per channel, and
+the caregiver's PIN when the prescription asks for supervision."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from kivy.clock import Clock
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.modalview import ModalView
+
+from .base import BaseScreen
+from .i18n import _, f_
+from .placement import PlacementPicture, placement_for
+from .widgets import BigButton, Card, Dot, PinPad, Text, Theme
+
+log = logging.getLogger(__name__)
+
+CONTACT_POLL_S = 0.5
+
+
+def placement_text(label: str) -> str:
+    p = placement_for(label)
+    if p is None:
+        return _("Place the pads as your clinic showed you.")
+    side = {"left": _("left"), "right": _("right"), "": ""}[p.side]
+    texts = {
+        "quadriceps": _("Front of the {side} thigh: one pad a hand's width below the hip, one a hand's width above the kneecap."),
+        "hamstrings": _("Back of the {side} thigh: one pad below the buttock, one above the back of the knee."),
+        "calf": _("Back of the {side} lower leg: one pad on the thickest part of the calf, one below it."),
+        "tibialis": _("Front of the {side} lower leg, just outside the shin bone: one pad below the knee, one lower down."),
+        "gluteus": _("{side} buttock: one pad on the middle of the buttock, one below it."),
+        "biceps": _("Front of the {side} upper arm: one pad near the shoulder, one above the elbow."),
+        "triceps": _("Back of the {side} upper arm: one pad near the shoulder, one above the elbow."),
+        "forearm": _("Back of the {side} forearm: one pad below the elbow, one above the wrist."),
+        "deltoid": _("{side} shoulder: one pad on top of the shoulder, one on the front of it."),
+        "abdominals": _("Belly: one pad either side of the navel, a hand's width apart."),
+        "lower back": _("Lower back: one pad either side of the spine, never on the spine itself."),
+    }
+    return texts[p.key].replace("{side}", side).strip().capitalize()
+
+
+class ChannelPrep(Card):
+    def __init__(self, index: int, label: str, **kw):
+        super().__init__(orientation="vertical", spacing=4, padding=(10, 6), **kw)
+        self.index = index
+        self.label = label
+        self.name = Text("", size=Theme.font_body, bold=True, color=Theme.channel[index % 2],
+                         size_hint_y=None, height=32, shorten=True, shorten_from="right")
+        self.add_widget(self.name)
+        row = BoxLayout(spacing=10)
+        self.picture = PlacementPicture(label, index, size_hint_x=None, width=150)
+        row.add_widget(self.picture)
+        col = BoxLayout(orientation="vertical", spacing=4)
+        self.where = Text("", size=Theme.font_small, valign="top")
+        contact = BoxLayout(size_hint_y=None, height=44, spacing=8)
+        self.dot = Dot(fill=Theme.disabled, size_hint_x=None, width=40)
+        self.contact_text = Text("", size=Theme.font_body, bold=True)
+        contact.add_widget(self.dot)
+        contact.add_widget(self.contact_text)
+        col.add_widget(self.where)
+        col.add_widget(contact)
+        row.add_widget(col)
+        self.add_widget(row)
+        self.contact = None
+
+    def refresh(self):
+        self.name.text = f_("{n}: {label}", n=self.index + 1, label=self.label)
+        self.where.text = placement_text(self.label)
+        self.show_contact(self.contact)
+
+    def show_contact(self, contact):
+        self.contact = contact
+        if contact is None:
+            self.dot.fill = Theme.disabled
+            self.contact_text.text = _("Checking contact ...")
+            self.contact_text.color = Theme.muted
+        elif contact:
+            self.dot.fill = Theme.ok
+            self.contact_text.text = _("Contact good")
+            self.contact_text.color = Theme.ok
+        else:
+            self.dot.fill = Theme.bad
+            self.contact_text.text = _("No contact")
+            self.contact_text.color = Theme.bad
+
+
+class PrepareScreen(BaseScreen):
+    title_msg = "Get ready"
+
+    def build(self):
+        self.add_header_button("Cancel", lambda *_: self.app.cancel_preparation(), width=140)
+        self.channels_box = BoxLayout(spacing=8)
+        self.body.add_widget(self.channels_box)
+        self.why = Text("", size=Theme.font_small, color=Theme.warn, size_hint_y=None, height=30)
+        self.body.add_widget(self.why)
+        bottom = BoxLayout(size_hint_y=None, height=84, spacing=8)
+        self.skin = BigButton("", bg=Theme.card_hi, size=Theme.font_body - 2)
+        self.skin.bind(on_release=lambda *_: self.toggle_skin())
+        self.unlock = BigButton("", bg=Theme.primary, size=Theme.font_body - 2, size_hint_x=0.6)
+        self.unlock.bind(on_release=lambda *_: self.ask_pin())
+        self.begin = BigButton("", bg=Theme.go, size=Theme.font_large, size_hint_x=0.55)
+        self.begin.bind(on_release=lambda *_: self.do_begin())
+        bottom.add_widget(self.skin)
+        bottom.add_widget(self.unlock)
+        bottom.add_widget(self.begin)
+        self.bottom = bottom
+        self.body.add_widget(bottom)
+        self.skin_checked = False
+        self.cards: list[ChannelPrep] = []
+        self.contacts: tuple | None = None
+        self.refusals: list[str] = []
+        self._event = None
+        self._busy = False
+        self._rx_id = None
+        self.pin_view = None
+        self.start_refusals: list[str] = []
+
+    # ------------------------------------------------------------------ life cycle
+    def on_pre_enter(self, *a):
+        rx = self.app.svc.rx
+        if rx is not None and self._rx_id != id(rx):
+            self._rx_id = id(rx)
+            self.channels_box.clear_widgets()
+            self.cards = [ChannelPrep(i, c.label) for i, c in enumerate(rx.channels)]
+            for c in self.cards:
+                self.channels_box.add_widget(c)
+        self.skin_checked = False
+        self.contacts = None
+        self.start_refusals = []
+        for c in self.cards:
+            c.show_contact(None)
+        super().on_pre_enter(*a)
+        self.poll_now()
+        self._event = Clock.schedule_interval(lambda _dt: self.poll_now(), CONTACT_POLL_S)
+
+    def on_leave(self, *a):
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+
+    def poll_now(self, wait: bool = False):
+        """Ask the engine for contact and refusals on a worker thread (never blocks the UI)."""
+        eng = self.app.engine
+        if eng is None or self._busy:
+            return
+        self._busy = True
+
+        def work():
+            try:
+                contacts = tuple(eng.poll_contacts())
+                refusals = list(eng.start_refusals(caregiver_unlocked=self.app.svc.caregiver_unlocked))
+            except Exception as e:
+                log.warning("contact poll failed: %s", e)
+                contacts, refusals = None, [str(e)]
+            finally:
+                self._busy = False
+            Clock.schedule_once(lambda _dt: self._polled(contacts, refusals), 0)
+
+        t = threading.Thread(target=work, name="contact-poll", daemon=True)
+        t.start()
+        if wait:
+            t.join(2.0)
+
+    def _polled(self, contacts, refusals):
+        self.contacts = contacts
+        self.refusals = refusals
+        self.refresh()
+
+    # ------------------------------------------------------------------ actions
+    def toggle_skin(self):
+        self.skin_checked = not self.skin_checked
+        self.refresh()
+
+    def ask_pin(self):
+        if self.app.svc.caregiver_unlocked:
+            return
+        view = ModalView(size_hint=(None, None), size=(420, 440), auto_dismiss=False,
+                         background_color=(0, 0, 0, 0.85))
+        box = Card(orientation="vertical", bg=Theme.card)
+        msg = Text(_("Caregiver: enter your PIN"), size=Theme.font_body, bold=True, size_hint_y=None, height=36)
+        box.add_widget(msg)
+
+        def on_pin(pin):
+            if self.app.svc.verify_pin("caregiver", pin):
+                self.app.svc.caregiver_unlocked = True
+                view.dismiss()
+                self.pin_view = None
+                self.poll_now()
+                self.refresh()
+            else:
+                msg.text = _("Wrong PIN. Try again.")
+                msg.color = Theme.bad
+
+        pad = PinPad(on_pin, ok_text=_("OK"), clear_text=_("Clear"))
+        box.add_widget(pad)
+        cancel = BigButton(_("Cancel"), bg=Theme.card_hi, size_hint_y=None, height=64)
+        cancel.bind(on_release=lambda *_: (view.dismiss(), setattr(self, "pin_view", None)))
+        box.add_widget(cancel)
+        view.add_widget(box)
+        view.pad = pad
+        self.pin_view = view
+        view.open()
+
+    def blockers(self) -> list[str]:
+        out = []
+        if self.contacts is None:
+            out.append(_("Checking the electrodes ..."))
+        elif not all(self.contacts):
+            out.append(_("No contact: press the pad firmly onto the skin."))
+        if not self.skin_checked:
+            out.append(_("Check the skin first."))
+        rx = self.app.svc.rx
+        if rx is not None and rx.supervised and not self.app.svc.caregiver_unlocked:
+            out.append(_("A caregiver must unlock this session."))
+        return out
+
+    def do_begin(self):
+        if self.blockers():
+            self.refresh()
+            return
+        self.start_refusals = self.app.start_session()
+        self.refresh()
+
+    def refresh(self):
+        super().refresh()
+        rx = self.app.svc.rx
+        for i, c in enumerate(self.cards):
+            c.refresh()
+            if self.contacts is not None and i < len(self.contacts):
+                c.show_contact(bool(self.contacts[i]))
+        self.skin.text = _("Skin checked: no wounds, rash or redness") if self.skin_checked else \
+            _("Touch when you have checked the skin")
+        self.skin.bg = Theme.go if self.skin_checked else Theme.primary
+        supervised = rx is not None and rx.supervised
+        if supervised and self.unlock.parent is None:
+            self.bottom.add_widget(self.unlock, index=1)
+        elif not supervised and self.unlock.parent is not None:
+            self.bottom.remove_widget(self.unlock)
+        self.unlock.text = _("Unlocked by caregiver") if self.app.svc.caregiver_unlocked else _("Caregiver PIN")
+        self.unlock.bg = Theme.go if self.app.svc.caregiver_unlocked else Theme.primary
+        self.begin.text = _("Begin")
+        blockers = self.blockers()
+        self.begin.disabled = bool(blockers or self.refusals)
+        reasons = self.start_refusals or blockers or list(self.refusals)
+        self.why.text = "  ".join(reasons[:2])

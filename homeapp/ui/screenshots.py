@@ -1,0 +1,245 @@
+"""`python -m homeapp.ui.screenshots OUTDIR`: a PNG of every screen, in English and
+Swedish, rendered from hand-made engine states (no board needed), 800 x 480 as on the
+official 7-inch touchscreen. Run under Xvfb (`make screenshots`)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from homeapp.state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase
+
+TODAY = dt.date(2026, 11, 21)
+
+
+class FakeStore:
+    def __init__(self, sessions):
+        self._sessions = sessions
+
+    def export(self):
+        return {"sessions": self._sessions}
+
+
+class FakeEngine:
+    """Holds a state; every call is accepted and ignored (for pictures only)."""
+
+    def __init__(self, state, contacts=(True, True)):
+        self.state = state
+        self.contacts = contacts
+
+    def poll_contacts(self):
+        return self.contacts
+
+    def start_refusals(self, caregiver_unlocked=False):
+        return []
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+class FakeDevice:
+    simulated = True
+
+    def __init__(self, store):
+        self.store = store
+        self.sim_board = None
+        self.trust = None
+
+    def close(self):
+        pass
+
+
+def sample_sessions(today=TODAY):
+    out = []
+    day = today - dt.timedelta(days=40)
+    ma0, ma1 = 18.0, 16.0
+    k = 0
+    while day < today:
+        if day.weekday() not in (2, 6):
+            k += 1
+            status = "completed" if k % 9 else "stopped"
+            ma0, ma1 = min(40, ma0 + 0.7), min(40, ma1 + 0.6)
+            out.append({"id": f"s{k}", "prescription_id": "DEMO-quadriceps",
+                        "started_at": f"{day.isoformat()}T09:30:00+00:00",
+                        "ended_at": f"{day.isoformat()}T09:45:00+00:00", "status": status,
+                        "planned_contractions": 12,
+                        "channels": [{"contractions": 12, "peak_ma": round(ma0), "mean_ma": round(ma0) - 2},
+                                     {"contractions": 12, "peak_ma": round(ma1), "mean_ma": round(ma1) - 2}],
+                        "events": ([{"t": 40.0, "kind": "lead_off", "detail": {"channel": 1}}] if k % 9 == 0 else [])
+                        + ([{"t": 80.0, "kind": "refused", "detail": {"channel": 0, "ma": 41, "limit": 40}}] if k % 7 == 0 else [])})
+        day += dt.timedelta(days=1)
+    return out
+
+
+def channel(i, label, target, cap=40.0, contracting=True, previous=0.0, contact=True, done=3):
+    return ChannelState(index=i, label=label, cap_ma=cap, target_ma=target, set_ma=target,
+                        previous_ma=previous, contact=contact, contracting=contracting,
+                        contractions_done=done)
+
+
+def session_state(**kw):
+    base = dict(phase=Phase.RUNNING, session_id="s1", prescription_id="DEMO-quadriceps",
+                block_index=1, block_label="strength", blocks_total=2, cycle_index=2, cycles_total=6,
+                contracting=True, phase_left_s=6.2, elapsed_s=260, total_s=900,
+                channels=(channel(0, "left quadriceps", 24), channel(1, "right quadriceps", 22)))
+    base.update(kw)
+    return EngineState(**base)
+
+
+def make_services(tmp: Path, sessions):
+    from homeapp.ui.services import Services, demo_prescription_dict
+    import json
+
+    class Cfg:
+        board = "simulated"
+        language = "en"
+        caregiver_pin_hash = None
+        clinician_pin_hash = None
+        show_trainer_panel = False
+        data_dir = tmp
+        trust_dir = tmp / "trust"
+
+    svc = Services(config=Cfg(), device=FakeDevice(FakeStore(sessions)), today=TODAY)
+    data = demo_prescription_dict(TODAY - dt.timedelta(days=80))
+    (tmp / "prescription.json").write_text(json.dumps(data))
+    svc._ui_state = {"rx_demo": True}
+    svc.load_current_prescription()
+    return svc
+
+
+def shoot(app, path: Path):
+    from kivy.base import EventLoop
+    from kivy.core.window import Window
+    for _ in range(4):
+        EventLoop.idle()
+    got = Window.screenshot(str(path))
+    if got and Path(got) != path:
+        os.replace(got, path)
+
+
+def scenes(app):
+    """(name, setup) for every screen and alert."""
+    sv = app.svc
+
+    def home():
+        app.engine = None
+        app.state = None
+        app.overlay.render(None)
+        app.go("home")
+
+    def prepare():
+        rx = sv.rx
+        app.engine = FakeEngine(session_state(phase=Phase.READY), contacts=(True, False))
+        app.state = app.engine.state
+        app.go("prepare")
+        scr = app.screens["prepare"]
+        scr.on_leave()
+        scr._polled((True, False), [])
+        scr.skin_checked = True
+        scr.refresh()
+        assert rx is not None
+
+    def session(**kw):
+        def f():
+            st = session_state(**kw)
+            app.engine = FakeEngine(st)
+            app.state = st
+            app.go("session")
+            app.render(st)
+        return f
+
+    def after():
+        st = session_state(phase=Phase.COMPLETED, elapsed_s=900, contracting=False,
+                           channels=(channel(0, "left quadriceps", 30, done=12, contracting=False),
+                                     channel(1, "right quadriceps", 27, done=12, contracting=False)))
+        app.engine = FakeEngine(st)
+        app.state = st
+        app.screens["after"].set_result(st)
+        app.go("after")
+        app.render(st)
+        a = app.screens["after"]
+        a.pain.pick(2)
+        a.effort.pick(5)
+        a.refresh()
+
+    def history():
+        app.engine = None
+        app.state = None
+        app.overlay.render(None)
+        app.go("history")
+
+    def locked(name):
+        def f():
+            app.engine = None
+            app.state = None
+            app.overlay.render(None)
+            app.go(name)
+        return f
+
+    def unlocked(name, tab=None):
+        def f():
+            locked(name)()
+            scr = app.screens[name]
+            scr.check_pin("0000")
+            if tab:
+                scr.show_tab(tab)
+        return f
+
+    cap = Notice("at_cap", {"channel": 0, "cap_ma": 40.0}, "40 mA is the cap")
+    return [
+        ("home", home),
+        ("prepare", prepare),
+        ("session-contract", session()),
+        ("session-rest", session(contracting=False, phase_left_s=17.4,
+                                 channels=(channel(0, "left quadriceps", 24, contracting=False),
+                                           channel(1, "right quadriceps", 22, contracting=False)))),
+        ("session-at-cap", session(notice=cap, channels=(channel(0, "left quadriceps", 40),
+                                                          channel(1, "right quadriceps", 22)))),
+        ("session-paused", session(phase=Phase.PAUSED, contracting=False,
+                                   channels=(channel(0, "left quadriceps", 0, previous=24),
+                                             channel(1, "right quadriceps", 0, previous=22)))),
+        ("alert-estop", session(phase=Phase.ABORTED, contracting=False,
+                                alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True))),
+        ("alert-lead-off", session(phase=Phase.PAUSED, contracting=False,
+                                   alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="ch1 sense 12 counts"))),
+        ("alert-fault", session(phase=Phase.ABORTED, contracting=False,
+                                alert=Alert(AlertKind.FAULT, detail="BoardFault: pigpio socket closed", needs_ack=True))),
+        ("after", after),
+        ("history", history),
+        ("caregiver-pin", locked("caregiver")),
+        ("caregiver", unlocked("caregiver")),
+        ("clinician", unlocked("clinician", "rx")),
+        ("clinician-log", unlocked("clinician", "log")),
+    ]
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out = Path(argv[0] if argv else "docs/screens")
+    out.mkdir(parents=True, exist_ok=True)
+    from homeapp.ui.app import HomeApp
+    from kivy.core.window import Window
+    tmp = Path(tempfile.mkdtemp(prefix="homeapp-shots-"))
+    svc = make_services(tmp, sample_sessions())
+    app = HomeApp(svc)
+    root = app.build()
+    Window.add_widget(root)
+    root.size = Window.size
+    if app._poll_event is not None:
+        app._poll_event.cancel()          # states here are set by hand
+    written = []
+    for lang in ("en", "sv"):
+        app.set_language(lang)
+        for name, setup in scenes(app):
+            setup()
+            path = out / f"{name}-{lang}.png"
+            shoot(app, path)
+            written.append(path)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

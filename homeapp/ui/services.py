@@ -1,0 +1,399 @@
+"""What the screens need from the rest of the project, in one place.
+
+The screens never touch the board, the store or files themselves: they ask this object,
+which wraps the lead's `homeapp.device` / `homeapp.engine`, the log store, adherence, the
+prescription on the device and the PINs. Every call here is quick; the engine runs its
+loop in its own thread and the UI only reads its `state` snapshots.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: File names under the data directory.
+RX_FILE = "prescription.json"
+UI_FILE = "ui.json"
+#: On the simulated board with no PIN configured, this PIN opens caregiver and clinician
+#: mode (the screen says so). A real board refuses to start without hashed PINs.
+DEMO_PIN = "0000"
+#: Where USB sticks appear on Raspberry Pi OS.
+USB_ROOTS = ("/media", "/mnt", "/run/media")
+PAD_WARN_SESSIONS = 20      # self-adhesive pads: replace after about 20 sessions
+
+
+@dataclass(frozen=True)
+class Warning_:
+    kind: str                 # "rx_expiring", "rx_expired", "pads_old", "cut_short", "no_rx", "demo"
+    params: dict
+
+
+class Services:
+    """Owns the device (board, clock, store, trust) and the current prescription."""
+
+    def __init__(self, config=None, device=None, today=None):
+        self.config = config
+        self.device = device
+        self._today = today
+        self.rx = None
+        self.rx_demo = False
+        self.rx_problem: str | None = None
+        self.caregiver_unlocked = False
+        self.engine = None
+        self._ui_state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def open(cls, config_path=None) -> "Services":
+        from homeapp.config import load_config
+        config = load_config(config_path)
+        try:
+            from homeapp.device import open_device
+        except ImportError:  # the device layer is not built yet: screens still render
+            log.warning("homeapp.device is missing: the app runs without a board")
+            device = None
+        else:
+            device = open_device(config)
+        svc = cls(config=config, device=device)
+        svc._load_ui_state()
+        svc.load_current_prescription()
+        return svc
+
+    def close(self) -> None:
+        eng, self.engine = self.engine, None
+        if eng is not None:
+            try:
+                if not eng.state.phase.ended and eng.state.phase.value in ("running", "paused"):
+                    eng.stop()
+            except Exception:
+                log.exception("stopping the engine on close")
+        if self.device is not None:
+            try:
+                self.device.close()
+            except Exception:
+                log.exception("closing the device")
+
+    @property
+    def simulated(self) -> bool:
+        if self.device is not None:
+            return bool(getattr(self.device, "simulated", getattr(self.device, "sim_board", None) is not None))
+        return self.config is None or getattr(self.config, "board", "simulated") == "simulated"
+
+    @property
+    def sim_board(self):
+        return getattr(self.device, "sim_board", None)
+
+    @property
+    def store(self):
+        return getattr(self.device, "store", None)
+
+    @property
+    def show_trainer_panel(self) -> bool:
+        return self.simulated and self.sim_board is not None and bool(
+            getattr(self.config, "show_trainer_panel", True))
+
+    @property
+    def data_dir(self) -> Path:
+        d = Path(getattr(self.config, "data_dir", None) or Path.home() / ".local/share/homeapp")
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def today(self) -> dt.date:
+        return self._today or dt.date.today()
+
+    # ------------------------------------------------------------------ UI settings
+    def _load_ui_state(self) -> None:
+        try:
+            self._ui_state = json.loads((self.data_dir / UI_FILE).read_text())
+        except (OSError, ValueError):
+            self._ui_state = {}
+
+    def language(self) -> str:
+        return self._ui_state.get("language") or getattr(self.config, "language", "en") or "en"
+
+    def save_language(self, lang: str) -> None:
+        self._ui_state["language"] = lang
+        try:
+            (self.data_dir / UI_FILE).write_text(json.dumps(self._ui_state))
+        except OSError:
+            log.warning("cannot save the language choice")
+
+    # ------------------------------------------------------------------ prescription
+    def load_current_prescription(self) -> None:
+        path = self.data_dir / RX_FILE
+        self.rx, self.rx_demo, self.rx_problem = None, False, None
+        if not path.exists():
+            return
+        try:
+            rx, _problem = self._read_rx(path)
+        except ValueError as e:
+            self.rx_problem = str(e)
+            return
+        self.rx = rx
+        self.rx_demo = bool(self._ui_state.get("rx_demo")) and self.simulated
+
+    def _read_rx(self, path) -> tuple[Any, str | None]:
+        """Validated prescription and the signature problem (None when verified)."""
+        from schedules.validate import PrescriptionError, load_prescription
+        try:
+            rx = load_prescription(path, today=self.today())
+        except PrescriptionError as e:
+            raise ValueError("\n".join(e.problems)) from e
+        except OSError as e:
+            raise ValueError(f"{path}: {e.strerror}") from e
+        return rx, self.signature_problem(rx)
+
+    def signature_problem(self, rx) -> str | None:
+        try:
+            from schedules.signing import SignatureError, verify_prescription
+        except ImportError:
+            return None
+        trust = getattr(self.device, "trust", None)
+        if trust is None:
+            try:
+                from schedules.signing import TrustStore
+                trust = TrustStore(self.config.trust_dir)
+            except Exception:
+                return "no trust store"
+        try:
+            verify_prescription(dict(rx.source), trust)
+        except SignatureError as e:
+            return e.reason
+        return None
+
+    def check_import(self, path) -> tuple[Any | None, list[str], str | None]:
+        """(prescription or None, problems, signature problem) for a file to import."""
+        try:
+            rx, sig = self._read_rx(path)
+        except ValueError as e:
+            return None, str(e).splitlines(), None
+        return rx, [], sig
+
+    def import_prescription(self, path) -> tuple[bool, list[str]]:
+        """Validate, verify and make `path` the device's prescription. On a real board an
+        unsigned or untrusted prescription is refused; on the simulated board it is taken
+        with the signature problem shown."""
+        rx, problems, sig = self.check_import(path)
+        if rx is None:
+            return False, problems
+        if sig is not None and not self.simulated:
+            return False, [sig]
+        tmp = self.data_dir / (RX_FILE + ".tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, self.data_dir / RX_FILE)
+        self._ui_state["rx_demo"] = False
+        self.save_language(self.language())
+        self.load_current_prescription()
+        return True, [sig] if sig else []
+
+    def demo_available(self) -> bool:
+        return self.simulated
+
+    def load_demo(self) -> bool:
+        """A preset prescription, clearly marked DEMO, on the simulated board only."""
+        if not self.simulated:
+            return False
+        data = demo_prescription_dict(self.today())
+        path = self.data_dir / RX_FILE
+        path.write_text(json.dumps(data, indent=2))
+        self._ui_state["rx_demo"] = True
+        self.save_language(self.language())
+        self.load_current_prescription()
+        return self.rx is not None
+
+    def find_import_files(self, extra_dirs=()) -> list[Path]:
+        """Prescription files on USB sticks (and in the data directory's import folder)."""
+        found: list[Path] = []
+        roots = [Path(r) for r in USB_ROOTS] + [self.data_dir / "import"] + [Path(d) for d in extra_dirs]
+        for root in roots:
+            if not root.is_dir():
+                continue
+            try:
+                for p in sorted(root.glob("**/*.json")):
+                    if p.is_file() and len(found) < 30 and p.stat().st_size < 1_000_000:
+                        found.append(p)
+            except OSError:
+                continue
+        return found
+
+    def export_dirs(self) -> list[Path]:
+        out = []
+        for r in USB_ROOTS:
+            root = Path(r)
+            if root.is_dir():
+                for p in sorted(root.glob("*")) + sorted(root.glob("*/*")):
+                    if os.path.ismount(p) and os.access(p, os.W_OK) and p not in out:
+                        out.append(p)
+        out.append(self.data_dir / "export")
+        return out
+
+    # ------------------------------------------------------------------ engine
+    def new_engine(self):
+        """An engine for the current prescription (one per session)."""
+        from homeapp.engine import Engine
+        d = self.device
+        self.engine = Engine(prescription=self.rx, board=d.stimulator, store=d.store,
+                             clock=d.clock, trust=d.trust, allow_unsigned=d.simulated)
+        return self.engine
+
+    # ------------------------------------------------------------------ log
+    def sessions(self) -> list[dict]:
+        """The log's sessions as contract.md's export objects, oldest first."""
+        st = self.store
+        if st is None:
+            return []
+        try:
+            data = st.export()
+        except Exception:
+            log.exception("reading the log")
+            return []
+        sessions = data.get("sessions", []) if isinstance(data, dict) else list(data)
+        return sorted(sessions, key=lambda s: s.get("started_at") or "")
+
+    def session_starts(self) -> list[dt.datetime]:
+        out = []
+        for s in self.sessions():
+            try:
+                out.append(dt.datetime.fromisoformat(s["started_at"]))
+            except (KeyError, TypeError, ValueError):
+                pass
+        return out
+
+    def adherence(self):
+        """(done, planned) this week, or None without a prescription."""
+        if self.rx is None:
+            return None
+        starts = self.session_starts()
+        try:
+            from schedules.adherence import weekly_adherence
+            a = weekly_adherence(self.rx, starts, today=self.today())
+            done = getattr(a, "done", None)
+            planned = getattr(a, "planned", None)
+            if done is not None and planned is not None:
+                return int(done), int(planned)
+        except Exception:
+            pass
+        monday = self.today() - dt.timedelta(days=self.today().weekday())
+        done = sum(1 for t in starts if t.date() >= monday and t.date() <= self.today())
+        return done, self.rx.sessions_per_week
+
+    def weekly_history(self, weeks: int = 6) -> list[tuple[dt.date, int, int]]:
+        """(monday, sessions done, planned) for the last weeks, oldest first."""
+        starts = self.session_starts()
+        planned = self.rx.sessions_per_week if self.rx else 0
+        monday = self.today() - dt.timedelta(days=self.today().weekday())
+        out = []
+        for k in range(weeks - 1, -1, -1):
+            m = monday - dt.timedelta(weeks=k)
+            n = sum(1 for t in starts if m <= t.date() < m + dt.timedelta(days=7))
+            out.append((m, n, planned))
+        return out
+
+    def export_log(self, dest_dir) -> Path:
+        dest = Path(dest_dir)
+        dest.mkdir(parents=True, exist_ok=True)
+        data = self.store.export() if self.store is not None else {"sessions": []}
+        name = f"homeapp-log-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+        path = dest / name
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        return path
+
+    # ------------------------------------------------------------------ home
+    def due_text_params(self) -> dict:
+        """When today's session is due: {"when": "now"|"done_today"|"later", "at": "HH:MM"}."""
+        if self.rx is None:
+            return {"when": "none"}
+        today = self.today()
+        starts = [t for t in self.session_starts()]
+        today_starts = [t for t in starts if t.date() == today]
+        if len(today_starts) >= self.rx.max_sessions_per_day:
+            return {"when": "done_today"}
+        if starts:
+            last = max(starts)
+            nxt = last + dt.timedelta(hours=self.rx.min_hours_between)
+            now = dt.datetime.now(last.tzinfo) if last.tzinfo else dt.datetime.now()
+            if nxt > now and nxt.date() == today:
+                return {"when": "later", "at": nxt.strftime("%H:%M")}
+        return {"when": "now"}
+
+    def warnings(self) -> list[Warning_]:
+        out: list[Warning_] = []
+        if self.rx is None:
+            out.append(Warning_("no_rx", {}))
+            return out
+        if self.rx_demo:
+            out.append(Warning_("demo", {}))
+        days = (self.rx.expires - self.today()).days
+        if days < 0:
+            out.append(Warning_("rx_expired", {"date": self.rx.expires.isoformat()}))
+        elif days <= 14:
+            out.append(Warning_("rx_expiring", {"days": days, "date": self.rx.expires.isoformat()}))
+        sessions = self.sessions()
+        since = self._ui_state.get("pads_changed_at_count", 0)
+        if len(sessions) - since >= PAD_WARN_SESSIONS:
+            out.append(Warning_("pads_old", {"n": len(sessions) - since}))
+        if sessions and sessions[-1].get("status") in ("stopped", "aborted", "interrupted"):
+            out.append(Warning_("cut_short", {"status": sessions[-1].get("status")}))
+        return out
+
+    def pads_changed(self) -> None:
+        self._ui_state["pads_changed_at_count"] = len(self.sessions())
+        self.save_language(self.language())
+
+    # ------------------------------------------------------------------ PINs
+    def pin_configured(self, role: str) -> bool:
+        return bool(getattr(self.config, f"{role}_pin_hash", None))
+
+    def verify_pin(self, role: str, pin: str) -> bool:
+        hashed = getattr(self.config, f"{role}_pin_hash", None)
+        if not hashed:
+            return self.simulated and pin == DEMO_PIN
+        from homeapp.pinhash import verify_pin
+        try:
+            return bool(verify_pin(pin, hashed))
+        except Exception:
+            return False
+
+
+def demo_prescription_dict(today: dt.date) -> dict:
+    """The demo preset (schedules.presets when it offers one), dated from today."""
+    data = None
+    try:
+        from schedules import presets
+        for name in ("demo", "quadriceps_strength", "quadriceps"):
+            fn = getattr(presets, "preset", None) or getattr(presets, "get_preset", None)
+            if fn is not None:
+                try:
+                    data = dict(fn(name))
+                    break
+                except Exception:
+                    continue
+    except ImportError:
+        pass
+    if data is None:
+        data = {
+            "format": "homeapp.prescription/1", "id": "DEMO-quadriceps",
+            "patient_id": "DEMO", "clinician_id": "DEMO",
+            "sessions_per_week": 5, "max_sessions_per_day": 2, "min_hours_between": 0,
+            "supervision": "none",
+            "channels": [{"label": "left quadriceps", "max_ma": 40},
+                         {"label": "right quadriceps", "max_ma": 40}],
+            "blocks": [
+                {"label": "warm-up", "minutes": 1, "hz": 8, "pulse_us": 250, "on_s": 5, "off_s": 5,
+                 "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"},
+                {"label": "strength", "minutes": 3, "hz": {"value": 50, "min": 40, "max": 60},
+                 "pulse_us": 300, "on_s": 10, "off_s": 20, "ramp_up_s": 2, "ramp_down_s": 1,
+                 "pattern": "synchronous"}]}
+    data.pop("signature", None)
+    data["issued"] = today.isoformat()
+    data["expires"] = (today + dt.timedelta(days=90)).isoformat()
+    return data

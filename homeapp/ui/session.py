@@ -1,0 +1,187 @@
+"""Session: CONTRACT / REST in large type with a countdown, the block and the time left,
+per-channel intensity with big - and + that stop at the cap and say why, pause, and a
+STOP that is always visible and always works."""
+from __future__ import annotations
+
+import math
+
+from kivy.uix.boxlayout import BoxLayout
+
+from .base import BaseScreen
+from .i18n import _, f_, number
+from .widgets import BigButton, Card, Text, Theme
+
+
+def clock_text(seconds: float) -> str:
+    s = max(0, int(math.ceil(seconds)))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def notice_text(notice) -> str:
+    """The patient-language text of an engine notice (falls back to the engine's English)."""
+    if notice is None:
+        return ""
+    p = dict(notice.params)
+    cap = p.get("cap_ma", p.get("cap", p.get("limit")))
+    if notice.kind == "at_cap" and cap is not None:
+        return f_("{cap} mA is the most your clinic allows.", cap=number(float(cap)))
+    if notice.kind == "at_cap":
+        return _("This is the most your clinic allows.")
+    if notice.kind == "refused" and cap is not None:
+        return f_("Not allowed: your clinic's limit is {cap} mA.", cap=number(float(cap)))
+    if notice.kind == "refused":
+        return _("Not allowed by your prescription.")
+    if notice.kind == "at_zero":
+        return _("Intensity is already at zero.")
+    if notice.kind == "contact_missing":
+        return _("An electrode has no contact.")
+    if notice.kind == "param_range":
+        return _("That setting is outside your prescription.")
+    return notice.text
+
+
+class ChannelControl(Card):
+    def __init__(self, screen, index: int, **kw):
+        super().__init__(orientation="vertical", spacing=4, padding=(10, 6), **kw)
+        self.screen = screen
+        self.index = index
+        self.name = Text("", size=Theme.font_small + 2, bold=True, color=Theme.channel[index % 2],
+                         size_hint_y=None, height=30)
+        self.add_widget(self.name)
+        row = BoxLayout(spacing=8)
+        self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
+        self.minus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.decrease(index))
+        mid = BoxLayout(orientation="vertical")
+        self.ma = Text("", size=60, bold=True, halign="center")
+        self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
+        self.cap = Text("", size=Theme.font_small - 2, color=Theme.muted, halign="center", size_hint_y=None, height=44)
+        mid.add_widget(self.ma)
+        mid.add_widget(self.unit)
+        mid.add_widget(self.cap)
+        self.plus = BigButton("+", bg=Theme.primary, size=64, size_hint_x=None, width=88)
+        self.plus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.increase(index))
+        row.add_widget(self.minus)
+        row.add_widget(mid)
+        row.add_widget(self.plus)
+        self.add_widget(row)
+        self.restore = BigButton("", bg=Theme.go, size=Theme.font_body - 2, size_hint_y=None, height=60)
+        self.restore.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.restore(index))
+        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=60,
+                         valign="top")
+        self.add_widget(self.note)
+        self._showing_restore = False
+
+    def render(self, ch, state, notice_here: str):
+        self.name.text = ch.label
+        self.ma.text = number(ch.target_ma, 0 if float(ch.target_ma).is_integer() else 1)
+        self.cap.text = f_("limit\n{cap}", cap=number(ch.cap_ma))
+        at_cap = ch.target_ma >= ch.cap_ma - 1e-9
+        self.plus.bg = Theme.disabled if at_cap else Theme.primary
+        running = state.phase.value == "running"
+        self.plus.disabled = not running
+        self.minus.disabled = not running or ch.target_ma <= 0
+        want_restore = running and ch.previous_ma > ch.target_ma + 0.5
+        if want_restore != self._showing_restore:
+            self._showing_restore = want_restore
+            self.remove_widget(self.restore if not want_restore else self.note)
+            self.add_widget(self.restore if want_restore else self.note)
+        self.restore.text = f_("Back to {ma} mA", ma=number(ch.previous_ma))
+        self.note.text = notice_here
+
+
+class SessionScreen(BaseScreen):
+    title_msg = ""
+
+    def build(self):
+        self.root_box.remove_widget(self.header)
+        self.root_box.padding = (10, 10, 10, 10)
+        outer = BoxLayout(spacing=10)
+        main = BoxLayout(orientation="vertical", spacing=8)
+        info = BoxLayout(size_hint_y=None, height=40)
+        self.block = Text("", size=Theme.font_body, bold=True)
+        self.left = Text("", size=Theme.font_body, bold=True, halign="right", size_hint_x=0.45)
+        info.add_widget(self.block)
+        info.add_widget(self.left)
+        main.add_widget(info)
+        phase = Card(size_hint_y=None, height=140, padding=(16, 0))
+        self.phase_card = phase
+        self.phase = Text("", size=76, bold=True)
+        self.count = Text("", size=100, bold=True, halign="right", size_hint_x=0.28)
+        phase.add_widget(self.phase)
+        phase.add_widget(self.count)
+        main.add_widget(phase)
+        self.channels_box = BoxLayout(spacing=8)
+        main.add_widget(self.channels_box)
+        outer.add_widget(main)
+        side = BoxLayout(orientation="vertical", size_hint_x=None, width=150, spacing=10)
+        self.stop_button = BigButton("", bg=Theme.stop, size=Theme.font_large + 4)
+        self.stop_button.bind(on_release=lambda *_: self.app.stop())
+        self.pause_button = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_y=0.6)
+        self.pause_button.bind(on_release=lambda *_: self.toggle_pause())
+        side.add_widget(self.stop_button)
+        side.add_widget(self.pause_button)
+        outer.add_widget(side)
+        self.body.add_widget(outer)
+        self.controls: list[ChannelControl] = []
+        self._last = None
+
+    def toggle_pause(self):
+        eng = self.app.engine
+        if eng is None or self._last is None:
+            return
+        if self._last.phase.value == "paused":
+            eng.resume()
+        elif self._last.phase.value == "running":
+            eng.pause()
+        self.app._poll(0)
+
+    def refresh(self):
+        super().refresh()
+        self.stop_button.text = _("STOP")
+        if self._last is not None:
+            self.render(self._last)
+
+    def render(self, state):
+        self._last = state
+        if len(self.controls) != len(state.channels):
+            self.channels_box.clear_widgets()
+            self.controls = [ChannelControl(self, i) for i in range(len(state.channels))]
+            for c in self.controls:
+                self.channels_box.add_widget(c)
+        if state.block_index >= 0:
+            self.block.text = f_("Block {i} of {n}: {label}  ·  {c} of {cn}", i=state.block_index + 1,
+                                 n=state.blocks_total, label=state.block_label,
+                                 c=min(state.cycle_index + 1, state.cycles_total), cn=state.cycles_total)
+        else:
+            self.block.text = ""
+        self.left.text = f_("Time left {t}", t=clock_text(state.left_s))
+        p = state.phase.value
+        if p == "paused":
+            self.phase.text = _("PAUSED")
+            self.phase.color = Theme.text
+            self.phase_card.bg = Theme.card_hi
+            self.count.text = ""
+        elif p == "running":
+            self.phase.text = _("CONTRACT") if state.contracting else _("REST")
+            self.phase.color = Theme.warn_text
+            self.phase_card.bg = Theme.contract if state.contracting else Theme.rest
+            self.count.color = Theme.warn_text
+            self.count.text = str(max(0, int(math.ceil(state.phase_left_s))))
+        elif p == "ready":
+            self.phase.text = _("Starting ...")
+            self.phase.color = Theme.text
+            self.phase_card.bg = Theme.card
+            self.count.text = ""
+        else:
+            self.phase.text = _("Stopped") if p != "completed" else _("Finished")
+            self.phase.color = Theme.text
+            self.phase_card.bg = Theme.card
+            self.count.text = ""
+        self.pause_button.text = _("Continue") if p == "paused" else _("Pause")
+        self.pause_button.bg = Theme.go if p == "paused" else Theme.card_hi
+        self.pause_button.disabled = p not in ("running", "paused")
+        notice = notice_text(state.notice)
+        nch = dict(state.notice.params).get("channel") if state.notice is not None else None
+        for i, (ctl, ch) in enumerate(zip(self.controls, state.channels)):
+            here = notice if (nch is None and i == 0) or nch == i else ""
+            ctl.render(ch, state, here)
