@@ -464,3 +464,14 @@ def test_backup_while_another_process_writes(db_path, tmp_path):
         child.stdout.close()
     with Store.open(tmp_path / "copy2.db") as b:  # a backup is a usable homeapp log
         assert b.sessions()[0]["id"] == "k1"
+
+
+def test_event_details_are_kept_as_strict_json(store):
+    _session(store)
+    store.add_event("s1", t=3.0, kind="fault",
+                    detail={"reading": float("nan"), "caps": (60.0, 40.0), "day": dt.date(2026, 11, 21),
+                            "error": ValueError("bus")})
+    (event,) = store.session("s1")["events"]
+    assert event["detail"] == {"reading": "nan", "caps": [60.0, 40.0], "day": "2026-11-21",
+                               "error": "bus"}
+    json.dumps(event, allow_nan=False)  # a NaN would make the export invalid JSON
