@@ -1,0 +1,99 @@
+"""Presets (issue 2, part 5): clinician templates, each a valid prescription with a short
+rationale, at the frequencies and timings the issue names."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+
+from schedules.presets import PRESETS, get_preset, make_prescription, preset_names
+from schedules.validate import load_prescription, parse_prescription
+
+TODAY = dt.date.today()
+
+
+def make(name: str, **kw) -> dict:
+    return make_prescription(name, patient_id="P-0042", clinician_id="C-0007", issued=TODAY,
+                             expires=TODAY + dt.timedelta(days=90), **kw)
+
+
+def main_block(name: str):
+    """The preset's working block (the last one; a warm-up may come first)."""
+    return load(name).blocks[-1]
+
+
+def load(name: str):
+    return parse_prescription(make(name), today=TODAY)
+
+
+def extremes(block, field):
+    r = block.ranges.get(field)
+    return (r.min, r.max) if r else (getattr(block, field),) * 2
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_round_trips_through_file_and_validator(name, tmp_path):
+    d = make(name)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(d, indent=2, ensure_ascii=False), encoding="utf-8")
+    rx = load_prescription(path, today=TODAY)
+    assert dict(rx.source) == d
+    assert rx.id == f"rx-{name}-{TODAY:%Y%m%d}" and rx.patient_id == "P-0042"
+    assert rx.issued == TODAY and rx.duration_s > 0
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_has_a_name_title_and_short_rationale(name):
+    p = get_preset(name)
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", p.name) and p.name == name
+    assert 5 <= len(p.title) <= 60
+    assert 30 <= len(p.rationale) <= 200 and p.rationale.endswith(".")
+
+
+def test_preset_names_cover_the_issue():
+    assert preset_names() == [
+        "fibre-type-1", "fibre-type-2a", "fibre-type-2b", "fibre-all-types", "circulation",
+        "reduced-circulation", "muscle-tone-twitch", "muscle-tone-static", "atrophied-muscle",
+        "quadriceps-after-knee-surgery"]
+
+
+@pytest.mark.parametrize("name,lo,hi", [
+    ("fibre-type-1", 30, 36), ("fibre-type-2a", 60, 72), ("fibre-type-2b", 100, 120),
+    ("fibre-all-types", 50, 50), ("circulation", 8, 9), ("reduced-circulation", 13, 13),
+    ("muscle-tone-twitch", 1, 2), ("muscle-tone-static", 100, 100), ("quadriceps-after-knee-surgery", 50, 50),
+])
+def test_frequencies_follow_the_issue(name, lo, hi):
+    b = main_block(name)
+    f_lo, f_hi = extremes(b, "hz")
+    assert lo <= f_lo <= f_hi <= hi
+
+
+def test_atrophied_muscle_short_contractions_long_rests_short_sessions():
+    rx = load("atrophied-muscle")
+    (b,) = rx.blocks
+    assert 4 <= extremes(b, "on_s")[0] and extremes(b, "on_s")[1] <= 10
+    assert 6 <= extremes(b, "off_s")[0] and extremes(b, "off_s")[1] <= 20
+    assert b.off_s > b.on_s  # rest longer than the contraction
+    assert 10 <= extremes(b, "minutes")[0] and extremes(b, "minutes")[1] <= 20
+    assert 10 * 60 <= rx.duration_s <= 20 * 60
+
+
+def test_quadriceps_after_knee_surgery():
+    b = main_block("quadriceps-after-knee-surgery")
+    assert b.hz == 50 and b.on_s == 10 and b.ramp_up_s == 2 and b.ramp_down_s == 2
+    assert 250 <= extremes(b, "pulse_us")[0] and extremes(b, "pulse_us")[1] <= 400
+    assert 20 <= extremes(b, "off_s")[0] and extremes(b, "off_s")[1] <= 50
+
+
+def test_make_prescription_options_and_independent_copies():
+    a = make("circulation", rx_id="rx-9", supervision="caregiver")
+    assert a["id"] == "rx-9" and a["supervision"] == "caregiver"
+    a["blocks"][0]["hz"]["max"] = 150
+    assert make("circulation")["blocks"][0]["hz"]["max"] == 9
+
+
+def test_unknown_preset_lists_the_known_names():
+    with pytest.raises(KeyError, match="unknown preset 'quads'.*quadriceps-after-knee-surgery"):
+        make("quads")
