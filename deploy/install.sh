@@ -151,7 +151,7 @@ root_member() {  # root_member GROUP USER: add USER to GROUP's member list if ab
 }
 if [[ -n $ROOT ]] && ((!DRY_RUN)); then
     mkdir -p "$ROOT/etc"
-    touch "$ROOT/etc/passwd" "$ROOT/etc/group"
+    for f in passwd group; do [[ -e $ROOT/etc/$f ]] || : >"$ROOT/etc/$f"; done
     root_group "$APP_USER"
     for g in "${APP_GROUPS[@]}"; do root_group "$g"; root_member "$g" "$APP_USER"; done
     if ! grep -q "^$APP_USER:" "$ROOT/etc/passwd"; then
