@@ -141,7 +141,7 @@ class CaregiverScreen(PinScreen):
         self.status.text = (_("A session is running.") if active else _("No session is running."))
         self.alerts_title.text = _("Recent alerts")
         lines = []
-        for s in reversed(svc.sessions()[-30:]):
+        for s in reversed(svc.sessions(full=True)[-30:]):
             for e in s.get("events", []):
                 if e.get("kind") in ALERT_KINDS:
                     try:

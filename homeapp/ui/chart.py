@@ -117,7 +117,7 @@ class WeekBars(Widget):
                     Color(*Theme.text)
                     yp = base + h * planned / top
                     Line(points=[x - 4, yp, x + bw * 0.7 + 4, yp], width=2, dash_length=6, dash_offset=4)
-                draw_text(f"{done}/{planned}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
+                draw_text(f"{done}/{round(planned, 1):g}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
         for lab in self.labels:
             self.add_widget(lab)
 

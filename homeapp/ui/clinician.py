@@ -98,7 +98,7 @@ class ClinicianScreen(PinScreen):
 
     def build_log(self):
         svc = self.app.svc
-        sessions = svc.sessions()
+        sessions = svc.sessions(full=True)
         sv = ScrollView(do_scroll_x=False, bar_width=10)
         lines = []
         for s in reversed(sessions[-100:]):
@@ -110,10 +110,9 @@ class ClinicianScreen(PinScreen):
             peaks = "/".join(f"{c.get('peak_ma', 0):g}" for c in chans)
             contr = "/".join(str(c.get("contractions", 0)) for c in chans)
             rep = ""
-            for e in s.get("events", []):
-                if e.get("kind") == "report":
-                    d = e.get("detail") or {}
-                    rep = f"  pain {d.get('pain')}  effort {d.get('effort')}"
+            d = s.get("report") or {}
+            if d:
+                rep = "  " + f_("pain {pain} effort {effort}", pain=d.get("pain"), effort=d.get("effort"))
             lines.append(f"{when}  {s.get('status', '?'):<11} {contr} / {s.get('planned_contractions', '?')}  "
                          f"peak {peaks} mA{rep}")
         log_text = Text("\n".join(lines) if lines else _("The log is empty."), size=Theme.font_small - 2,

@@ -85,10 +85,10 @@ class HomeScreen(BaseScreen):
             due = svc.due_text_params()
             self.due.text = {
                 "now": _("Due: now"),
-                "done_today": _("Done for today. Well done!"),
+                "never": _("No more sessions under this program."),
                 "later": f_("Next session from {at}", at=due.get("at", "")),
             }.get(due["when"], "")
-            self.due.color = Theme.ok if due["when"] == "done_today" else Theme.text
+            self.due.color = Theme.ok if due["when"] == "later" else Theme.text
             adh = svc.adherence()
             self.week_dots.clear_widgets()
             if adh:

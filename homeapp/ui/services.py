@@ -246,57 +246,68 @@ class Services:
         return self.engine
 
     # ------------------------------------------------------------------ log
-    def sessions(self) -> list[dict]:
-        """The log's sessions as contract.md's export objects, oldest first."""
+    def sessions(self, full: bool = False) -> list[dict]:
+        """The log's ended sessions in contract.md's export shape, oldest first (`full`:
+        with events and the patient's report)."""
         st = self.store
         if st is None:
             return []
         try:
-            data = st.export()
+            if full or not hasattr(st, "sessions"):
+                data = st.export()
+                sessions = data.get("sessions", []) if isinstance(data, dict) else list(data)
+            else:
+                sessions = [s for s in st.sessions() if s.get("status") != "open"]
         except Exception:
             log.exception("reading the log")
             return []
-        sessions = data.get("sessions", []) if isinstance(data, dict) else list(data)
         return sorted(sessions, key=lambda s: s.get("started_at") or "")
 
-    def session_starts(self) -> list[dt.datetime]:
+    def session_starts(self, this_rx: bool = True) -> list[tuple[dt.datetime, str]]:
+        """(started_at, status) pairs, as schedules.adherence takes them."""
+        st = self.store
+        if st is not None and hasattr(st, "session_starts"):
+            try:
+                rx_id = self.rx.id if (this_rx and self.rx is not None) else None
+                return list(st.session_starts(rx_id))
+            except Exception:
+                log.exception("reading session starts")
+                return []
         out = []
         for s in self.sessions():
             try:
-                out.append(dt.datetime.fromisoformat(s["started_at"]))
+                out.append((dt.datetime.fromisoformat(s["started_at"]), s.get("status", "")))
             except (KeyError, TypeError, ValueError):
                 pass
         return out
 
+    def _weeks(self):
+        from schedules.adherence import weekly_adherence
+        return weekly_adherence(self.rx, self.session_starts(), today=self.today())
+
     def adherence(self):
-        """(done, planned) this week, or None without a prescription."""
+        """(completed this week, sessions per week), or None without a prescription."""
         if self.rx is None:
             return None
-        starts = self.session_starts()
         try:
-            from schedules.adherence import weekly_adherence
-            a = weekly_adherence(self.rx, starts, today=self.today())
-            done = getattr(a, "done", None)
-            planned = getattr(a, "planned", None)
-            if done is not None and planned is not None:
-                return int(done), int(planned)
+            weeks = self._weeks()
         except Exception:
-            pass
+            log.exception("adherence")
+            weeks = []
         monday = self.today() - dt.timedelta(days=self.today().weekday())
-        done = sum(1 for t in starts if t.date() >= monday and t.date() <= self.today())
+        done = next((w.done for w in weeks if w.first_day >= monday), 0)
         return done, self.rx.sessions_per_week
 
-    def weekly_history(self, weeks: int = 6) -> list[tuple[dt.date, int, int]]:
-        """(monday, sessions done, planned) for the last weeks, oldest first."""
-        starts = self.session_starts()
-        planned = self.rx.sessions_per_week if self.rx else 0
-        monday = self.today() - dt.timedelta(days=self.today().weekday())
-        out = []
-        for k in range(weeks - 1, -1, -1):
-            m = monday - dt.timedelta(weeks=k)
-            n = sum(1 for t in starts if m <= t.date() < m + dt.timedelta(days=7))
-            out.append((m, n, planned))
-        return out
+    def weekly_history(self, weeks: int = 6) -> list[tuple[dt.date, int, float]]:
+        """(first day, completed, prescribed) for the last weeks of the prescription."""
+        if self.rx is None:
+            return []
+        try:
+            rows = self._weeks()[-weeks:]
+        except Exception:
+            log.exception("adherence")
+            return []
+        return [(w.first_day, w.done, w.prescribed) for w in rows]
 
     def export_log(self, dest_dir) -> Path:
         dest = Path(dest_dir)
@@ -309,21 +320,25 @@ class Services:
 
     # ------------------------------------------------------------------ home
     def due_text_params(self) -> dict:
-        """When today's session is due: {"when": "now"|"done_today"|"later", "at": "HH:MM"}."""
+        """When the next session may start: {"when": "now" | "later" | "never" | "none",
+        "at": "HH:MM" or a date}."""
         if self.rx is None:
             return {"when": "none"}
-        today = self.today()
-        starts = [t for t in self.session_starts()]
-        today_starts = [t for t in starts if t.date() == today]
-        if len(today_starts) >= self.rx.max_sessions_per_day:
-            return {"when": "done_today"}
-        if starts:
-            last = max(starts)
-            nxt = last + dt.timedelta(hours=self.rx.min_hours_between)
-            now = dt.datetime.now(last.tzinfo) if last.tzinfo else dt.datetime.now()
-            if nxt > now and nxt.date() == today:
-                return {"when": "later", "at": nxt.strftime("%H:%M")}
-        return {"when": "now"}
+        try:
+            from schedules.adherence import next_session_at
+            now = dt.datetime.now(dt.timezone.utc).astimezone()
+            at = next_session_at(self.rx, self.session_starts(), now=now)
+        except Exception:
+            log.exception("next session")
+            return {"when": "now"}
+        if at is None:
+            return {"when": "never"}
+        if at <= now + dt.timedelta(seconds=1):
+            return {"when": "now"}
+        local = at.astimezone()
+        if local.date() == now.date():
+            return {"when": "later", "at": local.strftime("%H:%M")}
+        return {"when": "later", "at": local.strftime("%Y-%m-%d %H:%M")}
 
     def warnings(self) -> list[Warning_]:
         out: list[Warning_] = []
@@ -341,7 +356,8 @@ class Services:
         since = self._ui_state.get("pads_changed_at_count", 0)
         if len(sessions) - since >= PAD_WARN_SESSIONS:
             out.append(Warning_("pads_old", {"n": len(sessions) - since}))
-        if sessions and sessions[-1].get("status") in ("stopped", "aborted", "interrupted"):
+        if sessions and sessions[-1].get("status") in ("stopped", "aborted", "interrupted") \
+                and (self.rx is None or sessions[-1].get("prescription_id") == self.rx.id):
             out.append(Warning_("cut_short", {"status": sessions[-1].get("status")}))
         return out
 
@@ -364,36 +380,33 @@ class Services:
             return False
 
 
+DEMO_PRESET = "quadriceps-after-knee-surgery"
+
+
 def demo_prescription_dict(today: dt.date) -> dict:
-    """The demo preset (schedules.presets when it offers one), dated from today."""
-    data = None
+    """The demo: a preset from schedules.presets on both thighs, dated from today, with
+    a schedule loose enough to show it several times a day. Marked DEMO everywhere."""
     try:
-        from schedules import presets
-        for name in ("demo", "quadriceps_strength", "quadriceps"):
-            fn = getattr(presets, "preset", None) or getattr(presets, "get_preset", None)
-            if fn is not None:
-                try:
-                    data = dict(fn(name))
-                    break
-                except Exception:
-                    continue
-    except ImportError:
-        pass
-    if data is None:
+        from schedules.presets import make_prescription
+        data = make_prescription(DEMO_PRESET, patient_id="DEMO", clinician_id="DEMO", issued=today,
+                                 expires=today + dt.timedelta(days=90), rx_id="DEMO-" + DEMO_PRESET)
+        cap = data["channels"][0]["max_ma"]
+        data["channels"] = [{"label": "left quadriceps", "max_ma": cap},
+                            {"label": "right quadriceps", "max_ma": cap}]
+    except Exception:  # presets missing: a small built-in program
         data = {
             "format": "homeapp.prescription/1", "id": "DEMO-quadriceps",
             "patient_id": "DEMO", "clinician_id": "DEMO",
-            "sessions_per_week": 5, "max_sessions_per_day": 2, "min_hours_between": 0,
-            "supervision": "none",
+            "issued": today.isoformat(), "expires": (today + dt.timedelta(days=90)).isoformat(),
+            "sessions_per_week": 5, "supervision": "none",
             "channels": [{"label": "left quadriceps", "max_ma": 40},
                          {"label": "right quadriceps", "max_ma": 40}],
             "blocks": [
                 {"label": "warm-up", "minutes": 1, "hz": 8, "pulse_us": 250, "on_s": 5, "off_s": 5,
                  "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"},
-                {"label": "strength", "minutes": 3, "hz": {"value": 50, "min": 40, "max": 60},
-                 "pulse_us": 300, "on_s": 10, "off_s": 20, "ramp_up_s": 2, "ramp_down_s": 1,
-                 "pattern": "synchronous"}]}
+                {"label": "strength", "minutes": 3, "hz": 50, "pulse_us": 300, "on_s": 10,
+                 "off_s": 20, "ramp_up_s": 2, "ramp_down_s": 1, "pattern": "synchronous"}]}
+    data["max_sessions_per_day"] = 3
+    data["min_hours_between"] = 0
     data.pop("signature", None)
-    data["issued"] = today.isoformat()
-    data["expires"] = (today + dt.timedelta(days=90)).isoformat()
     return data

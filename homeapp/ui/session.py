@@ -52,11 +52,9 @@ class ChannelControl(Card):
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
         self.minus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.decrease(index))
         mid = BoxLayout(orientation="vertical")
-        self.ma = Text("", size=60, bold=True, halign="center")
-        self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
-        self.cap = Text("", size=Theme.font_small - 2, color=Theme.muted, halign="center", size_hint_y=None, height=44)
+        self.ma = Text("", size=56, bold=True, halign="center")
+        self.cap = Text("", size=Theme.font_small - 2, color=Theme.muted, halign="center", size_hint_y=None, height=24)
         mid.add_widget(self.ma)
-        mid.add_widget(self.unit)
         mid.add_widget(self.cap)
         self.plus = BigButton("+", bg=Theme.primary, size=64, size_hint_x=None, width=88)
         self.plus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.increase(index))
@@ -66,7 +64,7 @@ class ChannelControl(Card):
         self.add_widget(row)
         self.restore = BigButton("", bg=Theme.go, size=Theme.font_body - 2, size_hint_y=None, height=60)
         self.restore.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.restore(index))
-        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=60,
+        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=52,
                          valign="top")
         self.add_widget(self.note)
         self._showing_restore = False
@@ -74,7 +72,7 @@ class ChannelControl(Card):
     def render(self, ch, state, notice_here: str):
         self.name.text = ch.label
         self.ma.text = number(ch.target_ma, 0 if float(ch.target_ma).is_integer() else 1)
-        self.cap.text = f_("limit\n{cap}", cap=number(ch.cap_ma))
+        self.cap.text = f_("mA (max {cap})", cap=number(ch.cap_ma))
         at_cap = ch.target_ma >= ch.cap_ma - 1e-9
         self.plus.bg = Theme.disabled if at_cap else Theme.primary
         running = state.phase.value == "running"

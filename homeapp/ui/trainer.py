@@ -4,6 +4,7 @@ demonstration can show every alert. It acts on the simulated board, as a hand wo
 from __future__ import annotations
 
 import logging
+import threading
 
 from kivy.uix.boxlayout import BoxLayout
 
@@ -47,6 +48,7 @@ class TrainerPanel(BoxLayout):
         else:
             b.press_estop()
         self.estop_down = not self.estop_down
+        self._check()
         self.refresh()
 
     def toggle_lead(self, ch):
@@ -55,7 +57,14 @@ class TrainerPanel(BoxLayout):
             return
         self.leads[ch] = not self.leads[ch]
         b.set_lead(ch, self.leads[ch])
+        self._check()
         self.refresh()
+
+    def _check(self):
+        """Let the engine see the change now rather than at its next tick."""
+        eng = self.app.engine
+        if eng is not None and hasattr(eng, "check_now"):
+            threading.Thread(target=eng.check_now, name="trainer-check", daemon=True).start()
 
     def refresh(self):
         self.label.text = _("TRAINER (simulated board)")
