@@ -180,8 +180,10 @@ class Trace:
         signed current in mA; adjacent intervals of equal current are merged. An interval
         still open at the end of the trace ends at the trace's last row."""
         names = (f"ch{channel}.a", f"ch{channel}.b", f"ch{channel}.ma", "enable")
-        events = heapq.merge(*(((t, j, v) for t, v in self._series[n])
-                               for j, n in enumerate(names)))
+        def tagged(j: int, rows: list[tuple[int, float]]) -> Iterator[tuple[int, int, float]]:
+            return ((t, j, v) for t, v in rows)
+
+        events = heapq.merge(*(tagged(j, self._series[n]) for j, n in enumerate(names)))
         state = [0.0, 0.0, 0.0, 0.0]
         out: list[tuple[int, int, float]] = []
         cur_val, cur_t0 = 0.0, 0
@@ -206,8 +208,8 @@ class Trace:
 
 
 def _intervals(rows: Iterable[tuple[int, float]]) -> list[tuple[int, int]]:
-    """[rise, fall) intervals of a 0/1 signal; one still high at the end is left open
-    ending at its rise (width 0) — it has not finished."""
+    """[rise, fall) intervals of a 0/1 signal; one still high at the end of the trace has
+    not finished and is left out."""
     out: list[tuple[int, int]] = []
     high_at: int | None = None
     for t, v in rows:
