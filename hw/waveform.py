@@ -489,7 +489,7 @@ def continuous_segments(block, channels: int, segment_s: float = 10.0) -> list[t
         seg_blocks = max(1, math.floor(MAX_SEGMENT_S / block_s))
     base = dict(hz=block.hz, pulse_us=block.pulse_us, off_s=0, ramp_up_s=block.ramp_up_s,
                 ramp_down_s=block.ramp_down_s, pattern="synchronous", channels=channels)
-    if total_blocks * block_s <= MAX_SEGMENT_S and total_blocks * block_s >= ramps_s:
+    if total_blocks <= seg_blocks or total_blocks * block_s < 2 * max(ramps_s, 1):
         return [(CycleSpec(on_s=float(total_blocks * block_s), **base), 1)]
     first = last = seg_blocks
     middle_blocks = total_blocks - first - last
