@@ -25,7 +25,7 @@ DATA=/var/lib/homeapp
 UNIT_DIR=/etc/systemd/system
 BOOT_CONFIG=/boot/firmware/config.txt
 UNITS=(homeapp-safe-outputs.service pigpiod.service homeapp.service homeapp-backup.service homeapp-backup.timer)
-APT_PACKAGES=(pigpiod raspi-utils gpiod python3 python3-venv python3-pip sqlite3
+APT_PACKAGES=(pigpiod gpiod python3 python3-venv python3-pip sqlite3
               libsdl2-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libsdl2-ttf-2.0-0
               libmtdev1 libgl1 libgles2 libegl1 libgbm1 libdrm2)
 
@@ -131,6 +131,19 @@ if ((!REHEARSAL)) && [[ $(dpkg --print-architecture) != arm64 ]]; then
 fi
 run apt-get update
 run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+# pinctrl (drives the lines low at boot) comes with Raspberry Pi OS; its package was renamed
+# between releases, so ask for whichever exists. gpioset (gpiod, above) is the fallback.
+if ((REHEARSAL)); then
+    echo "would run: apt-get install raspi-utils-core (or raspi-utils) if pinctrl is missing"
+elif ! command -v pinctrl >/dev/null; then
+    for p in raspi-utils-core raspi-utils; do
+        if apt-cache show "$p" >/dev/null 2>&1; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$p"
+            break
+        fi
+    done
+    command -v pinctrl >/dev/null || note "warning: no pinctrl; homeapp-safe-outputs will use gpioset"
+fi
 
 # --- 2. the user and its groups ---------------------------------------------------------
 # Recorded as entries in ROOT/etc/passwd and ROOT/etc/group under --root; useradd otherwise.
