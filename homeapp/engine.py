@@ -154,12 +154,12 @@ class Engine:
         """`fn(kind, detail)` on "contraction_start", "rest_start", "alert", "ended"."""
         self._listeners.append(fn)
 
-    def _emit(self, kind: str, **detail: Any) -> None:
+    def _emit(self, event: str, /, **detail: Any) -> None:
         for fn in list(self._listeners):
             try:
-                fn(kind, detail)
+                fn(event, detail)
             except Exception:  # a broken listener must never stop the session
-                log.exception("engine listener failed on %s", kind)
+                log.exception("engine listener failed on %s", event)
 
     # ----------------------------------------------------------------- logging
     def _t(self) -> float:

@@ -12,13 +12,14 @@ US = 1_000_000
 
 
 def bursts(trace, channel: int, gap_us: int = 1_000_000) -> list[tuple[int, int]]:
-    """Contractions as the board delivered them: runs of current separated by a rest."""
+    """Contractions as the board played them: pulse trains separated by a rest (from the
+    legs, so a train counts even while the patient's intensity is still zero)."""
     out: list[list[int]] = []
-    for t0, t1, _ in trace.current_segments(channel):
-        if out and t0 - out[-1][1] < gap_us:
-            out[-1][1] = t1
+    for p in trace.pulses(channel):
+        if out and p.start_us - out[-1][1] < gap_us:
+            out[-1][1] = p.end_us
         else:
-            out.append([t0, t1])
+            out.append([p.start_us, p.end_us])
     return [tuple(b) for b in out]
 
 
@@ -42,6 +43,7 @@ def test_a_whole_session_delivers_the_planned_contractions(tmp_path, capsys):
         # each contraction lasts on_s (first to last pulse), cycles every 10 s, no drift
         starts = [t0 for t0, _ in trains]
         assert [b - a for a, b in zip(starts, starts[1:])] == [10 * US] * 5
+        assert all(abs((t1 - t0) - 4 * US) <= 20_000 for t0, t1 in trains)
         assert peak(tr, ch) <= asked
     session = run.export()["sessions"][0]
     assert session["status"] == "completed"
