@@ -46,6 +46,7 @@ VALIDATOR_ONLY_RULES = (
     "session total <= 90 min (with the longest adjustable settings)",
     "adjustable values: min <= value <= max",
     "numbers are finite (no NaN or Infinity)",
+    "sessions_per_week <= 7 * max_sessions_per_day",
     "no duplicate keys in a JSON object (load_prescription only)",
 )
 
@@ -83,6 +84,8 @@ def _fmt(x: Any) -> str:
     """A value as a person would write it: 400, 2.5, "fifty", true."""
     if isinstance(x, bool) or x is None:
         return json.dumps(x)
+    if isinstance(x, int) and x.bit_length() > 64:
+        return "a huge number"  # str() of a 5000-digit int raises; nobody needs its digits
     if isinstance(x, (int, float)):
         if isinstance(x, float) and not math.isfinite(x):
             return str(x)
@@ -90,7 +93,10 @@ def _fmt(x: Any) -> str:
         return str(int(x)) if float(x).is_integer() else f"{x:.10g}"
     if isinstance(x, (dt.date,)):
         return x.isoformat()
-    text = json.dumps(x, ensure_ascii=False)
+    try:
+        text = json.dumps(x, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return f"<{_kind(x)}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -315,6 +321,13 @@ def _parse_channel(p: _Problems, index: int, raw: Any) -> Channel | None:
     return Channel(label=label, max_ma=cap)
 
 
+def _today(today: dt.date | None) -> dt.date:
+    # A datetime is a date too, but comparing one with a date raises: keep the day.
+    if today is None:
+        return dt.date.today()
+    return today.date() if isinstance(today, dt.datetime) else today
+
+
 def _problems_of(data: object, today: dt.date) -> tuple[_Problems, Prescription | None]:
     p = _Problems()
     if not isinstance(data, dict):
@@ -360,6 +373,11 @@ def _problems_of(data: object, today: dt.date) -> tuple[_Problems, Prescription 
             else:
                 n = int(n)
         sched[name] = n
+    per_week, per_day = sched.get("sessions_per_week"), sched.get("max_sessions_per_day")
+    if per_week is not None and per_day is not None and per_week > 7 * per_day:
+        # A target no week can meet would make every adherence figure a failure.
+        p.add("sessions_per_week", f"{per_week} cannot fit in a week of at most {per_day} per day "
+                                   f"(max_sessions_per_day); at most {7 * per_day}")
 
     supervision = _choice(p, "supervision", data["supervision"], SUPERVISION) if "supervision" in data else None
 
@@ -429,7 +447,7 @@ def _problems_of(data: object, today: dt.date) -> tuple[_Problems, Prescription 
 def parse_prescription(data: object, *, today: dt.date | None = None) -> Prescription:
     """The validated, immutable prescription, or `PrescriptionError` with every problem.
     `today` (default: the local date) decides whether the prescription is in force."""
-    problems, rx = _problems_of(data, today or dt.date.today())
+    problems, rx = _problems_of(data, _today(today))
     if rx is None:
         raise PrescriptionError(list(problems))
     return rx
@@ -437,7 +455,7 @@ def parse_prescription(data: object, *, today: dt.date | None = None) -> Prescri
 
 def check_prescription(data: object, *, today: dt.date | None = None) -> list[str]:
     """Every problem with `data`, one line each; empty when it is a valid prescription."""
-    return list(_problems_of(data, today or dt.date.today())[0])
+    return list(_problems_of(data, _today(today))[0])
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:

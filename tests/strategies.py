@@ -112,6 +112,7 @@ def valid_prescriptions(draw, *, channels: st.SearchStrategy[int] = st.integers(
     issued = today - dt.timedelta(days=draw(st.integers(0, 60)))
     expires = today + dt.timedelta(days=draw(st.integers(0, 400)))
     S = SCHEDULE_LIMITS
+    per_day = draw(st.integers(int(S["max_sessions_per_day"].low), int(S["max_sessions_per_day"].high)))
     return {
         "format": FORMAT,
         "id": f"rx-{draw(st.integers(1, 9999)):04d}",
@@ -119,9 +120,9 @@ def valid_prescriptions(draw, *, channels: st.SearchStrategy[int] = st.integers(
         "clinician_id": "C-0007",
         "issued": issued.isoformat(),
         "expires": expires.isoformat(),
-        "sessions_per_week": draw(st.integers(int(S["sessions_per_week"].low), int(S["sessions_per_week"].high))),
-        "max_sessions_per_day": draw(st.integers(int(S["max_sessions_per_day"].low),
-                                                 int(S["max_sessions_per_day"].high))),
+        "sessions_per_week": draw(st.integers(int(S["sessions_per_week"].low),
+                                              min(int(S["sessions_per_week"].high), 7 * per_day))),
+        "max_sessions_per_day": per_day,
         "min_hours_between": draw(grid(S["min_hours_between"].low, S["min_hours_between"].high, 0.5)),
         "supervision": draw(st.sampled_from(SUPERVISION)),
         "channels": chans,

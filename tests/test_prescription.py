@@ -198,6 +198,9 @@ def test_every_problem_is_reported_not_only_the_first():
     (lambda d: d.update(sessions_per_week=30), "sessions_per_week: 30 is above the limit of 21 (allowed 1 to 21)"),
     (lambda d: d.update(min_hours_between=-1), "min_hours_between: -1 is below the limit of 0 (allowed 0 to 24 h)"),
     (lambda d: d.update(id="  "), "id: is empty"),
+    (lambda d: d.update(sessions_per_week=8),
+     "sessions_per_week: 8 cannot fit in a week of at most 1 per day (max_sessions_per_day); at most 7"),
+    (lambda d: d["blocks"][0].update(hz=10**5000), "blocks[0].hz: a huge number is above the device limit of 150 (allowed 1 to 150 Hz)"),
     (lambda d: d.update(clinician_id=7), "clinician_id: 7 is not text"),
     (lambda d: d.update(notes="x"), "notes: unknown field (known fields: format, id, patient_id, clinician_id, "
                                     "issued, expires, sessions_per_week, max_sessions_per_day, min_hours_between, "
@@ -241,6 +244,11 @@ def test_dates():
         'expires: "2027-02-30" is not a date (expected YYYY-MM-DD)']
     assert check_prescription({**d, "issued": "20261120"}, today=t) == [
         'issued: "20261120" is not a date (expected YYYY-MM-DD)']
+
+
+def test_today_may_be_given_as_a_datetime():
+    t = dt.datetime(2026, 11, 21, 23, 59)
+    assert check_prescription(example(t.date()), today=t) == []
 
 
 def test_today_defaults_to_the_local_date():
@@ -438,6 +446,7 @@ VALIDATOR_ONLY_CASES = [
     lambda d: d["blocks"].extend([dict(d["blocks"][1], minutes=60)] * 2),
     lambda d: d["blocks"][0].update(hz=adj(8, 10, 20)),
     lambda d: d["blocks"][0].update(hz=math.nan),
+    lambda d: d.update(sessions_per_week=8),
 ]
 
 
