@@ -6,7 +6,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.textinput import TextInput
 
 from .base import BaseScreen
-from .i18n import _, f_, number
+from .i18n import N_, _, f_, number
 from .widgets import BigButton, Text, Theme
 
 PAIN_VALUES = tuple(range(11))
@@ -41,7 +41,7 @@ class Scale(BoxLayout):
 
 
 class AfterScreen(BaseScreen):
-    title_msg = "How did it go?"
+    title_msg = N_("How did it go?")
 
     def build(self):
         self.summary = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import Screen
 
-from .i18n import _
+from .i18n import N_, _
 from .widgets import BigButton, Text, Theme, paint_background
 
 HEADER_H = 68
@@ -31,7 +31,7 @@ class BaseScreen(Screen):
         self.root_box.add_widget(self.body)
         self.back_button = None
         if self.back_to:
-            self.back_button = self.add_header_button("Back", lambda *_: self.app.go(self.back_to))
+            self.back_button = self.add_header_button(N_("Back"), lambda *_: self.app.go(self.back_to))
         self.build()
 
     def add_header_button(self, msgid: str, callback, width: int = 130, bg=None) -> BigButton:

@@ -8,7 +8,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 
 from .base import BaseScreen
-from .i18n import _, f_
+from .i18n import N_, _, f_
 from .widgets import BigButton, Card, PinPad, Text, Theme
 
 ALERT_KINDS = ("estop", "lead_off", "fault", "watchdog", "refused")
@@ -88,8 +88,8 @@ class PinScreen(BaseScreen):
 
 class CaregiverScreen(PinScreen):
     role = "caregiver"
-    title_msg = "Caregiver"
-    prompt_msg = "Caregiver: enter your PIN"
+    title_msg = N_("Caregiver")
+    prompt_msg = N_("Caregiver: enter your PIN")
 
     def build_panel(self):
         row = BoxLayout(size_hint_y=None, height=90, spacing=8)

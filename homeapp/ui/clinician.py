@@ -8,14 +8,14 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 
 from .caregiver import PinScreen
-from .i18n import _, f_
+from .i18n import N_, _, f_
 from .widgets import BigButton, Card, Text, Theme
 
 
 class ClinicianScreen(PinScreen):
     role = "clinician"
-    title_msg = "Clinic"
-    prompt_msg = "Clinician: enter your PIN"
+    title_msg = N_("Clinic")
+    prompt_msg = N_("Clinician: enter your PIN")
 
     def build_panel(self):
         tabs = BoxLayout(size_hint_y=None, height=64, spacing=8)

@@ -8,12 +8,12 @@ from kivy.uix.boxlayout import BoxLayout
 
 from .base import BaseScreen
 from .chart import LineChart, MonthCalendar, WeekBars
-from .i18n import _, f_
+from .i18n import N_, _, f_
 from .widgets import BigButton, Card, Text, Theme
 
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")
-WEEKDAYS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
+MONTHS = (N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"),
+          N_("July"), N_("August"), N_("September"), N_("October"), N_("November"), N_("December"))
+WEEKDAYS = (N_("Mo"), N_("Tu"), N_("We"), N_("Th"), N_("Fr"), N_("Sa"), N_("Su"))
 
 
 def session_date(s) -> dt.date | None:
@@ -24,7 +24,7 @@ def session_date(s) -> dt.date | None:
 
 
 class HistoryScreen(BaseScreen):
-    title_msg = "History"
+    title_msg = N_("History")
     back_to = "home"
 
     def build(self):

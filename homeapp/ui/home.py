@@ -4,7 +4,7 @@ from __future__ import annotations
 from kivy.uix.boxlayout import BoxLayout
 
 from .base import BaseScreen
-from .i18n import LANGUAGE_NAMES, _, f_, language
+from .i18n import LANGUAGE_NAMES, N_, _, f_, language
 from .widgets import BigButton, Card, Dot, Text, Theme
 
 
@@ -33,21 +33,25 @@ def warning_text(w) -> str:
 
 
 class HomeScreen(BaseScreen):
-    title_msg = "Today's session"
+    title_msg = N_("Today's session")
 
     def build(self):
-        self.lang_button = self.add_header_button("", lambda *_: self.app.toggle_language(), width=130)
-        self.add_header_button("History", lambda *_: self.app.go("history"), width=130)
-        self.add_header_button("Caregiver", lambda *_: self.app.go("caregiver"), width=140)
-        self.add_header_button("Clinic", lambda *_: self.app.go("clinician"), width=110)
+        self.lang_button = self.add_header_button("", lambda *_: self.app.toggle_language(), width=116)
+        self.add_header_button(N_("History"), lambda *_: self.app.go("history"), width=120)
+        self.add_header_button(N_("Caregiver"), lambda *_: self.app.go("caregiver"), width=130)
+        self.add_header_button(N_("Clinic"), lambda *_: self.app.go("clinician"), width=144)
+        for b in self.header_buttons.children:
+            b.font_size = Theme.font_body - 2
 
         row = BoxLayout(spacing=10)
         self.info = Card(orientation="vertical", spacing=4)
-        self.program = Text("", size=Theme.font_large, bold=True, fit=False)
-        self.duration = Text("", size=Theme.font_body)
-        self.due = Text("", size=Theme.font_body, bold=True)
-        self.week = Text("", size=Theme.font_body)
-        self.week_dots = BoxLayout(size_hint_y=None, height=34, spacing=8, padding=(0, 2))
+        self.program = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, height=40,
+                            shorten=True, shorten_from="right")
+        self.duration = Text("", size=Theme.font_body - 2, size_hint_y=None, height=32, shorten=True,
+                             shorten_from="right")
+        self.due = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=34)
+        self.week = Text("", size=Theme.font_body - 2, size_hint_y=None, height=32)
+        self.week_dots = BoxLayout(size_hint_y=None, height=36, spacing=8, padding=(0, 2))
         for w in (self.program, self.duration, self.due, self.week, self.week_dots):
             self.info.add_widget(w)
         row.add_widget(self.info)
@@ -90,14 +94,19 @@ class HomeScreen(BaseScreen):
             }.get(due["when"], "")
             self.due.color = Theme.ok if due["when"] == "later" else Theme.text
             adh = svc.adherence()
-            self.week_dots.clear_widgets()
             if adh:
                 done, planned = adh
                 self.week.text = f_("This week: {done} of {planned} sessions", done=done, planned=planned)
-                for i in range(max(planned, done)):
-                    self.week_dots.add_widget(Dot(fill=Theme.ok if i < done else Theme.card_hi,
-                                                  size_hint_x=None, width=30))
-                self.week_dots.add_widget(BoxLayout())
+                dots = [c for c in self.week_dots.children if isinstance(c, Dot)]
+                if len(dots) != max(planned, done):
+                    self.week_dots.clear_widgets()
+                    dots = [Dot(size_hint_x=None, width=30) for _i in range(max(planned, done))]
+                    for d in dots:
+                        self.week_dots.add_widget(d)
+                    self.week_dots.add_widget(BoxLayout())
+                    dots.reverse()  # children are listed last-added first
+                for i, d in enumerate(reversed(dots)):
+                    d.fill = Theme.ok if i < done else Theme.card_hi
             self.start.disabled = False
         self.start.text = _("START")
         if self.demo.parent:
@@ -108,7 +117,7 @@ class HomeScreen(BaseScreen):
         self.warn_box.clear_widgets()
         warnings = svc.warnings()
         for w in warnings[:3]:
-            c = Card(bg=Theme.warn, size_hint_y=None, height=48, padding=(12, 4))
+            c = Card(bg=Theme.warn, size_hint_y=None, height=44, padding=(12, 2))
             c.add_widget(Text(warning_text(w), color=Theme.warn_text, size=Theme.font_body - 2, bold=True))
             self.warn_box.add_widget(c)
-        self.warn_box.height = 54 * len(self.warn_box.children)
+        self.warn_box.height = 50 * len(self.warn_box.children)

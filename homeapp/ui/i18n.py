@@ -129,6 +129,11 @@ def _(text: str) -> str:
     return _translation.gettext(text)
 
 
+def N_(text: str) -> str:
+    """Marks a text for translation where it is defined; ``_()`` translates it where shown."""
+    return text
+
+
 def f_(text: str, **params) -> str:
     """Translate, then fill ``{name}`` fields (the translator may reorder them)."""
     return _translation.gettext(text).format(**params)

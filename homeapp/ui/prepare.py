@@ -10,7 +10,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.modalview import ModalView
 
 from .base import BaseScreen
-from .i18n import _, f_
+from .i18n import N_, _, f_
 from .placement import PlacementPicture, placement_for
 from .widgets import BigButton, Card, Dot, PinPad, Text, Theme
 
@@ -86,10 +86,10 @@ class ChannelPrep(Card):
 
 
 class PrepareScreen(BaseScreen):
-    title_msg = "Get ready"
+    title_msg = N_("Get ready")
 
     def build(self):
-        self.add_header_button("Cancel", lambda *_: self.app.cancel_preparation(), width=140)
+        self.add_header_button(N_("Cancel"), lambda *_: self.app.cancel_preparation(), width=140)
         self.channels_box = BoxLayout(spacing=8)
         self.body.add_widget(self.channels_box)
         self.why = Text("", size=Theme.font_small, color=Theme.warn, size_hint_y=None, height=30)

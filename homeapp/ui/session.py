@@ -34,7 +34,11 @@ def notice_text(notice) -> str:
     if notice.kind == "at_zero":
         return _("Intensity is already at zero.")
     if notice.kind == "contact_missing":
-        return _("An electrode has no contact.")
+        return f_("Put the electrode back on {labels} to continue.", labels=p.get("labels", ""))
+    if notice.kind == "not_running":
+        return _("Intensity can be changed only while the session runs.")
+    if notice.kind == "alert_open":
+        return _("Touch OK on the alert first.")
     if notice.kind == "param_range":
         return _("That setting is outside your prescription.")
     return notice.text
@@ -45,17 +49,21 @@ class ChannelControl(Card):
         super().__init__(orientation="vertical", spacing=4, padding=(10, 6), **kw)
         self.screen = screen
         self.index = index
+        top = BoxLayout(size_hint_y=None, height=30)
         self.name = Text("", size=Theme.font_small + 2, bold=True, color=Theme.channel[index % 2],
-                         size_hint_y=None, height=30)
-        self.add_widget(self.name)
+                         shorten=True, shorten_from="right")
+        self.cap = Text("", size=Theme.font_small, color=Theme.muted, halign="right", size_hint_x=None, width=120)
+        top.add_widget(self.name)
+        top.add_widget(self.cap)
+        self.add_widget(top)
         row = BoxLayout(spacing=8)
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
         self.minus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.decrease(index))
         mid = BoxLayout(orientation="vertical")
         self.ma = Text("", size=56, bold=True, halign="center")
-        self.cap = Text("", size=Theme.font_small - 2, color=Theme.muted, halign="center", size_hint_y=None, height=24)
+        self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
         mid.add_widget(self.ma)
-        mid.add_widget(self.cap)
+        mid.add_widget(self.unit)
         self.plus = BigButton("+", bg=Theme.primary, size=64, size_hint_x=None, width=88)
         self.plus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.increase(index))
         row.add_widget(self.minus)
@@ -72,7 +80,7 @@ class ChannelControl(Card):
     def render(self, ch, state, notice_here: str):
         self.name.text = ch.label
         self.ma.text = number(ch.target_ma, 0 if float(ch.target_ma).is_integer() else 1)
-        self.cap.text = f_("mA (max {cap})", cap=number(ch.cap_ma))
+        self.cap.text = f_("max {cap} mA", cap=number(ch.cap_ma))
         at_cap = ch.target_ma >= ch.cap_ma - 1e-9
         self.plus.bg = Theme.disabled if at_cap else Theme.primary
         running = state.phase.value == "running"
