@@ -592,7 +592,8 @@ class Engine:
         with self._lock:
             if self._phase is not Phase.RUNNING:
                 return
-            self.board.stop()  # enable low first, wave stopped, legs low, DAC zero
+            if not self._safe_stop():  # enable low first, wave stopped, legs low, DAC zero
+                return
             self._cut_contractions()
             self._zero_all()
             self._phase = Phase.PAUSED
@@ -632,13 +633,10 @@ class Engine:
     def stop(self, *, by: str = "patient") -> None:
         """Stop the session now. Always works, in any phase."""
         with self._lock:
-            try:
-                self.board.stop()
-            finally:
-                if self._phase in (Phase.RUNNING, Phase.PAUSED):
-                    self._cut_contractions()
-                    self._log("stop", by=by)
-                    self._finish(Phase.STOPPED, f"stopped by the {by}")
+            if self._safe_stop() and self._phase in (Phase.RUNNING, Phase.PAUSED):
+                self._cut_contractions()
+                self._log("stop", by=by)
+                self._finish(Phase.STOPPED, f"stopped by the {by}")
             self._wake.set()
 
     def estop(self, source: str = "button") -> None:
@@ -647,17 +645,17 @@ class Engine:
             self._on_estop(source)
 
     def _on_estop(self, source: str) -> None:
-        try:
-            self.board.stop()
-        finally:
-            if self._phase in (Phase.RUNNING, Phase.PAUSED):
-                self._cut_contractions()
-                self._zero_all()
-                self._alert = Alert(AlertKind.ESTOP, detail=f"e-stop pressed ({source})", needs_ack=True)
-                self._log("estop", source=source)
-                self._emit("alert", kind="estop")
+        # The board has already cut the output in hardware; this is the software's half.
+        stopped = self._safe_stop()
+        if self._phase in (Phase.RUNNING, Phase.PAUSED):
+            self._cut_contractions()
+            self._zero_all()
+            self._alert = Alert(AlertKind.ESTOP, detail=f"e-stop pressed ({source})", needs_ack=True)
+            self._log("estop", source=source)
+            self._emit("alert", kind="estop")
+            if stopped:
                 self._finish(Phase.ABORTED, "e-stop pressed")
-            self._wake.set()
+        self._wake.set()
 
     def _check_contacts(self) -> None:
         for ch in self._channels:
@@ -698,11 +696,23 @@ class Engine:
             except BoardFault as e:
                 self._abort_fault(e)
 
-    def _abort_fault(self, error: Exception) -> None:
+    def _safe_stop(self) -> bool:
+        """The board's safe stop. If it fails the board cannot be trusted: the session
+        aborts with a fault (the watchdog cuts the output once heartbeats stop)."""
         try:
             self.board.stop()
-        except Exception:  # the driver already tried every step of its safe stop
-            log.exception("safe stop after a fault failed")
+            return True
+        except Exception as e:  # the driver tried every step before it raised
+            log.exception("safe stop failed")
+            self._abort_fault(e, stopped=True)
+            return False
+
+    def _abort_fault(self, error: Exception, *, stopped: bool = False) -> None:
+        if not stopped:
+            try:
+                self.board.stop()
+            except Exception:  # the driver already tried every step of its safe stop
+                log.exception("safe stop after a fault failed")
         if self._phase.ended:
             return
         self._alert = Alert(AlertKind.FAULT, detail=str(error), needs_ack=True)
@@ -713,7 +723,7 @@ class Engine:
             except Exception:
                 log.exception("could not log the fault")
         self._emit("alert", kind="fault")
-        self._finish(Phase.ABORTED, f"fault: {error}")
+        self._finish(Phase.ABORTED, f"fault: {error}", stop_board=False)
 
     def acknowledge(self) -> None:
         with self._lock:
@@ -729,19 +739,18 @@ class Engine:
             self._frozen = True
             self._wake.set()
 
-    def _finish(self, phase: Phase, reason: str) -> None:
-        try:
-            self.board.stop()
-        finally:
-            for ch in self._channels:
-                ch.contracting = False
-            self._phase = phase
-            self._end_reason = reason
-            self._step = None
-            if self._session_id is not None:
-                self._log("end", status=phase.value, reason=reason)
-                self.store.end_session(self._session_id, status=phase.value, ended_at=self.wall_clock())
-            self._emit("ended", status=phase.value, reason=reason)
+    def _finish(self, phase: Phase, reason: str, *, stop_board: bool = True) -> None:
+        if stop_board and not self._safe_stop():
+            return  # _safe_stop has finished the session as aborted with a fault
+        for ch in self._channels:
+            ch.contracting = False
+        self._phase = phase
+        self._end_reason = reason
+        self._step = None
+        if self._session_id is not None:
+            self._log("end", status=phase.value, reason=reason)
+            self.store.end_session(self._session_id, status=phase.value, ended_at=self.wall_clock())
+        self._emit("ended", status=phase.value, reason=reason)
 
     # ----------------------------------------------------------------- after
     def save_report(self, *, pain: int, effort: float, comment: str | None = None) -> None:
