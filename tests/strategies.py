@@ -54,7 +54,7 @@ def _span(draw, low: float, high: float, step: float, adjustable: bool) -> tuple
 
 
 @st.composite
-def _block(draw, *, n_channels: int, adjustable: bool, patterns) -> tuple[dict, float]:
+def _block(draw, *, n_channels: int, adjustable: bool, patterns, max_block_minutes: float) -> tuple[dict, float]:
     """A valid block and the longest it can run (seconds)."""
     L = DEVICE_LIMITS
     pattern = draw(patterns) if n_channels == 2 else "synchronous"
@@ -66,7 +66,9 @@ def _block(draw, *, n_channels: int, adjustable: bool, patterns) -> tuple[dict, 
     # Alternating: the rest is at least as long as the longest contraction.
     off_low = on[1] if pattern == "alternating" else L["off_s"].low
     spans["off_s"] = off = draw(_span(off_low, L["off_s"].high, STEPS["off_s"], adjustable))
-    for name in ("minutes", "hz", "pulse_us"):
+    spans["minutes"] = draw(_span(L["minutes"].low, min(L["minutes"].high, max_block_minutes),
+                                  STEPS["minutes"], adjustable))
+    for name in ("hz", "pulse_us"):
         spans[name] = draw(_span(L[name].low, L[name].high, STEPS[name], adjustable))
 
     block: dict = {}
@@ -86,10 +88,12 @@ def _block(draw, *, n_channels: int, adjustable: bool, patterns) -> tuple[dict, 
 
 @st.composite
 def valid_prescriptions(draw, *, channels: st.SearchStrategy[int] = st.integers(CHANNELS_MIN, CHANNELS_MAX),
-                        max_blocks: int = 3, adjustable: bool = True,
+                        max_blocks: int = 3, adjustable: bool = True, max_block_minutes: float = 60,
                         patterns: st.SearchStrategy[str] = st.sampled_from(("synchronous", "alternating")),
                         today: dt.date | None = None) -> dict:
-    """Valid prescription dicts, in force on `today` (default: the day of the draw)."""
+    """Valid prescription dicts, in force on `today` (default: the day of the draw).
+    `max_block_minutes` keeps sessions short for tests that run them (a block may still run
+    one whole cycle, up to 3 minutes, when that is longer)."""
     today = today or dt.date.today()
     n_channels = draw(channels)
     chans = []
@@ -102,7 +106,8 @@ def valid_prescriptions(draw, *, channels: st.SearchStrategy[int] = st.integers(
     budget_s = SESSION_MAX_MINUTES * 60
     blocks = []
     for _ in range(draw(st.integers(1, max_blocks))):
-        block, longest = draw(_block(n_channels=n_channels, adjustable=adjustable, patterns=patterns))
+        block, longest = draw(_block(n_channels=n_channels, adjustable=adjustable, patterns=patterns,
+                                     max_block_minutes=max_block_minutes))
         # The first block always fits (at most 60 min plus half a 3-minute cycle).
         if longest > budget_s:
             break

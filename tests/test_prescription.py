@@ -567,6 +567,14 @@ def test_each_out_of_limit_field_is_refused_with_its_path_named(d, data):
     assert not schema_ok(d)
 
 
+@settings(max_examples=50, deadline=None)
+@given(valid_prescriptions(today=TODAY, max_block_minutes=1, channels=st.just(2), adjustable=False))
+def test_strategy_options(d):
+    rx = parse_prescription(d, today=TODAY)
+    assert len(rx.channels) == 2 and all(not b.ranges for b in rx.blocks)
+    assert all(b.minutes <= 1 and b.duration_s <= 180 for b in rx.blocks)
+
+
 def test_strategy_reaches_the_edges_of_the_valid_space():
     # Other parts test against this strategy: it must reach the corners that matter.
     quick = settings(max_examples=2000, database=None, phases=[Phase.generate])  # no shrinking: slow, not needed
