@@ -183,7 +183,7 @@ class Stimulator:
             try:
                 return fn(*args)
             except pigpio.error as e:
-                code = _ERROR_CODES.get(str(e), 0)
+                code = _ERROR_CODES.get(getattr(e, "value", str(e)), 0)
                 fault: BoardFault = PigpioError(getattr(fn, "__name__", "pigpio"), code,
                                                 L.ERROR_NAMES.get(code, str(e)))
                 cause: BaseException = e
@@ -504,8 +504,9 @@ class Stimulator:
             try:
                 if obj is not None:
                     obj.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 - a dead connection: forget the pin
+                if hasattr(obj, "_pin"):
+                    obj._pin = None  # so gpiozero's __del__ does not retry on a dead socket
         try:
             if pi is not None:
                 pi.stop()
