@@ -16,8 +16,8 @@ from tests.bench import Figure
 
 RX = {"format": "homeapp.prescription/1",
       "id": "rx-0001", "patient_id": "P-0042", "clinician_id": "C-0007",
-      "issued": "2026-01-01", "expires": "2031-12-31",
-      "sessions_per_week": 5, "max_sessions_per_day": 1, "min_hours_between": 4,
+      "issued": "2021-01-01", "expires": "2031-12-31",   # synthetic_export sets real dates
+      "sessions_per_week": 7, "max_sessions_per_day": 2, "min_hours_between": 4,
       "supervision": "none",
       "channels": [{"label": "left quadriceps", "max_ma": 60}, {"label": "right quadriceps", "max_ma": 50}],
       "blocks": [
@@ -27,12 +27,14 @@ RX = {"format": "homeapp.prescription/1",
            "ramp_up_s": 2, "ramp_down_s": 1, "pattern": "synchronous"}]}
 
 
-def synthetic_export(n_sessions: int, *, seed: int = 7, start: dt.date = dt.date(2026, 1, 5),
+def synthetic_export(n_sessions: int, *, seed: int = 7, end: dt.date | None = None,
                      contractions_per_session: int = 33) -> dict[str, Any]:
-    """About one session a day (some days skipped, a few with two), each with its
-    contractions per channel, intensity events, a patient report, and now and then an
-    e-stop, a fault or a lost electrode."""
+    """About one session a day (some days skipped, a few with two) ending yesterday (or
+    `end`), each with its contractions per channel, intensity events, a patient report, and
+    now and then an e-stop, a fault or a lost electrode. One prescription covers them all."""
     rng = random.Random(seed)
+    end = end or dt.date.today() - dt.timedelta(days=1)
+    start = end - dt.timedelta(days=round(n_sessions / 0.85 * 0.97))  # ~85% of days, 3% twice
     sessions: list[dict[str, Any]] = []
     day = start
     while len(sessions) < n_sessions:
@@ -79,9 +81,19 @@ def synthetic_export(n_sessions: int, *, seed: int = 7, start: dt.date = dt.date
                            "effort": max(0, min(10, round(5 + 2 * progress + rng.uniform(-1.5, 1.5)))),
                            "comment": None, "reported_at": started.isoformat()} if rng.random() < 0.8 else None,
                 "recovered_at": None})
+    # the random walk over days may end a little off `end`: shift every session onto it
+    shift = dt.timedelta(days=(end - dt.datetime.fromisoformat(sessions[-1]["started_at"]).date()).days)
+    for s in sessions:
+        for key in ("started_at", "ended_at"):
+            s[key] = (dt.datetime.fromisoformat(s[key]) + shift).isoformat()
+        if s["report"]:
+            s["report"]["reported_at"] = s["started_at"]
+    start += shift
+    rx_source = {**RX, "issued": (start - dt.timedelta(days=1)).isoformat(),
+                 "expires": (end + dt.timedelta(days=60)).isoformat()}
     prescription = {"id": RX["id"], "sha256": "0" * 64, "patient_id": RX["patient_id"],
-                    "clinician_id": RX["clinician_id"], "issued": RX["issued"], "expires": RX["expires"],
-                    "signature_key_id": None, "source": RX, "imported_at": "2026-01-01T08:00:00+00:00"}
+                    "clinician_id": RX["clinician_id"], "issued": rx_source["issued"], "expires": rx_source["expires"],
+                    "signature_key_id": None, "source": rx_source, "imported_at": "2026-01-01T08:00:00+00:00"}
     return {"sessions": sessions, "prescriptions": [prescription]}
 
 
