@@ -27,9 +27,12 @@ from typing import Any, Callable
 
 from hw.clock import Clock
 from hw.exc import BoardFault
+from hw.waveform import CycleSpec, compile_cycle
+from schedules.adherence import schedule_allows
 from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
                               INTENSITY_STEP_MA)
 from schedules.model import Prescription
+from schedules.signing import SignatureError, verify_prescription
 
 from .plan import Step, block_steps
 from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase
@@ -218,7 +221,6 @@ class Engine:
         return reasons
 
     def _signature_refusals(self) -> list[str]:
-        from schedules.signing import SignatureError, verify_prescription
         if self.trust is None:
             return ["no trust store of clinician keys is installed, so the prescription "
                     "cannot be verified"]
@@ -229,7 +231,6 @@ class Engine:
         return []
 
     def _schedule_refusals(self, now_wall: dt.datetime) -> list[str]:
-        from schedules.adherence import schedule_allows
         starts = self.store.session_starts(self.rx.id)
         return list(schedule_allows(self.rx, starts, now=now_wall))
 
@@ -389,7 +390,6 @@ class Engine:
         spec = self._cycle_spec(step)
         if self._armed_spec != spec:
             if spec not in self._compiled:
-                from hw.waveform import compile_cycle
                 self._compiled[spec] = compile_cycle(spec, self.board.pins)
             self.board.arm(self._compiled[spec])
             self._armed_spec = spec
@@ -401,7 +401,6 @@ class Engine:
 
     @staticmethod
     def _cycle_spec(step: Step) -> Any:
-        from hw.waveform import CycleSpec
         return CycleSpec(hz=step.hz, pulse_us=step.pulse_us, on_s=step.on_s, off_s=step.off_s,
                          ramp_up_s=step.ramp_up_s, ramp_down_s=step.ramp_down_s,
                          pattern=step.pattern, channels=step.channels)

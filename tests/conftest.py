@@ -2,6 +2,9 @@
 served over pigpiod's real protocol, and a temporary log database."""
 from __future__ import annotations
 
+import hypothesis  # noqa: F401 - imported before any test starts a thread: CPython 3.11's
+#   AST recursion counter is not thread-safe (gh-106905), and a late import under
+#   pytest's assertion rewriting can then fail with "AST constructor recursion depth mismatch".
 import pytest
 
 from hw.clock import VirtualClock
