@@ -315,3 +315,31 @@ def test_wave_stats_subcommands(pi):
     assert (pi.wave_get_micros(), pi.wave_get_pulses()) == (10_000, 4)
     assert pi.wave_get_max_micros() == L.PI_WAVE_MAX_MICROS
     assert pi.wave_get_max_cbs() == L.PI_WAVE_MAX_CBS
+
+
+def test_sync_send_ends_a_loop_forever_chain_after_its_current_iteration(pi, sim, virtual_clock):
+    board, _ = sim
+    w1 = make_wave(pi, [pigpio.pulse(1 << A0, 0, 100), pigpio.pulse(0, 1 << A0, 900)])
+    w2 = make_wave(pi, [pigpio.pulse(1 << A1, 0, 100), pigpio.pulse(0, 1 << A1, 900)])
+    pi.wave_chain([w2, 255, 0, w1, w1, 255, 3])  # once w2, then (w1 w1) forever
+    virtual_clock.advance_to(0.0045)  # in the second iteration (3,020 .. 5,020)
+    pi.wave_send_using_mode(w2, pigpio.WAVE_MODE_REPEAT_SYNC)
+    virtual_clock.advance_to(0.0081)
+    tr = board.trace()
+    assert [p.start_us for p in tr.pulses(0)] == [START + 1_000 + k * 1_000 for k in range(4)]
+    assert [p.start_us for p in tr.pulses(1)] == [START, START + 5_000, START + 6_000, START + 7_000]
+    assert pi.wave_tx_at() == w2 and pi.wave_tx_busy() == 1
+
+
+def test_sync_sends_queue_in_order(pi, sim, virtual_clock):
+    board, _ = sim
+    w1 = make_wave(pi, [pigpio.pulse(1 << A0, 0, 100), pigpio.pulse(0, 1 << A0, 900)])
+    w2 = make_wave(pi, [pigpio.pulse(1 << A1, 0, 100), pigpio.pulse(0, 1 << A1, 1_900)])
+    pi.wave_send_once(w1)
+    pi.wave_send_using_mode(w2, pigpio.WAVE_MODE_REPEAT_SYNC)  # queued: would repeat...
+    pi.wave_send_using_mode(w1, pigpio.WAVE_MODE_ONE_SHOT_SYNC)  # ...but this follows it
+    virtual_clock.advance_to(0.01)
+    tr = board.trace()
+    assert [p.start_us for p in tr.pulses(0)] == [START, START + 3_000]
+    assert [p.start_us for p in tr.pulses(1)] == [START + 1_000]
+    assert pi.wave_tx_busy() == 0
