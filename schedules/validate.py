@@ -409,7 +409,9 @@ def _problems_of(data: object, today: dt.date) -> tuple[_Problems, Prescription 
                 longest.append(most)
             if all(x is not None for x in longest):
                 total = sum(longest)  # type: ignore[arg-type]
-                adjustable = any(b is None or b.ranges for b in blocks)
+                # Only minutes, on_s and off_s move the session's length.
+                adjustable = any(isinstance(b.get(k), dict) for b in raw
+                                 for k in ("minutes", "on_s", "off_s"))
                 if total > SESSION_MAX_MINUTES * 60 + _EPS:
                     p.add("blocks", f"session total {_fmt(round(total / 60, 2))} min"
                                     f"{' (with the longest adjustable settings)' if adjustable else ''}"

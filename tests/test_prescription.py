@@ -294,6 +294,10 @@ def test_session_total_with_the_longest_minutes():
     assert problems_after(lambda d: d["blocks"][0].update(minutes=60)
                           or d["blocks"].append(dict(d["blocks"][1], minutes=20))) == [
         "blocks: session total 95 min is longer than the limit of 90 min"]
+    # An adjustable frequency does not change the length: no "longest settings" there.
+    assert problems_after(lambda d: d["blocks"][0].update(minutes=60, hz=adj(8, 8, 9))
+                          or d["blocks"].append(dict(d["blocks"][1], minutes=20))) == [
+        "blocks: session total 95 min is longer than the limit of 90 min"]
 
 
 def test_session_total_counts_whole_cycles_not_minutes():
