@@ -153,6 +153,7 @@ def test_pigpiod_listens_on_the_loopback_only(path):
     opts, rest = getopt.getopt(argv[1:], PIGPIOD_OPTSTRING)  # raises on an option pigpiod lacks
     assert rest == []
     assert ("-l", "") in opts and ("-n", "127.0.0.1") in opts and ("-g", "") in opts
+    assert ("-f", "") in opts  # no world-writable command pipe beside the socket
     assert values(path, "Service", "IPAddressDeny") == ["any"]
     assert values(path, "Service", "IPAddressAllow") == ["localhost"]
 
