@@ -47,7 +47,7 @@ while (($#)); do
         --board) BOARD=${2:?--board needs real or simulated}; shift 2 ;;
         --caregiver-pin-hash) CARE_HASH=${2:?}; shift 2 ;;
         --clinician-pin-hash) CLIN_HASH=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done

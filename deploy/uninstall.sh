@@ -28,7 +28,7 @@ while (($#)); do
         --dry-run) DRY_RUN=1; shift ;;
         --purge) PURGE=1; shift ;;
         --yes) YES=1; shift ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
