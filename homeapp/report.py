@@ -192,13 +192,13 @@ def _report_of(s: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 # --- plots -----------------------------------------------------------------------------
 
-def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
+def _draw_panels(fig: Figure, gs: Any, d: _Data, *, title_pt: float = 10) -> None:
     """Calendar + weekly adherence, duration, contractions, intensity, pain/effort, incidents."""
     dates = mdates.date2num([s.replace(tzinfo=None) for s in d.starts]) if d.starts else np.array([])
     statuses = [s.get("status", "") for s in d.sessions]
 
     ax = fig.add_subplot(gs[0, :])
-    _calendar(ax, fig.add_subplot(gs[1, :]), d)
+    _calendar(ax, fig.add_subplot(gs[1, :]), d, title_pt=title_pt)
 
     ax_dur = fig.add_subplot(gs[2, 0])
     ax_con = fig.add_subplot(gs[2, 1], sharex=ax_dur)
@@ -209,7 +209,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
     dur = np.array([_duration_min(s) for s in d.sessions])
     colors = [STATUS_COLORS.get(st, "#757575") for st in statuses]
     ax_dur.scatter(dates, dur, c=colors, s=9, linewidths=0)
-    ax_dur.set_title("Session duration (min), colour = end status", loc="left", fontsize=10)
+    ax_dur.set_title("Session duration (min), colour = end status", loc="left", fontsize=title_pt)
     ax_dur.set_ylim(bottom=0)
     for st, col in STATUS_COLORS.items():
         ax_dur.scatter([], [], c=col, s=12, label=f"{st} ({statuses.count(st)})")
@@ -219,7 +219,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
     planned = np.array([int(s.get("planned_contractions") or 0) for s in d.sessions])
     ax_con.scatter(dates, done, c=colors, s=9, linewidths=0, label="done (most on any channel)")
     ax_con.step(dates, planned, where="post", color="#424242", lw=1, ls="--", label="planned")
-    ax_con.set_title("Contractions per session, done of planned", loc="left", fontsize=10)
+    ax_con.set_title("Contractions per session, done of planned", loc="left", fontsize=title_pt)
     ax_con.set_ylim(bottom=0)
     ax_con.legend(fontsize=7, loc="lower left")
 
@@ -237,7 +237,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
             ax_int.axhline(float(rx_channels[ch]["max_ma"]), color=col, ls=":", lw=1.2,
                            label=f"ch {ch} cap {rx_channels[ch]['max_ma']} mA")
     ax_int.set_title("Intensity per channel (mA): dots mean, dashes peak, line 7-session average, dotted cap",
-                     loc="left", fontsize=10)
+                     loc="left", fontsize=title_pt)
     ax_int.set_ylim(bottom=0)
     ax_int.legend(fontsize=7, loc="lower right", ncols=2)
 
@@ -249,7 +249,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
     ax_pe.plot(dates, _rolling(effort, 7), "-", lw=1.8, color="#5e35b1", label="effort (Borg CR10)")
     reported = int(np.count_nonzero(~np.isnan(pain)))
     ax_pe.set_title(f"Pain and effort after sessions (line: 7-report average; {reported} of "
-                    f"{len(d.sessions)} sessions reported)", loc="left", fontsize=10)
+                    f"{len(d.sessions)} sessions reported)", loc="left", fontsize=title_pt)
     ax_pe.set_ylim(-0.3, 10.3)
     ax_pe.legend(fontsize=7, loc="upper right")
 
@@ -263,7 +263,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
     ax_inc.set_yticks(range(len(kinds)), [f"{INCIDENT_KINDS[k]} ({counts.get(k, 0)})" for k in kinds], fontsize=8)
     ax_inc.set_ylim(-0.6, len(kinds) - 0.4)
     ax_inc.invert_yaxis()
-    ax_inc.set_title("Incidents", loc="left", fontsize=10)
+    ax_inc.set_title("Incidents", loc="left", fontsize=title_pt)
 
     for a in (ax_dur, ax_con, ax_int, ax_pe, ax_inc):
         a.grid(alpha=0.25)
@@ -279,7 +279,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data) -> None:
 PANEL_HEIGHTS = (1.15, 0.45, 1, 1, 1, 0.7)
 
 
-def _calendar(ax: Any, bar_ax: Any, d: _Data) -> None:
+def _calendar(ax: Any, bar_ax: Any, d: _Data, *, title_pt: float = 10) -> None:
     """One cell per day (columns = weeks, rows = Monday..Sunday), coloured by the day's
     best session; below it, the weekly adherence ratio as bars."""
     if not d.starts and not d.weeks:
@@ -331,7 +331,7 @@ def _calendar(ax: Any, bar_ax: Any, d: _Data) -> None:
     ax.set_title(f"Adherence: {overall}\n"
                  f"day: green completed · amber stopped early · red aborted/interrupted · "
                  f"grey prescribed, no session · white outside the prescription",
-                 loc="left", fontsize=10)
+                 loc="left", fontsize=title_pt)
     ax.set_xlim(-0.5, n_weeks - 0.5)
     x = [((w.first_day - first).days // 7) for w in d.weeks]
     ratio = [min(w.ratio, 1.5) if w.ratio is not None else 0 for w in d.weeks]
@@ -343,7 +343,7 @@ def _calendar(ax: Any, bar_ax: Any, d: _Data) -> None:
     bar_ax.set_yticks([0, 0.5, 1], ["0", "50%", "100%"], fontsize=7)
     bar_ax.set_xticks(ticks, [""] * len(ticks))
     bar_ax.set_title("Weekly adherence: completed / prescribed (green >= 80%, amber >= 50%, red below)",
-                     loc="left", fontsize=9)
+                     loc="left", fontsize=title_pt * 0.9)
 
 
 def _channel(s: Mapping[str, Any], ch: int, key: str) -> float:
@@ -440,8 +440,8 @@ def _status_text(bundle: Bundle, verified: bool | None, problems: list[str]) -> 
     """(css class, headline) of the verification banner."""
     kid = bundle.device_key_id or "?"
     if verified is None:
-        return "warn", (f"NOT VERIFIED: no device key was given, so this bundle's completeness and "
-                        f"origin are unknown (it names device key {kid}).")
+        return "warn", (f"NOT VERIFIED: no device key was given; completeness and origin unknown "
+                        f"(the bundle names device key {kid}).")
     if verified:
         return "ok", f"Verified: complete, unaltered and signed by device key {kid}."
     return "bad", (f"VERIFICATION FAILED ({len(problems)} problem{'s' * (len(problems) != 1)}): "
@@ -554,7 +554,9 @@ def _pdf(path: Path, bundle: Bundle, d: _Data, *, verified: bool | None, problem
     head.set_axis_off()
     src = _rx_source(d.rx_in_force) if d.rx_in_force else {}
     text = [f"NMES home training review: patient {src.get('patient_id', '?')}   sessions {sm.period}",
-            headline + ("  " + "; ".join(problems[:3]) if problems else ""),
+            headline,
+            ("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+             if problems else f"device key {bundle.device_key_id}"),
             f"{len(d.sessions)} sessions ({sm.counts['completed']} completed, {sm.counts['stopped']} stopped, "
             f"{sm.counts['aborted'] + sm.counts['interrupted']} aborted/interrupted).  Adherence {sm.adherence_all}, "
             f"last 4 weeks {sm.adherence_recent}.",
@@ -563,11 +565,11 @@ def _pdf(path: Path, bundle: Bundle, d: _Data, *, verified: bool | None, problem
             f"Pain {sm.pain}.  Effort {sm.effort}."]
     y = 1.0
     for i, line in enumerate(text):
-        head.text(0, y, line, transform=head.transAxes, va="top", fontsize=10 if i == 0 else 7.5,
-                  weight="bold" if i < 2 else "normal", color=color if i == 1 else "#212121", wrap=True)
-        y -= 0.25
+        head.text(0, y, line[:150], transform=head.transAxes, va="top", fontsize=10 if i == 0 else 7,
+                  weight="bold" if i < 2 else "normal", color=color if i in (1, 2) else "#212121")
+        y -= 0.28 if i == 0 else 0.19
     _draw_panels(fig, gs[1, 0].subgridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, hspace=0.75,
-                                           wspace=0.12), d)
+                                           wspace=0.12), d, title_pt=7.5)
     foot = fig.add_subplot(gs[2, 0])
     foot.set_axis_off()
     foot.text(0, 1, "Prescription in force\n" + "\n".join(_rx_lines(d.rx_in_force)[:8]),
@@ -575,6 +577,5 @@ def _pdf(path: Path, bundle: Bundle, d: _Data, *, verified: bool | None, problem
     for ax in fig.axes:
         for t in ax.get_xticklabels() + ax.get_yticklabels():
             t.set_fontsize(6)
-        ax.title.set_fontsize(7.5)
     with PdfPages(path) as pdf:
         pdf.savefig(fig)
