@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import datetime as dt
 import json
 import math
@@ -389,12 +390,22 @@ def test_load_accepts_a_byte_order_mark(tmp_path):
 
 # ------------------------------------------------------------------------- JSON Schema
 
+@functools.cache
+def _schema_text() -> str:
+    return schema_path().read_text(encoding="utf-8")
+
+
 def schema() -> dict:
-    return json.loads(schema_path().read_text(encoding="utf-8"))
+    return json.loads(_schema_text())
+
+
+@functools.cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
 
 
 def schema_ok(d) -> bool:
-    return jsonschema.Draft202012Validator(schema()).is_valid(d)
+    return _schema_validator().is_valid(d)
 
 
 def test_shipped_schema_is_generated_from_the_limits_table():
@@ -476,7 +487,7 @@ def test_validator_only_rules_are_listed_in_the_schema():
 
 # -------------------------------------------------------------------- property tests
 
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _extremes(block, name):
