@@ -255,28 +255,33 @@ class Stimulator:
             if key in self._verified:
                 continue
             level = 0
-            high_since: dict[int, int] = {}
-            widths: dict[int, list[int]] = {}
             t = 0
+            leg_bits = [bit for pair in legs for bit in pair]
+            since = dict.fromkeys(leg_bits, -1)
+            widths: dict[int, list[int]] = {bit: [] for bit in leg_bits}
+            both = [a | b for a, b in legs]
             for on, off, delay in wave.pulses:
-                if (on | off) & ~allowed:
-                    raise WaveformError("a wave drives a line that is not a leg of an armed channel")
-                if delay < 0:
-                    raise WaveformError("a wave has a negative delay")
-                for bit in _bits(off):
-                    if level & bit:
-                        widths.setdefault(bit, []).append(t - high_since.pop(bit))
-                level = (level | on) & ~off
-                for bit in _bits(on):
-                    high_since.setdefault(bit, t)
-                for a, b in legs:
-                    if level & a and level & b:
-                        raise WaveformError("a wave drives both legs of a channel high")
+                if (on | off) & ~allowed or delay < 0:
+                    raise WaveformError("a wave drives a line that is not a leg of an armed "
+                                        "channel, or has a negative delay")
+                changed = (on | off)
+                if changed:
+                    new = (level | on) & ~off
+                    for bit in leg_bits:
+                        if changed & bit:
+                            if level & bit and not new & bit:
+                                widths[bit].append(t - since[bit])
+                            elif new & bit and not level & bit:
+                                since[bit] = t
+                    level = new
+                    for m in both:
+                        if level & m == m:
+                            raise WaveformError("a wave drives both legs of a channel high")
                 t += delay
             if level:
                 raise WaveformError("a wave ends with a leg high")
             for a, b in legs:
-                wa, wb = widths.get(a, []), widths.get(b, [])
+                wa, wb = widths[a], widths[b]
                 if wa != wb:
                     raise WaveformError("a wave's phases are not balanced")
                 if wa and max(wa) > max_w:

@@ -419,3 +419,58 @@ def test_close_is_idempotent_and_releases(sim, stim):
         time.sleep(0.01)
     assert server.connection_count() == 0
     assert math.isfinite(1.0)
+
+
+def test_safe_stop_order_and_every_step_tried(sim, stim, virtual_clock, monkeypatch):
+    board, _ = sim
+    t = _into_a_pulse(stim, virtual_clock, board)
+    calls = []
+    pi = stim._pi
+    for name in ("write", "wave_tx_stop", "spi_write"):
+        real = getattr(pi, name)
+
+        def spy(*args, _real=real, _name=name):
+            calls.append((_name, args[:2] if _name == "write" else args[1:] if _name == "spi_write" else ()))
+            if _name == "wave_tx_stop":
+                raise OSError("injected: wave_tx_stop failed")
+            return _real(*args)
+        monkeypatch.setattr(pi, name, spy)
+    with pytest.raises(BoardFault, match="wave_tx_stop"):
+        stim.stop()
+    p = stim.pins
+    assert calls[0] == ("write", (p.enable, 0))  # enable low first
+    assert calls[1][0] == "wave_tx_stop"
+    assert [c[1] for c in calls[2:6]] == [(g, 0) for g in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)]
+    assert [c[0] for c in calls[6:]] == ["spi_write", "spi_write"]  # DAC A and B to zero
+    monkeypatch.undo()
+    virtual_clock.advance_to(virtual_clock.now() + 0.001)
+    tr = board.trace()
+    now = round(virtual_clock.now() * 1e6)
+    assert tr.value_at("enable", now) == 0 and tr.value_at("ch0.ma", now) == 0
+    assert tr.value_at("ch0.a", now) == 0  # the later steps ran although one failed
+
+
+def test_next_cycle_prepared_while_current_plays(sim, stim, virtual_clock):
+    """A different next cycle is created alongside the playing one (when it fits), so the
+    seam costs only the chain; both cycles play exactly as planned."""
+    board, _ = sim
+    a = compile_cycle(CycleSpec(hz=50, pulse_us=300, on_s=2, off_s=1, ramp_up_s=0.5,
+                                ramp_down_s=0.5), stim.pins)
+    b = compile_cycle(CycleSpec(hz=35, pulse_us=200, on_s=1.5, off_s=1, ramp_up_s=0.5,
+                                ramp_down_s=0), stim.pins)
+    stim.arm(a)
+    stim.start()
+    advance(virtual_clock, stim, 1.0)
+    assert stim.busy()
+    sent = stim.socket_bytes[0]
+    stim.arm(b)  # while a plays: b's waves are created now
+    assert stim.socket_bytes[0] - sent > 12 * sum(len(w.pulses) for w in b.waves)
+    advance(virtual_clock, stim, a.duration_us / 1e6)
+    sent = stim.socket_bytes[0]
+    stim.start()
+    assert stim.socket_bytes[0] - sent < 400  # only the chain and a few line writes
+    advance(virtual_clock, stim, (a.duration_us + b.duration_us) / 1e6)
+    stim.arm(a)
+    stim.start()
+    advance(virtual_clock, stim, (2 * a.duration_us + b.duration_us) / 1e6)
+    check_trace(board, [(0, a), (a.duration_us, b), (a.duration_us + b.duration_us, a)], 0)
