@@ -67,6 +67,8 @@ class AlertOverlay(FloatLayout):
     def render(self, state):
         self.state = state
         alert = state.alert if state is not None else None
+        if alert is not None and state.phase.ended and not alert.needs_ack:
+            alert = None           # e.g. an electrode alert of a session stopped since
         if alert is None:
             if self.showing:
                 self.remove_widget(self.box)
@@ -79,19 +81,19 @@ class AlertOverlay(FloatLayout):
             self.refresh()
 
     def on_touch_down(self, touch):
-        if self.showing:
+        if self.showing and self.collide_point(*touch.pos):
             super().on_touch_down(touch)
             return True          # nothing under a whole-screen alert takes touches
         return False
 
     def on_touch_up(self, touch):
-        if self.showing:
+        if self.showing and self.collide_point(*touch.pos):
             super().on_touch_up(touch)
             return True
         return False
 
     def on_touch_move(self, touch):
-        return self.showing
+        return self.showing and self.collide_point(*touch.pos)
 
     def refresh(self):
         a = self.alert

@@ -1,0 +1,270 @@
+"""The touchscreen on the simulated board: the whole patient flow by touches, the cap,
+STOP during a contraction, the alerts, supervision, clinician import/export, languages.
+
+Real Kivy widgets under Xvfb; touches go through the window (UnitTestTouch), the engine
+runs in its own thread on the simulated pigpiod, and the assertions read the screen, the
+log and the simulated board."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
+                allow_module_level=True)
+
+from tests.ui_helpers import UI, texts, write_rx  # noqa: E402
+
+pytestmark = pytest.mark.kivy
+
+
+@pytest.fixture
+def ui(tmp_path):
+    u = UI(tmp_path)
+    yield u
+    u.close()
+
+
+def events(ui, kind=None):
+    """The events of the current (or last) session, open or ended."""
+    sid = ui.state.session_id if ui.state is not None else ui.device.store.export()["sessions"][-1]["id"]
+    evs = ui.device.store.session(sid)["events"]
+    return [e for e in evs if kind is None or e["kind"] == kind]
+
+
+def test_patient_flow_home_to_after_lands_in_the_log(ui):
+    home = ui.app.screens["home"]
+    shown = texts(home)
+    assert "START" in shown
+    assert any("strength" in t for t in shown)
+    assert any("This week: 0 of 5 sessions" in t for t in shown)
+
+    ui.tap(home.start)
+    prep = ui.app.screens["prepare"]
+    assert ui.app.current == "prepare"
+    ui.wait_until(lambda: prep.contacts == (True, True), what="contact on both channels")
+    assert any("Contact good" in t for t in texts(prep))
+    assert prep.begin.disabled                       # the skin check comes first
+    ui.tap(prep.begin)
+    assert ui.app.current == "prepare"
+    ui.tap(prep.skin)
+    ui.wait_until(lambda: not prep.begin.disabled)
+    ui.tap(prep.begin)
+    ui.wait_until(lambda: ui.app.current == "session")
+    sess = ui.screen
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+
+    for _ in range(3):
+        ui.tap(sess.controls[0].plus)
+    ui.wait_until(lambda: ui.state.channels[0].target_ma == 3.0, what="3 mA")
+    ui.pump(0.1)
+    assert sess.controls[0].ma.text == "3"
+    assert any(t in ("CONTRACT", "REST") for t in texts(sess))
+
+    ui.tap(sess.pause_button)
+    ui.wait_until(lambda: ui.state.phase.value == "paused")
+    ui.pump(0.1)
+    assert "PAUSED" in texts(sess)
+    assert sess.pause_button.text == "Continue"
+    assert ui.state.channels[0].target_ma == 0.0          # intensity zero after a pause
+    ui.tap(sess.pause_button)
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+    ui.pump(0.1)
+    restore = sess.controls[0].restore
+    assert restore.get_root_window() is not None and restore.text == "Back to 3 mA"
+    ui.tap(restore)
+    ui.wait_until(lambda: ui.state.channels[0].target_ma == 3.0, what="restored to 3 mA")
+
+    ui.tap(sess.stop_button)
+    ui.wait_until(lambda: ui.app.current == "after", what="After screen")
+    after = ui.screen
+    assert any(t.startswith("Session stopped") for t in texts(after))
+    ui.tap(after.save)                                 # nothing chosen yet: stays
+    assert ui.app.current == "after"
+    ui.tap(after.pain.buttons[2])
+    ui.tap(after.effort.buttons[0.5])
+    after.comment.text = "knee felt fine"
+    ui.tap(after.save)
+    assert ui.app.current == "home"
+
+    s = ui.device.store.export()["sessions"][-1]
+    assert s["status"] == "stopped"
+    kinds = [e["kind"] for e in s["events"]]
+    for k in ("intensity", "pause", "resume", "stop"):
+        assert k in kinds, kinds
+    assert [e["detail"]["ma"] for e in s["events"] if e["kind"] == "intensity"][:3] == [1.0, 2.0, 3.0]
+    assert s["report"]["pain"] == 2 and s["report"]["effort"] == 0.5
+    assert s["report"]["comment"] == "knee felt fine"
+    assert any("Your last session ended early." in t for t in texts(ui.app.screens["home"]))
+
+
+def test_plus_stops_at_the_cap_and_says_why(ui):
+    ui.start_session()
+    sess = ui.screen
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+    plus = sess.controls[1].plus                        # right quadriceps, cap 5 mA
+    for _ in range(7):
+        ui.tap(plus)
+    ui.wait_until(lambda: ui.state.notice is not None and ui.state.notice.kind == "at_cap")
+    ui.pump(0.1)
+    assert ui.state.channels[1].target_ma == 5.0
+    assert sess.controls[1].ma.text == "5"
+    assert sess.controls[1].note.text == "5 mA is the most your clinic allows."
+    assert sess.controls[0].note.text == ""
+    refused = events(ui, "refused")
+    assert refused and all(e["detail"]["channel"] == 1 for e in refused)
+    assert refused[0]["detail"]["limit_ma"] == 5.0
+
+
+def test_stop_during_a_contraction_ends_the_output(ui):
+    board = ui.device.sim_board
+    ui.start_session()
+    sess = ui.screen
+    for _ in range(4):
+        ui.tap(sess.controls[0].plus)
+    ui.wait_until(lambda: ui.state.contracting and ui.state.channels[0].set_ma >= 2.0
+                  and board.effective_enable() and board.amplitude_ma(0) > 0,
+                  timeout=8, what="a contraction with current")
+    assert sess.phase.text == "CONTRACT"
+    ui.tap(sess.stop_button)
+    t_stop = board.clock_us()
+    assert not board.effective_enable()
+    assert board.amplitude_ma(0) == 0 and board.amplitude_ma(1) == 0
+    ui.pump(0.3)
+    segments = board.trace().current_segments(0)
+    assert segments, "current flowed before the stop"
+    assert max(t1 for _t0, t1, _ma in segments) <= t_stop
+    assert ui.app.current == "after"
+
+
+def test_estop_and_electrode_loss_take_the_whole_screen(ui):
+    assert ui.app.trainer is not None                   # simulated board: the trainer's panel
+    tp = ui.app.trainer
+    ui.start_session()
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+    ui.tap(tp.lead_buttons[1])                          # detach electrode 2
+    ui.wait_until(lambda: ui.app.overlay.showing, what="electrode alert")
+    shown = texts(ui.app.overlay)
+    assert "ELECTRODE LOOSE" in shown
+    assert any("Channel 2 (right quadriceps) lost contact" in t for t in shown)
+    assert ui.state.phase.value == "paused"
+    # Whatever is under the alert takes no touch: the session's + is covered.
+    ui.tap(ui.screen.controls[0].plus)
+    assert ui.state.phase.value == "paused"
+    assert [e for e in events(ui, "refused") if e["detail"].get("what") == "intensity"] == []
+    ui.tap(tp.lead_buttons[1])                          # reattach
+    ui.wait_until(lambda: not ui.app.overlay.showing, what="alert cleared")
+    ui.tap(ui.screen.pause_button)                      # Continue
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+
+    ui.tap(tp.estop)                                    # press the e-stop
+    ui.wait_until(lambda: ui.app.overlay.showing and ui.app.overlay.alert.kind.value == "estop")
+    assert not ui.device.sim_board.effective_enable()
+    assert "EMERGENCY STOP" in texts(ui.app.overlay)
+    assert ui.app.current == "session"                  # stays until acknowledged
+    ui.tap(tp.estop)                                    # release it
+    ui.tap(ui.app.overlay.ok)
+    ui.wait_until(lambda: ui.app.current == "after")
+    assert any("safety stop" in t for t in texts(ui.screen))
+    kinds = [e["kind"] for e in events(ui)]
+    assert "lead_off" in kinds and "lead_on" in kinds and "estop" in kinds
+    assert ui.device.store.export()["sessions"][-1]["status"] == "aborted"
+
+
+def test_a_supervised_session_needs_the_caregiver_pin(tmp_path):
+    from homeapp.pinhash import hash_pin
+    u = UI(tmp_path, config_extra={"security": {"caregiver_pin_hash": hash_pin("2468")}},
+           rx_changes={"supervision": "caregiver"})
+    try:
+        u.tap(u.app.screens["home"].start)
+        prep = u.app.screens["prepare"]
+        u.wait_until(lambda: prep.contacts is not None)
+        u.tap(prep.skin)
+        u.pump(0.2)
+        assert prep.begin.disabled
+        assert "A caregiver must unlock this session." in prep.why.text
+        u.tap(prep.unlock)
+        pad = prep.pin_view.pad
+        for k in ("1", "1", "1", "1", "ok"):
+            u.tap(pad.buttons[k])
+        assert any("Wrong PIN" in t for t in texts(prep.pin_view))
+        for k in ("2", "4", "6", "8", "ok"):
+            u.tap(pad.buttons[k])
+        u.wait_until(lambda: u.svc.caregiver_unlocked and prep.pin_view is None)
+        u.wait_until(lambda: not prep.begin.disabled, what="Begin after the unlock")
+        assert prep.unlock.text == "Unlocked by caregiver"
+        u.tap(prep.begin)
+        u.wait_until(lambda: u.app.current == "session")
+        assert u.state.phase.value == "running"
+        first = events(u, "start")[0]
+        assert first["detail"]["caregiver_unlocked"] is True
+        assert u.svc.caregiver_unlocked is False           # one unlock, one session
+    finally:
+        u.close()
+
+
+def test_clinician_imports_validates_and_exports(ui, tmp_path):
+    ui.tap(ui.app.screens["home"].header_buttons.children[0])   # Clinic (rightmost)
+    clin = ui.app.screens["clinician"]
+    assert ui.app.current == "clinician"
+    for k in ("0", "0", "0", "0", "ok"):                # simulated board, no PIN configured
+        ui.tap(clin.pad.buttons[k])
+    assert clin.unlocked
+    stick = tmp_path / "stick"
+    write_rx(stick, id="rx-new-0002")
+    bad = stick / "bad.json"
+    bad.write_text(json.dumps({"format": "homeapp.prescription/1", "id": "x", "blocks": []}))
+    clin.extra_dirs = [str(stick)]
+    clin.refresh()
+    ui.pump(0.1)
+    names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
+    ui.tap(names["bad.json"])
+    assert clin.message.text.startswith("Refused:")
+    assert ui.svc.rx.id == "rx-ui-test"
+    clin.refresh()
+    ui.pump(0.1)
+    names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
+    ui.tap(names["rx-new-0002.json"])
+    assert ui.svc.rx.id == "rx-new-0002"
+    assert "Imported rx-new-0002." in clin.message.text
+    assert "unsigned" in clin.message.text               # shown, since the simulated board allows it
+    ui.tap(clin.tab_log)
+    ui.pump(0.1)
+    export_button = [w for w in clin.content.walk() if getattr(w, "text", "").startswith("Export to")][0]
+    ui.tap(export_button)
+    assert clin.message.text.startswith("Exported to ")
+    path = clin.message.text[len("Exported to "):]
+    assert json.loads(open(path).read())["sessions"] == []
+
+
+def test_language_switch_to_swedish_and_back(ui):
+    home = ui.app.screens["home"]
+    ui.tap(home.lang_button)
+    assert "STARTA" in texts(home)
+    assert home.lang_button.text == "English"
+    ui.tap(home.start)
+    assert "Förbered" in texts(ui.screen)
+    ui.tap(ui.screen.header_buttons.children[0])        # Avbryt
+    assert ui.app.current == "home"
+    ui.tap(home.lang_button)
+    assert "START" in texts(home)
+    assert ui.svc.language() == "en"
+
+
+def test_every_button_is_at_least_60_px(ui):
+    from homeapp.ui.widgets import BigButton
+    ui.start_session()
+    ui.pump(0.2)
+    for name in ("home", "session", "history", "caregiver", "clinician", "prepare", "after"):
+        if name != "session":
+            ui.app.sm.current = name
+            ui.app.screens[name].refresh()
+        ui.pump(0.1)
+        for w in ui.app.screens[name].walk():
+            if isinstance(w, BigButton) and w.get_root_window() is not None:
+                assert w.width >= 60 and w.height >= 60, (name, w.text, w.size)
+    for w in ui.app.trainer.walk():
+        if isinstance(w, BigButton):
+            assert w.width >= 60 and w.height >= 60, ("trainer", w.text, w.size)

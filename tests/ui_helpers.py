@@ -1,0 +1,121 @@
+"""Helpers for the touchscreen tests: a real app on the simulated board, real touches."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+SHORT_RX = {
+    "format": "homeapp.prescription/1", "id": "rx-ui-test", "patient_id": "P-UI", "clinician_id": "C-UI",
+    "sessions_per_week": 5, "max_sessions_per_day": 3, "min_hours_between": 0,
+    "supervision": "none",
+    "channels": [{"label": "left quadriceps", "max_ma": 6}, {"label": "right quadriceps", "max_ma": 5}],
+    "blocks": [{"label": "strength", "minutes": 0.5, "hz": 50, "pulse_us": 300, "on_s": 3, "off_s": 2,
+                "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"}],
+}
+
+
+def write_rx(folder: Path, **changes) -> Path:
+    data = json.loads(json.dumps(SHORT_RX))
+    today = dt.date.today()
+    data["issued"] = (today - dt.timedelta(days=7)).isoformat()
+    data["expires"] = (today + dt.timedelta(days=60)).isoformat()
+    data.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{data['id']}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+class UI:
+    """A HomeApp on a simulated Device, its root in Kivy's window, driven by touches."""
+
+    def __init__(self, tmp: Path, config_extra: dict | None = None, rx_changes: dict | None = None):
+        from kivy.core.window import Window
+
+        from homeapp.config import config_from_dict
+        from homeapp.device import open_device
+        from homeapp.ui.app import HomeApp
+        from homeapp.ui.services import Services
+
+        self.tmp = tmp
+        self.config = config_from_dict(config_extra or {}, source=None, data_dir_default=tmp / "data")
+        self.device = open_device(self.config)
+        self.svc = Services(config=self.config, device=self.device)
+        ok, problems = self.svc.import_prescription(write_rx(tmp / "usb", **(rx_changes or {})))
+        assert ok, problems
+        self.app = HomeApp(self.svc)
+        self.root = self.app.build()
+        Window.add_widget(self.root)
+        self.window = Window
+        self.pump(0.1)
+
+    # --------------------------------------------------------------- driving
+    def pump(self, seconds: float = 0.05) -> None:
+        from kivy.base import EventLoop
+        end = time.monotonic() + seconds
+        while True:
+            EventLoop.idle()
+            if time.monotonic() >= end:
+                return
+
+    def wait_until(self, cond, timeout: float = 5.0, what: str = "") -> None:
+        from kivy.base import EventLoop
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise AssertionError(f"timed out waiting for {what or cond}")
+            EventLoop.idle()
+
+    def tap(self, widget) -> None:
+        """A finger down and up at the widget's centre, through the window like a real touch."""
+        from kivy.tests.common import UnitTestTouch
+        assert widget.get_root_window() is not None, f"{widget} is not on screen"
+        x, y = widget.to_window(*widget.center)
+        touch = UnitTestTouch(x, y)
+        touch.touch_down()
+        touch.touch_up()
+        self.pump(0.03)
+
+    @property
+    def screen(self):
+        return self.app.screens[self.app.current]
+
+    @property
+    def state(self):
+        return self.app.engine.state if self.app.engine is not None else None
+
+    def start_session(self) -> None:
+        """Home -> Preparation -> Begin, by touches."""
+        home = self.app.screens["home"]
+        self.tap(home.start)
+        assert self.app.current == "prepare"
+        prep = self.app.screens["prepare"]
+        self.wait_until(lambda: prep.contacts is not None, what="contact poll")
+        self.tap(prep.skin)
+        self.wait_until(lambda: not prep.begin.disabled, what="Begin enabled")
+        self.tap(prep.begin)
+        self.wait_until(lambda: self.app.current == "session", what="session screen")
+
+    def close(self) -> None:
+        try:
+            if self.app.engine is not None:
+                self.app.engine.stop()
+        except Exception:
+            pass
+        if self.app._poll_event is not None:
+            self.app._poll_event.cancel()
+        self.window.remove_widget(self.root)
+        self.svc.close()
+        self.pump(0.02)
+
+
+def texts(widget) -> list[str]:
+    """Every label text shown under a widget (for asserting what is on screen)."""
+    from kivy.uix.label import Label
+    out = []
+    for w in widget.walk(restrict=True):
+        if isinstance(w, Label) and w.text and w.get_root_window() is not None:
+            out.append(w.text)
+    return out
