@@ -15,7 +15,7 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from tests.ui_helpers import UI, texts, write_rx  # noqa: E402
+from homeapp.ui.testing import UI, texts, write_rx  # noqa: E402
 
 pytestmark = pytest.mark.kivy
 

@@ -1,4 +1,4 @@
-"""Helpers for the touchscreen tests: a real app on the simulated board, real touches."""
+"""Helpers for the touchscreen tests and benchmarks: a real app on the simulated board, real touches."""
 from __future__ import annotations
 
 import datetime as dt
