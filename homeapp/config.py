@@ -8,6 +8,7 @@ that knows the board. `deploy/config.example.toml` documents every key.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,3 +198,59 @@ def config_from_dict(data: Mapping[str, Any], *, source: Path | None,
                   clinician_pin_hash=hashes["clinician_pin_hash"], data_dir=data_dir,
                   db_path=db_path, trust_dir=trust_dir, device_key_path=device_key,
                   show_trainer_panel=panel, source=source)
+
+
+#: The output lines, enable first: it alone cuts the output, so it goes low before anything else.
+OUTPUT_ORDER = ("enable", "ch0_a", "ch0_b", "ch1_a", "ch1_b", "heartbeat")
+PATH_NAMES = ("data_dir", "db_path", "trust_dir", "device_key_path")
+
+
+def config_pin_map(path: str | Path | None = None) -> PinMap:
+    """Only the pin map of the configuration file (`[pins]`, `[spi]`, `[board]`), validated
+    by hw.pins: the boot-time script must hold the right lines low even while another
+    setting (a missing PIN, say) keeps the app from starting."""
+    if path is None:
+        path = default_config_path()
+    if path is None:
+        return PinMap()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError([f"{path}: cannot read the configuration ({e})"]) from e
+    tables = {k: data.get(k, {}) for k in ("pins", "spi", "board")}
+    if not all(isinstance(t, dict) for t in tables.values()):
+        raise ConfigError([f"{path}: [pins], [spi] and [board] must be tables"])
+    try:
+        return pin_map_from_dict(tables, source=str(path))
+    except PinMapError as e:
+        raise ConfigError(str(e).splitlines()) from e
+
+
+def pin_lines(pins: PinMap) -> list[str]:
+    return [f"{name} {getattr(pins, name)}" for name in OUTPUT_ORDER]
+
+
+def path_lines(cfg: Config) -> list[str]:
+    return [f"{name} {getattr(cfg, name)}" for name in PATH_NAMES]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m homeapp.config pins|paths [FILE]`: what `homeapp config pins|paths` print,
+    without the command line's imports, for the boot-time script (fast on a Zero 2 W)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in ("pins", "paths") or len(args) > 2:
+        print("usage: python -m homeapp.config pins|paths [FILE]", file=sys.stderr)
+        return 2
+    path = args[1] if len(args) == 2 else None
+    try:
+        lines = (pin_lines(config_pin_map(path)) if args[0] == "pins"
+                 else path_lines(load_config(path)))
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -203,3 +203,24 @@ def test_config_paths_follow_the_file(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "data_dir /srv/h", "db_path /srv/log.db", "trust_dir /srv/h/trust",
         "device_key_path /srv/h/device_key.pem"]
+
+
+def test_module_entry_matches_the_commands(tmp_path, capsys):
+    from homeapp.config import main as config_main
+    p = write(tmp_path, example_with_pins(**{"enable = 24": "enable = 5"}))
+    for what in ("pins", "paths"):
+        assert config_main([what, str(p)]) == 0
+        direct = capsys.readouterr().out
+        assert main(["config", what, str(p)]) == 0
+        assert capsys.readouterr().out == direct
+    assert config_main(["pins", str(write(tmp_path, "[pins]\nenable = 99\n"))]) == 2
+    assert "pins.enable" in capsys.readouterr().err
+
+
+def test_pins_are_read_even_while_other_settings_need_attention(capsys):
+    # The shipped example lacks the PIN hashes (the app will not start), but the boot-time
+    # script still needs its pin map to hold the right lines low.
+    assert main(["config", "check", str(EXAMPLE)]) == 2
+    capsys.readouterr()
+    assert main(["config", "pins", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "enable 24"

@@ -377,7 +377,8 @@ def fake_tool(bindir: Path, name: str, log: Path) -> None:
 
 
 def safe_outputs(tmp_path: Path, config: Path, path: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": path, "HOMEAPP_CONFIG": str(config), "HOMEAPP_BIN": str(homeapp_wrapper(tmp_path))}
+    env = {"PATH": path, "HOMEAPP_CONFIG": str(config), "HOMEAPP_PYTHON": sys.executable,
+           "PYTHONPATH": str(REPO)}
     return subprocess.run(["/bin/bash", str(DEPLOY / "homeapp-safe-outputs")], env=env,
                           capture_output=True, text=True, timeout=60)
 

@@ -6,7 +6,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from ..config import ConfigError, default_config_path, load_config
+from ..config import (ConfigError, config_pin_map, default_config_path, load_config,
+                      path_lines, pin_lines)
 from ..errors import UserError
 from ..pinhash import PinFormatError, check_pin, hash_pin
 
@@ -27,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="read the PIN once from standard input (for scripts)")
     hp.set_defaults(func=_hash_pin)
 
-    pins = sub.add_parser("pins", help="the output lines of the validated pin map, "
-                                       "enable first, one 'NAME GPIO' a line")
+    pins = sub.add_parser("pins", help="the output lines of the configuration's pin map "
+                                       "(validated; other settings not needed), enable "
+                                       "first, one 'NAME GPIO' a line")
     pins.add_argument("file", nargs="?")
     pins.set_defaults(func=_pins)
 
@@ -57,18 +59,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _pins(args: argparse.Namespace) -> int:
-    cfg = load_config(_path(args))
-    p = cfg.pins
-    # Enable first: it alone cuts the output, so it goes low before anything else moves.
-    for name in ("enable", "ch0_a", "ch0_b", "ch1_a", "ch1_b", "heartbeat"):
-        print(name, getattr(p, name))
+    print("\n".join(pin_lines(config_pin_map(_path(args)))))
     return 0
 
 
 def _paths(args: argparse.Namespace) -> int:
-    cfg = load_config(_path(args))
-    for name in ("data_dir", "db_path", "trust_dir", "device_key_path"):
-        print(name, getattr(cfg, name))
+    print("\n".join(path_lines(load_config(_path(args)))))
     return 0
 
 
