@@ -356,15 +356,10 @@ def test_dry_run_changes_nothing(tmp_path):
 
 # --- the scripts ---------------------------------------------------------------------------
 
-def homeapp_wrapper(tmp_path: Path, *, backup: bool = False) -> Path:
-    """`homeapp` as the installed venv would run it (this checkout). With backup=True, its
-    `log backup` is a stand-in doing SQLite's online backup: homeapp-backup is tested here,
-    `homeapp log backup` in its own module's tests."""
+def homeapp_wrapper(tmp_path: Path) -> Path:
+    """`homeapp` as the installed venv would run it, from this checkout."""
     w = tmp_path / "homeapp"
-    fake = (f'if [ "$3 $4" = "log backup" ]; then exec {shlex.quote(sys.executable)} -c '
-            '"import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); '
-            's.backup(d); d.close()" "$6" "$8"; fi\n') if backup else ""
-    w.write_text(f"#!/bin/bash\n{fake}PYTHONPATH={shlex.quote(str(REPO))} "
+    w.write_text(f"#!/bin/bash\nPYTHONPATH={shlex.quote(str(REPO))} "
                  f"exec {shlex.quote(sys.executable)} -m homeapp.cli \"$@\"\n")
     w.chmod(0o755)
     return w
@@ -412,34 +407,38 @@ def test_safe_outputs_fails_loudly_without_a_tool(tmp_path):
 
 def run_backup(tmp_path: Path, conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOMEAPP_CONFIG=str(conf),
-               HOMEAPP_BIN=str(homeapp_wrapper(tmp_path, backup=True)))
+               HOMEAPP_BIN=str(homeapp_wrapper(tmp_path)))
     return subprocess.run(["bash", str(DEPLOY / "homeapp-backup"), *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
 
 def test_backup_copies_the_configured_db_and_prunes(tmp_path):
+    """Through the real `homeapp log backup`, on a log made by the real store."""
+    from homeapp.store import Store
     data = tmp_path / "data"
     conf = tmp_path / "config.toml"
     conf.write_text(f'[device]\nboard = "simulated"\n[paths]\ndata_dir = "{data}"\n')
     assert run_backup(tmp_path, conf).stdout.startswith("homeapp-backup: no session log yet")
     assert not (data / "backups").exists()
     data.mkdir()
-    with sqlite3.connect(data / "homeapp.db") as c:
-        c.execute("create table sessions (id text)")
-        c.execute("insert into sessions values ('s-7')")
-    c.close()
+    with Store.open(data / "homeapp.db"):
+        pass
     backups = data / "backups"
     backups.mkdir()
     for stamp in ("20250101T000000Z", "20250102T000000Z", "20250103T000000Z"):
         (backups / f"homeapp-{stamp}.db").write_text("old")
     proc = run_backup(tmp_path, conf, "--keep", "2")
     assert proc.returncode == 0, proc.stderr
-    new = Path(proc.stdout.split("homeapp-backup: ", 1)[1].strip())
+    new = Path(proc.stdout.strip().splitlines()[-1].split("homeapp-backup: ", 1)[1])
     assert sorted(p.name for p in backups.iterdir()) == ["homeapp-20250103T000000Z.db", new.name]
     assert mode(new) == 0o600
-    with sqlite3.connect(new) as c:
-        assert c.execute("select id from sessions").fetchall() == [("s-7",)]
-    c.close()
+
+    def tables(db: Path) -> list[str]:
+        with sqlite3.connect(db) as c:
+            names = [r[0] for r in c.execute("select name from sqlite_master order by name")]
+        c.close()
+        return names
+    assert tables(new) == tables(data / "homeapp.db") and "sessions" in tables(new)
 
 
 # --- uninstall -------------------------------------------------------------------------------
