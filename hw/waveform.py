@@ -167,9 +167,13 @@ class Grid:
             period = Fraction(round(1e6 / hz))
         return cls(period, period.denominator)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_p", self.period.numerator)
+        object.__setattr__(self, "_q", self.period.denominator)
+
     def t(self, k: int) -> int:
-        p, q = self.period.numerator, self.period.denominator
-        return (2 * k * p + q) // (2 * q)
+        q = self._q
+        return (2 * k * self._p + q) // (2 * q)
 
     @property
     def block_us(self) -> int:
@@ -250,26 +254,24 @@ class CompiledCycle:
 
 def ramp_widths(n: int, width: int) -> list[int]:
     """Ramp-up widths of n pulses towards `width` (see the module notes)."""
-    return [max(1, _half_up(Fraction(width * (k + 1), n + 1))) for k in range(n)]
+    d = 2 * (n + 1)
+    return [max(1, (2 * width * (k + 1) + n + 1) // d) for k in range(n)]
 
 
 def _wave(grid: Grid, k0: int, widths: Sequence[int], masks: tuple[int, int], gap: int) -> WaveDef:
     """Pulses k0 .. k0+len(widths)-1 of a contraction, from the first pulse's start to the
     next pulse's start."""
     a, b = masks
-    base = grid.t(k0)
-    events: list[tuple[int, int, int]] = []
-    for i, w in enumerate(widths):
-        t = grid.t(k0 + i) - base
-        events += [(t, a, 0), (t + w, 0, a), (t + w + gap, b, 0), (t + 2 * w + gap, 0, b)]
-    end = grid.t(k0 + len(widths)) - base
-    if events[-1][0] >= end:
-        raise WaveformError(f"a pulse of {2 * max(widths) + gap} µs does not fit its period")
+    tk = grid.t
     pulses = []
-    for i, (t, on, off) in enumerate(events):
-        t_next = events[i + 1][0] if i + 1 < len(events) else end
-        pulses.append((on, off, t_next - t))
+    for i, w in enumerate(widths):
+        t = tk(k0 + i)
+        rest = tk(k0 + i + 1) - t - 2 * w - gap
+        if rest <= 0:
+            raise WaveformError(f"a pulse of {2 * w + gap} µs does not fit its period")
+        pulses += [(a, 0, w), (0, a, gap), (b, 0, w), (0, b, rest)]
     pulses_t = tuple(pulses)
+    end = tk(k0 + len(widths)) - tk(k0)
     return WaveDef(pulses_t, end, L.wave_cbs(pulses_t, dma_lite=True), L.wave_ools(pulses_t))
 
 
