@@ -288,11 +288,37 @@ class Bundle:
         return {"sessions": list(sessions.values()), "prescriptions": prescriptions, **loose}
 
 
+_MAX_HEADER_BYTES = 64 * 1024
+
+
+def _parse_header(path: Any, head: bytes) -> dict[str, Any]:
+    if not head.strip():
+        raise BundleError(f"{path}: not a log bundle (the file is empty)")
+    try:
+        first = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        if b"\0" in head[:4096] or not _is_utf8(head[:4096]):
+            raise BundleError(f"{path}: not a log bundle (binary data, not UTF-8 JSON lines)") from None
+        first = None
+    first_data = first.get("data") if isinstance(first, dict) else None
+    fmt = first_data.get("format") if isinstance(first_data, dict) else (
+        first.get("format") if isinstance(first, dict) else None)
+    if fmt != FORMAT or first.get("kind") != "header":
+        hint = f" (its format is {fmt!r})" if isinstance(fmt, str) else ""
+        raise BundleError(f"{path}: not a log bundle: it does not start with a {FORMAT} header{hint}")
+    return first
+
+
 def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Parse a bundle without judging it (see verify_bundle). Raises BundleError when the
     file is missing or is not a log bundle at all."""
+    # Sniff the first line before reading the rest: a large file that is not a bundle is
+    # refused without loading it.
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            head = f.readline(_MAX_HEADER_BYTES)
+            first = _parse_header(path, head)
+            raw = head + f.read()
     except FileNotFoundError:
         raise BundleError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -303,20 +329,6 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    if not lines or not lines[0].strip():
-        raise BundleError(f"{path}: not a log bundle (the file is empty)")
-    try:
-        first = json.loads(lines[0].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        if b"\0" in raw[:4096] or not _is_utf8(raw[:4096]):
-            raise BundleError(f"{path}: not a log bundle (binary data, not UTF-8 JSON lines)") from None
-        first = None
-    first_data = first.get("data") if isinstance(first, dict) else None
-    fmt = first_data.get("format") if isinstance(first_data, dict) else (
-        first.get("format") if isinstance(first, dict) else None)
-    if fmt != FORMAT or first.get("kind") != "header":
-        hint = f" (its format is {fmt!r})" if isinstance(fmt, str) else ""
-        raise BundleError(f"{path}: not a log bundle: it does not start with a {FORMAT} header{hint}")
 
     problems: list[str] = []
     records = [_record(first, 1, lines[0].decode("utf-8"))]
@@ -466,16 +478,19 @@ def verify_bundle(path: str | os.PathLike[str] | Bundle, device_public_key: Ed25
                                 f"not part of the signed chain")
 
     # removed: gaps in the seq numbers
+    # (from the gaps between the seqs present: never a loop over an unverified count)
     seqs = sorted(chosen)
     present = set(seqs)
-    missing = [s for s in range(1, last_seq + 1) if s not in present]
-    for run in _runs(missing):
-        lo, hi = run[0], run[-1]
-        what = f"record {lo}" if lo == hi else f"records {lo}-{hi}"
-        if hi == last_seq:
-            problems.append(f"{what} missing at the end (after {lo - 1}): the bundle was cut short")
-        else:
-            problems.append(f"{what} missing between {lo - 1} and {hi + 1}")
+    previous = 0
+    for seq in seqs + [last_seq + 1]:
+        if seq > previous + 1:
+            lo, hi = previous + 1, seq - 1
+            what = f"record {lo}" if lo == hi else f"records {lo}-{hi}"
+            if hi == last_seq:
+                problems.append(f"{what} missing at the end (after {lo - 1}): the bundle was cut short")
+            else:
+                problems.append(f"{what} missing between {lo - 1} and {hi + 1}")
+        previous = seq
 
     # changed: content no longer matches the hash, or the hash was recomputed and the link broke
     gaps_before = {s for s in present if s - 1 not in present and s > 1}
@@ -509,16 +524,6 @@ def _signature_ok(end: Mapping[str, Any], public_key: Ed25519PublicKey, given_id
     except (InvalidSignature, binascii.Error, ValueError, TypeError):
         return False
     return end.get("device_key_id") == given_id
-
-
-def _runs(values: Iterable[int]) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for v in values:
-        if runs and runs[-1][-1] == v - 1:
-            runs[-1].append(v)
-        else:
-            runs.append([v])
-    return runs
 
 
 def _order_problems(file_order: list[int]) -> list[str]:

@@ -44,8 +44,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  
 
 from .bundle import Bundle, parse_when, read_bundle, verify_bundle  # noqa: E402
 
-INCIDENT_KINDS = {"estop": "e-stop", "fault": "fault", "watchdog": "fault (watchdog)",
-                  "lead_off": "electrode off", "refused": "refused request"}
+INCIDENT_KINDS = {"estop": "e-stop", "fault": "fault", "watchdog": "watchdog",
+                  "lead_off": "electrode off", "refused": "refused"}
 STATUS_COLORS = {"completed": "#2e7d32", "stopped": "#f9a825", "aborted": "#c62828",
                  "interrupted": "#6a1b9a"}
 CHANNEL_COLORS = ("#1565c0", "#ef6c00")
@@ -89,7 +89,7 @@ def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.Path
 
     # fixed margins, not constrained layout: the layout solver cost a second on five years
     fig = Figure(figsize=(13, 11.5), dpi=80)
-    _draw_panels(fig, fig.add_gridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, left=0.085,
+    _draw_panels(fig, fig.add_gridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, left=0.095,
                                        right=0.99, top=0.955, bottom=0.03, hspace=0.62, wspace=0.1), data)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 2})

@@ -321,3 +321,14 @@ def test_a_reformatted_but_unchanged_line_still_verifies(bundle, device):
     lines[7] = json.dumps(json.loads(lines[7]), indent=None, separators=(", ", ": "))
     write_lines(bundle, lines)
     assert verify_bundle(bundle, device[1]) == []
+
+
+def test_a_huge_forged_count_is_named_not_looped_over(bundle, device):
+    lines = lines_of(bundle)
+    end = json.loads(lines[-1])
+    end["count"] = 10**15
+    lines[-1] = json.dumps(end)
+    write_lines(bundle, lines)
+    problems = verify_bundle(bundle, device[1])
+    assert problems[0] == "signature does not match the device key"
+    assert problems[1].endswith(f"-{10**15} missing at the end (after {len(lines) - 2}): the bundle was cut short")

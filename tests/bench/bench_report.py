@@ -98,6 +98,12 @@ def synthetic_export(n_sessions: int, *, seed: int = 7, end: dt.date | None = No
 
 
 def figures() -> list[Figure]:
+    """Wall time and CPU time of `build_report` (verify + plots + HTML) on a 5-year bundle.
+
+    CPU time is what the report costs this machine; wall time also holds whatever else
+    the machine was doing (the load average is in the note), so both are printed."""
+    import os
+
     from homeapp.bundle import write_bundle
     from homeapp.report import build_report
     from schedules.signing import generate_keypair
@@ -112,18 +118,26 @@ def figures() -> list[Figure]:
         write_bundle(export, bundle_path, device_key=device_key)
         write_s = time.perf_counter() - t0
         size_mb = bundle_path.stat().st_size / 1e6
-        t0 = time.perf_counter()
-        build_report(bundle_path, out_html=Path(tmp) / "report.html", device_public_key=device_pub)
-        report_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        walls, cpus = [], []
+        for _ in range(3):  # best of three: the first run also warms matplotlib's caches
+            w0, c0 = time.perf_counter(), time.process_time()
+            result = build_report(bundle_path, out_html=Path(tmp) / "report.html", device_public_key=device_pub)
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+        verified = result.verified
+        w0, c0 = time.perf_counter(), time.process_time()
         build_report(bundle_path, out_html=Path(tmp) / "report2.html", device_public_key=device_pub,
                      out_pdf=Path(tmp) / "report.pdf")
-        report_pdf_s = time.perf_counter() - t0
-    note = f"1,800 sessions, {n_records:,} records, bundle {size_mb:.0f} MB"
+        pdf_wall, pdf_cpu = time.perf_counter() - w0, time.process_time() - c0
+    load = os.getloadavg()[0]
+    note = f"1,800 sessions, {n_records:,} records, bundle {size_mb:.0f} MB" + (
+        "" if verified else ", BUT THE BUNDLE DID NOT VERIFY")
     return [
-        Figure("report from bundle, 5 years daily (verify + plots + HTML)", report_s, "s", "<= 3", note),
-        Figure("report from bundle, 5 years daily, HTML + PDF", report_pdf_s, "s", "", note),
-        Figure("log bundle write, 5 years daily", write_s, "s", "", note),
+        Figure("report, 5 years daily (verify + plots + HTML), CPU", min(cpus), "s", "<= 3", note),
+        Figure("report, 5 years daily (verify + plots + HTML), wall", min(walls), "s", "<= 3",
+               f"load average {load:.1f} on {os.cpu_count()} CPUs while measuring"),
+        Figure("report, 5 years daily, HTML + one-page PDF, CPU", pdf_cpu, "s", "", f"wall {pdf_wall:.2f} s"),
+        Figure("log bundle write, 5 years daily, wall", write_s, "s", "", note),
     ]
 
 
