@@ -11,6 +11,8 @@ or more makes pigpiod drop the connection without a reply.
 from __future__ import annotations
 
 import struct
+import sys
+import traceback
 from typing import Callable
 
 from hw import pigpio_limits as L
@@ -128,6 +130,9 @@ def execute(board: SimBoard, cmd: int, p1: int, p2: int, ext: bytes) -> bytes:
             out = handler(board, p1, p2, ext)
         except PigpioError as e:
             out = e.code
+        except Exception:  # a simulator bug must not hang the client: say so, answer an error
+            traceback.print_exc(file=sys.stderr)
+            out = L.PI_UNKNOWN_COMMAND
         if isinstance(out, tuple):
             res, data = out
         else:

@@ -11,12 +11,9 @@ driver, engine and safety tests (`Trace.read(path)` or `board.trace()`).
 from __future__ import annotations
 
 import bisect
-import csv
-import heapq
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 #: Every signal, in the order that breaks ties between rows at the same microsecond.
 SIGNALS: tuple[str, ...] = ("ch0.a", "ch0.b", "ch1.a", "ch1.b", "ch0.ma", "ch1.ma",
@@ -59,35 +56,33 @@ class TraceRecorder:
     def last(self, sig: int) -> float:
         return self.values[sig][-1]
 
-    def rows(self) -> Iterator[tuple[int, int, str]]:
-        """(t_us, signal index, text value) in trace order."""
-        def one(i: int) -> Iterator[tuple[int, int, str]]:
-            name = SIGNALS[i]
-            cache: dict[float, str] = {}
-            for t, v in zip(self.times[i], self.values[i]):
-                text = cache.get(v)
-                if text is None:
-                    text = cache[v] = format_value(name, v)
-                yield (t, i, text)
-        return heapq.merge(*(one(i) for i in range(len(SIGNALS))))
+    def _lines(self) -> tuple[list[int], list[str]]:
+        """Sort keys (t_us * 16 + signal index) and the CSV lines, per signal in turn."""
+        keys: list[int] = []
+        lines: list[str] = []
+        for i, name in enumerate(SIGNALS):
+            texts: dict[float, str] = {}
+            for v in set(self.values[i]):
+                texts[v] = f",{name},{format_value(name, v)}\n"
+            ts = self.times[i].tolist()
+            keys.extend(t * 16 + i for t in ts)
+            lines.extend(f"{t}{texts[v]}" for t, v in zip(ts, self.values[i].tolist()))
+        return keys, lines
 
     def write(self, path: str | Path) -> None:
+        keys, lines = self._lines()
+        order = sorted(range(len(keys)), key=keys.__getitem__)
         with open(path, "w", newline="") as f:
             f.write(HEADER + "\n")
-            buf: list[str] = []
-            for t, i, text in self.rows():
-                buf.append(f"{t},{SIGNALS[i]},{text}\n")
-                if len(buf) >= 65536:
-                    f.write("".join(buf))
-                    buf.clear()
-            f.write("".join(buf))
+            for k in range(0, len(order), 65536):
+                f.write("".join([lines[j] for j in order[k:k + 65536]]))
 
     def to_trace(self) -> "Trace":
-        series: dict[str, list[tuple[int, float]]] = {}
-        for i, name in enumerate(SIGNALS):
-            conv = float if name in ANALOG else int
-            series[name] = [(t, conv(v)) for t, v in zip(self.times[i], self.values[i])]
-        return Trace(series)
+        times = {name: self.times[i].tolist() for i, name in enumerate(SIGNALS)}
+        values = {name: (self.values[i].tolist() if name in ANALOG
+                         else [int(v) for v in self.values[i]])
+                  for i, name in enumerate(SIGNALS)}
+        return Trace(times, values)
 
 
 @dataclass(frozen=True)
@@ -111,49 +106,60 @@ class Pulse:
 
 
 class Trace:
-    """A board trace in memory: per-signal change lists."""
+    """A board trace in memory: per-signal change times and values."""
 
-    def __init__(self, series: dict[str, list[tuple[int, float]]]) -> None:
-        self._series = series
-        self._times = {k: [t for t, _ in v] for k, v in series.items()}
+    def __init__(self, times: dict[str, list[int]], values: dict[str, list[float]]) -> None:
+        self._t = times
+        self._v = values
 
     @classmethod
     def read(cls, path: str | Path) -> "Trace":
-        series: dict[str, list[tuple[int, float]]] = {name: [] for name in SIGNALS}
         with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header != HEADER.split(","):
-                raise ValueError(f"{path}: not a board trace (header {header!r})")
-            for t, name, value in reader:
-                conv = float if name in ANALOG else int
-                series.setdefault(name, []).append((int(t), conv(value)))
-        return cls(series)
+            text = f.read()
+        head, _, body = text.partition("\n")
+        if head.rstrip("\r") != HEADER:
+            raise ValueError(f"{path}: not a board trace (header {head!r})")
+        fields = body.replace("\r", "").replace("\n", ",").split(",")
+        if fields and fields[-1] == "":
+            fields.pop()
+        if len(fields) % 3:
+            raise ValueError(f"{path}: a row does not have three fields")
+        raw_t: dict[str, list[str]] = {name: [] for name in SIGNALS}
+        raw_v: dict[str, list[str]] = {name: [] for name in SIGNALS}
+        for t, name, v in zip(fields[0::3], fields[1::3], fields[2::3]):
+            if name not in raw_t:
+                raw_t[name], raw_v[name] = [], []
+            raw_t[name].append(t)
+            raw_v[name].append(v)
+        times = {name: list(map(int, ts)) for name, ts in raw_t.items()}
+        values = {name: list(map(float if name in ANALOG else int, vs))
+                  for name, vs in raw_v.items()}
+        return cls(times, values)
 
     @property
     def names(self) -> list[str]:
-        return list(self._series)
+        return list(self._t)
 
     def signal(self, name: str) -> list[tuple[int, float]]:
         """Every (t_us, value) row of `name`, in time order."""
-        return list(self._series[name])
+        return list(zip(self._t[name], self._v[name]))
 
     def value_at(self, name: str, t_us: int) -> float:
         """The value of `name` in effect at `t_us` (after every change at or before it)."""
-        i = bisect.bisect_right(self._times[name], t_us) - 1
+        i = bisect.bisect_right(self._t[name], t_us) - 1
         if i < 0:
             raise ValueError(f"{name} has no value before t_us={t_us}")
-        return self._series[name][i][1]
+        return self._v[name][i]
 
     def end_us(self) -> int:
-        return max((v[-1][0] for v in self._series.values() if v), default=0)
+        return max((ts[-1] for ts in self._t.values() if ts), default=0)
 
     def pulses(self, channel: int) -> list[Pulse]:
         """The channel's pulses: each rising edge of leg A, with the leg-B phase that
         follows it (B rising before the next A rises); a B phase with no A before it is a
         pulse of its own with `a_us = 0`."""
-        a = _intervals(self._series[f"ch{channel}.a"])
-        b = _intervals(self._series[f"ch{channel}.b"])
+        a = _intervals(self._t[f"ch{channel}.a"], self._v[f"ch{channel}.a"])
+        b = _intervals(self._t[f"ch{channel}.b"], self._v[f"ch{channel}.b"])
         out: list[Pulse] = []
         ib = 0
         for k, (a0, a1) in enumerate(a):
@@ -180,21 +186,22 @@ class Trace:
         signed current in mA; adjacent intervals of equal current are merged. An interval
         still open at the end of the trace ends at the trace's last row."""
         names = (f"ch{channel}.a", f"ch{channel}.b", f"ch{channel}.ma", "enable")
-        def tagged(j: int, rows: list[tuple[int, float]]) -> Iterator[tuple[int, int, float]]:
-            return ((t, j, v) for t, v in rows)
-
-        events = heapq.merge(*(tagged(j, self._series[n]) for j, n in enumerate(names)))
+        keys: list[int] = []
+        vals: list[float] = []
+        for j, n in enumerate(names):
+            keys.extend(t * 4 + j for t in self._t[n])
+            vals.extend(self._v[n])
         state = [0.0, 0.0, 0.0, 0.0]
         out: list[tuple[int, int, float]] = []
         cur_val, cur_t0 = 0.0, 0
-        pending = list(events)
-        k = 0
-        while k < len(pending):
-            t = pending[k][0]
-            while k < len(pending) and pending[k][0] == t:
-                _, j, v = pending[k]
-                state[j] = v
-                k += 1
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        n_ev = len(order)
+        for k, idx in enumerate(order):
+            key = keys[idx]
+            state[key & 3] = vals[idx]
+            t = key >> 2
+            if k + 1 < n_ev and keys[order[k + 1]] >> 2 == t:
+                continue  # settle every change at this microsecond first
             val = state[3] * state[2] * (state[0] - state[1])
             if val != cur_val:
                 if cur_val != 0 and t > cur_t0:
@@ -207,12 +214,12 @@ class Trace:
         return out
 
 
-def _intervals(rows: Iterable[tuple[int, float]]) -> list[tuple[int, int]]:
+def _intervals(times: list[int], values: list[float]) -> list[tuple[int, int]]:
     """[rise, fall) intervals of a 0/1 signal; one still high at the end of the trace has
     not finished and is left out."""
     out: list[tuple[int, int]] = []
     high_at: int | None = None
-    for t, v in rows:
+    for t, v in zip(times, values):
         if v and high_at is None:
             high_at = t
         elif not v and high_at is not None:
