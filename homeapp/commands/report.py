@@ -52,8 +52,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not result.verified:
         for p in result.problems:
             print(f"{args.bundle}: {p}", file=sys.stderr)
+        n = len(result.problems)
         print(f"{written}: {result.sessions} sessions; bundle FAILED verification "
-              f"({len(result.problems)} problems, listed at the top of the report)")
+              f"({n} problem{'s' * (n != 1)}, listed at the top of the report)")
         return 2
     print(f"{written}: {result.sessions} sessions; bundle verified")
     return 0
