@@ -27,8 +27,9 @@ PIGPIOD_OPTSTRING = "a:b:c:d:e:fgkln:mp:s:t:x:vV"
 AS_ROOT = os.geteuid() == 0
 
 
-def install(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HOMEAPP_PYTHON=sys.executable)
+def install(root: Path, *args: str, check: bool = True,
+            python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOMEAPP_PYTHON=python)
     proc = subprocess.run(["bash", str(DEPLOY / "install.sh"), "--root", str(root), *args],
                           capture_output=True, text=True, env=env, timeout=120)
     if check:
@@ -317,6 +318,16 @@ def test_new_config_takes_the_pin_hashes(tmp_path):
     assert "valid (board real" in out
     bad = install(root / "other", "--model", PI4, "--caregiver-pin-hash", "1357", check=False)
     assert bad.returncode != 0 and "PIN hash" in bad.stderr
+
+
+def test_rehearsal_without_the_projects_python_still_lays_out_the_tree(tmp_path):
+    root = tmp_path / "root"
+    proc = install(root, "--model", PI4, python="/bin/false")
+    assert "the configuration was not checked" in proc.stdout
+    assert "the app makes it on its first start" in proc.stdout
+    assert not (root / "var/lib/homeapp/device_key.pem").exists()
+    assert mode(root / "etc/homeapp/config.toml") == 0o640
+    assert (root / "etc/systemd/system/homeapp.service").exists()
 
 
 @pytest.mark.parametrize("model", ["Raspberry Pi 5 Model B Rev 1.0",
