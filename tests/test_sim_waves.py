@@ -343,3 +343,31 @@ def test_sync_sends_queue_in_order(pi, sim, virtual_clock):
     assert [p.start_us for p in tr.pulses(0)] == [START, START + 3_000]
     assert [p.start_us for p in tr.pulses(1)] == [START + 1_000]
     assert pi.wave_tx_busy() == 0
+
+
+def test_create_and_pad_reserves_a_share_of_the_budget(pi):
+    pulses = [pigpio.pulse(1 << A0, 0, 10), pigpio.pulse(0, 1 << A0, 10)]
+    for expected in (0, 1):
+        pi.wave_add_new()
+        pi.wave_add_generic(pulses)
+        assert pi.wave_create_and_pad(50) == expected
+    pi.wave_add_new()
+    pi.wave_add_generic(pulses)
+    with pytest.raises(pigpio.error) as e:
+        pi.wave_create_and_pad(1)  # the two padded waves hold every CB
+    assert e.value.value == pigpio.error_text(L.PI_TOO_MANY_CBS)
+    pi.wave_delete(1)
+    assert pi.wave_create_and_pad(50) == 1  # the same padded size reuses the slot
+
+
+def test_tx_at_names_the_wave_not_a_chain_delay(pi, virtual_clock):
+    w = make_wave(pi, [pigpio.pulse(1 << A0, 0, 100), pigpio.pulse(0, 1 << A0, 900)])
+    pi.wave_chain([w, 255, 2, 0x10, 0x27, w])  # wave, 10 ms delay, wave
+    virtual_clock.advance_to(0.0005)
+    assert pi.wave_tx_at() == w
+    virtual_clock.advance_to(0.005)
+    assert pi.wave_tx_at() == L.PI_WAVE_NOT_FOUND
+    virtual_clock.advance_to(0.0115)
+    assert pi.wave_tx_at() == w
+    virtual_clock.advance_to(0.013)
+    assert pi.wave_tx_at() == L.PI_NO_TX_WAVE
