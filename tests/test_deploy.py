@@ -188,7 +188,8 @@ def test_app_unit_is_a_console_kiosk():
     assert env["HOMEAPP_CONFIG"] == "/etc/homeapp/config.toml"
     after = " ".join(values(u, "Unit", "After")).split()
     assert {"pigpiod.service", "homeapp-safe-outputs.service"} <= set(after)
-    assert "pigpiod.service" in " ".join(values(u, "Unit", "Requires")).split()
+    assert values(u, "Unit", "Requires") == ["homeapp-safe-outputs.service"]
+    assert "pigpiod.service" in " ".join(values(u, "Unit", "Wants")).split()
     assert values(u, "Service", "ExecStopPost") == ["+/opt/homeapp/bin/homeapp-safe-outputs"]
     assert values(u, "Service", "IPAddressDeny") == ["any"]
 
