@@ -125,6 +125,9 @@ ERROR_NAMES: dict[int, str] = {v: k for k, v in dict(globals()).items()
 PI_CMD_MAX_EXTENSION = 1 << 16
 PI_MAX_PULSES_PER_ADD = (PI_CMD_MAX_EXTENSION - 1) // 12                          # 5,461
 
+#: Notification handles (NOIB / NO) pigpiod keeps at once.
+PI_NOTIFY_SLOTS = 32
+
 # --- SPI ---------------------------------------------------------------------------------
 PI_SPI_MIN_BAUD = 32_000
 PI_SPI_MAX_BAUD = 125_000_000

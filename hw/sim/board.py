@@ -342,7 +342,7 @@ class SimBoard:
     # -- pigpio: notifications -----------------------------------------------------------
     def notify_open(self, sink: Callable[[bytes], None]) -> int:
         with self._lock:
-            for h in range(L_NOTIFY_SLOTS):
+            for h in range(L.PI_NOTIFY_SLOTS):
                 if h not in self._notify:
                     self._notify[h] = _Notify(sink)
                     return h
@@ -527,5 +527,3 @@ class SimBoard:
         self._seg_wave = None
         self._seg_end = self.t_us + L.WAVE_START_DELAY_US
 
-
-L_NOTIFY_SLOTS = 32
