@@ -50,7 +50,15 @@ def canonical_json(rx_dict: Mapping[str, Any]) -> bytes:
     """The bytes a signature covers: every field except `signature`, keys sorted, no
     whitespace, UTF-8 (interfaces.md fixes this form; both sides must agree byte for byte)."""
     body = {k: v for k, v in rx_dict.items() if k != SIGNATURE_FIELD}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_plain).encode("utf-8")
+
+
+def _plain(obj: Any) -> Any:
+    """Read-only views (a Prescription's `source` is a MappingProxyType) sign as objects."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON")
 
 
 def _raw_public(public_key: Ed25519PublicKey) -> bytes:

@@ -49,6 +49,13 @@ def test_canonical_json_is_sorted_compact_utf8_and_ignores_signature():
     assert canonical_json({"a": "µs", "b": 1}) == canonical_json(a)
 
 
+def test_a_validated_prescriptions_read_only_source_verifies(keys, trust):
+    from types import MappingProxyType
+    signed = sign_prescription(RX, keys[0])
+    view = MappingProxyType({**signed, "channels": [MappingProxyType(c) for c in signed["channels"]]})
+    assert verify_prescription(view, trust) == key_id(keys[1])
+
+
 def test_key_id_is_a_readable_stable_fingerprint(keys):
     private_key, public_key = keys
     kid = key_id(public_key)
@@ -237,3 +244,38 @@ def test_duplicate_keys_are_refused_before_signing(tmp_path, capsys):
     capsys.readouterr()
     assert run(["rx", "sign", str(tmp_path / "dup.json"), "--key", str(tmp_path / "keys" / "clinician.key")]) == 2
     assert "duplicate key" in capsys.readouterr().err
+
+
+def test_round_trip_session_runs_under_the_signed_prescription_and_refuses_one_changed_byte(tmp_path, capsys):
+    """keygen -> sign -> trust -> `session run` without --allow-unsigned; the same file with
+    one byte changed, the unsigned original and a stranger's signature are each refused
+    before any pulse, with the reason."""
+    from homeapp.cli import main
+
+    assert main(["rx", "keygen", "--out", str(tmp_path / "keys")]) == 0
+    TrustStore(tmp_path / "trust").add(tmp_path / "keys" / "clinician.pub", label="dr-lee")
+    short = {**RX, "channels": [{"label": "quad", "max_ma": 60}],
+             "blocks": [{"label": "short", "minutes": 0.5, "hz": 30, "pulse_us": 200, "on_s": 5, "off_s": 5,
+                         "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"}]}
+    (tmp_path / "rx.json").write_text(json.dumps(short, indent=2))
+    assert main(["rx", "sign", str(tmp_path / "rx.json"), "--key", str(tmp_path / "keys" / "clinician.key"),
+                 "--out", str(tmp_path / "signed.json")]) == 0
+    signed = (tmp_path / "signed.json").read_bytes()
+    (tmp_path / "tampered.json").write_bytes(signed.replace(b'"max_ma": 60', b'"max_ma": 80', 1))
+    stranger = generate_keypair()[0]
+    (tmp_path / "stranger.json").write_text(json.dumps(sign_prescription(short, stranger)))
+    capsys.readouterr()
+
+    def run_session(name: str) -> tuple[int, str, str]:
+        code = main(["session", "run", "--prescription", str(tmp_path / name), "--db", str(tmp_path / f"{name}.db"),
+                     "--trace", str(tmp_path / f"{name}.csv"), "--virtual-time", "--trust", str(tmp_path / "trust")])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, err = run_session("signed.json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "completed"
+    for name, reason in [("tampered.json", "altered after signing"), ("rx.json", "unsigned"),
+                         ("stranger.json", f"signed by an unknown key {key_id(stranger.public_key())}")]:
+        code, out, err = run_session(name)
+        assert code == 2 and reason in err, (name, err)
