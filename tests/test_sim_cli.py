@@ -51,3 +51,11 @@ def test_sim_without_trace_exits_cleanly(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_sim_refuses_a_trace_in_a_missing_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "homeapp.cli", "sim", "--port", "0",
+                           "--trace", str(tmp_path / "nope" / "t.csv")],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and proc.stdout == ""

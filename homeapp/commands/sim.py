@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a TCP port (0 to 65535)")
     pins = _pin_map(args)
+    if args.trace is not None and not args.trace.resolve().parent.is_dir():
+        raise UserError(f"--trace {args.trace}: the folder {args.trace.parent} does not exist")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -60,5 +62,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.stop()
         if args.trace is not None:
-            board.write_trace(args.trace)
+            try:
+                board.write_trace(args.trace)
+            except OSError as e:
+                raise UserError(f"--trace {args.trace}: cannot write the trace ({e.strerror})") from None
     return 0
