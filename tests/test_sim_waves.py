@@ -185,6 +185,10 @@ def test_bad_wave_ids_are_refused(pi):
     with pytest.raises(pigpio.error) as e:
         pi.wave_send_using_mode(0, 4)
     assert e.value.value == pigpio.error_text(L.PI_BAD_WAVE_ID)  # the id is checked before the mode
+    live = make_wave(pi, [pigpio.pulse(1 << A0, 0, 10), pigpio.pulse(0, 1 << A0, 10)])
+    with pytest.raises(pigpio.error) as e:
+        pi.wave_send_using_mode(live, 4)
+    assert e.value.value == pigpio.error_text(L.PI_BAD_WAVE_MODE)
 
 
 def add_span(pi, start_us: int, n: int) -> int:
