@@ -67,7 +67,7 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
         store = Store.open(config.db_path)
     except StoreError as e:
         raise UserError(str(e)) from None
-    _, key_id = ensure_device_key(config.data_dir)
+    _, key_id = ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
     sim_board = sim_server = None
     host, port = config.pigpio_host, config.pigpio_port
     try:
