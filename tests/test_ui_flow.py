@@ -259,8 +259,9 @@ def test_every_button_is_at_least_60_px(ui):
     ui.pump(0.2)
     for name in ("home", "session", "history", "caregiver", "clinician", "prepare", "after"):
         if name != "session":
+            screen = ui.app.screens[name]           # built on first use
             ui.app.sm.current = name
-            ui.app.screens[name].refresh()
+            screen.refresh()
         ui.pump(0.1)
         for w in ui.app.screens[name].walk():
             if isinstance(w, BigButton) and w.get_root_window() is not None:

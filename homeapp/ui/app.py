@@ -21,6 +21,9 @@ _T0 = time.monotonic()
 def configure_kivy() -> None:
     """Window size and input settings, before the Kivy window exists."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")
+    # SDL2 reads every image we show (PNG) and writes screenshots: PIL's import costs
+    # a good part of a second at start-up on a Pi.
+    os.environ.setdefault("KIVY_IMAGE", "sdl2")
     from kivy.config import Config
     Config.set("graphics", "width", str(WINDOW_SIZE[0]))
     Config.set("graphics", "height", str(WINDOW_SIZE[1]))
@@ -42,6 +45,37 @@ from . import i18n  # noqa: E402
 from .sound import Beeper  # noqa: E402
 
 
+def _screen_class(name: str):
+    import importlib
+    module, cls = SCREENS[name]
+    return getattr(importlib.import_module(f"homeapp.ui.{module}"), cls)
+
+
+#: Screen name -> (module, class).
+SCREENS = {
+    "home": ("home", "HomeScreen"), "prepare": ("prepare", "PrepareScreen"),
+    "session": ("session", "SessionScreen"), "after": ("after", "AfterScreen"),
+    "history": ("history", "HistoryScreen"), "caregiver": ("caregiver", "CaregiverScreen"),
+    "clinician": ("clinician", "ClinicianScreen"),
+}
+
+
+class _Screens(dict):
+    """name -> screen; a screen is built the first time it is asked for."""
+
+    def __init__(self, app):
+        super().__init__()
+        self.app = app
+
+    def __missing__(self, name):
+        if name not in SCREENS:
+            raise KeyError(name)
+        screen = _screen_class(name)(self.app, name=name)
+        self[name] = screen
+        self.app.sm.add_widget(screen)
+        return screen
+
+
 class HomeApp(App):
     title = "Home NMES trainer"
 
@@ -58,14 +92,7 @@ class HomeApp(App):
 
     # ------------------------------------------------------------------ build
     def build(self):
-        from .after import AfterScreen
         from .alerts import AlertOverlay
-        from .caregiver import CaregiverScreen
-        from .clinician import ClinicianScreen
-        from .history import HistoryScreen
-        from .home import HomeScreen
-        from .prepare import PrepareScreen
-        from .session import SessionScreen
         from .trainer import TrainerPanel
 
         i18n.set_language(self.svc.language())
@@ -77,13 +104,8 @@ class HomeApp(App):
             root.add_widget(self.trainer)
         stage = FloatLayout()
         self.sm = ScreenManager(transition=NoTransition())
-        self.screens = {}
-        for cls, name in ((HomeScreen, "home"), (PrepareScreen, "prepare"), (SessionScreen, "session"),
-                          (AfterScreen, "after"), (HistoryScreen, "history"),
-                          (CaregiverScreen, "caregiver"), (ClinicianScreen, "clinician")):
-            s = cls(self, name=name)
-            self.screens[name] = s
-            self.sm.add_widget(s)
+        self.screens = _Screens(self)      # built on first use: Home comes up sooner
+        self.screens["home"]
         stage.add_widget(self.sm)
         self.overlay = AlertOverlay(self)
         stage.add_widget(self.overlay)
@@ -100,8 +122,9 @@ class HomeApp(App):
 
     # ------------------------------------------------------------------ navigation
     def go(self, name: str) -> None:
+        screen = self.screens[name]
         if name == "caregiver" or name == "clinician":
-            self.screens[name].lock()
+            screen.lock()
         self.sm.current = name
         self.screens[name].refresh()
         if self.state is not None:
@@ -118,7 +141,7 @@ class HomeApp(App):
     def set_language(self, lang: str) -> None:
         lang = i18n.set_language(lang)
         self.svc.save_language(lang)
-        for s in self.screens.values():
+        for s in list(self.screens.values()):
             s.refresh()
         self.overlay.refresh()
         if self.trainer:
@@ -159,7 +182,7 @@ class HomeApp(App):
         self.go("session")
         return []
 
-    def stop(self) -> None:
+    def stop_session(self) -> None:
         """STOP: always works, in any phase."""
         if self.engine is not None:
             self.engine.stop()

@@ -120,7 +120,7 @@ class CaregiverScreen(PinScreen):
         self.refresh()
 
     def do_stop(self):
-        self.app.stop()
+        self.app.stop_session()
         self.refresh()
 
     def pads_changed(self):

@@ -225,6 +225,8 @@ def main(argv=None) -> int:
     svc = make_services(tmp, sample_sessions())
     app = HomeApp(svc)
     root = app.build()
+    for name in ("prepare", "session", "after", "history", "caregiver", "clinician"):
+        app.screens[name]
     Window.add_widget(root)
     root.size = Window.size
     if app._poll_event is not None:

@@ -121,7 +121,7 @@ class SessionScreen(BaseScreen):
         outer.add_widget(main)
         side = BoxLayout(orientation="vertical", size_hint_x=None, width=150, spacing=10)
         self.stop_button = BigButton("", bg=Theme.stop, size=Theme.font_large + 4)
-        self.stop_button.bind(on_release=lambda *_: self.app.stop())
+        self.stop_button.bind(on_release=lambda *_: self.app.stop_session())
         self.pause_button = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_y=0.6)
         self.pause_button.bind(on_release=lambda *_: self.toggle_pause())
         side.add_widget(self.stop_button)

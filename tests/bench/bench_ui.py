@@ -1,0 +1,128 @@
+"""Touchscreen figures (issue 6): start to Home, frames per second on the session screen
+during stimulation, resident memory. Each runs the app in a fresh process on the simulated
+board (a temporary data folder), so the figures are the app's own."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.bench import Figure
+
+FPS_SECONDS = 4.0
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+#: Mappings of Mesa's software OpenGL (llvmpipe) under Xvfb: absent on the Pi, whose GPU
+#: driver is far smaller, so they are also reported apart.
+SOFT_GL = ("libLLVM", "/dri/", "libgallium", "libGLX_mesa", "libglapi", "libEGL_mesa")
+
+
+def _soft_gl_mb() -> float:
+    total, soft = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split(" ", 1)[0]
+            if "-" in first and all(c in "0123456789abcdef-" for c in first):
+                soft = any(k in line for k in SOFT_GL)
+            elif line.startswith("Rss:") and soft:
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def child_home(t0: float) -> None:
+    """Start the app as `homeapp` does and report when Home is drawn."""
+    from kivy.clock import Clock
+
+    from homeapp.ui.app import HomeApp
+    from homeapp.ui.services import Services
+
+    svc = Services.open(None)
+    svc.load_demo()
+    app = HomeApp(svc)
+
+    def check(_dt):
+        if app.started_at is not None and app.current == "home":
+            print(json.dumps({"home_s": time.time() - t0, "rss_mb": _rss_mb(),
+                              "soft_gl_mb": _soft_gl_mb()}), flush=True)
+            app.stop()
+            return False
+    Clock.schedule_interval(check, 0)
+    app.run()
+
+
+def child_session() -> None:
+    """A session on the simulated board, intensity up, frames counted while it runs."""
+    from pathlib import Path
+
+    from kivy.base import EventLoop
+
+    from homeapp.ui.testing import UI
+
+    ui = UI(Path(tempfile.mkdtemp(prefix="homeapp-bench-")),
+            rx_changes={"blocks": [{"label": "strength", "minutes": 1, "hz": 50, "pulse_us": 300,
+                                    "on_s": 3, "off_s": 2, "ramp_up_s": 1, "ramp_down_s": 1,
+                                    "pattern": "synchronous"}]})
+    ui.start_session()
+    for _ in range(4):
+        ui.tap(ui.screen.controls[0].plus)
+        ui.tap(ui.screen.controls[1].plus)
+    ui.wait_until(lambda: ui.state.contracting and ui.device.sim_board.amplitude_ma(0) > 0, timeout=8)
+    frames = 0
+    t = time.monotonic()
+    end = t + FPS_SECONDS
+    while time.monotonic() < end:
+        EventLoop.idle()
+        frames += 1
+    fps = frames / (time.monotonic() - t)
+    running = ui.state.phase.value == "running"
+    rss, soft = _rss_mb(), _soft_gl_mb()
+    ui.close()
+    print(json.dumps({"fps": fps, "rss_mb": rss, "soft_gl_mb": soft, "running": running}), flush=True)
+
+
+def _run(mode: str, extra_env=None) -> dict:
+    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1",
+               KIVY_HOME=tempfile.mkdtemp(prefix="kivy-"),
+               XDG_DATA_HOME=tempfile.mkdtemp(prefix="homeapp-data-"), **(extra_env or {}))
+    env.pop("HOMEAPP_CONFIG", None)
+    out = subprocess.run([sys.executable, "-m", "tests.bench.bench_ui", mode], env=env,
+                         capture_output=True, text=True, timeout=120)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"bench_ui {mode} gave no figure: {out.stderr[-2000:]}")
+
+
+def figures() -> list[Figure]:
+    t0 = time.time()
+    home = _run("home", {"BENCH_T0": repr(t0)})
+    sess = _run("session")
+    note = "" if sess.get("running") else "the session was not running throughout"
+    return [
+        Figure("UI: process start to Home drawn (simulated board)", home["home_s"], "s", "<= 3"),
+        Figure("UI: session screen fps during stimulation", sess["fps"], "fps", ">= 30", note),
+        Figure("UI: resident memory, session running", sess["rss_mb"], "MB", "<= 150",
+               f"{sess['soft_gl_mb']:.0f} MB of it Mesa's software GL"),
+        Figure("UI: resident memory, session running, without software GL",
+               sess["rss_mb"] - sess["soft_gl_mb"], "MB", "<= 150"),
+        Figure("UI: resident memory at Home", home["rss_mb"], "MB", "<= 150",
+               f"{home['soft_gl_mb']:.0f} MB of it Mesa's software GL"),
+    ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "home":
+        child_home(float(os.environ["BENCH_T0"]))
+    else:
+        child_session()
