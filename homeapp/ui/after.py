@@ -7,7 +7,7 @@ from kivy.uix.textinput import TextInput
 
 from .base import BaseScreen
 from .i18n import N_, _, f_, number
-from .widgets import BigButton, Text, Theme
+from .widgets import BigButton, Card, Text, Theme
 
 PAIN_VALUES = tuple(range(11))
 EFFORT_VALUES = (0, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)     # Borg CR10 (halves allowed)
@@ -44,8 +44,10 @@ class AfterScreen(BaseScreen):
     title_msg = N_("How did it go?")
 
     def build(self):
-        self.summary = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=64)
-        self.body.add_widget(self.summary)
+        card = Card(size_hint_y=None, height=60, padding=(12, 4))
+        self.summary = Text("", size=Theme.font_body - 2, bold=True)
+        card.add_widget(self.summary)
+        self.body.add_widget(card)
         self.pain_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=30)
         self.pain = Scale(PAIN_VALUES, lambda v: self.refresh())
         self.effort_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=30)

@@ -241,5 +241,8 @@ class HomeApp(App):
 def main(config_path: str | None = None) -> int:
     from .services import Services
     svc = Services.open(config_path)
-    HomeApp(svc).run()
+    try:
+        HomeApp(svc).run()
+    finally:
+        svc.close()          # idempotent: the safe stop and the log closed on every way out
     return 0

@@ -14,6 +14,11 @@ from kivy.uix.widget import Widget
 from .widgets import Theme, Text
 
 
+def _num(x: float) -> str:
+    from .i18n import number
+    return number(x, 0 if float(x).is_integer() else 1)
+
+
 def text_texture(text: str, size: int = 16):
     lab = CoreLabel(text=text, font_size=size)
     lab.refresh()
@@ -78,7 +83,7 @@ class LineChart(Widget):
                 if len(pts) >= 4:
                     Line(points=pts, width=2.5)
                 for j in range(0, len(pts), 2):
-                    Line(circle=(pts[j], pts[j + 1], 5), width=2.5)
+                    Line(circle=(pts[j], pts[j + 1], 3.5), width=2)
         for lab in self.labels:
             self.add_widget(lab)
 
@@ -117,7 +122,7 @@ class WeekBars(Widget):
                     Color(*Theme.text)
                     yp = base + h * planned / top
                     Line(points=[x - 4, yp, x + bw * 0.7 + 4, yp], width=2, dash_length=6, dash_offset=4)
-                draw_text(f"{done}/{round(planned, 1):g}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
+                draw_text(f"{done}/{_num(planned)}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
         for lab in self.labels:
             self.add_widget(lab)
 

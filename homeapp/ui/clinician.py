@@ -12,6 +12,17 @@ from .i18n import N_, _, f_
 from .widgets import BigButton, Card, Text, Theme
 
 
+def signature_text(reason: str) -> str:
+    """schedules.signing's reason, in the screen's language where we know it."""
+    if reason == "unsigned":
+        return _("unsigned")
+    if reason.startswith("signed by an unknown key"):
+        return _("signed by a key this device does not trust")
+    if reason.startswith("altered after signing"):
+        return _("changed after it was signed")
+    return reason
+
+
 class ClinicianScreen(PinScreen):
     role = "clinician"
     title_msg = N_("Clinic")
@@ -51,15 +62,19 @@ class ClinicianScreen(PinScreen):
     def build_rx(self):
         svc = self.app.svc
         rx = svc.rx
-        info = Card(orientation="vertical", size_hint_y=None, height=92, spacing=2)
+        info = Card(orientation="vertical", size_hint_y=None, height=104, spacing=0, padding=(12, 4))
         if rx is None:
             info.add_widget(Text(_("No prescription on this device."), size=Theme.font_body, bold=True))
         else:
             sig = svc.signature_problem(rx)
-            info.add_widget(Text(f"{rx.id}  ·  {rx.patient_id}  ·  {rx.issued.isoformat()} \u2013 {rx.expires.isoformat()}",
-                                 size=Theme.font_body, bold=True))
-            info.add_widget(Text(_("Signature verified") if sig is None else f_("Not verified: {why}", why=sig),
-                                 size=Theme.font_small, color=Theme.ok if sig is None else Theme.warn))
+            info.add_widget(Text(rx.id, size=Theme.font_body, bold=True, shorten=True, shorten_from="right"))
+            info.add_widget(Text(f_("Patient {patient}, valid {issued} to {expires}", patient=rx.patient_id,
+                                    issued=rx.issued.isoformat(), expires=rx.expires.isoformat()),
+                                 size=Theme.font_small, shorten=True, shorten_from="right"))
+            info.add_widget(Text(_("Signature verified") if sig is None
+                                 else f_("Not verified: {why}", why=signature_text(sig)),
+                                 size=Theme.font_small, color=Theme.ok if sig is None else Theme.warn,
+                                 shorten=True, shorten_from="right"))
         self.content.add_widget(info)
         self.content.add_widget(Text(_("Import from a USB stick (touch a file):"), size=Theme.font_small,
                                      size_hint_y=None, height=28))
@@ -87,7 +102,7 @@ class ClinicianScreen(PinScreen):
             self.message.color = Theme.ok if not problems else Theme.warn
             rx = self.app.svc.rx
             self.message.text = f_("Imported {id}.", id=rx.id) + (
-                "  " + f_("Not verified: {why}", why=problems[0]) if problems else "")
+                "  " + f_("Not verified: {why}", why=signature_text(problems[0])) if problems else "")
         else:
             self.message.color = Theme.bad
             self.message.text = _("Refused:") + " " + "; ".join(problems[:3])

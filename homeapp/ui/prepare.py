@@ -40,6 +40,31 @@ def placement_text(label: str) -> str:
     return texts[p.key].replace("{side}", side).strip().capitalize()
 
 
+def refusal_text(reason: str, svc) -> str:
+    """A reason the engine gives for not starting, in the patient's language (the engine
+    words them in English for the log; unknown ones are shown as they are)."""
+    low = reason.lower()
+    rx = svc.rx
+    if "expired" in low and rx is not None:
+        return f_("Your program ended on {date}. Ask your clinic for a new one.", date=rx.expires.isoformat())
+    if "valid from" in low or "valid only from" in low:
+        return f_("Your program starts on {date}.", date=rx.issued.isoformat() if rx else "")
+    if "already today" in low or "hours between" in low or "already this week" in low:
+        due = svc.due_text_params()
+        if due.get("when") == "later":
+            return f_("Next session from {at}", at=due["at"])
+        return _("No more sessions allowed now.")
+    if "signature" in low or "trust store" in low:
+        return _("The program's signature is not accepted. Call your clinic.")
+    if "does not answer" in low:
+        return _("The stimulator does not answer. Call your clinic.")
+    if "electrode contact" in low:
+        return _("No contact: press the pad firmly onto the skin.")
+    if "caregiver" in low:
+        return _("A caregiver must unlock this session.")
+    return reason
+
+
 class ChannelPrep(Card):
     def __init__(self, index: int, label: str, **kw):
         super().__init__(orientation="vertical", spacing=4, padding=(10, 6), **kw)
@@ -243,4 +268,9 @@ class PrepareScreen(BaseScreen):
         blockers = self.blockers()
         self.begin.disabled = bool(blockers or self.refusals)
         reasons = self.start_refusals or blockers or list(self.refusals)
-        self.why.text = "  ".join(reasons[:2])
+        shown = []
+        for r in reasons:
+            t = refusal_text(r, self.app.svc)
+            if t not in shown:
+                shown.append(t)
+        self.why.text = "  ".join(shown[:2])

@@ -119,6 +119,9 @@ def shoot(app, path: Path):
         os.replace(got, path)
 
 
+restore: list = []     # undo steps of the last scene
+
+
 def scenes(app):
     """(name, setup) for every screen and alert."""
     sv = app.svc
@@ -164,6 +167,23 @@ def scenes(app):
         a.effort.pick(5)
         a.refresh()
 
+    def home_empty():
+        home()
+        keep = sv.rx, sv.rx_demo
+        sv.rx, sv.rx_demo = None, False
+        app.screens["home"].refresh()
+        restore.append(lambda: (setattr(sv, "rx", keep[0]), setattr(sv, "rx_demo", keep[1])))
+
+    def with_trainer():
+        from homeapp.ui.trainer import TrainerPanel
+        session(alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="electrode contact lost on right quadriceps"),
+                phase=Phase.PAUSED, contracting=False)()
+        panel = TrainerPanel(app)
+        panel.leads[1] = False
+        panel.refresh()
+        app.root_widget.add_widget(panel, index=len(app.root_widget.children))
+        restore.append(lambda: app.root_widget.remove_widget(panel))
+
     def history():
         app.engine = None
         app.state = None
@@ -190,6 +210,7 @@ def scenes(app):
     cap = Notice("at_cap", {"channel": 0, "cap_ma": 40.0}, "40 mA is the cap")
     return [
         ("home", home),
+        ("home-no-program", home_empty),
         ("prepare", prepare),
         ("session-contract", session()),
         ("session-rest", session(contracting=False, phase_left_s=17.4,
@@ -206,6 +227,7 @@ def scenes(app):
                                    alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="ch1 sense 12 counts"))),
         ("alert-fault", session(phase=Phase.ABORTED, contracting=False,
                                 alert=Alert(AlertKind.FAULT, detail="BoardFault: pigpio socket closed", needs_ack=True))),
+        ("trainer-panel-lead-off", with_trainer),
         ("after", after),
         ("history", history),
         ("caregiver-pin", locked("caregiver")),
@@ -239,6 +261,8 @@ def main(argv=None) -> int:
             path = out / f"{name}-{lang}.png"
             shoot(app, path)
             written.append(path)
+            while restore:
+                restore.pop()()
     print("\n".join(str(p) for p in written))
     return 0
 

@@ -70,6 +70,9 @@ class Services:
 
     def close(self) -> None:
         eng, self.engine = self.engine, None
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if eng is not None:
             try:
                 if not eng.state.phase.ended and eng.state.phase.value in ("running", "paused"):

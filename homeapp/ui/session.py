@@ -92,6 +92,8 @@ class ChannelControl(Card):
             self.remove_widget(self.restore if not want_restore else self.note)
             self.add_widget(self.restore if want_restore else self.note)
         self.restore.text = f_("Back to {ma} mA", ma=number(ch.previous_ma))
+        if not notice_here and state.phase.value == "paused" and ch.previous_ma > 0:
+            notice_here = f_("Before the pause: {ma} mA", ma=number(ch.previous_ma))
         self.note.text = notice_here
 
 
@@ -122,7 +124,7 @@ class SessionScreen(BaseScreen):
         side = BoxLayout(orientation="vertical", size_hint_x=None, width=150, spacing=10)
         self.stop_button = BigButton("", bg=Theme.stop, size=Theme.font_large + 4)
         self.stop_button.bind(on_release=lambda *_: self.app.stop_session())
-        self.pause_button = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_y=0.6)
+        self.pause_button = BigButton("", bg=Theme.card_hi, size=Theme.font_large - 4, size_hint_y=0.6)
         self.pause_button.bind(on_release=lambda *_: self.toggle_pause())
         side.add_widget(self.stop_button)
         side.add_widget(self.pause_button)
