@@ -99,6 +99,27 @@ def test_patient_flow_home_to_after_lands_in_the_log(ui):
     assert s["report"]["comment"] == "knee felt fine"
     assert any("Your last session ended early." in t for t in texts(ui.app.screens["home"]))
 
+    # History: the session on the calendar and in the chart; Caregiver: behind the PIN.
+    import datetime as dt
+    home = ui.app.screens["home"]
+    history_button = [b for b in home.header_buttons.children if b.text == "History"][0]
+    ui.tap(history_button)
+    hist = ui.screen
+    assert ui.app.current == "history"
+    today = dt.date.today()
+    assert hist.month_label.text == f"{today.strftime('%B')} {today.year}"
+    day_cells = [w for w in hist.calendar.children if getattr(w, "text", "") == str(today.day)]
+    assert day_cells and day_cells[0].bold              # a session that day
+    assert [len(s) for s in hist.chart.series] == [1, 1]
+    ui.tap(hist.back_button)
+    caregiver_button = [b for b in home.header_buttons.children if b.text == "Caregiver"][0]
+    ui.tap(caregiver_button)
+    care = ui.screen
+    assert not care.unlocked and "Recent alerts" not in texts(care)
+    for k in ("0", "0", "0", "0", "ok"):
+        ui.tap(care.pad.buttons[k])
+    assert care.unlocked and "Recent alerts" in texts(care)
+
 
 def test_plus_stops_at_the_cap_and_says_why(ui):
     ui.start_session()
@@ -128,6 +149,8 @@ def test_stop_during_a_contraction_ends_the_output(ui):
                   and board.effective_enable() and board.amplitude_ma(0) > 0,
                   timeout=8, what="a contraction with current")
     assert sess.phase.text == "CONTRACT"
+    # A short sound at each contraction's start (asked for even where there is no audio device).
+    ui.wait_until(lambda: ui.app.beeper.beeps >= 1, what="the contraction beep")
     ui.tap(sess.stop_button)
     t_stop = board.clock_us()
     assert not board.effective_enable()

@@ -61,6 +61,17 @@ def child_home(t0: float) -> None:
     app.run()
 
 
+def child_baseline() -> None:
+    """An empty Kivy window, one frame drawn: what any Kivy app costs on this machine."""
+    from kivy.base import EventLoop
+    from kivy.core.window import Window
+    from kivy.uix.label import Label
+    Window.add_widget(Label(text="x"))
+    for _ in range(3):
+        EventLoop.idle()
+    print(json.dumps({"rss_mb": _rss_mb(), "soft_gl_mb": _soft_gl_mb()}), flush=True)
+
+
 def child_session() -> None:
     """A session on the simulated board, intensity up, frames counted while it runs."""
     from pathlib import Path
@@ -108,8 +119,13 @@ def figures() -> list[Figure]:
     t0 = time.time()
     home = _run("home", {"BENCH_T0": repr(t0)})
     sess = _run("session")
+    base = _run("baseline")
     note = "" if sess.get("running") else "the session was not running throughout"
     return [
+        Figure("UI: baseline, an empty Kivy window (not the app)", base["rss_mb"], "MB", "",
+               f"{base['soft_gl_mb']:.0f} MB of it Mesa's software GL"),
+        Figure("UI: the app's own memory, session running (RSS - baseline)",
+               sess["rss_mb"] - base["rss_mb"], "MB", ""),
         Figure("UI: process start to Home drawn (simulated board)", home["home_s"], "s", "<= 3"),
         Figure("UI: session screen fps during stimulation", sess["fps"], "fps", ">= 30", note),
         Figure("UI: resident memory, session running", sess["rss_mb"], "MB", "<= 150",
@@ -124,5 +140,7 @@ def figures() -> list[Figure]:
 if __name__ == "__main__":
     if sys.argv[1] == "home":
         child_home(float(os.environ["BENCH_T0"]))
+    elif sys.argv[1] == "baseline":
+        child_baseline()
     else:
         child_session()
