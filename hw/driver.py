@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 import signal
+import socket
 import struct
 import sys
 import threading
+import time
 from typing import Callable, Sequence
 
 import pigpio
@@ -82,6 +84,55 @@ class _CountingSocket:
         return getattr(self._sock, name)
 
 
+_LINK_ERRORS = (OSError, struct.error, ConnectionError, AttributeError, TypeError)
+
+
+class _RawLink:
+    """A bare pigpiod command connection for the emergency stop: no notification thread,
+    every call bounded by one deadline (pigpio's own client would wait forever)."""
+
+    _CMDS = {"write": 4, "wave_tx_stop": 33, "spi_write": 74}
+
+    def __init__(self, host: str, port: int, deadline: float) -> None:
+        self.deadline = deadline
+        self.sock = socket.create_connection((host, port), timeout=self._left())
+
+    def _left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("emergency stop deadline passed")
+        return left
+
+    def call(self, op: str, *args) -> int:
+        cmd = self._CMDS[op]
+        if op == "spi_write":
+            handle, data = args
+            msg = struct.pack("IIII", cmd, handle, 0, len(data)) + bytes(data)
+        elif op == "write":
+            msg = struct.pack("IIII", cmd, args[0], args[1], 0)
+        else:
+            msg = struct.pack("IIII", cmd, 0, 0, 0)
+        self.sock.settimeout(self._left())
+        self.sock.sendall(msg)
+        reply = b""
+        while len(reply) < 16:
+            self.sock.settimeout(self._left())
+            chunk = self.sock.recv(16 - len(reply))
+            if not chunk:
+                raise ConnectionResetError("pigpiod closed the emergency connection")
+            reply += chunk
+        res = struct.unpack("12si", reply)[1]
+        if res < 0:
+            raise PigpioError(op, res, L.ERROR_NAMES.get(res, ""))
+        return res
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
 class Stimulator:
     """The stimulation board.
 
@@ -119,6 +170,9 @@ class Stimulator:
         self._button = None
         self._factory = None
         self._dac = self._adc = None
+        self._link_dead = False
+        self._emergency_failed = False
+        self._socket_timeout_s = socket_timeout_s
 
         pigpio.exceptions = True
         pi = pigpio.pi(host, port, show_errors=False)
@@ -162,6 +216,10 @@ class Stimulator:
         from gpiozero.pins.pigpio import PiGPIOFactory
 
         self._factory = PiGPIOFactory(host=self.host, port=self.port)
+        try:  # its calls must not hang on a silent pigpiod either
+            self._factory.connection.sl.s.settimeout(self._socket_timeout_s)
+        except (AttributeError, OSError):
+            pass
         self._button = Button(self.pins.estop, pull_up=True, pin_factory=self._factory)
         self._button.when_pressed = self._estop_pressed_cb
 
@@ -180,18 +238,32 @@ class Stimulator:
         with self._lock:
             if self._closed:
                 raise NotArmed("the driver is closed")
+            if self._link_dead:
+                fault: BoardFault = ConnectionLost(f"pigpiod at {self.host}:{self.port} was lost")
+                self._fault(fault)
+                raise fault
             try:
                 return fn(*args)
             except pigpio.error as e:
                 code = _ERROR_CODES.get(getattr(e, "value", str(e)), 0)
-                fault: BoardFault = PigpioError(getattr(fn, "__name__", "pigpio"), code,
-                                                L.ERROR_NAMES.get(code, str(e)))
+                fault = PigpioError(getattr(fn, "__name__", "pigpio"), code,
+                                    L.ERROR_NAMES.get(code, str(e)))
                 cause: BaseException = e
-            except (OSError, struct.error, ConnectionError, AttributeError, TypeError) as e:
+            except _LINK_ERRORS as e:
+                self._kill_link()
                 fault = ConnectionLost(f"pigpiod at {self.host}:{self.port} lost: {e!r}")
                 cause = e
             self._fault(fault)
             raise fault from cause
+
+    def _kill_link(self) -> None:
+        """The command socket cannot be trusted any more (closed, or a reply is overdue and
+        would answer the next command): close it so nothing else is sent on it."""
+        self._link_dead = True
+        try:
+            self._sock._sock.close()
+        except OSError:
+            pass
 
     def _fault(self, fault: BaseException) -> None:
         if self._faulted is None:
@@ -211,27 +283,43 @@ class Stimulator:
             self._ma[ch] = 0.0
 
     # ------------------------------------------------------------------ safe stop
+    def _stop_steps(self) -> list[tuple[str, str, tuple]]:
+        p = self.pins
+        steps = [("enable low", "write", (p.enable, 0)),
+                 ("wave_tx_stop", "wave_tx_stop", ()),
+                 *[(f"gpio {g} low", "write", (g, 0)) for g in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)]]
+        if self._dac is not None:
+            steps += [(f"DAC channel {ch} to zero", "spi_write", (self._dac, self._dac_word(ch, 0)))
+                      for ch in (0, 1)]
+        return steps
+
     def _safe_stop(self) -> None:
         """Enable low, stop the wave, legs low, DAC to zero: every step tried; raises
-        BoardFault naming the failed steps."""
+        BoardFault (ConnectionLost when pigpiod is unreachable) naming the failed steps.
+
+        On a lost or silent connection the steps go over a fresh emergency connection
+        (raw pigpiod protocol, one socket timeout for all of them); if that fails too,
+        later stops fail at once — the board's heartbeat watchdog, no longer fed, cuts
+        the output within 250 ms whatever happens here."""
         with self._lock:
-            pi, p = self._pi, self.pins
-            failed = []
-            steps: list[tuple[str, Callable, tuple]] = [
-                ("enable low", pi.write, (p.enable, 0)),
-                ("wave_tx_stop", pi.wave_tx_stop, ()),
-                *[(f"gpio {g} low", pi.write, (g, 0)) for g in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)],
-            ]
-            if self._dac is not None:
-                steps += [(f"DAC channel {ch} to zero", pi.spi_write, (self._dac, self._dac_word(ch, 0)))
-                          for ch in (0, 1)]
+            failed: list[str] = []
             lost = False
-            for name, fn, args in steps:
-                try:
-                    fn(*args)
-                except Exception as e:  # noqa: BLE001 - every step must be tried
-                    failed.append(f"{name}: {e!r}")
-                    lost = lost or isinstance(e, (OSError, struct.error, AttributeError))
+            steps = self._stop_steps()
+            if not self._link_dead:
+                for i, (name, op, args) in enumerate(steps):
+                    try:
+                        getattr(self._pi, op)(*args)
+                    except _LINK_ERRORS as e:
+                        self._kill_link()
+                        failed.append(f"{name}: {e!r}")
+                        break
+                    except Exception as e:  # noqa: BLE001 - every step must be tried
+                        failed.append(f"{name}: {e!r}")
+            if self._link_dead:
+                lost = True
+                failed = self._emergency_stop(steps)
+                failed.insert(0, "pigpiod connection lost" + (
+                    "" if len(failed) else " (output stopped over an emergency connection)"))
             self._ma = [0.0, 0.0]
             self._playing = None
             self._started_at = None
@@ -240,6 +328,32 @@ class Stimulator:
                     self._faulted = BoardFault("safe stop failed")
                 kind = ConnectionLost if lost else BoardFault
                 raise kind("safe stop incomplete: " + "; ".join(failed))
+
+    def _emergency_stop(self, steps) -> list[str]:
+        """The stop steps over a new raw connection; returns the failed steps."""
+        if self._emergency_failed:
+            return [f"{name}: not attempted (pigpiod did not answer the emergency stop)"
+                    for name, _, _ in steps]
+        deadline = time.monotonic() + self._socket_timeout_s
+        failed = []
+        try:
+            link = _RawLink(self.host, self.port, deadline)
+        except OSError as e:
+            self._emergency_failed = True
+            return [f"{name}: no connection ({e!r})" for name, _, _ in steps]
+        try:
+            for k, (name, op, args) in enumerate(steps):
+                try:
+                    link.call(op, *args)
+                except OSError as e:  # silent or gone: the rest cannot succeed either
+                    self._emergency_failed = True
+                    failed += [f"{n}: {e!r}" for n, _, _ in steps[k:]]
+                    break
+                except BoardFault as e:
+                    failed.append(f"{name}: {e}")
+        finally:
+            link.close()
+        return failed
 
     # ------------------------------------------------------------------ waves
     def _verify(self, cycle: CompiledCycle) -> None:

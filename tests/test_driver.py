@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import pigpio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -432,7 +433,7 @@ def test_safe_stop_order_and_every_step_tried(sim, stim, virtual_clock, monkeypa
         def spy(*args, _real=real, _name=name):
             calls.append((_name, args[:2] if _name == "write" else args[1:] if _name == "spi_write" else ()))
             if _name == "wave_tx_stop":
-                raise OSError("injected: wave_tx_stop failed")
+                raise pigpio.error("injected: wave_tx_stop failed")
             return _real(*args)
         monkeypatch.setattr(pi, name, spy)
     with pytest.raises(BoardFault, match="wave_tx_stop"):
@@ -474,3 +475,23 @@ def test_next_cycle_prepared_while_current_plays(sim, stim, virtual_clock):
     stim.start()
     advance(virtual_clock, stim, (2 * a.duration_us + b.duration_us) / 1e6)
     check_trace(board, [(0, a), (a.duration_us, b), (a.duration_us + b.duration_us, a)], 0)
+
+
+def test_dropped_connection_output_stopped_over_an_emergency_connection(sim, stim, virtual_clock):
+    """pigpiod is alive but our socket is gone: the safe stop reaches the board over a
+    fresh connection at once (not only 250 ms later through the watchdog)."""
+    board, server = sim
+    spec = CycleSpec(hz=50, pulse_us=200, on_s=4, off_s=2, ramp_up_s=0, ramp_down_s=0)
+    stim.arm(compile_cycle(spec, stim.pins))
+    stim.set_amplitude(0, 20)
+    stim.start()
+    advance(virtual_clock, stim, 0.5)
+    server.drop_connections()
+    virtual_clock.advance_to(0.55)
+    with pytest.raises(ConnectionLost):
+        stim.heartbeat()
+    t = round(virtual_clock.now() * 1e6)
+    virtual_clock.advance_to(2.0)
+    _all_safe_after(board, t)
+    with pytest.raises(ConnectionLost, match="emergency"):
+        stim.stop()  # still reported as lost, though the output is off
