@@ -171,6 +171,7 @@ class Stimulator:
         self._factory = None
         self._dac = self._adc = None
         self._link_dead = False
+        self._enabled = False
         self._emergency_failed = False
         self._socket_timeout_s = socket_timeout_s
 
@@ -304,6 +305,7 @@ class Stimulator:
         with self._lock:
             failed: list[str] = []
             lost = False
+            self._enabled = False
             steps = self._stop_steps()
             if not self._link_dead:
                 for i, (name, op, args) in enumerate(steps):
@@ -476,9 +478,10 @@ class Stimulator:
                 if not self._past_last_pulse():
                     self._fault(BoardFault("start() while a contraction was playing"))
                     raise BoardFault("start() while a contraction was playing: output stopped")
-                self._call(pi.wave_tx_stop)
-                for g in (self.pins.ch0_a, self.pins.ch0_b, self.pins.ch1_a, self.pins.ch1_b):
-                    self._call(pi.write, g, 0)
+                # Only the rest is left (every leg low): wave_chain below replaces it.
+                if cycle.key != self._created_key and not (
+                        self._prepared is not None and self._prepared[0] == cycle.key):
+                    self._call(pi.wave_tx_stop)  # its waves are about to be cleared
             key = cycle.key
             if key != self._created_key:
                 if self._prepared is not None and self._prepared[0] == key:
@@ -491,7 +494,9 @@ class Stimulator:
             self._pending = False
             chain = cycle.chain_bytes(self._wave_ids)
             self.heartbeat()  # a fresh edge: the watchdog lets the first pulse through
-            self._call(pi.write, self.pins.enable, 1)
+            if not self._enabled:
+                self._call(pi.write, self.pins.enable, 1)
+                self._enabled = True
             self._call(pi.wave_chain, chain)
             self._playing = cycle
             self._started_at = self.clock.now()
