@@ -23,6 +23,7 @@ Safety rules it keeps (docs: ../shared/design.md):
 """
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import socket
@@ -30,6 +31,7 @@ import struct
 import sys
 import threading
 import time
+from array import array
 from typing import Callable, Sequence
 
 import pigpio
@@ -63,6 +65,7 @@ class _CountingSocket:
         self._sock = sock
         self.sent = 0
         self.received = 0
+        self.waited_s = 0.0  # time spent waiting for pigpiod's replies
 
     def send(self, data, *args):
         n = self._sock.send(data, *args)
@@ -74,7 +77,11 @@ class _CountingSocket:
         self.sent += len(data)
 
     def recv(self, n, *args):
-        data = self._sock.recv(n, *args)
+        t = time.perf_counter()
+        try:
+            data = self._sock.recv(n, *args)
+        finally:
+            self.waited_s += time.perf_counter() - t
         if not data and n:
             raise ConnectionResetError("pigpiod closed the connection")
         self.received += len(data)
@@ -409,12 +416,18 @@ class Stimulator:
         pi = self._pi
         self._call(pi.wave_add_new)
         for wave in cycle.waves:
-            self._call(pi.wave_add_generic, [pigpio.pulse(on, off, d) for on, off, d in wave.pulses])
+            self._call(self._wave_add_generic, _pack(wave.pulses))
             ids.append(self._call(pi.wave_create))
         self._cbs_used += cycle.wave_cbs
         self._ools_used += cycle.wave_ools
         self._ids_used += len(cycle.waves)
         return ids
+
+    def _wave_add_generic(self, packed: bytes) -> int:
+        """pigpio's `wave_add_generic` with the pulses already packed (its message is
+        exactly this: 12 bytes per pulse, gpio_on, gpio_off, delay as native uint32)."""
+        return pigpio._u2i(pigpio._pigpio_command_ext(
+            self._pi.sl, pigpio._PI_CMD_WVAG, 0, 0, len(packed), [packed]))
 
     def _clear_waves(self) -> None:
         self._call(self._pi.wave_clear)
@@ -649,6 +662,10 @@ class Stimulator:
                 self.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _pack(pulses) -> bytes:
+    return array("I", itertools.chain.from_iterable(pulses)).tobytes()
 
 
 def _bits(mask: int):
