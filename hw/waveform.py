@@ -35,7 +35,7 @@ never reaches W (the plateau's first pulse is the first at W). The ramp-down is 
 mirror image (its last pulse is the narrowest). A *foot* is used only when a cycle would
 not fit pigpio's control-block budget otherwise (the extreme cases: two channels
 alternating, long ramps near 150 Hz): the first F*q pulses of each ramp-up (last F*q of
-each ramp-down), F >= 2 the smallest that fits, are held at the ramp's first width
+each ramp-down), F >= 1 the smallest that fits, are held at the ramp's first width
 (near zero) by one looped grid-block wave, and the linear ramp runs over the remaining
 pulses. `CompiledCycle.foot_blocks` says when that happened.
 
@@ -362,7 +362,7 @@ def compile_cycle(spec: CycleSpec, pins, *, foot: int | None = None) -> Compiled
         return cycle
     _, n_up, n_down, _ = _contraction_widths(spec, grid, 0)
     longest = max(n_up, n_down)
-    f = 2
+    f = 1
     while (f + 1) * grid.block <= longest:
         cycle = _compile(spec, pins, f)
         if _fits(cycle):
