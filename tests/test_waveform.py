@@ -238,6 +238,10 @@ def test_every_valid_cycle_is_exact_and_fits_pigpio(spec):
     cycle = compile_cycle(spec, PINS)
     check_limits(cycle)
     check_cycle(spec, cycle)
+    if cycle.foot_blocks:  # a foot only when the plain ramps would not fit, and the smallest
+        for smaller in range(cycle.foot_blocks):
+            c = compile_cycle(spec, PINS, foot=smaller)
+            assert c.wave_cbs > L.WAVE_CB_BUDGET or c.wave_ools > L.WAVE_OOL_BUDGET
 
 
 def test_heaviest_block_resources():
