@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from hw.clock import Clock
 from hw.exc import BoardFault
-from hw.waveform import CycleSpec, compile_cycle
+from hw.waveform import compile_cycle
 from schedules.adherence import schedule_allows
 from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
                               INTENSITY_STEP_MA)
@@ -387,7 +387,7 @@ class Engine:
         """Arm the current step on the board and start it (one cycle queued, never more)."""
         step = self._step
         assert step is not None
-        spec = self._cycle_spec(step)
+        spec = step.spec
         if self._armed_spec != spec:
             if spec not in self._compiled:
                 self._compiled[spec] = compile_cycle(spec, self.board.pins)
@@ -398,12 +398,6 @@ class Engine:
                 ch.window = "pending"
         self.board.start()
         self._step_started = True
-
-    @staticmethod
-    def _cycle_spec(step: Step) -> Any:
-        return CycleSpec(hz=step.hz, pulse_us=step.pulse_us, on_s=step.on_s, off_s=step.off_s,
-                         ramp_up_s=step.ramp_up_s, ramp_down_s=step.ramp_down_s,
-                         pattern=step.pattern, channels=step.channels)
 
     def _advance_timeline(self, now: float) -> None:
         step = self._step
