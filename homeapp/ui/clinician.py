@@ -12,6 +12,11 @@ from .i18n import N_, _, f_
 from .widgets import BigButton, Card, Text, Theme
 
 
+#: The log's session status, as a clinician reads it on screen.
+STATUS_WORDS = {"completed": N_("completed"), "stopped": N_("stopped"), "aborted": N_("aborted"),
+                "interrupted": N_("interrupted")}
+
+
 def signature_text(reason: str) -> str:
     """schedules.signing's reason, in the screen's language where we know it."""
     if reason == "unsigned":
@@ -128,8 +133,10 @@ class ClinicianScreen(PinScreen):
             d = s.get("report") or {}
             if d:
                 rep = "  " + f_("pain {pain} effort {effort}", pain=d.get("pain"), effort=d.get("effort"))
-            lines.append(f"{when}  {s.get('status', '?'):<11} {contr} / {s.get('planned_contractions', '?')}  "
-                         f"peak {peaks} mA{rep}")
+            status = STATUS_WORDS.get(s.get("status", ""), s.get("status", "?"))
+            lines.append(f_("{when}  {status}  {done}/{planned}  peak {peaks} mA{report}", when=when,
+                            status=_(status), done=contr, planned=s.get("planned_contractions", "?"),
+                            peaks=peaks, report=rep))
         log_text = Text("\n".join(lines) if lines else _("The log is empty."), size=Theme.font_small - 2,
                         fit=True, valign="top", size_hint_y=None, font_name="RobotoMono-Regular")
         sv.add_widget(log_text)
