@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 #: 100 ms keeps the watchdog (250 ms) fed with margin and reacts within a tenth of a second.
 TICK_S = 0.1
 
+#: A session paused this long ends (stopped): nobody is there to resume it, and a patient
+#: should not sit for longer with the electrodes on and the program unfinished.
+MAX_PAUSE_S = 600.0
+
 
 class StartRefused(Exception):
     """A session may not start; `reasons` says why, each as a person reads it."""
@@ -120,6 +124,7 @@ class Engine:
         self._elapsed_done_s = 0.0    # stimulation time of the steps already finished
         self._next_tick = 0.0
         self._last_ramp_t = 0.0
+        self._paused_at = 0.0
 
     # ----------------------------------------------------------------- observers
     @property
@@ -368,6 +373,9 @@ class Engine:
         self._check_contacts()
         if self._phase is Phase.RUNNING:
             self._ramp_intensity(now)
+        elif self._phase is Phase.PAUSED and now - self._paused_at >= MAX_PAUSE_S:
+            self._log("stop", by="pause_timeout", paused_s=round(now - self._paused_at, 3))
+            self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_S / 60:g} minutes")
 
     # ----------------------------------------------------------------- the timeline
     def _begin_next_step(self, t_start: float) -> None:
@@ -590,6 +598,7 @@ class Engine:
             self._cut_contractions()
             self._zero_all()
             self._phase = Phase.PAUSED
+            self._paused_at = self.clock.now()
             self._log("pause", reason=reason)
             self._wake.set()
 

@@ -176,3 +176,14 @@ def test_stop_always_works(make_engine, virtual_clock):
     assert eng.state.phase is Phase.STOPPED
     eng.stop()
     assert eng.store.session(eng.state.session_id)["status"] == "stopped"
+
+
+def test_a_pause_nobody_ends_stops_the_session_after_ten_minutes(make_engine, virtual_clock):
+    eng = make_engine()
+    eng.start(threaded=False)
+    eng.schedule_at(2.0, eng.pause)
+    eng.run()  # returns: nobody resumes, so the pause times out
+    st = eng.state
+    assert st.phase is Phase.STOPPED and "paused for more than 10 minutes" in st.end_reason
+    stop = [e for e in eng.store.session(st.session_id)["events"] if e["kind"] == "stop"][0]
+    assert stop["detail"]["by"] == "pause_timeout" and stop["t"] == pytest.approx(602, abs=0.11)
