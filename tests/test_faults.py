@@ -186,11 +186,13 @@ def test_a_dropped_pigpiod_connection_mid_contraction_aborts_with_a_fault_and_th
     assert delivered_between(tr, 0, drop_us - 500_000, drop_us) != []  # it was stimulating
     last_hb = last_heartbeat_before(tr, drop_us + WATCHDOG_US)
     assert last_hb <= drop_us
-    # The safe stop could not reach the board (the socket was gone): the wave outlived its
-    # client and the watchdog is what stopped it, exactly 250 ms after the last edge.
-    assert delivered_between(tr, 0, drop_us, drop_us + 100_000) != []
-    assert enable_falls(tr)[-1] == last_hb + WATCHDOG_US
-    assert any_current_after(tr, last_hb + WATCHDOG_US) == []
+    # The wave outlives its client. Either the driver's safe stop gets through another way
+    # or the watchdog ends it 250 ms after the last edge: whichever comes first, nothing
+    # flows later than that.
+    fall = enable_falls(tr)[-1]
+    assert drop_us < fall <= last_hb + WATCHDOG_US
+    assert any_current_after(tr, fall) == []
+    assert tr.value_at("ch0.a", fall + 1000) == 0 and tr.value_at("ch0.b", fall + 1000) == 0
 
 
 # ------------------------------------------------------------------------ slow replies
@@ -356,8 +358,14 @@ def test_kill_9_during_heavy_log_writes_never_damages_the_log_or_loses_a_complet
         assert s["status"] == "completed"
         assert len([e for e in s["events"] if e["kind"] == "intensity"]) == 40
         assert [c["contractions"] for c in s["channels"]] == [3, 2]
-    others = [s["status"] for sid, s in sessions.items() if sid not in completed]
-    assert set(others) <= {"interrupted"} and len(others) <= KILLS
+    # beyond those: the session each kill cut (interrupted), or one whose end was committed
+    # but whose id the kill kept from being reported (complete all the same)
+    others = [s for sid, s in sessions.items() if sid not in completed]
+    assert len(others) <= KILLS
+    for s in others:
+        assert s["status"] in ("interrupted", "completed")
+        if s["status"] == "completed":
+            assert len(s["events"]) == 40 and [c["contractions"] for c in s["channels"]] == [3, 2]
 
 
 # --------------------------------------------------------------------------- full disk
