@@ -292,3 +292,27 @@ def test_every_button_is_at_least_60_px(ui):
     for w in ui.app.trainer.walk():
         if isinstance(w, BigButton):
             assert w.width >= 60 and w.height >= 60, ("trainer", w.text, w.size)
+
+
+def test_a_device_that_cannot_open_says_so_on_the_screen(tmp_path, monkeypatch):
+    """No blank screen: main() shows what happened and whom to call, and exits 1."""
+    from homeapp.ui import app as app_module
+    from homeapp.ui import services
+
+    def refuse(cls, config_path=None):
+        raise OSError("cannot reach pigpiod on 127.0.0.1:8888")
+    monkeypatch.setattr(services.Services, "open", classmethod(refuse))
+    shown = {}
+
+    def fake_run(self):
+        root = self.build()
+        shown["texts"] = texts_of_tree(root)
+    monkeypatch.setattr(app_module.StartupErrorApp, "run", fake_run)
+    assert app_module.main(config_path=None) == 1
+    assert "The trainer cannot start." in shown["texts"]
+    assert any("cannot reach pigpiod" in t for t in shown["texts"])
+
+
+def texts_of_tree(widget):
+    from kivy.uix.label import Label
+    return [w.text for w in widget.walk() if isinstance(w, Label) and w.text]

@@ -238,9 +238,46 @@ class HomeApp(App):
         self.svc.close()
 
 
+class StartupErrorApp(App):
+    """What the screen says when the device cannot be opened (no pigpiod, a damaged log, a
+    bad configuration): that no stimulation is possible and whom to call, never a blank
+    screen. The technical reason is shown small for the technician."""
+
+    title = "Home NMES trainer"
+
+    def __init__(self, detail: str, **kw):
+        super().__init__(**kw)
+        self.detail = detail
+
+    def build(self):
+        from .i18n import _
+        from .widgets import Text, Theme, paint_background
+        box = BoxLayout(orientation="vertical", padding=30, spacing=16)
+        paint_background(box)
+        box.add_widget(Text(_("The trainer cannot start."), size=44, bold=True, size_hint_y=None, height=70))
+        box.add_widget(Text(_("No stimulation is possible. Call your clinic."), size=Theme.font_large,
+                            size_hint_y=None, height=100))
+        box.add_widget(Text(self.detail, size=Theme.font_small - 2, color=Theme.muted, valign="top"))
+        return box
+
+
+def _language_of(config_path) -> str:
+    try:
+        from homeapp.config import load_config
+        return load_config(config_path).language
+    except Exception:
+        return "en"
+
+
 def main(config_path: str | None = None) -> int:
     from .services import Services
-    svc = Services.open(config_path)
+    try:
+        svc = Services.open(config_path)
+    except Exception as e:  # shown on the screen, logged, and the exit code says so
+        log.exception("the device could not be opened")
+        i18n.set_language(_language_of(config_path))
+        StartupErrorApp(f"{type(e).__name__}: {e}").run()
+        return 1
     try:
         HomeApp(svc).run()
     finally:

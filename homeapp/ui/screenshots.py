@@ -263,6 +263,17 @@ def main(argv=None) -> int:
             written.append(path)
             while restore:
                 restore.pop()()
+    # The screen shown when the device cannot be opened at all.
+    from homeapp.ui.app import StartupErrorApp
+    Window.remove_widget(root)
+    for lang in ("en", "sv"):
+        app.set_language(lang)
+        err = StartupErrorApp("BoardFault: cannot reach pigpiod on 127.0.0.1:8888 (connection refused)").build()
+        Window.add_widget(err)
+        path = out / f"startup-error-{lang}.png"
+        shoot(app, path)
+        written.append(path)
+        Window.remove_widget(err)
     print("\n".join(str(p) for p in written))
     return 0
 
