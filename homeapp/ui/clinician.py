@@ -134,7 +134,7 @@ class ClinicianScreen(PinScreen):
             if d:
                 rep = "  " + f_("pain {pain} effort {effort}", pain=d.get("pain"), effort=d.get("effort"))
             status = STATUS_WORDS.get(s.get("status", ""), s.get("status", "?"))
-            lines.append(f_("{when}  {status}  {done}/{planned}  peak {peaks} mA{report}", when=when,
+            lines.append(f_("{when}  {status}  {done} of {planned}  peak {peaks} mA{report}", when=when,
                             status=_(status), done=contr, planned=s.get("planned_contractions", "?"),
                             peaks=peaks, report=rep))
         log_text = Text("\n".join(lines) if lines else _("The log is empty."), size=Theme.font_small - 2,

@@ -106,6 +106,8 @@ def make_services(tmp: Path, sessions):
     (tmp / "prescription.json").write_text(json.dumps(data))
     svc._ui_state = {"rx_demo": True}
     svc.load_current_prescription()
+    svc.export_dirs = lambda: [Path("/media/pi/USB-STICK")]     # as on the device
+    svc.find_import_files = lambda extra=(): [Path("/media/pi/USB-STICK/rx-0042-2026-11.json")]
     return svc
 
 
