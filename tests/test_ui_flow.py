@@ -81,6 +81,8 @@ def test_patient_flow_home_to_after_lands_in_the_log(ui):
     ui.wait_until(lambda: ui.app.current == "after", what="After screen")
     after = ui.screen
     assert any(t.startswith("Session stopped") for t in texts(after))
+    logged = ui.device.store.session(ui.state.session_id)["channels"]
+    assert f"{logged[0]['contractions']} / {logged[1]['contractions']} contractions" in after.summary.text
     ui.tap(after.save)                                 # nothing chosen yet: stays
     assert ui.app.current == "after"
     ui.tap(after.pain.buttons[2])

@@ -72,6 +72,15 @@ class AfterScreen(BaseScreen):
             for b in s.buttons.values():
                 b.bg = Theme.card_hi
 
+    def _logged(self, session_id):
+        store = self.app.svc.store
+        if not session_id or store is None or not hasattr(store, "session"):
+            return None
+        try:
+            return store.session(session_id).get("channels")
+        except Exception:
+            return None
+
     def do_save(self):
         if self.pain.value is None or self.effort.value is None:
             self.refresh()
@@ -83,12 +92,16 @@ class AfterScreen(BaseScreen):
         st = self.result
         if st is not None:
             mins = st.elapsed_s / 60
-            contr = " / ".join(str(c.contractions_done) for c in st.channels)
-            peak = " / ".join(number(c.previous_ma if c.previous_ma > c.target_ma else c.target_ma)
-                              for c in st.channels)
-            self.summary.text = f_("{status}: {minutes} min, {contractions} contractions, last level {peak} mA",
+            contr = [c.contractions_done for c in st.channels]
+            peaks = [max(c.previous_ma, c.target_ma) for c in st.channels]
+            logged = self._logged(st.session_id)
+            if logged:   # what the log recorded is what the clinician will read
+                contr = [c.get("contractions", 0) for c in logged]
+                peaks = [c.get("peak_ma", 0.0) for c in logged]
+            self.summary.text = f_("{status}: {minutes} min, {contractions} contractions, highest {peak} mA",
                                    status=status_text(st.phase.value), minutes=number(mins, 1 if mins < 10 else 0),
-                                   contractions=contr, peak=peak)
+                                   contractions=" / ".join(str(c) for c in contr),
+                                   peak=" / ".join(number(p, 0 if float(p).is_integer() else 1) for p in peaks))
         self.pain_label.text = _("Pain now: 0 = none, 10 = the worst")
         self.effort_label.text = _("How hard was it? 0 = nothing, 10 = the most you can (Borg CR10)")
         self.comment.hint_text = _("Comment (optional)")
