@@ -262,6 +262,7 @@ def test_clinician_imports_validates_and_exports(ui, tmp_path):
     assert clin.message.text.startswith("Exported to ")
     path = clin.message.text[len("Exported to "):]
     assert json.loads(open(path).read())["sessions"] == []
+    assert os.path.exists(path[:-len(".json")] + ".csv")
 
 
 def test_language_switch_to_swedish_and_back(ui):

@@ -319,6 +319,10 @@ class Services:
         name = f"homeapp-log-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
         path = dest / name
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        if self.store is not None and hasattr(self.store, "export_csv"):
+            # the same log as a table, for a spreadsheet
+            with open(path.with_suffix(".csv"), "w", encoding="utf-8", newline="") as f:
+                self.store.export_csv(f)
         return path
 
     # ------------------------------------------------------------------ home
