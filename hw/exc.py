@@ -37,3 +37,7 @@ class PigpioError(BoardFault):
 
 class NotArmed(HwError, RuntimeError):
     """start() without a cycle armed, or after the driver was closed."""
+
+
+class UnsupportedBoard(HwError):
+    """The Raspberry Pi pigpiod runs on is not one this device supports (a Pi 5, say)."""
