@@ -83,6 +83,7 @@ class HomeApp(App):
         super().__init__(**kw)
         self.svc = svc
         self.engine = None
+        self.link = None                # the engine's state and commands, beside the UI thread
         self.state = None
         self.beeper = Beeper()
         self._poll_event = None
@@ -156,49 +157,71 @@ class HomeApp(App):
     # ------------------------------------------------------------------ session flow
     def begin_preparation(self) -> None:
         """Start on Home: an engine for this session, then Preparation."""
+        from .link import EngineLink
         if self.svc.rx is None:
             return
-        if self.engine is None or self.engine.state.phase.ended:
+        if self.engine is None or self.link is None or self.link.state.phase.ended:
+            self._drop_engine()
             self.engine = self.svc.new_engine()
             self.engine.add_listener(self._engine_event)
-            self.state = self.engine.state
+            self.link = EngineLink(self.engine, POLL_HZ)
+            self.state = self.link.state
         self.go("prepare")
 
-    def cancel_preparation(self) -> None:
+    def _drop_engine(self) -> None:
+        if self.link is not None:
+            self.link.close()
+        self.link = None
         self.engine = None
         self.state = None
+
+    def cancel_preparation(self) -> None:
+        self._drop_engine()
         self.svc.caregiver_unlocked = False
         self.go("home")
 
-    def start_session(self) -> list[str]:
-        """Begin on Preparation. Returns the refusals (empty when the session started)."""
+    def start_session(self, on_result) -> None:
+        """Begin on Preparation: the engine starts on the worker; `on_result(reasons)` gets
+        the refusals (empty when the session started, and then the session screen shows)."""
         from homeapp.engine import StartRefused
-        try:
-            self.engine.start(caregiver_unlocked=self.svc.caregiver_unlocked)
-        except StartRefused as e:
-            return list(e.reasons)
-        self.svc.caregiver_unlocked = False
-        self.state = self.engine.state
-        self.go("session")
-        return []
+        unlocked = self.svc.caregiver_unlocked
+
+        def done(_result, error):
+            if error is None:
+                self.svc.caregiver_unlocked = False
+                self.state = self.link.state if self.link else None
+                self.go("session")
+                on_result([])
+            elif isinstance(error, StartRefused):
+                on_result(list(error.reasons))
+            else:
+                on_result([str(error)])
+        self.link.call("start", caregiver_unlocked=unlocked, done=done)
+
+    def command(self, name: str, *args) -> None:
+        """A touch on the session screen (+, -, back to level, pause, resume): one engine
+        call, run beside the UI."""
+        if self.link is not None:
+            self.link.call(name, *args)
 
     def stop_session(self) -> None:
-        """STOP: always works, in any phase."""
-        if self.engine is not None:
-            self.engine.stop()
-            self._poll(0)
+        """STOP: always works, in any phase, and never waits behind another command."""
+        if self.link is not None:
+            self.link.stop_now()
 
     def _engine_event(self, kind: str, detail: dict) -> None:
         # Called from the engine's thread: only schedule work on the UI thread.
         if kind == "contraction_start":
             Clock.schedule_once(lambda _dt: self.beeper.beep(), 0)
+        if self.link is not None:
+            self.link.refresh()
         Clock.schedule_once(lambda _dt: self._poll(0), 0)
 
     def _poll(self, _dt) -> None:
-        eng = self.engine
-        if eng is None:
+        link = self.link
+        if link is None:
             return
-        state = eng.state
+        state = link.state
         previous = self.state
         self.state = state
         self.render(state)
@@ -215,18 +238,20 @@ class HomeApp(App):
             screen.render(state)
 
     def acknowledge(self) -> None:
-        if self.engine is not None:
-            self.engine.acknowledge()
-            self._poll(0)
+        self.command("acknowledge")
 
     def finish_session(self, pain, effort, comment) -> None:
-        """Save on After: the report lands in the log, then Home."""
+        """Save on After: the report goes to the log beside the UI, and Home shows at once."""
         self.last_report = (pain, effort, comment)
-        if self.engine is not None:
-            try:
-                self.engine.save_report(pain=pain, effort=effort, comment=comment or None)
-            except Exception:
-                log.exception("saving the report")
+        link = self.link
+        if link is not None:
+            def saved(_r, error):
+                link.close()
+                if error is not None:
+                    log.error("saving the report failed: %s", error)
+                self.screens["home"].refresh()
+            link.call("save_report", pain=pain, effort=effort, comment=comment or None, done=saved)
+        self.link = None
         self.engine = None
         self.state = None
         self.overlay.render(None)
@@ -235,6 +260,8 @@ class HomeApp(App):
     def on_stop(self):
         if self._poll_event is not None:
             self._poll_event.cancel()
+        if self.link is not None:
+            self.link.close()
         self.svc.close()
 
 

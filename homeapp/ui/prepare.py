@@ -140,6 +140,7 @@ class PrepareScreen(BaseScreen):
         self._rx_id = None
         self.pin_view = None
         self.start_refusals: list[str] = []
+        self.starting = False
 
     # ------------------------------------------------------------------ life cycle
     def on_pre_enter(self, *a):
@@ -241,11 +242,17 @@ class PrepareScreen(BaseScreen):
         return out
 
     def do_begin(self):
-        if self.blockers():
+        if self.blockers() or self.starting:
             self.refresh()
             return
-        self.start_refusals = self.app.start_session()
+        self.starting = True
         self.refresh()
+
+        def result(reasons):
+            self.starting = False
+            self.start_refusals = reasons
+            self.refresh()
+        self.app.start_session(result)
 
     def refresh(self):
         super().refresh()
@@ -266,7 +273,7 @@ class PrepareScreen(BaseScreen):
         self.unlock.bg = Theme.go if self.app.svc.caregiver_unlocked else Theme.primary
         self.begin.text = _("Begin")
         blockers = self.blockers()
-        self.begin.disabled = bool(blockers or self.refusals)
+        self.begin.disabled = bool(blockers or self.refusals or self.starting)
         reasons = self.start_refusals or blockers or list(self.refusals)
         shown = []
         for r in reasons:

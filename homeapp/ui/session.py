@@ -58,20 +58,20 @@ class ChannelControl(Card):
         self.add_widget(top)
         row = BoxLayout(spacing=8)
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
-        self.minus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.decrease(index))
+        self.minus.bind(on_release=lambda *_: screen.app.command("decrease", index))
         mid = BoxLayout(orientation="vertical")
         self.ma = Text("", size=56, bold=True, halign="center")
         self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
         mid.add_widget(self.ma)
         mid.add_widget(self.unit)
         self.plus = BigButton("+", bg=Theme.primary, size=64, size_hint_x=None, width=88)
-        self.plus.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.increase(index))
+        self.plus.bind(on_release=lambda *_: screen.app.command("increase", index))
         row.add_widget(self.minus)
         row.add_widget(mid)
         row.add_widget(self.plus)
         self.add_widget(row)
         self.restore = BigButton("", bg=Theme.go, size=Theme.font_body - 2, size_hint_y=None, height=60)
-        self.restore.bind(on_release=lambda *_: screen.app.engine and screen.app.engine.restore(index))
+        self.restore.bind(on_release=lambda *_: screen.app.command("restore", index))
         self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=52,
                          valign="top")
         self.add_widget(self.note)
@@ -134,14 +134,12 @@ class SessionScreen(BaseScreen):
         self._last = None
 
     def toggle_pause(self):
-        eng = self.app.engine
-        if eng is None or self._last is None:
+        if self._last is None:
             return
         if self._last.phase.value == "paused":
-            eng.resume()
+            self.app.command("resume")
         elif self._last.phase.value == "running":
-            eng.pause()
-        self.app._poll(0)
+            self.app.command("pause")
 
     def refresh(self):
         super().refresh()

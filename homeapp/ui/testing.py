@@ -70,7 +70,10 @@ class UI:
 
     def tap(self, widget) -> None:
         """A finger down and up at the widget's centre, through the window like a real touch."""
+        from kivy.base import EventLoop
         from kivy.tests.common import UnitTestTouch
+        for _ in range(2):      # a frame first: the widget is where the patient sees it
+            EventLoop.idle()
         assert widget.get_root_window() is not None, f"{widget} is not on screen"
         x, y = widget.to_window(*widget.center)
         touch = UnitTestTouch(x, y)
