@@ -7,6 +7,8 @@ electrode contact through the MCP3008. It runs unchanged against a real pigpiod 
 Pi 4 and against `hw.sim`.
 
 Safety rules it keeps (docs: ../shared/design.md):
+- a board pigpio cannot time (anything but Pi 4, CM4, Pi 3B+, Zero 2 W by the revision
+  pigpiod reports; a Pi 5 first of all) is refused before a single line is driven.
 - one safe-stop sequence on every path (stop, pause, e-stop, fault, exception, SIGTERM,
   close, leaving a `with` block): enable low, stop the wave, all four legs low, both DAC
   channels to zero (code 0, /SHDN = 0). Every step is tried even when an earlier one
@@ -37,6 +39,7 @@ from typing import Callable, Sequence
 import pigpio
 
 from hw import pigpio_limits as L
+from hw.boards import check_supported
 from hw.clock import Clock, RealClock
 from hw.exc import BoardFault, ConnectionLost, HwError, NotArmed, PigpioError, WaveformError
 from hw.pins import PinMap, load_pin_map
@@ -192,6 +195,8 @@ class Stimulator:
         try:
             self._sock.settimeout(socket_timeout_s)
             with self._lock:
+                # A board pigpio cannot time (a Pi 5, say) is refused before any line moves.
+                self.board_name = check_supported(self._call(pi.get_hardware_revision))
                 # Outputs first and low, enable before anything else.
                 p = self.pins
                 for gpio in (p.enable, p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b, p.heartbeat):
