@@ -41,11 +41,11 @@ pulses. `CompiledCycle.foot_blocks` says when that happened.
 
 Chain layout (one cycle; the same for each channel part)
 --------------------------------------------------------
-    [255 0  foot-up block  255 1 F 0]        only with a foot
+    [255 0  foot-up block  255 1 F 0]        only with a foot (no loop when F = 1)
     ramp-up wave(s)                           explicit pulses, <= MAX_PULSES_PER_WAVE each
-    [255 0  plateau block  255 1 L]           L whole grid blocks (nested if > 65535)
-    plateau tail wave                         the remaining < q plateau pulses
-    ramp-down wave(s)
+    [255 0  plateau block  255 1 L]           L >= 2 whole grid blocks (nested if > 65535)
+    ramp-down wave(s)                         explicit, starting with the < q (or < 2q)
+                                              plateau pulses the loop did not cover
     [255 0  foot-down block  255 1 F 0]
   synchronous: that once, both channels' legs switching together (same masks OR-ed);
   alternating: channel 0's contraction, then channel 1's (starting at S);
