@@ -44,24 +44,27 @@ class AfterScreen(BaseScreen):
     title_msg = N_("How did it go?")
 
     def build(self):
-        card = Card(size_hint_y=None, height=60, padding=(12, 4))
+        # Save sits in the header and the comment near the top, so that the on-screen
+        # keyboard (docked at the bottom of a keyboardless touchscreen) hides neither.
+        self.save = BigButton("", bg=Theme.go, size=Theme.font_large, size_hint_x=None, width=200)
+        self.save.bind(on_release=lambda *_: self.do_save())
+        self.header_buttons.add_widget(self.save)
+        self.header_buttons.width = 200
+        card = Card(size_hint_y=None, height=56, padding=(12, 4))
         self.summary = Text("", size=Theme.font_body - 2, bold=True)
         card.add_widget(self.summary)
         self.body.add_widget(card)
-        self.pain_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=30)
+        self.comment = TextInput(multiline=False, font_size=Theme.font_body, padding=(10, 14),
+                                 size_hint_y=None, height=60,
+                                 background_color=(1, 1, 1, 1), foreground_color=(0, 0, 0, 1))
+        self.body.add_widget(self.comment)
+        self.pain_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=28)
         self.pain = Scale(PAIN_VALUES, lambda v: self.refresh())
-        self.effort_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=30)
+        self.effort_label = Text("", size=Theme.font_body - 2, size_hint_y=None, height=28)
         self.effort = Scale(EFFORT_VALUES, lambda v: self.refresh())
         for w in (self.pain_label, self.pain, self.effort_label, self.effort):
             self.body.add_widget(w)
-        row = BoxLayout(size_hint_y=None, height=68, spacing=8)
-        self.comment = TextInput(multiline=False, font_size=Theme.font_body, padding=(10, 16),
-                                 background_color=(1, 1, 1, 1), foreground_color=(0, 0, 0, 1))
-        self.save = BigButton("", bg=Theme.go, size=Theme.font_large, size_hint_x=None, width=200)
-        self.save.bind(on_release=lambda *_: self.do_save())
-        row.add_widget(self.comment)
-        row.add_widget(self.save)
-        self.body.add_widget(row)
+        self.body.add_widget(BoxLayout())      # what is left over goes below, not above
         self.result = None
 
     def set_result(self, state):

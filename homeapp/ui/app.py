@@ -29,7 +29,11 @@ def configure_kivy() -> None:
     Config.set("graphics", "height", str(WINDOW_SIZE[1]))
     Config.set("graphics", "resizable", "0")
     Config.set("kivy", "exit_on_escape", "0")
-    Config.set("input", "mouse", "mouse,disable_multitouch")
+    # Input providers stay as configured: the kiosk's Kivy config (deploy/kivy) reads the
+    # touchscreen alone on purpose, and adding "mouse" here would make each tap arrive twice.
+    if not Config.getboolean("kivy", "desktop") and Config.get("kivy", "keyboard_mode") == "":
+        # A touchscreen appliance has no keyboard: the comment field gets one on the screen.
+        Config.set("kivy", "keyboard_mode", "systemanddock")
 
 
 configure_kivy()
