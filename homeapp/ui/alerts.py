@@ -26,7 +26,7 @@ def alert_texts(alert, channels) -> tuple[str, str, list[str]]:
                 f_("Channel {n} ({label}) lost contact. Stimulation is paused and set to zero.", n=n, label=label),
                 [_("1. Press the pad firmly onto the skin, or put on a new pad."),
                  _("2. Check that the cable is plugged in."),
-                 _("The session goes on when contact is back. Or touch STOP.")])
+                 _("When contact is back, touch Continue. Or touch STOP.")])
     if kind == "watchdog":
         return (_("STIMULATOR STOPPED"), _("The program stopped answering. Stimulation is off."),
                 [_("1. Take the pads off."), _("2. Touch OK."),
