@@ -157,3 +157,21 @@ def test_the_driver_refuses_a_board_that_is_not_supported(sim, pin_map, virtual_
         Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
                    caps_ma=(10.0, 10.0)).close()
     assert board.trace().signal("enable") == [(0, 0)]
+
+
+# ------------------------------------------ H10: the log says what the board delivered
+
+@pytest.mark.parametrize("off_s", [6, 0], ids=["intermittent", "continuous"])
+def test_the_log_records_the_contractions_and_peak_the_board_delivered(tmp_path, capsys, off_s):
+    # The clinician raises or lowers the program from the log: a log that says less was
+    # delivered than the board delivered is a false history (hazard H10, severity S3).
+    block = {"label": "b", "minutes": 0.5, "hz": 50, "pulse_us": 300, "on_s": 4, "off_s": off_s,
+             "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"}
+    run = run_session(tmp_path, rx_dict(channels=[30.0], blocks=[block]),
+                      [{"t": 0, "do": "intensity", "channel": 0, "ma": 10}], capsys=capsys)
+    assert run.code == 0 and run.summary["status"] == "completed", run.stderr
+    delivered_peak = max(abs(ma) for *_, ma in run.trace_obj().current_segments(0))
+    assert delivered_peak > 9
+    logged = run.export()["sessions"][0]
+    assert logged["channels"][0]["contractions"] == logged["planned_contractions"]
+    assert logged["channels"][0]["peak_ma"] == pytest.approx(delivered_peak, abs=0.05)
