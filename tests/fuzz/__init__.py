@@ -15,14 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import tempfile
 from pathlib import Path
 
 #: The day every prescription is judged on, so a run is reproducible from its input alone.
 TODAY = dt.date(2026, 11, 21)
 
-_scratch = Path(tempfile.mkdtemp(prefix="homeapp-fuzz-"))
+_scratch_dir: tempfile.TemporaryDirectory | None = None
+
+
+def _scratch() -> Path:
+    """One scratch folder per process, made on first use and removed at exit."""
+    global _scratch_dir
+    if _scratch_dir is None:
+        _scratch_dir = tempfile.TemporaryDirectory(prefix="homeapp-fuzz-")
+    return Path(_scratch_dir.name)
 
 
 def _check_accepted(rx) -> None:
@@ -51,7 +58,7 @@ def fuzz_prescription(data: bytes) -> None:
     """bytes -> file -> `load_prescription`, and bytes -> JSON -> `parse_prescription`."""
     from schedules.validate import PrescriptionError, load_prescription, parse_prescription
 
-    path = _scratch / "rx.json"
+    path = _scratch() / "rx.json"
     path.write_bytes(data)
     try:
         _check_accepted(load_prescription(path, today=TODAY))
@@ -84,7 +91,7 @@ def fuzz_bundle(data: bytes) -> None:
     """bytes -> file -> `read_bundle` then `verify_bundle`: a list of problems or BundleError."""
     from homeapp.bundle import BundleError, read_bundle, verify_bundle
 
-    path = _scratch / "log.bundle"
+    path = _scratch() / "log.bundle"
     path.write_bytes(data)
     try:
         bundle = read_bundle(path)
@@ -133,7 +140,7 @@ def _valid_bundle_bytes() -> bytes:
     from homeapp.bundle import write_bundle
     from homeapp.store import Store
 
-    folder = Path(tempfile.mkdtemp(prefix="homeapp-fuzz-seed-"))
+    folder = Path(tempfile.mkdtemp(prefix="seed-", dir=_scratch()))
     store = Store.open(folder / "log.db")
     try:
         when = dt.datetime(2026, 11, 21, 9, 30, tzinfo=dt.timezone.utc)
@@ -150,6 +157,3 @@ def _valid_bundle_bytes() -> bytes:
         store.close()
     return out.read_bytes()
 
-
-def scratch_dir() -> str:
-    return os.fspath(_scratch)
