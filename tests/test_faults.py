@@ -3,8 +3,9 @@ or the wall clock misbehaved, read from the board's trace and from the log.
 
 The rule every test checks (design.md): when anything goes wrong the output goes dead
 first. Where the app itself can no longer act (killed, its socket gone, pigpiod hung), the
-board's heartbeat watchdog is what ends the stimulation, 250 ms after the last heartbeat
-edge, and the tests measure that from the trace.
+board's heartbeat watchdog ends the stimulation at the latest 250 ms after the last
+heartbeat edge (the driver's emergency stop may get there sooner), and the tests measure
+that from the trace.
 """
 from __future__ import annotations
 
