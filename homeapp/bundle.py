@@ -225,7 +225,7 @@ class Record:
         if self._text is not None:
             try:
                 self._data = json.loads(self._text).get("data")  # bytes or str
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            except (ValueError, RecursionError, AttributeError):  # hostile JSON too
                 self._data = None
             self._text = None
         return self._data
@@ -296,7 +296,7 @@ def _parse_header(path: Any, head: bytes) -> dict[str, Any]:
         raise BundleError(f"{path}: not a log bundle (the file is empty)")
     try:
         first = json.loads(head.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, too deep, a 5000-digit number
         if b"\0" in head[:4096] or not _is_utf8(head[:4096]):
             raise BundleError(f"{path}: not a log bundle (binary data, not UTF-8 JSON lines)") from None
         first = None
@@ -350,7 +350,7 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too deep, a 5000-digit number
             problems.append(f"line {number}: not a JSON record (corrupt or cut)")
             continue
         if isinstance(obj, dict) and obj.get("kind") == "end" and "seq" not in obj:
