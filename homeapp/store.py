@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -193,6 +194,25 @@ def _damaged(path: Path, reason: str) -> StoreError:
                       "stimulation is refused until it is restored from a backup")
 
 
+def _opening_failed(path: Path, error: sqlite3.Error) -> StoreError:
+    """A failure to open is "damaged" only when the file itself is bad. A full disk or an
+    I/O error says so instead: restoring an old backup over an intact log would lose
+    every session since."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+        try:
+            free_kb = shutil.disk_usage(path.parent).free // 1024
+        except OSError:
+            free_kb = -1
+        if code == sqlite3.SQLITE_FULL or 0 <= free_kb < 1024:
+            return StoreError(f"{path}: cannot open the log: the disk is full ({free_kb} KB free); "
+                              "free some space (the log itself is intact); "
+                              "stimulation is refused until then")
+        return StoreError(f"{path}: cannot open the log: the storage reported an error ({error}); "
+                          "check the SD card or disk; stimulation is refused until it can be written")
+    return _damaged(path, str(error))
+
+
 # ---------------------------------------------------------------------------- store
 
 class Store:
@@ -241,7 +261,7 @@ class Store:
             objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
         except sqlite3.DatabaseError as e:  # "file is not a database", "malformed", ...
-            raise _damaged(path, str(e)) from None
+            raise _opening_failed(path, e) from None
         if problems != ["ok"]:
             raise _damaged(path, "; ".join(problems[:3]))
         if objects and app_id != APPLICATION_ID:
@@ -260,7 +280,7 @@ class Store:
         except sqlite3.OperationalError as e:  # read-only file or directory, disk full
             raise StoreError(f"{path}: cannot write the log database ({e})") from None
         except sqlite3.DatabaseError as e:
-            raise _damaged(path, str(e)) from None
+            raise _opening_failed(path, e) from None
         if mode.lower() != "wal":
             raise StoreError(f"{path}: the log database refused WAL journaling "
                              f"(journal_mode is {mode}); is it on a network file system?")
