@@ -161,22 +161,20 @@ def wave_cbs(pulses: Iterable[PulseLike | tuple[int, int, int]], *, dma_lite: bo
 
     `dma_lite=False` is pigpiod's default on every supported Pi; True models `pigpiod -d 7+`
     and is the conservative choice for a budget check."""
+    items = [p if isinstance(p, tuple) else (p.gpio_on, p.gpio_off, p.delay) for p in pulses]
     cbs = 1  # the start delay
-    for p in pulses:
-        on, off, delay = (p if isinstance(p, tuple) else (p.gpio_on, p.gpio_off, p.delay))
-        if on or off:
-            cbs += 1
-        cbs += delay_cbs(delay, dma_lite=dma_lite)
+    cbs += sum(1 for on, off, _ in items if on or off)
+    if dma_lite:
+        cbs += sum(delay_cbs(delay, dma_lite=True) for _, _, delay in items)
+    else:  # one control block per non-zero delay
+        cbs += sum(1 for _, _, delay in items if delay > 0)
     return cbs
 
 
 def wave_ools(pulses: Iterable[PulseLike | tuple[int, int, int]]) -> int:
     """GPIO set/clear words (`OOL`) `wave_create` allocates for `pulses`."""
-    n = 0
-    for p in pulses:
-        on, off, _ = (p if isinstance(p, tuple) else (p.gpio_on, p.gpio_off, p.delay))
-        n += (1 if on else 0) + (1 if off else 0)
-    return n
+    items = [p if isinstance(p, tuple) else (p.gpio_on, p.gpio_off, p.delay) for p in pulses]
+    return sum(1 for on, _, _ in items if on) + sum(1 for _, off, _ in items if off)
 
 
 def chain_cbs(chain: bytes | bytearray | Iterable[int], *, dma_lite: bool = False) -> int:

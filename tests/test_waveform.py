@@ -163,7 +163,8 @@ def expected_widths(spec: CycleSpec, n: int, foot: int) -> list[int]:
         return [max(1, half_up(Fraction(w * (k + 1), m + 1))) for k in range(m)]
 
     up, down = ramp(n_up), ramp(n_down)[::-1]
-    assert all(x < w or w / (len(up) + 1) < 0.5 for x in up)  # near zero up to W
+    # near zero up to W: only the last ramp pulse may round (half up) to W itself
+    assert all(x < w or w / (len(up) + 1) <= 0.5 for x in up)
     return up + [w] * (n - n_up - n_down) + down
 
 

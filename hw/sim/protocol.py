@@ -44,8 +44,7 @@ def _to_i32(v: int) -> int:
 
 
 def _wvag(b: SimBoard, p1: int, p2: int, ext: bytes) -> int:
-    n = len(ext) // 12
-    pulses = [struct.unpack_from("<III", ext, 12 * i) for i in range(n)]
+    pulses = list(struct.iter_unpack("<III", ext[: len(ext) // 12 * 12]))
     return b.wave_add_generic(pulses)
 
 

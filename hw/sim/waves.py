@@ -44,6 +44,12 @@ def merge_pulses(new: Sequence[Pulse], existing: Sequence[Pulse]) -> list[Pulse]
     merged wave lasts as long as the longer input. pigpio refuses a result that fills its
     12,000-entry buffer (so 11,999 merged pulses is the most that succeeds):
     PigpioError(PI_TOO_MANY_PULSES)."""
+    if not existing:
+        # Merging into an empty wave is the identity (each entry keeps its own delay):
+        # the common case, since a driver adds each wave in one call.
+        if len(new) >= L.PI_WAVE_MAX_PULSES:
+            raise PigpioError(L.PI_TOO_MANY_PULSES)
+        return [tuple(p) for p in new]
     inf = float("inf")
     out: list[list[int]] = []
     i1 = i2 = 0
@@ -176,7 +182,7 @@ class WaveTable:
             raise PigpioError(L.PI_BAD_PARAM)
         if not self.building:
             raise PigpioError(L.PI_EMPTY_WAVEFORM)
-        num_cb = L.wave_cbs(self.building)
+        num_cb = self.stats_cbs + 1  # counted when the pulses were added (same list)
         num_ool = L.wave_ools(self.building)
         if pad_pct is not None:
             cb_pad = L.WAVE_CB_BUDGET * pad_pct[0] // 100
