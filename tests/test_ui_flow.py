@@ -59,20 +59,18 @@ def test_patient_flow_home_to_after_lands_in_the_log(ui):
     for _ in range(3):
         ui.tap(sess.controls[0].plus)
     ui.wait_until(lambda: ui.state.channels[0].target_ma == 3.0, what="3 mA")
-    ui.pump(0.1)
-    assert sess.controls[0].ma.text == "3"
+    ui.wait_until(lambda: sess.controls[0].ma.text == "3", what="3 mA on screen")
     assert any(t in ("CONTRACT", "REST") for t in texts(sess))
 
     ui.tap(sess.pause_button)
     ui.wait_until(lambda: ui.state.phase.value == "paused")
-    ui.pump(0.1)
-    assert "PAUSED" in texts(sess)
+    ui.wait_until(lambda: "PAUSED" in texts(sess), what="PAUSED on screen")
     assert sess.pause_button.text == "Continue"
     assert ui.state.channels[0].target_ma == 0.0          # intensity zero after a pause
     ui.tap(sess.pause_button)
     ui.wait_until(lambda: ui.state.phase.value == "running")
-    ui.pump(0.1)
     restore = sess.controls[0].restore
+    ui.wait_until(lambda: restore.get_root_window() is not None, what="the back-to-level button")
     assert restore.get_root_window() is not None and restore.text == "Back to 3 mA"
     ui.tap(restore)
     ui.wait_until(lambda: ui.state.channels[0].target_ma == 3.0, what="restored to 3 mA")
@@ -133,7 +131,7 @@ def test_plus_stops_at_the_cap_and_says_why(ui):
     for _ in range(7):
         ui.tap(plus)
     ui.wait_until(lambda: ui.state.notice is not None and ui.state.notice.kind == "at_cap")
-    ui.pump(0.1)
+    ui.wait_until(lambda: sess.controls[1].note.text != "", what="the refusal on screen")
     assert ui.state.channels[1].target_ma == 5.0
     assert sess.controls[1].ma.text == "5"
     assert sess.controls[1].note.text == "5 mA is the most your clinic allows."
@@ -149,12 +147,13 @@ def test_stop_during_a_contraction_ends_the_output(ui):
     sess = ui.screen
     for _ in range(4):
         ui.tap(sess.controls[0].plus)
-    ui.wait_until(lambda: ui.state.contracting and ui.state.channels[0].set_ma >= 2.0
-                  and board.effective_enable() and board.amplitude_ma(0) > 0,
-                  timeout=8, what="a contraction with current")
-    assert sess.phase.text == "CONTRACT"
     # A short sound at each contraction's start (asked for even where there is no audio device).
-    ui.wait_until(lambda: ui.app.beeper.beeps >= 1, what="the contraction beep")
+    ui.wait_until(lambda: ui.app.beeper.beeps >= 1, timeout=8, what="the contraction beep")
+    # The screen says CONTRACT while the board delivers current: STOP now.
+    ui.wait_until(lambda: sess.phase.text == "CONTRACT" and ui.state.contracting
+                  and ui.state.channels[0].set_ma >= 2.0
+                  and board.effective_enable() and board.amplitude_ma(0) > 0,
+                  timeout=8, what="a contraction with current, on screen")
     t_tap = board.clock_us()
     ui.tap(sess.stop_button)
     ui.wait_until(lambda: not board.effective_enable(), timeout=1, what="the output off")
@@ -213,9 +212,8 @@ def test_a_supervised_session_needs_the_caregiver_pin(tmp_path):
         prep = u.app.screens["prepare"]
         u.wait_until(lambda: prep.contacts is not None)
         u.tap(prep.skin)
-        u.pump(0.2)
+        u.wait_until(lambda: "A caregiver must unlock this session." in prep.why.text)
         assert prep.begin.disabled
-        assert "A caregiver must unlock this session." in prep.why.text
         u.tap(prep.unlock)
         pad = prep.pin_view.pad
         for k in ("1", "1", "1", "1", "ok"):
