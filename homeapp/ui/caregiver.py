@@ -16,6 +16,8 @@ ALERT_KINDS = ("estop", "lead_off", "fault", "watchdog", "refused")
 
 def event_text(kind: str, detail: dict) -> str:
     ch = detail.get("channel")
+    if kind == "refused" and not isinstance(ch, int):
+        return _("Request refused (outside the prescription)")
     n = (ch + 1) if isinstance(ch, int) else ""
     return {
         "estop": _("Emergency stop pressed"),
@@ -95,7 +97,7 @@ class CaregiverScreen(PinScreen):
         row = BoxLayout(size_hint_y=None, height=90, spacing=8)
         self.unlock = BigButton("", bg=Theme.primary, size=Theme.font_body)
         self.unlock.bind(on_release=lambda *_: self.toggle_unlock())
-        self.stop = BigButton("", bg=Theme.stop, size=Theme.font_large)
+        self.stop = BigButton("", bg=Theme.stop, size=Theme.font_body)
         self.stop.bind(on_release=lambda *_: self.do_stop())
         self.history = BigButton("", bg=Theme.card_hi, size=Theme.font_body)
         self.history.bind(on_release=lambda *_: self.app.go("history"))
