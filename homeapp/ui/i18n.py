@@ -7,6 +7,16 @@ older (a small msgfmt for the subset of the format we use: no plurals, no contex
 
 Screens re-read their texts on a language change: the app calls ``refresh()`` on every
 screen after ``set_language``.
+
+Adding a text: write it as ``_("...")`` (or ``f_("... {name}", name=...)``, or ``N_()``
+where it is defined apart from where it is shown), then, in ``homeapp/ui``::
+
+    xgettext -L Python -k_ -kf_ -kN_ --from-code=UTF-8 --no-location -o /tmp/homeapp.pot *.py
+    msgmerge -U locale/sv/LC_MESSAGES/homeapp.po /tmp/homeapp.pot   # and en
+    # translate the new entries, then
+    msgfmt -o locale/sv/LC_MESSAGES/homeapp.mo locale/sv/LC_MESSAGES/homeapp.po
+
+``tests/test_ui_i18n.py`` fails while any screen text lacks a translation.
 """
 from __future__ import annotations
 
