@@ -35,6 +35,7 @@ from schedules.model import Prescription
 from schedules.signing import SignatureError, verify_prescription
 
 from .plan import Step, block_steps
+from .store import StoreError
 from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ TICK_S = 0.1
 #: A session paused this long ends (stopped): nobody is there to resume it, and a patient
 #: should not sit for longer with the electrodes on and the program unfinished.
 MAX_PAUSE_S = 600.0
+
+#: A heartbeat gap this long is logged as a near miss of the board's watchdog (250 ms) ...
+HEARTBEAT_LAPSE_S = 0.2
 
 
 class StartRefused(Exception):
@@ -125,6 +129,9 @@ class Engine:
         self._next_tick = 0.0
         self._last_ramp_t = 0.0
         self._paused_at = 0.0
+        self._last_heartbeat_t = 0.0
+        #: A write to the log that failed (the session was aborted because of it).
+        self.log_error: StoreError | None = None
 
     # ----------------------------------------------------------------- observers
     @property
@@ -268,7 +275,7 @@ class Engine:
             now = self.clock.now()
             self._next_tick = now
             self._last_ramp_t = now
-            self.board.heartbeat()
+            self._heartbeat()
             self._begin_next_step(now)
         if threaded:
             self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
@@ -318,7 +325,9 @@ class Engine:
                     return
                 try:
                     self._service()
-                except BoardFault as e:
+                except (BoardFault, StoreError) as e:  # unsafe board, or a log we cannot write
+                    if isinstance(e, StoreError):
+                        self.log_error = e
                     self._abort_fault(e)
                 except Exception as e:  # our own bug: fail safe, then say so
                     log.exception("engine failure")
@@ -362,11 +371,22 @@ class Engine:
 
     def _tick(self, now: float) -> None:
         # Skip missed ticks rather than bursting: a late loop is logged, not hidden.
-        late_s = now - self._next_tick
-        if late_s > 2 * TICK_S and self._session_id is not None:
-            self._log("watchdog", late_ms=round(late_s * 1000))
         self._next_tick = max(self._next_tick + TICK_S, now)
-        self.board.heartbeat()
+        lapse_s = now - self._last_heartbeat_t
+        if lapse_s >= HEARTBEAT_LAPSE_S and self._session_id is not None:
+            self._log("watchdog", heartbeat_gap_ms=round(lapse_s * 1000))
+            # ... and one as long as the watchdog itself cut the output: pause, so it can
+            # only come back from zero intensity.
+            watchdog_s = getattr(getattr(self.board, "pins", None), "watchdog_ms", 250) / 1000
+            if self._phase is Phase.RUNNING and lapse_s >= watchdog_s:
+                # The watchdog may have cut the output mid-contraction; it must not come
+                # back at the old level when the heartbeat resumes.
+                self._alert = Alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse_s * 1000:.0f} ms")
+                self._emit("alert", kind="watchdog")
+                self.pause(reason="watchdog")
+                if self._phase is not Phase.PAUSED:
+                    return
+        self._heartbeat()
         if self.board.estop_pressed():
             self._on_estop("button")
             return
@@ -376,6 +396,10 @@ class Engine:
         elif self._phase is Phase.PAUSED and now - self._paused_at >= MAX_PAUSE_S:
             self._log("stop", by="pause_timeout", paused_s=round(now - self._paused_at, 3))
             self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_S / 60:g} minutes")
+
+    def _heartbeat(self) -> None:
+        self.board.heartbeat()
+        self._last_heartbeat_t = self.clock.now()
 
     # ----------------------------------------------------------------- the timeline
     def _begin_next_step(self, t_start: float) -> None:
@@ -402,8 +426,7 @@ class Engine:
             self.board.arm(self._compiled[spec])
             self._armed_spec = spec
         for ch in self._channels:
-            if ch.window != "done" or step.starts_contraction:
-                ch.window = "pending"
+            ch.window = "pending"  # every (re)played step plays every channel's window
         self.board.start()
         self._step_started = True
 
@@ -617,14 +640,14 @@ class Engine:
                                       f"reattach the electrode on {labels} to continue")
                 self._log("refused", what="resume", reason=f"no electrode contact on {labels}")
                 return
-            if self._alert is not None and self._alert.kind is AlertKind.LEAD_OFF:
+            if self._alert is not None and self._alert.kind in (AlertKind.LEAD_OFF, AlertKind.WATCHDOG):
                 self._alert = None
             now = self.clock.now()
             self._phase = Phase.RUNNING
             self._log("resume")
             self._next_tick = now
             self._last_ramp_t = now
-            self.board.heartbeat()
+            self._heartbeat()
             if self._step is None:
                 self._begin_next_step(now)
             else:
@@ -750,8 +773,11 @@ class Engine:
         self._end_reason = reason
         self._step = None
         if self._session_id is not None:
-            self._log("end", status=phase.value, reason=reason)
-            self.store.end_session(self._session_id, status=phase.value, ended_at=self.wall_clock())
+            try:
+                self._log("end", status=phase.value, reason=reason)
+                self.store.end_session(self._session_id, status=phase.value, ended_at=self.wall_clock())
+            except StoreError:  # the output is already off; the open session is found next start
+                log.exception("the log could not record the end of the session")
         self._emit("ended", status=phase.value, reason=reason)
 
     # ----------------------------------------------------------------- after

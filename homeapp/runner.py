@@ -100,6 +100,9 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
             # The app "hangs": the board plays on to the planned end on its own.
             clock.sleep_until(engine.session_clock_start + state.total_s + FREEZE_TAIL_S)
         board.write_trace(trace)
+        if engine.log_error is not None:
+            # The output went off at once; the person must hear that the log is incomplete.
+            raise UserError(str(engine.log_error), exit_code=1)
         if frozen:
             # As the next start of the app would: the session left open becomes interrupted.
             store.close()

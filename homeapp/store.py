@@ -710,12 +710,19 @@ class _Writing:
         try:
             self._atomic.__exit__(exc_type, exc, tb)
         except sqlite3.Error as e:
-            raise StoreError(f"{self.store.path}: could not write {self.what} ({e})") from None
+            raise self._failed(e) from None
         finally:
             self.store._lock.release()
         if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"{self.store.path}: could not write {self.what} ({exc})") from None
+            raise self._failed(exc) from None
         return False
+
+    def _failed(self, error: sqlite3.Error) -> StoreError:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL:
+            return StoreError(f"{self.store.path}: could not write {self.what}: the disk is full "
+                              f"(what was logged before is kept)")
+        return StoreError(f"{self.store.path}: could not write {self.what} ({error})")
 
 
 def _check_path(path: Path, *, create: bool) -> None:

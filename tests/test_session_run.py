@@ -235,3 +235,18 @@ def test_an_unwritable_database_path_is_one_clear_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "missing-folder" in err and "Traceback" not in err
+
+
+def test_a_continuous_block_is_one_contraction_logged_with_what_was_delivered(tmp_path, capsys):
+    block = {"label": "tone", "minutes": 0.5, "hz": 100, "pulse_us": 200, "on_s": 4, "off_s": 0,
+             "ramp_up_s": 2, "ramp_down_s": 2, "pattern": "synchronous"}
+    run = run_session(tmp_path, rx_dict(channels=[30.0], blocks=[block]),
+                      [{"t": 0, "do": "intensity", "channel": 0, "ma": 10}], capsys=capsys)
+    assert run.code == 0, run.stderr
+    assert run.summary["contractions"] == [1] and run.summary["peak_ma"][0] == pytest.approx(10, abs=0.05)
+    tr = run.trace_obj()
+    trains = bursts(tr, 0)
+    assert len(trains) == 1  # no gap between the segments the board played
+    assert abs((trains[0][1] - trains[0][0]) - 30 * US) <= 10_000
+    pulses = tr.pulses(0)
+    assert [b.start_us - a.start_us for a, b in zip(pulses, pulses[1:])] == [10_000] * (len(pulses) - 1)
