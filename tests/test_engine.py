@@ -187,3 +187,31 @@ def test_a_pause_nobody_ends_stops_the_session_after_ten_minutes(make_engine, vi
     assert st.phase is Phase.STOPPED and "paused for more than 10 minutes" in st.end_reason
     stop = [e for e in eng.store.session(st.session_id)["events"] if e["kind"] == "stop"][0]
     assert stop["detail"]["by"] == "pause_timeout" and stop["t"] == pytest.approx(602, abs=0.11)
+
+
+def test_a_heartbeat_lapse_as_long_as_the_watchdog_pauses_and_restarts_from_zero(
+        make_engine, virtual_clock, sim):
+    board, _ = sim
+    eng = make_engine()
+    eng.start(threaded=False)
+    eng.request_intensity(0, 10)
+
+    def stall() -> None:  # the loop hangs for 300 ms in the middle of a contraction
+        virtual_clock.advance_to(virtual_clock.now() + 0.3)
+
+    eng.schedule_at(3.0, stall)
+    eng.schedule_at(3.5, eng.resume)
+    run_until(eng, virtual_clock, 5.0)
+    tr = board.trace()
+    # the board's watchdog cut the output 250 ms after the last heartbeat edge ...
+    assert tr.value_at("enable", 3_260_000) == 0
+    # ... and it never came back at the old level: nothing flows after the cut
+    assert [s for s in tr.current_segments(0) if s[1] > 3_250_000] == []
+    st = eng.state
+    assert st.phase is Phase.RUNNING and st.channels[0].target_ma == 0
+    assert st.channels[0].previous_ma == pytest.approx(10)
+    events = eng.store.session(st.session_id)["events"]
+    watchdog = [e for e in events if e["kind"] == "watchdog"]
+    assert watchdog and watchdog[0]["detail"]["heartbeat_gap_ms"] >= 250
+    pause = [e for e in events if e["kind"] == "pause"]
+    assert pause[0]["detail"]["reason"] == "watchdog"
