@@ -80,13 +80,15 @@ class _Channel:
         self.window = "pending"        # this step's contraction: pending, active, done
         self.contraction_start_t: float | None = None
         self.peak_ma = 0.0
+        self.session_peak_ma = 0.0
         self.done = 0
 
     def snapshot(self) -> ChannelState:
         return ChannelState(index=self.index, label=self.label, cap_ma=self.cap_ma,
                             target_ma=self.target_ma, set_ma=self.set_ma,
                             previous_ma=self.previous_ma, contact=self.contact,
-                            contracting=self.contracting, contractions_done=self.done)
+                            contracting=self.contracting, contractions_done=self.done,
+                            peak_ma=self.session_peak_ma)
 
 
 class Engine:
@@ -222,10 +224,13 @@ class Engine:
         if self.rx.supervised and not caregiver_unlocked:
             reasons.append("this prescription needs a caregiver: the caregiver must unlock the session")
         try:
+            estop = bool(self.board.estop_pressed())
             contacts = self.poll_contacts()
         except BoardFault as e:
             reasons.append(f"the stimulator does not answer ({e}); stimulation is not possible")
         else:
+            if estop:
+                reasons.append("the emergency stop button is pressed: release it (turn it) first")
             for ch, ok in zip(self._channels, contacts):
                 if not ok:
                     reasons.append(f"no electrode contact on channel {ch.index + 1} ({ch.label}): "
@@ -502,6 +507,7 @@ class Engine:
 
     def _apply(self, ch: _Channel, ma: float) -> None:
         ch.set_ma = float(self.board.set_amplitude(ch.index, min(ma, ch.target_ma, ch.cap_ma)))
+        ch.session_peak_ma = max(ch.session_peak_ma, ch.set_ma)
         if ch.contracting:
             ch.peak_ma = max(ch.peak_ma, ch.set_ma)
 
@@ -769,6 +775,8 @@ class Engine:
             return  # _safe_stop has finished the session as aborted with a fault
         for ch in self._channels:
             ch.contracting = False
+        if self._alert is not None and not self._alert.needs_ack:
+            self._alert = None  # a loose-electrode or watchdog alert ends with the session
         self._phase = phase
         self._end_reason = reason
         self._step = None

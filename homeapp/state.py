@@ -60,6 +60,7 @@ class ChannelState:
     contact: bool                # electrode contact as the board last reported it
     contracting: bool            # pulses are planned on this channel right now
     contractions_done: int
+    peak_ma: float = 0.0         # the highest set-point of this session so far
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ def test_intensity_rises_at_a_limited_rate_and_falls_at_once(make_engine, virtua
     assert eng.state.channels[0].set_ma == pytest.approx(4.0, abs=0.5)  # 4 mA/s
     run_until(eng, virtual_clock, 6.0)
     assert eng.state.channels[0].set_ma == pytest.approx(20, abs=0.05)
+    assert eng.state.channels[0].peak_ma == pytest.approx(20, abs=0.05)
     eng.request_intensity(0, 5)
     assert eng.state.channels[0].set_ma == pytest.approx(5, abs=0.05)  # no waiting for a tick
     assert eng.board.amplitude(0) == pytest.approx(5, abs=0.05)
@@ -146,6 +147,8 @@ def test_start_refusals_explain_every_reason(make_engine, sim):
     assert any("caregiver" in r for r in reasons)
     assert any("no electrode contact on channel 2" in r for r in reasons)
     assert any("trust store" in r for r in reasons)
+    board.press_estop()
+    assert any("emergency stop button is pressed" in r for r in eng.start_refusals())
     with pytest.raises(StartRefused):
         eng.start(threaded=False)
     assert eng.state.phase is Phase.READY
