@@ -51,7 +51,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -22,7 +22,6 @@ from collections import deque
 import logging
 import threading
 import uuid
-from dataclasses import replace
 from typing import Any, Callable
 
 from hw.clock import Clock

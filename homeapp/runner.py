@@ -8,7 +8,6 @@ same prescription and actions give a byte-identical trace.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from dataclasses import dataclass

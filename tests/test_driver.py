@@ -17,7 +17,7 @@ from hw import pigpio_limits as L
 from hw.driver import Stimulator, install_sigterm_handler
 from hw.exc import BoardFault, ConnectionLost, NotArmed, PigpioError, WaveformError
 from hw.waveform import CycleSpec, compile_cycle, continuous_segments
-from schedules.presets import get_preset, make_prescription, preset_names
+from schedules.presets import make_prescription, preset_names
 from schedules.validate import parse_prescription
 from tests.strategies import valid_prescriptions
 

@@ -3,7 +3,6 @@ field path, device limits from schedules/limits.py, cross-field rules at the ext
 patient can reach, and a JSON Schema that agrees with the validator where it can."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import datetime as dt

@@ -23,7 +23,7 @@ from hw.pins import load_pin_map
 from hw.sim import waves as simwaves
 from hw.waveform import (CompiledCycle, CycleSpec, Grid, compile_cycle, continuous_segments,
                          ramp_widths)
-from schedules.limits import DEVICE_LIMITS, INTERPHASE_GAP_US
+from schedules.limits import INTERPHASE_GAP_US
 from schedules.model import Block
 
 PINS = load_pin_map()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import Any

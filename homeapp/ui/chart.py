@@ -8,7 +8,6 @@ import datetime as dt
 from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Line, Rectangle
 from kivy.uix.gridlayout import GridLayout
-from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
 from .widgets import Theme, Text
@@ -37,15 +36,24 @@ def draw_text(text: str, x: float, y: float, color, size: int = 16, align: str =
     Rectangle(texture=tex, pos=(x, y), size=(w, h))
 
 
-class LineChart(Widget):
-    """Lines of (x index, value) per series, with a y axis labelled in mA."""
+class _CanvasChart(Widget):
+    """A chart drawn straight on the canvas (texts too), redrawn when resized or fed."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
+        self.bind(pos=self.redraw, size=self.redraw)
+
+    def redraw(self, *_):
+        raise NotImplementedError
+
+
+class LineChart(_CanvasChart):
+    """Lines of (x index, value) per series, with a y axis labelled in mA."""
+
+    def __init__(self, **kw):
         self.series: list[list[float | None]] = []
         self.colors = list(Theme.channel)
-        self.labels: list[Label] = []
-        self.bind(pos=self.redraw, size=self.redraw)
+        super().__init__(**kw)
 
     def set_data(self, series):
         self.series = series
@@ -53,9 +61,6 @@ class LineChart(Widget):
 
     def redraw(self, *_):
         self.canvas.clear()
-        for lab in self.labels:
-            self.remove_widget(lab)
-        self.labels = []
         left, bottom = 48, 8
         w, h = self.width - left - 8, self.height - bottom - 8
         x0, y0 = self.x + left, self.y + bottom
@@ -84,18 +89,14 @@ class LineChart(Widget):
                     Line(points=pts, width=2.5)
                 for j in range(0, len(pts), 2):
                     Line(circle=(pts[j], pts[j + 1], 3.5), width=2)
-        for lab in self.labels:
-            self.add_widget(lab)
 
 
-class WeekBars(Widget):
+class WeekBars(_CanvasChart):
     """Sessions done per week against the planned number (a line across each bar)."""
 
     def __init__(self, **kw):
-        super().__init__(**kw)
         self.weeks: list[tuple[dt.date, int, int]] = []
-        self.labels: list[Label] = []
-        self.bind(pos=self.redraw, size=self.redraw)
+        super().__init__(**kw)
 
     def set_data(self, weeks):
         self.weeks = weeks
@@ -103,9 +104,6 @@ class WeekBars(Widget):
 
     def redraw(self, *_):
         self.canvas.clear()
-        for lab in self.labels:
-            self.remove_widget(lab)
-        self.labels = []
         if not self.weeks:
             return
         n = len(self.weeks)
@@ -123,8 +121,6 @@ class WeekBars(Widget):
                     yp = base + h * planned / top
                     Line(points=[x - 4, yp, x + bw * 0.7 + 4, yp], width=2, dash_length=6, dash_offset=4)
                 draw_text(f"{done}/{_num(planned)}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
-        for lab in self.labels:
-            self.add_widget(lab)
 
 
 class MonthCalendar(GridLayout):
@@ -154,7 +150,7 @@ class MonthCalendar(GridLayout):
                     color = color or Theme.card_hi
                 if color is not None:
                     with cell.canvas.before:
-                        c = Color(*color)
+                        Color(*color)
                         r = Rectangle(pos=cell.pos, size=cell.size)
                     cell.bind(pos=lambda w, v, r=r: setattr(r, "pos", v),
                               size=lambda w, v, r=r: setattr(r, "size", v))
