@@ -267,6 +267,37 @@ def test_clinician_imports_validates_and_exports(ui, tmp_path):
     path = clin.message.text[len("Exported to "):]
     assert json.loads(open(path).read())["sessions"] == []
     assert os.path.exists(path[:-len(".json")] + ".csv")
+    # the signed bundle for the clinician verifies with the device key exported beside it
+    from homeapp.bundle import verify_bundle
+    from schedules.signing import load_public_key
+    folder = os.path.dirname(path)
+    bundle = path[:-len(".json")] + ".bundle"
+    assert verify_bundle(bundle, load_public_key(os.path.join(folder, "homeapp-device-key.pub"))) == []
+
+
+def test_clinician_adds_a_key_and_the_signed_prescription_verifies(ui, tmp_path):
+    from schedules.signing import generate_keypair, save_public_key, sign_prescription
+    ui.tap(ui.app.screens["home"].header_buttons.children[0])   # Clinic (rightmost)
+    clin = ui.app.screens["clinician"]
+    for k in ("0", "0", "0", "0", "ok"):
+        ui.tap(clin.pad.buttons[k])
+    stick = tmp_path / "stick"
+    write_rx(stick, id="rx-signed-0003")
+    private, public = generate_keypair()
+    rx_path = stick / "rx-signed-0003.json"
+    rx_path.write_text(json.dumps(sign_prescription(json.loads(rx_path.read_text()), private)))
+    save_public_key(stick / "dr-berg.pub", public)
+    clin.extra_dirs = [str(stick)]
+    clin.refresh()
+    ui.pump(0.1)
+    keys = [b for b in clin.file_buttons if b.text.startswith("Trust the clinician key")]
+    assert [b.text for b in keys] == ["Trust the clinician key dr-berg.pub"]
+    ui.tap(keys[0])
+    assert clin.message.text.startswith("Key ") and clin.message.text.endswith(" is trusted now.")
+    names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
+    ui.tap(names["rx-signed-0003.json"])
+    assert ui.svc.rx.id == "rx-signed-0003"
+    assert clin.message.text == "Imported rx-signed-0003."   # verified: no signature warning
 
 
 def test_language_switch_to_swedish_and_back(ui):

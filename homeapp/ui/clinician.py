@@ -94,12 +94,30 @@ class ClinicianScreen(PinScreen):
             b.bind(on_release=lambda _b, p=p: self.do_import(p))
             self.file_buttons.append(b)
             box.add_widget(b)
+        for p in svc.find_key_files(self.extra_dirs):
+            b = BigButton(f_("Trust the clinician key {file}", file=p.name), bg=Theme.card_hi,
+                          size=Theme.font_small, size_hint_y=None, height=60)
+            b.bind(on_release=lambda _b, p=p: self.do_trust(p))
+            self.file_buttons.append(b)
+            box.add_widget(b)
         if not files:
             box.add_widget(Text(_("No prescription file found. Insert the USB stick."), size=Theme.font_small,
                                 color=Theme.muted, size_hint_y=None, height=40))
         sv.add_widget(box)
         self.content.add_widget(sv)
         self.content.add_widget(self.message)
+
+    def do_trust(self, path):
+        try:
+            key_id = self.app.svc.trust_key(path)
+        except Exception as e:  # a bad key file or a clashing label: say so, never crash
+            self.message.color = Theme.bad
+            self.message.text = _("Refused:") + " " + str(e)
+            return
+        self.app.screens["home"].refresh()
+        self.refresh()
+        self.message.color = Theme.ok
+        self.message.text = f_("Key {id} is trusted now.", id=key_id)
 
     def do_import(self, path):
         ok, problems = self.app.svc.import_prescription(path)

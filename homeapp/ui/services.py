@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 from dataclasses import dataclass
@@ -313,17 +314,52 @@ class Services:
         return [(w.first_day, w.done, w.prescribed) for w in rows]
 
     def export_log(self, dest_dir) -> Path:
+        """The log for the clinician: a hash-chained bundle signed by this device (with the
+        device's public key beside it, to verify it), and the same log as JSON and CSV."""
         dest = Path(dest_dir)
         dest.mkdir(parents=True, exist_ok=True)
         data = self.store.export() if self.store is not None else {"sessions": []}
-        name = f"homeapp-log-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-        path = dest / name
+        stem = f"homeapp-log-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        path = dest / f"{stem}.json"
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        if self.store is not None and hasattr(self.store, "export_csv"):
+        if self.store is not None:
             # the same log as a table, for a spreadsheet
             with open(path.with_suffix(".csv"), "w", encoding="utf-8", newline="") as f:
                 self.store.export_csv(f)
+            from homeapp.bundle import write_bundle
+            from homeapp.device_key import device_public_key_path, ensure_device_key
+            key, _key_id = ensure_device_key(self.config.data_dir,
+                                             private_key_path=self.config.device_key_path)
+            write_bundle(self.store, dest / f"{stem}.bundle", device_key=key)
+            public = device_public_key_path(self.config.data_dir,
+                                            private_key_path=self.config.device_key_path)
+            shutil.copyfile(public, dest / "homeapp-device-key.pub")
         return path
+
+    def find_key_files(self, extra_dirs=()) -> list[Path]:
+        """Clinician public keys (`*.pub`) on USB sticks, to add to the trust store."""
+        found: list[Path] = []
+        roots = [Path(r) for r in USB_ROOTS] + [Path(d) for d in extra_dirs]
+        for root in roots:
+            if not root.is_dir():
+                continue
+            try:
+                found += [p for p in sorted(root.glob("**/*.pub"))
+                          if p.is_file() and p.stat().st_size < 10_000][:10]
+            except OSError:
+                continue
+        return found
+
+    def trust_key(self, path) -> str:
+        """Add a clinician's public key to the device's trust store (clinician mode only);
+        returns its key id. ValueError or KeyFileError with a reason when refused."""
+        from schedules.signing import TrustStore
+        label = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem)[:64].lstrip(".-_") or "clinician"
+        trust = getattr(self.device, "trust", None) or TrustStore(self.config.trust_dir)
+        key_id = trust.add(Path(path), label=label)
+        if self.rx is not None:
+            self.load_current_prescription()  # its signature may verify now
+        return key_id
 
     # ------------------------------------------------------------------ home
     def due_text_params(self) -> dict:
