@@ -3,17 +3,13 @@
 and named."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import importlib.util
 import json
-import sys
 
 import pytest
 
 from homeapp.bundle import FORMAT, BundleError, read_bundle, record_hash, verify_bundle, write_bundle
 from homeapp.device_key import ensure_device_key
-from homeapp.errors import UserError
 from schedules.signing import generate_keypair, key_id, load_public_key
 from tests.bench.bench_report import synthetic_export
 
@@ -231,20 +227,10 @@ def test_since_limits_the_sessions(tmp_path, export, device):
 
 # --- the commands ----------------------------------------------------------------------
 
-def run(argv):
-    """Through `homeapp` once log.py wires us in, else our own `log` group."""
-    if importlib.util.find_spec("homeapp.commands.log") is not None:
-        from homeapp.cli import main
-        return main(argv)
-    from homeapp.commands.log_bundle import register
-    parser = argparse.ArgumentParser(prog="homeapp")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"homeapp: {e}", file=sys.stderr)
-        return e.exit_code
+def run(argv: list[str]) -> int:
+    """Through the real `homeapp` entry point."""
+    from homeapp.cli import main
+    return main(argv)
 
 
 def test_cli_verify_bundle(bundle, tmp_path, capsys, device):

@@ -2,17 +2,14 @@
 refusal reason, the trust store, and the rx keygen/sign/verify commands."""
 from __future__ import annotations
 
-import argparse
 import copy
 import datetime as dt
-import importlib.util
 import json
 import os
 import stat
 
 import pytest
 
-from homeapp.errors import UserError
 from schedules.signing import (KeyFileError, SignatureError, TrustStore, canonical_json, generate_keypair,
                                key_id, load_private_key, load_public_key, save_private_key, save_public_key,
                                sign_prescription, verify_prescription)
@@ -151,19 +148,9 @@ def test_trust_store_never_silently_overwrites(tmp_path, keys):
 # --- the commands ----------------------------------------------------------------------
 
 def run(argv: list[str]) -> int:
-    """Through the real `homeapp` entry point once rx.py wires us in, else our own group."""
-    if importlib.util.find_spec("homeapp.commands.rx") is not None:
-        from homeapp.cli import main
-        return main(argv)
-    from homeapp.commands.rx_signing import register
-    parser = argparse.ArgumentParser(prog="homeapp")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"homeapp: {e}", file=__import__("sys").stderr)
-        return e.exit_code
+    """Through the real `homeapp` entry point."""
+    from homeapp.cli import main
+    return main(argv)
 
 
 def test_cli_keygen_sign_verify_round_trip_and_one_byte_change(tmp_path, capsys):

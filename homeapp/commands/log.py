@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
-import importlib.util
 import json
 import sys
 
@@ -36,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the copy to write (must not exist)")
     p.set_defaults(func=cmd_backup)
 
-    if importlib.util.find_spec("homeapp.commands.log_bundle"):
-        importlib.import_module("homeapp.commands.log_bundle").register_log(log_subparsers)
+    # bundle/verify-bundle live with the bundle code
+    from homeapp.commands import log_bundle
+    log_bundle.register_log(log_subparsers)
 
 
 def _since(text: str) -> dt.datetime:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
-import importlib.util
 import json
 import sys
 
@@ -65,9 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--supervision", choices=("none", "caregiver"), default="none")
     p.set_defaults(func=cmd_new)
 
-    # Another module adds keygen/sign/verify without editing this one.
-    if importlib.util.find_spec("homeapp.commands.rx_signing"):
-        importlib.import_module("homeapp.commands.rx_signing").register_rx(rx_sub)
+    # keygen/sign/verify live with the signing code
+    from homeapp.commands import rx_signing
+    rx_signing.register_rx(rx_sub)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
