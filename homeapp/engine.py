@@ -35,7 +35,7 @@ from schedules.signing import SignatureError, verify_prescription
 
 from .plan import Step, block_steps
 from .store import StoreError
-from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase
+from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase, Reason
 
 log = logging.getLogger(__name__)
 
@@ -212,43 +212,50 @@ class Engine:
         today = now_wall.date()
         if not self.rx.active_on(today):
             if today > self.rx.expires:
-                reasons.append(f"the prescription {self.rx.id} expired on {self.rx.expires.isoformat()}; "
-                               f"ask your clinician for a new one")
+                reasons.append(Reason(f"the prescription {self.rx.id} expired on "
+                                      f"{self.rx.expires.isoformat()}; ask your clinician for a new one",
+                                      "expired", date=self.rx.expires))
             else:
-                reasons.append(f"the prescription {self.rx.id} is valid only from "
-                               f"{self.rx.issued.isoformat()}")
+                reasons.append(Reason(f"the prescription {self.rx.id} is valid only from "
+                                      f"{self.rx.issued.isoformat()}", "not_yet_valid",
+                                      date=self.rx.issued))
         if not self.allow_unsigned:
             reasons.extend(self._signature_refusals())
         reasons.extend(self._schedule_refusals(now_wall))
         if self.rx.supervised and not caregiver_unlocked:
-            reasons.append("this prescription needs a caregiver: the caregiver must unlock the session")
+            reasons.append(Reason("this prescription needs a caregiver: the caregiver must unlock "
+                                  "the session", "caregiver"))
         try:
             estop = bool(self.board.estop_pressed())
             contacts = self.poll_contacts()
         except BoardFault as e:
-            reasons.append(f"the stimulator does not answer ({e}); stimulation is not possible")
+            reasons.append(Reason(f"the stimulator does not answer ({e}); stimulation is not possible",
+                                  "board", error=str(e)))
         else:
             if estop:
-                reasons.append("the emergency stop button is pressed: release it (turn it) first")
+                reasons.append(Reason("the emergency stop button is pressed: release it (turn it) first",
+                                      "estop"))
             for ch, ok in zip(self._channels, contacts):
                 if not ok:
-                    reasons.append(f"no electrode contact on channel {ch.index + 1} ({ch.label}): "
-                                   f"check the pads and the cable")
+                    reasons.append(Reason(f"no electrode contact on channel {ch.index + 1} ({ch.label}): "
+                                          f"check the pads and the cable", "contact",
+                                          channel=ch.index, label=ch.label))
         return reasons
 
     def _signature_refusals(self) -> list[str]:
         if self.trust is None:
-            return ["no trust store of clinician keys is installed, so the prescription "
-                    "cannot be verified"]
+            return [Reason("no trust store of clinician keys is installed, so the prescription "
+                           "cannot be verified", "signature", why="no trust store")]
         try:
             verify_prescription(dict(self.rx.source), self.trust)
         except SignatureError as e:
-            return [f"the prescription's signature is not accepted: {e}"]
+            return [Reason(f"the prescription's signature is not accepted: {e}", "signature",
+                           why=e.reason)]
         return []
 
     def _schedule_refusals(self, now_wall: dt.datetime) -> list[str]:
         starts = self.store.session_starts(self.rx.id)
-        return list(schedule_allows(self.rx, starts, now=now_wall))
+        return [Reason(r, "schedule") for r in schedule_allows(self.rx, starts, now=now_wall)]
 
     # ----------------------------------------------------------------- start and loop
     def start(self, *, caregiver_unlocked: bool = False, threaded: bool = True) -> str:

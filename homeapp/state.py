@@ -11,6 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
+class Reason(str):
+    """Why a session may not start: the English sentence (what the log records) that also
+    carries a `kind` and its `params`, so the UI can say it in the patient's language.
+
+    Kinds: expired, not_yet_valid, signature, schedule, caregiver, board, estop, contact."""
+
+    kind: str
+    params: dict[str, Any]
+
+    def __new__(cls, text: str, kind: str, **params: Any) -> "Reason":
+        obj = super().__new__(cls, text)
+        obj.kind = kind
+        obj.params = params
+        return obj
+
+
 class Phase(str, enum.Enum):
     IDLE = "idle"            # nothing loaded
     READY = "ready"          # a prescription is loaded and may start

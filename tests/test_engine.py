@@ -218,3 +218,20 @@ def test_a_heartbeat_lapse_as_long_as_the_watchdog_pauses_and_restarts_from_zero
     assert watchdog and watchdog[0]["detail"]["heartbeat_gap_ms"] >= 250
     pause = [e for e in events if e["kind"] == "pause"]
     assert pause[0]["detail"]["reason"] == "watchdog"
+
+
+def test_every_start_refusal_carries_a_kind_the_ui_can_translate(make_engine, sim):
+    board, _ = sim
+    rx = rx_dict(supervision="caregiver")
+    rx["expires"] = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    rx["issued"] = (dt.date.today() - dt.timedelta(days=30)).isoformat()
+    eng = make_engine(rx, allow_unsigned=False, today=dt.date.today() - dt.timedelta(days=2))
+    board.set_lead(0, False)
+    board.press_estop()
+    reasons = eng.start_refusals()
+    kinds = {r.kind for r in reasons}
+    assert kinds >= {"expired", "signature", "caregiver", "estop", "contact"}
+    assert kinds <= {"expired", "signature", "caregiver", "estop", "contact", "schedule"}
+    contact = [r for r in reasons if r.kind == "contact"][0]
+    assert contact.params == {"channel": 0, "label": "muscle 0"}
+    assert all(isinstance(r, str) and r for r in reasons)  # still the sentences the log keeps

@@ -41,28 +41,42 @@ def placement_text(label: str) -> str:
 
 
 def refusal_text(reason: str, svc) -> str:
-    """A reason the engine gives for not starting, in the patient's language (the engine
-    words them in English for the log; unknown ones are shown as they are)."""
-    low = reason.lower()
+    """A reason the engine gives for not starting, in the patient's language. The engine's
+    reasons carry a `kind` (homeapp.state.Reason); a plain string (an error from elsewhere)
+    is matched by its words, and an unknown one is shown as it is."""
     rx = svc.rx
-    if "expired" in low and rx is not None:
+    kind = getattr(reason, "kind", None) or _kind_of(reason.lower())
+    if kind == "expired" and rx is not None:
         return f_("Your program ended on {date}. Ask your clinic for a new one.", date=rx.expires.isoformat())
-    if "valid from" in low or "valid only from" in low:
+    if kind == "not_yet_valid":
         return f_("Your program starts on {date}.", date=rx.issued.isoformat() if rx else "")
-    if "already today" in low or "hours between" in low or "already this week" in low:
+    if kind == "schedule":
         due = svc.due_text_params()
         if due.get("when") == "later":
             return f_("Next session from {at}", at=due["at"])
         return _("No more sessions allowed now.")
-    if "signature" in low or "trust store" in low:
+    if kind == "signature":
         return _("The program's signature is not accepted. Call your clinic.")
-    if "does not answer" in low:
+    if kind == "board":
         return _("The stimulator does not answer. Call your clinic.")
-    if "electrode contact" in low:
+    if kind == "estop":
+        return _("Release the emergency stop button (turn it) first.")
+    if kind == "contact":
         return _("No contact: press the pad firmly onto the skin.")
-    if "caregiver" in low:
+    if kind == "caregiver":
         return _("A caregiver must unlock this session.")
     return reason
+
+
+def _kind_of(low: str) -> str | None:
+    for words, kind in ((("expired",), "expired"), (("valid from", "valid only from"), "not_yet_valid"),
+                        (("already today", "hours between", "already this week"), "schedule"),
+                        (("signature", "trust store"), "signature"), (("does not answer",), "board"),
+                        (("emergency stop",), "estop"), (("electrode contact",), "contact"),
+                        (("caregiver",), "caregiver")):
+        if any(w in low for w in words):
+            return kind
+    return None
 
 
 class ChannelPrep(Card):
