@@ -8,6 +8,7 @@ local pigpiod of the appliance.
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,7 @@ class Device:
 def open_device(config: Config | None = None, *, config_path: str | None = None,
                 clock: Clock | None = None) -> Device:
     """Open the configured board (simulated by default), the log and the trust store."""
-    from hw.driver import Stimulator
+    from hw.driver import Stimulator, install_sigterm_handler
     from schedules.signing import TrustStore
 
     config = config or load_config(config_path)
@@ -85,6 +86,8 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
             sim_server.stop()
         store.close()
         raise
+    if threading.current_thread() is threading.main_thread():
+        install_sigterm_handler(stimulator)  # systemd stopping the app: safe stop first
     return Device(config=config, clock=clock, stimulator=stimulator, store=store,
                   trust=TrustStore(config.trust_dir), sim_board=sim_board,
                   sim_server=sim_server, device_key_id=key_id)

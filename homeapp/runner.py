@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -68,7 +70,7 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         from schedules.signing import TrustStore
         trust = TrustStore(trust_dir)
 
-    from hw.driver import Stimulator
+    from hw.driver import Stimulator, install_sigterm_handler
     from hw.sim import SimBoard, SimServer
 
     clock = VirtualClock() if virtual_time else RealClock()
@@ -77,9 +79,13 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
     server = SimServer(board, host="127.0.0.1", port=0)
     server.start()
     stim = None
+    previous_handler = None
     try:
         stim = Stimulator(pins=pins, clock=clock, host="127.0.0.1", port=server.port,
                           caps_ma=tuple(ch.max_ma for ch in rx.channels))
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM: the driver's safe stop, then exit 143 (the trace is still written)
+            previous_handler = install_sigterm_handler(stim)
         engine = Engine(prescription=rx, board=stim, store=store, clock=clock, trust=trust,
                         allow_unsigned=allow_unsigned)
         if not virtual_time:
@@ -117,6 +123,8 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         }
         return RunResult(0, summary, [])
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         if stim is not None:
             with contextlib.suppress(Exception):
                 stim.close()

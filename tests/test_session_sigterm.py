@@ -1,0 +1,34 @@
+"""SIGTERM to a real-time `homeapp session run` in the middle of a contraction: the
+driver's safe stop runs (enable low, legs low, DAC zero) before the process exits 143."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from hw.sim.trace import Trace
+from tests.sessionkit import rx_dict
+
+
+def test_sigterm_mid_contraction_stops_safely_and_exits_143(tmp_path):
+    rx = tmp_path / "rx.json"
+    rx.write_text(json.dumps(rx_dict()))
+    actions = tmp_path / "a.jsonl"
+    actions.write_text(json.dumps({"t": 0, "do": "intensity", "channel": 0, "ma": 10}) + "\n")
+    trace = tmp_path / "t.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "homeapp.cli", "session", "run",
+                             "--prescription", str(rx), "--db", str(tmp_path / "log.db"),
+                             "--trace", str(trace), "--actions", str(actions), "--allow-unsigned"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3.0)  # the first contraction runs from 0 to 4 s, at up to 10 mA by then
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 143, proc.stderr.read().decode()
+    tr = Trace.read(trace)
+    end = tr.end_us()
+    assert tr.current_segments(0), "it was stimulating before the signal"
+    for name in ("enable", "ch0.a", "ch0.b", "ch1.a", "ch1.b", "ch0.ma", "ch1.ma"):
+        assert tr.value_at(name, end) == 0, name
+    last_current = max(t1 for _, t1, _ in tr.current_segments(0))
+    assert last_current < 4_000_000  # cut inside the first contraction, not left playing
