@@ -161,13 +161,13 @@ def wave_cbs(pulses: Iterable[PulseLike | tuple[int, int, int]], *, dma_lite: bo
 
     `dma_lite=False` is pigpiod's default on every supported Pi; True models `pigpiod -d 7+`
     and is the conservative choice for a budget check."""
-    items = [p if isinstance(p, tuple) else (p.gpio_on, p.gpio_off, p.delay) for p in pulses]
     cbs = 1  # the start delay
-    cbs += sum(1 for on, off, _ in items if on or off)
-    if dma_lite:
-        cbs += sum(delay_cbs(delay, dma_lite=True) for _, _, delay in items)
-    else:  # one control block per non-zero delay
-        cbs += sum(1 for _, _, delay in items if delay > 0)
+    for p in pulses:
+        on, off, delay = p if isinstance(p, tuple) else (p.gpio_on, p.gpio_off, p.delay)
+        if on or off:
+            cbs += 1
+        if delay > 0:  # one control block per delay, more on a DMA-lite channel
+            cbs += delay_cbs(delay, dma_lite=True) if dma_lite else 1
     return cbs
 
 

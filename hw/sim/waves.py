@@ -49,7 +49,7 @@ def merge_pulses(new: Sequence[Pulse], existing: Sequence[Pulse]) -> list[Pulse]
         # the common case, since a driver adds each wave in one call.
         if len(new) >= L.PI_WAVE_MAX_PULSES:
             raise PigpioError(L.PI_TOO_MANY_PULSES)
-        return [tuple(p) for p in new]
+        return list(new) if isinstance(new[0], tuple) else [tuple(p) for p in new]
     inf = float("inf")
     out: list[list[int]] = []
     i1 = i2 = 0
