@@ -354,3 +354,18 @@ def test_a_device_that_cannot_open_says_so_on_the_screen(tmp_path, monkeypatch):
 def texts_of_tree(widget):
     from kivy.uix.label import Label
     return [w.text for w in widget.walk() if isinstance(w, Label) and w.text]
+
+
+def test_five_wrong_pins_lock_the_mode_out_and_the_log_says_so(ui):
+    ui.tap(ui.app.screens["home"].header_buttons.children[0])   # Clinic (rightmost)
+    clin = ui.app.screens["clinician"]
+    for _attempt in range(5):
+        for k in ("1", "2", "3", "4", "ok"):
+            ui.tap(clin.pad.buttons[k])
+    assert not clin.unlocked
+    assert "Too many wrong PINs. Try again in 5 min." in texts(clin)
+    for k in ("0", "0", "0", "0", "ok"):                     # the right PIN, during the lockout
+        ui.tap(clin.pad.buttons[k])
+    assert not clin.unlocked
+    lockouts = [e for e in ui.svc.store.device_events() if e["kind"] == "pin_lockout"]
+    assert len(lockouts) == 1 and lockouts[0]["detail"]["role"] == "clinician"

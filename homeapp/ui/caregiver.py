@@ -71,7 +71,12 @@ class PinScreen(BaseScreen):
     def refresh(self):
         super().refresh()
         self.prompt.text = _(self.prompt_msg)
-        if self.wrong:
+        locked_s = self.app.svc.pin_lockout_s(self.role)
+        if locked_s > 0:
+            self.hint.text = f_("Too many wrong PINs. Try again in {minutes} min.",
+                                minutes=max(1, round(locked_s / 60)))
+            self.hint.color = Theme.bad
+        elif self.wrong:
             self.hint.text = _("Wrong PIN. Try again.")
             self.hint.color = Theme.bad
         elif not self.app.svc.pin_configured(self.role) and self.app.svc.simulated:

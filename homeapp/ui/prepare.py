@@ -229,7 +229,10 @@ class PrepareScreen(BaseScreen):
                 self.poll_now()
                 self.refresh()
             else:
-                msg.text = _("Wrong PIN. Try again.")
+                locked_s = self.app.svc.pin_lockout_s("caregiver")
+                msg.text = (f_("Too many wrong PINs. Try again in {minutes} min.",
+                               minutes=max(1, round(locked_s / 60)))
+                            if locked_s > 0 else _("Wrong PIN. Try again."))
                 msg.color = Theme.bad
 
         pad = PinPad(on_pin, ok_text=_("OK"), clear_text=_("Clear"))

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ UI_FILE = "ui.json"
 #: On the simulated board with no PIN configured, this PIN opens caregiver and clinician
 #: mode (the screen says so). A real board refuses to start without hashed PINs.
 DEMO_PIN = "0000"
+#: Wrong PINs in a row before that role is locked out, and for how long: a PIN of 4 to 8
+#: digits must not be guessable by trying, at a device that may stand in a shared home.
+PIN_ATTEMPTS = 5
+PIN_LOCKOUT_S = 300.0
 #: Where USB sticks appear on Raspberry Pi OS.
 USB_ROOTS = ("/media", "/mnt", "/run/media")
 PAD_WARN_SESSIONS = 20      # self-adhesive pads: replace after about 20 sessions
@@ -51,6 +56,8 @@ class Services:
         self.engine = None
         self._ui_state: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._pin_failures: dict[str, int] = {}
+        self._pin_locked_until: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -412,7 +419,34 @@ class Services:
     def pin_configured(self, role: str) -> bool:
         return bool(getattr(self.config, f"{role}_pin_hash", None))
 
+    def pin_lockout_s(self, role: str) -> float:
+        """Seconds until `role` may try a PIN again (0 when it may now)."""
+        return max(0.0, self._pin_locked_until.get(role, 0.0) - time.monotonic())
+
     def verify_pin(self, role: str, pin: str) -> bool:
+        """Checks the role's PIN; after PIN_ATTEMPTS wrong ones in a row the role is locked
+        for PIN_LOCKOUT_S (every try refused unchecked), and the log says so."""
+        if self.pin_lockout_s(role) > 0:
+            return False
+        ok = self._pin_matches(role, pin)
+        if ok:
+            self._pin_failures[role] = 0
+            return True
+        failures = self._pin_failures.get(role, 0) + 1
+        self._pin_failures[role] = failures
+        if failures >= PIN_ATTEMPTS:
+            self._pin_failures[role] = 0
+            self._pin_locked_until[role] = time.monotonic() + PIN_LOCKOUT_S
+            if self.store is not None:
+                try:
+                    self.store.add_device_event(kind="pin_lockout",
+                                                detail={"role": role, "wrong_pins": failures,
+                                                        "locked_s": PIN_LOCKOUT_S})
+                except Exception:
+                    log.exception("could not log the PIN lockout")
+        return False
+
+    def _pin_matches(self, role: str, pin: str) -> bool:
         hashed = getattr(self.config, f"{role}_pin_hash", None)
         if not hashed:
             return self.simulated and pin == DEMO_PIN
