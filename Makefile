@@ -16,6 +16,9 @@ install: $(BIN)/homeapp
 
 $(BIN)/homeapp: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("homeapp needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@# Debian's own Python makes venvs only with python3-venv installed
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "installing through apt: python3-venv"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
