@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 from hw.sim.trace import Trace
 from tests.sessionkit import rx_dict
+
+
+def _started(db) -> bool:
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM events WHERE kind='start'").fetchone()[0] > 0
+    except sqlite3.OperationalError:  # the schema is still being made
+        return False
 
 
 def test_sigterm_mid_contraction_stops_safely_and_exits_143(tmp_path):
@@ -22,7 +33,12 @@ def test_sigterm_mid_contraction_stops_safely_and_exits_143(tmp_path):
                              "--prescription", str(rx), "--db", str(tmp_path / "log.db"),
                              "--trace", str(trace), "--actions", str(actions), "--allow-unsigned"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3.0)  # the first contraction runs from 0 to 4 s, at up to 10 mA by then
+    db = tmp_path / "log.db"
+    deadline = time.monotonic() + 30
+    while not _started(db):  # the runner's start-up may be slow on a loaded machine
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    time.sleep(1.5)  # inside the first contraction (0 to 4 s), current flowing by now
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 143, proc.stderr.read().decode()
     tr = Trace.read(trace)
