@@ -21,6 +21,11 @@ from .errors import UserError
 from .store import Store, StoreError
 
 
+#: Rows of trace history per signal the app's simulated board keeps (about 20 minutes of
+#: a 100 Hz train on each leg, a few MB): the app never writes the trace.
+SIM_TRACE_MAX_ROWS = 250_000
+
+
 @dataclass
 class Device:
     config: Config
@@ -74,7 +79,8 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
     try:
         if config.board == "simulated":
             from hw.sim import SimBoard, SimServer
-            sim_board = SimBoard(pins=config.pins, clock=clock)
+            # the app may run for hours: keep a bounded window of the board's trace
+            sim_board = SimBoard(pins=config.pins, clock=clock, trace_max_rows=SIM_TRACE_MAX_ROWS)
             sim_server = SimServer(sim_board, host="127.0.0.1", port=0)
             sim_server.start()
             host, port = "127.0.0.1", sim_server.port

@@ -68,3 +68,18 @@ def test_not_a_trace_is_refused(tmp_path):
     p.write_text("a,b,c\n")
     with pytest.raises(ValueError):
         Trace.read(p)
+
+
+def test_a_bounded_recorder_keeps_only_the_newest_rows():
+    from hw.sim.trace import SIGNALS, TraceRecorder
+    rec = TraceRecorder({name: 0 for name in SIGNALS}, max_rows=100)
+    sig = SIGNALS.index("ch0.a")
+    for k in range(1, 1001):
+        rec.record(sig, k * 10, k % 2)
+    times = rec.times[sig].tolist()
+    assert len(times) <= 100 and times[-1] == 10_000
+    assert times == sorted(times) and times[0] > 0  # the oldest rows went first
+    unbounded = TraceRecorder({name: 0 for name in SIGNALS})
+    for k in range(1, 1001):
+        unbounded.record(sig, k * 10, k % 2)
+    assert len(unbounded.times[sig]) == 1001

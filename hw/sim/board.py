@@ -56,7 +56,7 @@ class _Spi:
 class SimBoard:
     """The simulated Pi + stimulation board. Thread-safe: one lock guards all state."""
 
-    def __init__(self, pins: PinMap, clock: Clock) -> None:
+    def __init__(self, pins: PinMap, clock: Clock, *, trace_max_rows: int | None = None) -> None:
         self.pins = pins
         self.clock = clock
         self._t0 = clock.now()
@@ -87,7 +87,7 @@ class SimBoard:
         self._ma = [0.0, 0.0]
         self._leads = [True, True]
         self.trace_rec = TraceRecorder({name: (1 if name.startswith("lead.") else 0)
-                                        for name in SIGNALS})
+                                        for name in SIGNALS}, max_rows=trace_max_rows)
         self._sig = {name: i for i, name in enumerate(SIGNALS)}
         # pigpio's wave machinery
         self.waves = WaveTable()

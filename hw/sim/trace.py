@@ -34,10 +34,14 @@ class TraceRecorder:
     """Per-signal arrays of (t_us, value); a change within the same microsecond replaces
     the previous row, and a change back to the earlier value removes it."""
 
-    def __init__(self, initial: dict[str, float]) -> None:
+    def __init__(self, initial: dict[str, float], *, max_rows: int | None = None) -> None:
+        """`max_rows` bounds each signal's history (the oldest half is dropped when it is
+        reached): for a board that runs for hours in the app, where nobody writes the trace.
+        A trace that is written (tests, `session run`, `homeapp sim`) keeps every row."""
         self.index = {name: i for i, name in enumerate(SIGNALS)}
         self.times = [array("q", [0]) for _ in SIGNALS]
         self.values = [array("d", [float(initial[name])]) for name in SIGNALS]
+        self.max_rows = max_rows
 
     def record(self, sig: int, t_us: int, value: float) -> None:
         times, values = self.times[sig], self.values[sig]
@@ -52,6 +56,9 @@ class TraceRecorder:
             return
         times.append(t_us)
         values.append(value)
+        if self.max_rows is not None and len(times) > self.max_rows:
+            del times[: len(times) // 2]
+            del values[: len(values) // 2]
 
     def last(self, sig: int) -> float:
         return self.values[sig][-1]
