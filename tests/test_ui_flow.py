@@ -369,3 +369,64 @@ def test_five_wrong_pins_lock_the_mode_out_and_the_log_says_so(ui):
     assert not clin.unlocked
     lockouts = [e for e in ui.svc.store.device_events() if e["kind"] == "pin_lockout"]
     assert len(lockouts) == 1 and lockouts[0]["detail"]["role"] == "clinician"
+
+
+def test_adjust_moves_a_prescribed_value_within_its_range(tmp_path):
+    """A block's frequency the clinic lets the patient move (45 to 55 Hz): Adjust shows it,
+    + goes through the engine one step at a time and stops at 55, the log says `set`."""
+    from homeapp.ui.testing import SHORT_RX
+    block = dict(SHORT_RX["blocks"][0], hz={"value": 50, "min": 45, "max": 55})
+    u = UI(tmp_path, rx_changes={"blocks": [block]})
+    try:
+        u.start_session()
+        sess = u.screen
+        u.wait_until(lambda: u.state.phase.value == "running")
+        u.wait_until(lambda: sess.adjust_button.get_root_window() is not None, what="the Adjust button")
+        assert sess.adjust_button.text == "Adjust"
+        u.tap(sess.adjust_button)
+        view = sess.adjust_view
+        assert sess.adjusting and view.get_root_window() is not None
+        assert [(r.block_index, r.param) for r in view.rows] == [(0, "hz")]
+        row = view.rows[0]
+        shown = texts(view)
+        assert "Frequency" in shown and "Block 1: strength" in shown
+        assert "allowed from 45 to 55 Hz" in shown and "50" in shown
+        assert not row.plus.disabled and not row.minus.disabled
+        for _ in range(10):
+            if row.plus.disabled:
+                break
+            u.tap(row.plus)
+            u.wait_until(lambda: row.pending is None, what="the engine's answer")
+        assert row.plus.disabled and not row.minus.disabled
+        assert row.shown.text == "55" and "55" in texts(view)
+        assert row.note.text == ""
+        assert u.app.engine._blocks[0].hz == 55
+        sets = [e["detail"] for e in events(u, "set")]
+        assert [d["value"] for d in sets] == [51, 52, 53, 54, 55]
+        assert all(d["param"] == "hz" and d["block"] == 0 for d in sets)
+        assert not [e for e in events(u, "refused") if e["detail"].get("what") == "set"]
+        u.tap(row.minus)
+        u.wait_until(lambda: row.shown.text == "54", what="54 after -")
+        assert not row.plus.disabled
+        # A value the engine refuses (beyond the range): the row says the engine's reason.
+        view.send(row, 60.0)
+        u.wait_until(lambda: row.note.text != "", what="the refusal on screen")
+        assert row.note.text.startswith("Not changed: ") and "outside the prescribed range 45 to 55" in row.note.text
+        assert row.shown.text == "54" and u.app.engine._blocks[0].hz == 54
+        assert [e for e in events(u, "refused") if e["detail"].get("what") == "set"]
+        from homeapp.ui.widgets import BigButton
+        for w in list(view.walk()) + [sess.adjust_button]:
+            if isinstance(w, BigButton):
+                assert w.width >= 60 and w.height >= 60, (w.text, w.size)
+        u.tap(view.done)
+        assert not sess.adjusting and view.get_root_window() is None
+        assert u.app.current == "session" and u.state.phase.value == "running"
+    finally:
+        u.close()
+
+
+def test_adjust_is_hidden_without_adjustable_values(ui):
+    ui.start_session()
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+    ui.pump(0.2)
+    assert ui.screen.adjust_button.get_root_window() is None

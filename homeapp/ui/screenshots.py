@@ -155,6 +155,22 @@ def scenes(app):
             app.render(st)
         return f
 
+    def session_adjust():
+        """Adjust over the Session screen: the DEMO's strength block lets the patient move
+        pulse width (250 to 400 us, here moved to its top: + is off) and rest."""
+        st = session_state(block_label=sv.rx.blocks[1].label)
+        app.engine = FakeEngine(st)
+        app.engine.rx = sv.rx
+        app.state = st
+        app.go("session")
+        app.render(st)
+        scr = app.screens["session"]
+        scr.open_adjust()
+        row = next(r for r in scr.adjust_view.rows if r.param == "pulse_us")
+        row.value = row.range.max
+        row.refresh()
+        restore.append(lambda: (scr.close_adjust(), setattr(scr, "adjust_view", None)))
+
     def after():
         st = session_state(phase=Phase.COMPLETED, elapsed_s=900, contracting=False,
                            channels=(channel(0, "left quadriceps", 30, done=12, contracting=False),
@@ -223,6 +239,7 @@ def scenes(app):
         ("session-paused", session(phase=Phase.PAUSED, contracting=False,
                                    channels=(channel(0, "left quadriceps", 0, previous=24),
                                              channel(1, "right quadriceps", 0, previous=22)))),
+        ("session-adjust", session_adjust),
         ("alert-estop", session(phase=Phase.ABORTED, contracting=False,
                                 alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True))),
         ("alert-lead-off", session(phase=Phase.PAUSED, contracting=False,

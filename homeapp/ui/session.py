@@ -1,6 +1,7 @@
 """Session: CONTRACT / REST in large type with a countdown, the block and the time left,
 per-channel intensity with big - and + that stop at the cap and say why, pause, and a
-STOP that is always visible and always works."""
+STOP that is always visible and always works. When the prescription lets the patient
+move some block values, an Adjust button opens the Adjust view (adjust.py) over it."""
 from __future__ import annotations
 
 import math
@@ -126,12 +127,52 @@ class SessionScreen(BaseScreen):
         self.stop_button.bind(on_release=lambda *_: self.app.stop_session())
         self.pause_button = BigButton("", bg=Theme.card_hi, size=Theme.font_large - 4, size_hint_y=0.6)
         self.pause_button.bind(on_release=lambda *_: self.toggle_pause())
+        self.adjust_button = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_y=0.5)
+        self.adjust_button.bind(on_release=lambda *_: self.open_adjust())
         side.add_widget(self.stop_button)
         side.add_widget(self.pause_button)
+        self.side = side
         outer.add_widget(side)
         self.body.add_widget(outer)
         self.controls: list[ChannelControl] = []
         self._last = None
+        self.adjust_view = None          # the Adjust view of this session's engine
+        self._adjust_engine = None
+
+    # ------------------------------------------------------------------ Adjust
+    def _blocks(self):
+        rx = getattr(self.app.engine, "rx", None)     # immutable: read without the engine's lock
+        return tuple(getattr(rx, "blocks", ()) or ())
+
+    def can_adjust(self, state) -> bool:
+        if state is None or state.phase.value not in ("running", "paused"):
+            return False
+        from .adjust import adjustable_blocks
+        return bool(adjustable_blocks(self._blocks(), state))
+
+    def open_adjust(self):
+        from .adjust import AdjustView
+        if not self.can_adjust(self._last):
+            return
+        if self.adjust_view is None or self._adjust_engine is not self.app.engine:
+            self.close_adjust()
+            self.adjust_view = AdjustView(self, self._blocks())
+            self._adjust_engine = self.app.engine
+        if self.adjust_view.parent is None:
+            self.add_widget(self.adjust_view)
+        self.adjust_view.refresh()
+        self.adjust_view.render(self._last)
+
+    def close_adjust(self):
+        if self.adjust_view is not None and self.adjust_view.parent is not None:
+            self.remove_widget(self.adjust_view)
+
+    @property
+    def adjusting(self) -> bool:
+        return self.adjust_view is not None and self.adjust_view.parent is not None
+
+    def on_leave(self, *args):
+        self.close_adjust()
 
     def toggle_pause(self):
         if self._last is None:
@@ -144,6 +185,9 @@ class SessionScreen(BaseScreen):
     def refresh(self):
         super().refresh()
         self.stop_button.text = _("STOP")
+        self.adjust_button.text = _("Adjust")
+        if self.adjust_view is not None:
+            self.adjust_view.refresh()
         if self._last is not None:
             self.render(self._last)
 
@@ -191,3 +235,13 @@ class SessionScreen(BaseScreen):
         for i, (ctl, ch) in enumerate(zip(self.controls, state.channels)):
             here = notice if (nch is None and i == 0) or nch == i else ""
             ctl.render(ch, state, here)
+        want_adjust = self.can_adjust(state)
+        if want_adjust and self.adjust_button.parent is None:
+            self.side.add_widget(self.adjust_button)
+        elif not want_adjust and self.adjust_button.parent is not None:
+            self.side.remove_widget(self.adjust_button)
+        if self.adjusting:
+            if want_adjust:
+                self.adjust_view.render(state)
+            else:
+                self.close_adjust()
