@@ -294,11 +294,9 @@ class Engine:
         return self._session_id
 
     def _record_refused_start(self, reasons: list[str]) -> None:
-        recorder = getattr(self.store, "add_device_event", None)
-        if recorder is not None:
-            recorder(kind="start_refused", detail={"prescription_id": self.rx.id,
-                                                    "reasons": reasons},
-                     at=self.wall_clock())
+        self.store.add_device_event(kind="start_refused",
+                                    detail={"prescription_id": self.rx.id, "reasons": reasons},
+                                    at=self.wall_clock())
 
     def _plan_from(self, block_index: int, *, first_cycle: int = 0) -> list[Step]:
         """The steps from `block_index` on, with the block values as they are now."""

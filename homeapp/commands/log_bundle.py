@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from schedules.signing import KeyFileError, load_public_key
 
 from ..bundle import BundleError, verify_bundle, write_bundle
+from ..config import load_config
 from ..device_key import ensure_device_key
 from ..errors import UserError
 
@@ -37,22 +37,13 @@ def register_log(log_subparsers: Any) -> None:
     p.set_defaults(func=cmd_verify_bundle)
 
 
-def register(subparsers: Any) -> None:
-    """Stand-alone registration as `homeapp log ...`, only for when log.py is absent."""
-    log = subparsers.add_parser("log", help="the session log")
-    register_log(log.add_subparsers(dest="log_command", metavar="LOG_COMMAND", required=True))
-
-
 def _device_key(args: argparse.Namespace):
-    """--data-dir, else the configured paths (homeapp/config.py), else ~/.local/share/homeapp."""
+    """--data-dir, else the configured paths (homeapp/config.py)."""
     try:
         if args.data_dir:
             return ensure_device_key(args.data_dir)
-        if importlib.util.find_spec("homeapp.config") is not None:
-            from ..config import load_config
-            config = load_config(getattr(args, "config", None))
-            return ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
-        return ensure_device_key(Path.home() / ".local" / "share" / "homeapp")
+        config = load_config(getattr(args, "config", None))
+        return ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
     except KeyFileError as e:
         raise UserError(f"device key: {e}") from None
     except OSError as e:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import sys
@@ -18,6 +17,8 @@ from typing import Any
 from schedules.signing import (KeyFileError, SignatureError, TrustStore, generate_keypair, key_id,
                                load_private_key, save_private_key, save_public_key, sign_prescription,
                                verify_prescription)
+
+from schedules.validate import PrescriptionError, check_prescription, read_json_object
 
 from ..errors import UserError
 
@@ -46,12 +47,6 @@ def register_rx(rx_subparsers: Any) -> None:
     p.set_defaults(func=cmd_verify)
 
 
-def register(subparsers: Any) -> None:
-    """Stand-alone registration as `homeapp rx ...`, only for when rx.py is absent."""
-    rx = subparsers.add_parser("rx", help="prescriptions")
-    register_rx(rx.add_subparsers(dest="rx_command", metavar="RX_COMMAND", required=True))
-
-
 def cmd_keygen(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,39 +67,19 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def read_rx_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The prescription file as a JSON object, or a UserError saying why not.
-
-    Uses the validator's reader when it exists: it also refuses duplicate keys, which
-    matter here (two parsers could read a different value from the same signed bytes)."""
-    if importlib.util.find_spec("schedules.validate") is not None:
-        from schedules.validate import PrescriptionError, read_json_object
-        try:
-            return read_json_object(path)
-        except PrescriptionError as e:
-            raise UserError("; ".join(e.problems)) from None
+    """The prescription file as a JSON object, or a UserError saying why not. The
+    validator's reader also refuses duplicate keys, which matter here: two parsers could
+    read a different value from the same signed bytes."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a prescription is a JSON object")
-    return data
+        return read_json_object(path)
+    except PrescriptionError as e:
+        raise UserError("; ".join(e.problems)) from None
 
 
 def _validation_problems(rx: dict[str, Any]) -> list[str]:
-    """Problems schedules.validate finds in an (unsigned) prescription; [] if it is not built yet.
-
-    Judged as of today, or as of its `issued` day when that is later: a clinician may sign
-    a prescription that starts next week, but not one that has already expired."""
-    if importlib.util.find_spec("schedules.validate") is None:
-        return []
-    from schedules.validate import check_prescription
+    """Problems the validator finds in an (unsigned) prescription, judged as of today, or
+    as of its `issued` day when that is later: a clinician may sign a prescription that
+    starts next week, but not one that has already expired."""
     today = dt.date.today()
     try:
         today = max(today, dt.date.fromisoformat(str(rx.get("issued"))))

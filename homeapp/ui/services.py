@@ -64,13 +64,8 @@ class Services:
     def open(cls, config_path=None) -> "Services":
         from homeapp.config import load_config
         config = load_config(config_path)
-        try:
-            from homeapp.device import open_device
-        except ImportError:  # the device layer is not built yet: screens still render
-            log.warning("homeapp.device is missing: the app runs without a board")
-            device = None
-        else:
-            device = open_device(config)
+        from homeapp.device import open_device
+        device = open_device(config)
         svc = cls(config=config, device=device)
         svc._load_ui_state()
         svc.load_current_prescription()
@@ -164,10 +159,8 @@ class Services:
         return rx, self.signature_problem(rx)
 
     def signature_problem(self, rx) -> str | None:
-        try:
-            from schedules.signing import SignatureError, verify_prescription
-        except ImportError:
-            return None
+        # fails closed: anything but a verified signature is a problem to show
+        from schedules.signing import SignatureError, verify_prescription
         trust = getattr(self.device, "trust", None)
         if trust is None:
             try:
