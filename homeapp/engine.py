@@ -119,7 +119,9 @@ class Engine:
         self._frozen = False
         # Timeline (clock seconds). The session's t = clock.now() - _t0.
         self._t0 = 0.0
-        self._pending: deque[Step] = deque(self._plan_from(0))
+        self._pending: deque[Step] = deque()
+        self._pending_s = 0.0         # their total duration (the UI asks for it 20 times a second)
+        self._set_pending(self._plan_from(0))
         self._block_index = -1
         self._step: Step | None = None
         self._step_t0 = 0.0           # nominal start of the current step (no drift)
@@ -307,9 +309,13 @@ class Engine:
                     steps.append(step)
         return steps
 
+    def _set_pending(self, steps: list[Step]) -> None:
+        self._pending = deque(steps)
+        self._pending_s = sum(step.duration_s for step in steps)
+
     def _planned_total_s(self) -> float:
         current = self._step.duration_s if self._step is not None else 0.0
-        return self._elapsed_done_s + current + sum(step.duration_s for step in self._pending)
+        return self._elapsed_done_s + current + self._pending_s
 
     def schedule_at(self, t: float, fn: Callable[[], None]) -> None:
         """Call `fn` from the loop at session time `t` (the headless runner's actions)."""
@@ -417,6 +423,7 @@ class Engine:
             self._finish(Phase.COMPLETED, "completed")
             return
         step = self._pending.popleft()
+        self._pending_s -= step.duration_s
         if step.block_index != self._block_index:
             self._block_index = step.block_index
             self._log("block", block=step.block_index, label=self._blocks[step.block_index].label)
@@ -614,12 +621,12 @@ class Engine:
             if self._phase in (Phase.RUNNING, Phase.PAUSED) and self._step is not None:
                 current = self._step.block_index
                 if block_index == current and not block.continuous:
-                    self._pending = deque(self._plan_from(current, first_cycle=self._step.cycle_index + 1))
+                    self._set_pending(self._plan_from(current, first_cycle=self._step.cycle_index + 1))
                 elif block_index > current:
                     keep = [st for st in self._pending if st.block_index <= current]
-                    self._pending = deque(keep + self._plan_from(current + 1))
+                    self._set_pending(keep + self._plan_from(current + 1))
             elif not self._phase.ended:
-                self._pending = deque(self._plan_from(max(self._block_index, 0)))
+                self._set_pending(self._plan_from(max(self._block_index, 0)))
 
     # ----------------------------------------------------------------- pause, stop, alerts
     def pause(self, *, reason: str = "patient") -> None:

@@ -235,3 +235,19 @@ def test_every_start_refusal_carries_a_kind_the_ui_can_translate(make_engine, si
     contact = [r for r in reasons if r.kind == "contact"][0]
     assert contact.params == {"channel": 0, "label": "muscle 0"}
     assert all(isinstance(r, str) and r for r in reasons)  # still the sentences the log keeps
+
+
+def test_the_planned_total_follows_adjustments(make_engine, virtual_clock):
+    rx = rx_dict()
+    rx["blocks"][0]["off_s"] = {"value": 6, "min": 4, "max": 10}
+    eng = make_engine(rx)
+    assert eng.state.total_s == 60  # 6 cycles of 4 s + 6 s
+    eng.start(threaded=False)
+    run_until(eng, virtual_clock, 1.0)
+    # the cycles after the current one rest 10 s, and the 1-minute block now holds
+    # round(60 / 14) = 4 cycles: the current one (10 s) and 3 of 14 s
+    eng.set_param(0, "off_s", 10)
+    assert eng.state.total_s == pytest.approx(10 + 3 * 14)
+    eng.run()
+    assert eng.state.elapsed_s == pytest.approx(52)
+    assert eng.state.total_s == pytest.approx(52)
