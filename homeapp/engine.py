@@ -126,6 +126,7 @@ class Engine:
         self._step: Step | None = None
         self._step_t0 = 0.0           # nominal start of the current step (no drift)
         self._step_started = False    # the current step is playing on the board
+        self._last_begun: Step | None = None  # the step most recently begun (kept after it ends)
         self._armed_spec: Any = None
         self._compiled: dict[Any, Any] = {}
         self._elapsed_done_s = 0.0    # stimulation time of the steps already finished
@@ -427,7 +428,7 @@ class Engine:
         if step.block_index != self._block_index:
             self._block_index = step.block_index
             self._log("block", block=step.block_index, label=self._blocks[step.block_index].label)
-        self._step = step
+        self._step = self._last_begun = step
         self._step_t0 = t_start
         self._play_step()
 
@@ -618,10 +619,13 @@ class Engine:
             self._log("set", block=block_index, param=param, value=value)
             # Takes effect from the next cycle of the current block, or when its block begins.
             # A running continuous block keeps its segments (they were cut as it began).
-            if self._phase in (Phase.RUNNING, Phase.PAUSED) and self._step is not None:
-                current = self._step.block_index
+            # The last step begun is the reference: a step cut by a pause is replayed as it
+            # is, and one finished before a pause is not played again.
+            begun = self._last_begun
+            if self._phase in (Phase.RUNNING, Phase.PAUSED) and begun is not None:
+                current = begun.block_index
                 if block_index == current and not block.continuous:
-                    self._set_pending(self._plan_from(current, first_cycle=self._step.cycle_index + 1))
+                    self._set_pending(self._plan_from(current, first_cycle=begun.cycle_index + 1))
                 elif block_index > current:
                     keep = [st for st in self._pending if st.block_index <= current]
                     self._set_pending(keep + self._plan_from(current + 1))

@@ -251,3 +251,19 @@ def test_the_planned_total_follows_adjustments(make_engine, virtual_clock):
     eng.run()
     assert eng.state.elapsed_s == pytest.approx(52)
     assert eng.state.total_s == pytest.approx(52)
+
+
+def test_an_adjustment_while_paused_in_a_rest_does_not_replay_done_contractions(
+        make_engine, virtual_clock):
+    rx = rx_dict()
+    rx["blocks"][0]["hz"] = {"value": 50, "min": 40, "max": 60}
+    eng = make_engine(rx)
+    eng.start(threaded=False)
+    eng.schedule_at(5.0, eng.pause)  # in the rest after the first contraction (0-4 s)
+    eng.schedule_at(6.0, lambda: eng.set_param(0, "hz", 60))
+    eng.schedule_at(7.0, eng.resume)
+    eng.run()
+    st = eng.state
+    assert st.phase is Phase.COMPLETED
+    assert [ch.contractions_done for ch in st.channels] == [6, 6]  # the plan, not more
+    assert st.elapsed_s == pytest.approx(60)
