@@ -102,8 +102,9 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         state = engine.state
         frozen = not state.phase.ended
         if frozen:
-            # The app "hangs": the board plays on to the planned end on its own.
-            clock.sleep_until(engine.session_clock_start + state.total_s + FREEZE_TAIL_S)
+            # The app "hangs": the board plays on to the planned end on its own. What is
+            # left of the plan counts from now (pauses moved the end later).
+            clock.sleep_until(clock.now() + state.left_s + FREEZE_TAIL_S)
         board.write_trace(trace)
         if engine.log_error is not None:
             # The output went off at once; the person must hear that the log is incomplete.

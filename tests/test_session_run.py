@@ -250,3 +250,16 @@ def test_a_continuous_block_is_one_contraction_logged_with_what_was_delivered(tm
     assert abs((trains[0][1] - trains[0][0]) - 30 * US) <= 10_000
     pulses = tr.pulses(0)
     assert [b.start_us - a.start_us for a, b in zip(pulses, pulses[1:])] == [10_000] * (len(pulses) - 1)
+
+
+def test_after_a_freeze_the_trace_runs_past_the_watchdog_even_after_a_pause(tmp_path, capsys):
+    # the plan's end moves later by every pause: the trace must still reach the watchdog's cut
+    run = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 10},
+        {"t": 1, "do": "pause"}, {"t": 9, "do": "resume"},
+        {"t": 68.9, "do": "freeze"},
+    ], capsys=capsys)
+    assert run.code == 0 and run.summary["status"] == "interrupted"
+    tr = run.trace_obj()
+    # the last heartbeat edge was at 68.8 s: the watchdog's cut 250 ms later is in the trace
+    assert tr.signal("enable")[-1] == (69_050_000, 0)
