@@ -39,6 +39,14 @@ def make_engine(sim, pin_map, virtual_clock, tmp_path):
         store.close()
 
 
+def expired_supervised_rx() -> dict:
+    """Supervised, and expired yesterday (parse it with an earlier `today`)."""
+    rx = rx_dict(supervision="caregiver")
+    rx["expires"] = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    rx["issued"] = (dt.date.today() - dt.timedelta(days=30)).isoformat()
+    return rx
+
+
 def run_until(eng: Engine, clock, t_s: float) -> None:
     """Drive the loop in this thread until session time t_s (virtual)."""
     eng.schedule_at(t_s, eng.freeze)
@@ -136,10 +144,8 @@ def test_patient_adjustment_only_within_the_prescribed_range(make_engine, virtua
 
 def test_start_refusals_explain_every_reason(make_engine, sim):
     board, _ = sim
-    rx = rx_dict(supervision="caregiver")
-    rx["expires"] = (dt.date.today() - dt.timedelta(days=1)).isoformat()
-    rx["issued"] = (dt.date.today() - dt.timedelta(days=30)).isoformat()
-    eng = make_engine(rx, allow_unsigned=False, today=dt.date.today() - dt.timedelta(days=2))
+    eng = make_engine(expired_supervised_rx(), allow_unsigned=False,
+                      today=dt.date.today() - dt.timedelta(days=2))
     board.set_lead(1, False)
     # parse_prescription refuses an expired rx today; the engine checks again at start
     reasons = eng.start_refusals()
@@ -222,10 +228,8 @@ def test_a_heartbeat_lapse_as_long_as_the_watchdog_pauses_and_restarts_from_zero
 
 def test_every_start_refusal_carries_a_kind_the_ui_can_translate(make_engine, sim):
     board, _ = sim
-    rx = rx_dict(supervision="caregiver")
-    rx["expires"] = (dt.date.today() - dt.timedelta(days=1)).isoformat()
-    rx["issued"] = (dt.date.today() - dt.timedelta(days=30)).isoformat()
-    eng = make_engine(rx, allow_unsigned=False, today=dt.date.today() - dt.timedelta(days=2))
+    eng = make_engine(expired_supervised_rx(), allow_unsigned=False,
+                      today=dt.date.today() - dt.timedelta(days=2))
     board.set_lead(0, False)
     board.press_estop()
     reasons = eng.start_refusals()
