@@ -351,12 +351,8 @@ class Engine:
                     raise
 
     def _sleep_until(self, t: float) -> None:
-        if self.clock.virtual:
-            self.clock.sleep_until(t)
-            return
-        dt_s = t - self.clock.now()
-        if dt_s > 0:
-            self._wake.wait(dt_s / getattr(self.clock, "scale", 1.0))
+        # A command (pause, stop, a new timer) sets `_wake` so the loop need not sleep on.
+        self.clock.sleep_until(t, wake=self._wake)
         self._wake.clear()
 
     def _next_due(self) -> float:
