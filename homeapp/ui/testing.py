@@ -1,10 +1,18 @@
-"""Helpers for the touchscreen tests and benchmarks: a real app on the simulated board, real touches."""
+"""Helpers for the touchscreen tests and benchmarks: a real app on the simulated board, real touches.
+
+The engine, its thread and the simulated board run on a held clock that moves only as the
+test draws frames (at most `FRAME_MAX_S` of session time per frame, never faster than real
+time). The engine serves every tick before time passes it, so a busy machine makes the
+session slower, never its heartbeat late: the tests do not depend on the machine's speed."""
 from __future__ import annotations
 
 import datetime as dt
 import json
 import time
 from pathlib import Path
+
+#: The most session time one drawn frame moves the held clock.
+FRAME_MAX_S = 0.05
 
 SHORT_RX = {
     "format": "homeapp.prescription/1", "id": "rx-ui-test", "patient_id": "P-UI", "clinician_id": "C-UI",
@@ -38,10 +46,13 @@ class UI:
         from homeapp.device import open_device
         from homeapp.ui.app import HomeApp
         from homeapp.ui.services import Services
+        from hw.clock import HeldClock
 
         self.tmp = tmp
         self.config = config_from_dict(config_extra or {}, source=None, data_dir_default=tmp / "data")
-        self.device = open_device(self.config)
+        self.clock = HeldClock()
+        self._wall = time.monotonic()
+        self.device = open_device(self.config, clock=self.clock)
         self.svc = Services(config=self.config, device=self.device)
         ok, problems = self.svc.import_prescription(write_rx(tmp / "usb", **(rx_changes or {})))
         assert ok, problems
@@ -52,28 +63,35 @@ class UI:
         self.pump(0.1)
 
     # --------------------------------------------------------------- driving
-    def pump(self, seconds: float = 0.05) -> None:
+    def frame(self) -> None:
+        """One frame of the app, then the session's time moves as far as real time did
+        (at most FRAME_MAX_S)."""
         from kivy.base import EventLoop
+        EventLoop.idle()
+        wall = time.monotonic()
+        step_s, self._wall = min(wall - self._wall, FRAME_MAX_S), wall
+        if step_s > 0:
+            self.clock.advance(step_s)
+
+    def pump(self, seconds: float = 0.05) -> None:
         end = time.monotonic() + seconds
         while True:
-            EventLoop.idle()
+            self.frame()
             if time.monotonic() >= end:
                 return
 
     def wait_until(self, cond, timeout: float = 5.0, what: str = "") -> None:
-        from kivy.base import EventLoop
         end = time.monotonic() + timeout
         while not cond():
             if time.monotonic() > end:
                 raise AssertionError(f"timed out waiting for {what or cond}")
-            EventLoop.idle()
+            self.frame()
 
     def tap(self, widget) -> None:
         """A finger down and up at the widget's centre, through the window like a real touch."""
-        from kivy.base import EventLoop
         from kivy.tests.common import UnitTestTouch
         for _ in range(2):      # a frame first: the widget is where the patient sees it
-            EventLoop.idle()
+            self.frame()
         assert widget.get_root_window() is not None, f"{widget} is not on screen"
         x, y = widget.to_window(*widget.center)
         touch = UnitTestTouch(x, y)
