@@ -687,16 +687,28 @@ class Engine:
             self._on_estop(source)
 
     def _on_estop(self, source: str) -> None:
-        # The board has already cut the output in hardware; this is the software's half.
-        stopped = self._safe_stop()
+        # The board has already cut the output in hardware; this is the software's half:
+        # the safe stop first, then the log. The press is logged even when the safe stop
+        # fails (a dead command link), before the fault that failure aborts with.
+        error: Exception | None = None
+        try:
+            self.board.stop()
+        except Exception as e:  # the driver tried every step before it raised
+            log.exception("safe stop failed on an e-stop")
+            error = e
         if self._phase in (Phase.RUNNING, Phase.PAUSED):
             self._cut_contractions()
             self._zero_all()
             self._alert = Alert(AlertKind.ESTOP, detail=f"e-stop pressed ({source})", needs_ack=True)
-            self._log("estop", source=source)
+            if error is None:
+                self._log("estop", source=source)
+            else:
+                self._log("estop", source=source, safe_stop_failed=str(error))
             self._emit("alert", kind="estop")
-            if stopped:
+            if error is None:
                 self._finish(Phase.ABORTED, "e-stop pressed")
+        if error is not None:
+            self._abort_fault(error, stopped=True)
         self._wake.set()
 
     def _check_contacts(self) -> None:

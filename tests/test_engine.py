@@ -176,6 +176,28 @@ def test_a_lost_board_connection_aborts_with_a_fault(make_engine, sim, virtual_c
     assert any(e["kind"] == "fault" for e in session["events"])
 
 
+def test_an_estop_over_a_dead_link_is_logged_before_the_fault(make_engine, sim, virtual_clock):
+    """The e-stop's callback arrives but the board's command link is gone: the safe stop
+    fails, the session aborts with a fault, and the log still says the button was pressed."""
+    _, server = sim
+    eng = make_engine()
+    eng.start(threaded=False)
+    eng.request_intensity(0, 10)
+    eng.schedule_at(2.0, server.drop_connections)
+    eng.schedule_at(2.0, lambda: eng.estop("button"))
+    eng.run()
+    st = eng.state
+    assert st.phase is Phase.ABORTED
+    assert st.alert is not None and st.alert.kind is AlertKind.FAULT and st.alert.needs_ack
+    events = eng.store.session(st.session_id)["events"]
+    kinds = [e["kind"] for e in events]
+    assert "estop" in kinds and "fault" in kinds
+    assert kinds.index("estop") < kinds.index("fault")
+    estop = events[kinds.index("estop")]
+    assert estop["detail"]["source"] == "button" and estop["detail"]["safe_stop_failed"]
+    assert eng.store.session(st.session_id)["status"] == "aborted"
+
+
 def test_stop_always_works(make_engine, virtual_clock):
     eng = make_engine()
     eng.stop()  # before the start: nothing to stop, no error
