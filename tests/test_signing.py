@@ -200,6 +200,53 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         assert err.count("\n") == 1 and err.startswith("homeapp: "), (argv, err)
 
 
+def test_cli_trust_add_prints_the_key_id_and_verify_then_accepts(tmp_path, capsys):
+    """The installer's path: the key id printed on adding matches keygen's, the key is
+    listed under its label, and a prescription signed with it verifies."""
+    assert run(["rx", "keygen", "--out", str(tmp_path / "keys")]) == 0
+    kid = capsys.readouterr().out.split()[-1]
+    trust_dir = tmp_path / "trust"
+    assert run(["rx", "trust", "add", str(tmp_path / "keys" / "clinician.pub"),
+                "--label", "dr-lind", "--trust", str(trust_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"trusted {kid} (dr-lind) in {trust_dir}"
+    assert run(["rx", "trust", "add", str(tmp_path / "keys" / "clinician.pub"),
+                "--trust", str(trust_dir)]) == 0           # the same key again: no second file
+    assert sorted(p.name for p in trust_dir.iterdir()) == ["dr-lind.pub"]
+    capsys.readouterr()
+    assert run(["rx", "trust", "list", "--trust", str(trust_dir)]) == 0
+    assert capsys.readouterr().out.split() == [kid, "dr-lind"]
+    (tmp_path / "rx.json").write_text(json.dumps(RX))
+    assert run(["rx", "sign", str(tmp_path / "rx.json"), "--key", str(tmp_path / "keys" / "clinician.key")]) == 0
+    capsys.readouterr()
+    assert run(["rx", "verify", str(tmp_path / "rx.json"), "--trust", str(trust_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"signed by {kid} (dr-lind)"
+
+
+def test_cli_trust_add_refuses_what_is_not_a_clinicians_public_key(tmp_path, capsys):
+    run(["rx", "keygen", "--out", str(tmp_path / "a")])
+    run(["rx", "keygen", "--out", str(tmp_path / "b")])
+    trust_dir = str(tmp_path / "trust")
+    assert run(["rx", "trust", "add", str(tmp_path / "a" / "clinician.pub"), "--label", "dr-lind",
+                "--trust", trust_dir]) == 0
+    (tmp_path / "junk.pub").write_text("not a key\n")
+    cases = {
+        "a different key is already trusted under the label 'dr-lind'":
+            [str(tmp_path / "b" / "clinician.pub"), "--label", "dr-lind"],
+        "this is a private key": [str(tmp_path / "a" / "clinician.key")],
+        "no such key file": [str(tmp_path / "missing.pub")],
+        "not a readable PEM public key": [str(tmp_path / "junk.pub")],
+        "label 'dr lind': use letters, digits": [str(tmp_path / "b" / "clinician.pub"), "--label", "dr lind"],
+    }
+    capsys.readouterr()
+    for message, argv in cases.items():
+        assert run(["rx", "trust", "add", *argv, "--trust", trust_dir]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and err.startswith("homeapp: "), (argv, err)
+    assert list(TrustStore(trust_dir).labels().values()) == ["dr-lind"]   # nothing else added
+    assert run(["rx", "trust", "list", "--trust", str(tmp_path / "nowhere")]) == 2
+    assert "no such trust store directory" in capsys.readouterr().err
+
+
 def test_cli_refuses_to_sign_an_invalid_prescription(tmp_path, capsys):
     run(["rx", "keygen", "--out", str(tmp_path / "keys")])
     bad = copy.deepcopy(RX)

@@ -32,7 +32,7 @@ def _date(text: str) -> dt.date:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    rx = subparsers.add_parser("rx", help="prescriptions: check, show, presets, new",
+    rx = subparsers.add_parser("rx", help="prescriptions: check, show, presets, new, keygen, sign, verify, trust",
                                description="Check, show and create prescriptions "
                                            "(format homeapp.prescription/1).")
     rx_sub = rx.add_subparsers(dest="rx_command", metavar="RX_COMMAND")

@@ -1,4 +1,5 @@
-"""`homeapp rx keygen | sign | verify`: the clinician's side of prescription signing.
+"""`homeapp rx keygen | sign | verify | trust`: the clinician's side of prescription signing,
+and the installer's way to add a clinician's key to a device's trust store.
 
 Registered into the `rx` group by homeapp/commands/rx.py via `register_rx(rx_subparsers)`.
 Every failure a person can cause (missing file, wrong kind of key, bad JSON, bad
@@ -45,6 +46,24 @@ def register_rx(rx_subparsers: Any) -> None:
     p.add_argument("rx", metavar="RX", help="signed prescription JSON")
     p.add_argument("--trust", required=True, metavar="DIR", help="trust store: directory of *.pub keys")
     p.set_defaults(func=cmd_verify)
+
+    trust = rx_subparsers.add_parser(
+        "trust", help="the device's trust store: add or list clinician keys",
+        description="The clinician public keys this device accepts. For the installer (as the "
+                    "app's user); on the touchscreen, clinician mode does the same.")
+    trust_sub = trust.add_subparsers(dest="trust_command", metavar="TRUST_COMMAND", required=True)
+    p = trust_sub.add_parser("add", help="add a clinician's public key (prints its key id to "
+                                         "compare with the one the clinic gave you)")
+    p.add_argument("key", metavar="KEY", help="the clinician's public key file (clinician.pub)")
+    p.add_argument("--label", metavar="NAME",
+                   help="who the key belongs to, e.g. dr-lind (default: the file's name)")
+    p.add_argument("--trust", metavar="DIR",
+                   help="trust store directory (default: the configuration's paths.trust_dir)")
+    p.set_defaults(func=cmd_trust_add)
+    p = trust_sub.add_parser("list", help="the keys the device trusts: key id and label")
+    p.add_argument("--trust", metavar="DIR",
+                   help="trust store directory (default: the configuration's paths.trust_dir)")
+    p.set_defaults(func=cmd_trust_list)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -119,4 +138,46 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UserError(f"{args.rx}: refused: {e.reason}") from None
     label = trust.labels().get(kid)
     print(f"signed by {kid}" + (f" ({label})" if label else ""))
+    return 0
+
+
+def _trust_store(args: argparse.Namespace) -> TrustStore:
+    if args.trust:
+        return TrustStore(args.trust)
+    from ..config import ConfigError, load_config
+    try:
+        return TrustStore(load_config(getattr(args, "config", None)).trust_dir)
+    except ConfigError as e:
+        raise UserError("the configuration is not valid, so its trust store is unknown: "
+                        + "; ".join(e.problems) + " (or give --trust DIR)") from None
+
+
+def cmd_trust_add(args: argparse.Namespace) -> int:
+    trust = _trust_store(args)
+    label = args.label or Path(args.key).stem
+    try:
+        kid = trust.add(Path(args.key), label=label)
+    except KeyFileError as e:
+        raise UserError(str(e)) from None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot write to the trust store {trust.directory}: {e.strerror}") from None
+    print(f"trusted {kid} ({trust.labels().get(kid, label)}) in {trust.directory}")
+    return 0
+
+
+def cmd_trust_list(args: argparse.Namespace) -> int:
+    trust = _trust_store(args)
+    if not trust.directory.is_dir():
+        raise UserError(f"{trust.directory}: no such trust store directory")
+    keys = trust.keys()
+    labels = trust.labels()
+    for kid in keys:
+        print(f"{kid}  {labels.get(kid, '')}".rstrip())
+    for problem in trust.problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if not keys:
+        print(f"{trust.directory}: no clinician keys (the device refuses every signed "
+              f"prescription until one is added)", file=sys.stderr)
     return 0
