@@ -690,12 +690,7 @@ class Engine:
         # The board has already cut the output in hardware; this is the software's half:
         # the safe stop first, then the log. The press is logged even when the safe stop
         # fails (a dead command link), before the fault that failure aborts with.
-        error: Exception | None = None
-        try:
-            self.board.stop()
-        except Exception as e:  # the driver tried every step before it raised
-            log.exception("safe stop failed on an e-stop")
-            error = e
+        error = self._board_stop()
         if self._phase in (Phase.RUNNING, Phase.PAUSED):
             self._cut_contractions()
             self._zero_all()
@@ -750,23 +745,27 @@ class Engine:
             except BoardFault as e:
                 self._abort_fault(e)
 
+    def _board_stop(self) -> Exception | None:
+        """The board's safe stop; the error if it failed (the driver tried every step
+        before it raised)."""
+        try:
+            self.board.stop()
+            return None
+        except Exception as e:
+            log.exception("safe stop failed")
+            return e
+
     def _safe_stop(self) -> bool:
         """The board's safe stop. If it fails the board cannot be trusted: the session
         aborts with a fault (the watchdog cuts the output once heartbeats stop)."""
-        try:
-            self.board.stop()
-            return True
-        except Exception as e:  # the driver tried every step before it raised
-            log.exception("safe stop failed")
-            self._abort_fault(e, stopped=True)
-            return False
+        error = self._board_stop()
+        if error is not None:
+            self._abort_fault(error, stopped=True)
+        return error is None
 
     def _abort_fault(self, error: Exception, *, stopped: bool = False) -> None:
         if not stopped:
-            try:
-                self.board.stop()
-            except Exception:  # the driver already tried every step of its safe stop
-                log.exception("safe stop after a fault failed")
+            self._board_stop()
         if self._phase.ended:
             return
         self._alert = Alert(AlertKind.FAULT, detail=str(error), needs_ack=True)
