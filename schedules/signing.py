@@ -211,9 +211,10 @@ class TrustStore:
         self.directory = Path(directory)
         self.problems: list[str] = []
 
-    def keys(self) -> dict[str, Ed25519PublicKey]:
+    def _scan(self) -> dict[str, tuple[str, Ed25519PublicKey]]:
+        """key id -> (label, key) for every readable key file; the rest in `problems`."""
         self.problems = []
-        found: dict[str, Ed25519PublicKey] = {}
+        found: dict[str, tuple[str, Ed25519PublicKey]] = {}
         if not self.directory.is_dir():
             return found
         for path in sorted(self.directory.glob("*.pub")):
@@ -222,18 +223,15 @@ class TrustStore:
             except KeyFileError as e:
                 self.problems.append(str(e))
                 continue
-            found[key_id(key)] = key
+            found[key_id(key)] = (path.stem, key)
         return found
+
+    def keys(self) -> dict[str, Ed25519PublicKey]:
+        return {kid: key for kid, (_label, key) in self._scan().items()}
 
     def labels(self) -> dict[str, str]:
         """key id -> label (the file's stem), for showing who a key belongs to."""
-        out: dict[str, str] = {}
-        for path in sorted(self.directory.glob("*.pub")) if self.directory.is_dir() else ():
-            try:
-                out[key_id(load_public_key(path))] = path.stem
-            except KeyFileError:
-                continue
-        return out
+        return {kid: label for kid, (label, _key) in self._scan().items()}
 
     def add(self, public_key: "str | os.PathLike[str] | Ed25519PublicKey", *, label: str) -> str:
         """Add a key under `label` (becomes `<label>.pub`); returns its key id.

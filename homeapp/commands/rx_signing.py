@@ -129,9 +129,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     rx = read_rx_json(args.rx)
-    trust = TrustStore(args.trust)
-    if not trust.directory.is_dir():
-        raise UserError(f"{args.trust}: no such trust store directory")
+    trust = _existing(TrustStore(args.trust))
     try:
         kid = verify_prescription(rx, trust)
     except SignatureError as e:
@@ -139,6 +137,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     label = trust.labels().get(kid)
     print(f"signed by {kid}" + (f" ({label})" if label else ""))
     return 0
+
+
+def _existing(trust: TrustStore) -> TrustStore:
+    if not trust.directory.is_dir():
+        raise UserError(f"{trust.directory}: no such trust store directory")
+    return trust
 
 
 def _trust_store(args: argparse.Namespace) -> TrustStore:
@@ -157,9 +161,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
     label = args.label or Path(args.key).stem
     try:
         kid = trust.add(Path(args.key), label=label)
-    except KeyFileError as e:
-        raise UserError(str(e)) from None
-    except ValueError as e:
+    except (KeyFileError, ValueError) as e:  # not a public key; a bad or taken label
         raise UserError(str(e)) from None
     except OSError as e:
         raise UserError(f"cannot write to the trust store {trust.directory}: {e.strerror}") from None
@@ -168,16 +170,13 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_list(args: argparse.Namespace) -> int:
-    trust = _trust_store(args)
-    if not trust.directory.is_dir():
-        raise UserError(f"{trust.directory}: no such trust store directory")
-    keys = trust.keys()
+    trust = _existing(_trust_store(args))
     labels = trust.labels()
-    for kid in keys:
-        print(f"{kid}  {labels.get(kid, '')}".rstrip())
+    for kid, label in labels.items():
+        print(f"{kid}  {label}")
     for problem in trust.problems:
         print(f"skipped: {problem}", file=sys.stderr)
-    if not keys:
+    if not labels:
         print(f"{trust.directory}: no clinician keys (the device refuses every signed "
               f"prescription until one is added)", file=sys.stderr)
     return 0
