@@ -6,7 +6,8 @@ Format `homeapp.log-bundle/1`: UTF-8 JSON lines.
                                   "created_at", "since"},
                          "kind": "header", "prev_hash": "000…0", "seq": 0, "hash": …}
     lines 2…n+1 records {"seq": 1…n, "kind": "prescription" | "session" | "contraction" |
-                         "event" | "report" | …, "data": {…}, "prev_hash": <hash of seq-1>,
+                         "event" | "report" | "device_event", "data": {…},
+                         "prev_hash": <hash of seq-1>,
                          "hash": …}
     last line   end     {"kind": "end", "count": n, "head": <hash of record n>,
                          "device_key_id": …, "signature": base64 Ed25519 over
@@ -20,7 +21,8 @@ was merely reformatted is re-serialised and still verifies.
 
 A session record holds the session's own fields (contract.md's log export minus its lists);
 its events, contractions and patient reports follow as their own records, each carrying
-`session_id`, so a change can be named down to the one event.
+`session_id`, so a change can be named down to the one event. The device's events
+outside sessions (a refused start, a PIN lockout) come last, as `device_event` records.
 
 Why this detects each kind of tampering, and says which:
 
@@ -64,14 +66,11 @@ from schedules.signing import key_id
 FORMAT = "homeapp.log-bundle/1"
 GENESIS = "0" * 64
 
-#: Lists inside a session that become records of their own (key -> record kind). The
-#: store exports `contraction_list` and the latest `report`; `reports` (every report, when
-#: the store can give them) replaces `report`.
-SESSION_CHILDREN = {"contraction_list": "contraction", "contractions": "contraction",
-                    "events": "event", "reports": "report", "report": "report"}
-#: Top-level lists of the export beside "sessions" (list key -> record kind).
-TOP_LEVEL = {"prescriptions": "prescription", "contractions": "contraction", "events": "event",
-             "reports": "report"}
+#: Lists inside an exported session that become records of their own (key -> record
+#: kind). The store exports `contraction_list`, `events` and the latest `report`;
+#: `reports` (every report, corrections included) replaces `report` when present.
+SESSION_CHILDREN = {"contraction_list": "contraction", "events": "event", "reports": "report",
+                    "report": "report"}
 
 
 class BundleError(Exception):
@@ -94,34 +93,24 @@ def _end_payload(device_key_id: str, count: int, head: str) -> bytes:
 
 def records_from_export(export: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(kind, data) pairs in bundle order: prescriptions first, then each session followed
-    by its contractions, events and reports, then anything else the export lists."""
+    by its contractions, events and reports, then the device's events outside sessions
+    (refused starts, PIN lockouts)."""
     out: list[tuple[str, dict[str, Any]]] = []
     for rx in export.get("prescriptions") or ():
         out.append(("prescription", dict(rx)))
     for s in export.get("sessions") or ():
-        own = {k: v for k, v in s.items() if k not in SESSION_CHILDREN}
-        # `channels[].contractions` is a count, not a list: it stays with the session
-        if not isinstance(s.get("contractions"), list):
-            own.pop("contractions", None)
-            if "contractions" in s:
-                own["contractions"] = s["contractions"]
-        out.append(("session", own))
+        out.append(("session", {k: v for k, v in s.items() if k not in SESSION_CHILDREN}))
         sid = s.get("id")
-        for key in ("contraction_list", "contractions", "events", "reports", "report"):
+        for key in ("contraction_list", "events", "reports", "report"):
             children = s.get(key)
             if key == "report":
                 if "reports" in s or not isinstance(children, Mapping):
                     continue  # every report already listed, or none
                 children = [children]
-            if not isinstance(children, list):
-                continue
-            for child in children:
+            for child in children if isinstance(children, list) else ():
                 out.append((SESSION_CHILDREN[key], {"session_id": sid, **child}))
-    for key, kind in TOP_LEVEL.items():
-        if key == "prescriptions":
-            continue
-        for item in export.get(key) or ():
-            out.append((kind, dict(item)))
+    for event in export.get("device_events") or ():
+        out.append(("device_event", dict(event)))
     return out
 
 
@@ -131,33 +120,23 @@ def _export_of(store: Any, since: str | None) -> dict[str, Any]:
     since_at = parse_when(since) if since else None
     if isinstance(store, Mapping):
         export = dict(store)
-    else:
-        export = dict(store.export(since=since_at))
-        if hasattr(store, "prescriptions") and "prescriptions" not in export:
-            export["prescriptions"] = store.prescriptions()
-        _add_every_report(store, export)
-    if since_at:
-        export["sessions"] = [s for s in export.get("sessions") or ()
-                              if not s.get("started_at") or parse_when(s["started_at"]) >= since_at]
+        if since_at:
+            export["sessions"] = [s for s in export.get("sessions") or ()
+                                  if not s.get("started_at") or parse_when(s["started_at"]) >= since_at]
+        return export
+    export = dict(store.export(since=since_at))    # the store applies `since` itself
+    if hasattr(store, "prescriptions") and "prescriptions" not in export:
+        export["prescriptions"] = store.prescriptions()
+    if hasattr(store, "reports"):
+        # The export carries each session's latest report; a corrected report keeps the
+        # first too (append-only), and the clinician gets both, oldest first.
+        by_session: dict[Any, list[dict[str, Any]]] = {}
+        for r in store.reports():
+            sid = r.pop("session_id")
+            by_session.setdefault(sid, []).append(r)
+        for s in export.get("sessions") or ():
+            s["reports"] = by_session.get(s.get("id"), [])
     return export
-
-
-def _add_every_report(store: Any, export: dict[str, Any]) -> None:
-    """The export carries each session's latest report; a corrected report keeps the
-    first too (append-only), and the clinician gets both, oldest first."""
-    db = getattr(store, "db", None)
-    try:
-        rows = list(db["reports"].rows_where(order_by="id")) if db is not None else None
-    except Exception:  # a store without that table: keep the export's latest report
-        rows = None
-    if rows is None:
-        return
-    by_session: dict[Any, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_session.setdefault(r["session_id"], []).append(
-            {k: r[k] for k in ("pain", "effort", "comment", "reported_at") if k in r})
-    for s in export.get("sessions") or ():
-        s["reports"] = by_session.get(s.get("id"), [])
 
 
 def parse_when(text: str) -> dt.datetime:
@@ -237,6 +216,8 @@ class Record:
             return f"session {data.get('id', '?')}"
         if kind == "prescription":
             return f"prescription {data.get('id', '?')}"
+        if kind == "device_event":
+            return f"device event {data.get('kind', '?')} at {data.get('at', '?')}"
         if "session_id" in data:
             return f"{kind} of session {data['session_id']}"
         return kind
@@ -262,11 +243,12 @@ class Bundle:
     def export(self, *, skip_kinds: Iterable[str] = ()) -> dict[str, Any]:
         """The records put back together in the store's export shape (contract.md's sessions
         with `events`, plus `contraction_list`, `reports` (all, oldest first) and `report`
-        (the latest)), and `prescriptions`. Records out of file order go back in seq order.
+        (the latest)), `prescriptions` and `device_events`. Records out of file order go back in seq order.
         `skip_kinds=("contraction",)` leaves out what a caller does not need (and never parses it)."""
         sessions: dict[Any, dict[str, Any]] = {}
         prescriptions: list[dict[str, Any]] = []
         loose: dict[str, list[dict[str, Any]]] = {}
+        device_events: list[dict[str, Any]] = []
         skip = set(skip_kinds)
         ordered = sorted((r for r in self.records
                           if r.well_formed and r.kind not in skip and isinstance(r.data, dict)),
@@ -277,6 +259,8 @@ class Bundle:
         for r in ordered:
             if r.kind == "prescription":
                 prescriptions.append(r.data)
+            elif r.kind == "device_event":
+                device_events.append(r.data)
             elif r.kind in _CHILD_KEYS:
                 parent = sessions.get(r.data.get("session_id"))
                 key = _CHILD_KEYS[r.kind]
@@ -284,7 +268,8 @@ class Bundle:
                 bucket.append(r.data)
         for s in sessions.values():
             s["report"] = s["reports"][-1] if s["reports"] else None
-        return {"sessions": list(sessions.values()), "prescriptions": prescriptions, **loose}
+        return {"sessions": list(sessions.values()), "prescriptions": prescriptions,
+                "device_events": device_events, **loose}
 
 
 _MAX_HEADER_BYTES = 64 * 1024

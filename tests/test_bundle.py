@@ -284,17 +284,30 @@ def test_cli_bundle_from_a_real_log_holds_every_record(tmp_path, capsys):
             store.end_session(sid, status="aborted", ended_at=start + dt.timedelta(hours=5 * n, minutes=1))
             store.save_report(sid, pain=3, effort=4.5)
         store.save_report("s-1", pain=2, effort=4.0, comment="corrected")
+        refused_at = start + dt.timedelta(hours=12)
+        store.add_device_event(kind="start_refused", at=refused_at,
+                               detail={"reasons": ["the emergency stop button is pressed"]})
     out = tmp_path / "usb" / "log.bundle"
     out.parent.mkdir()
     assert run(["log", "bundle", "--db", str(db), "--out", str(out), "--data-dir", str(tmp_path / "data")]) == 0
     assert "signed by device key" in capsys.readouterr().out
     kinds = [r.kind for r in read_bundle(out).records]
     assert kinds == ["prescription"] + ["session", "contraction", "contraction", "event", "event", "report"] \
-        + ["session", "contraction", "contraction", "event", "event", "report", "report"]
+        + ["session", "contraction", "contraction", "event", "event", "report", "report"] \
+        + ["device_event"]                  # a refused start reaches the clinician too
     back = read_bundle(out).export()
+    assert [(e["kind"], e["detail"]) for e in back["device_events"]] == \
+        [("start_refused", {"reasons": ["the emergency stop button is pressed"]})]
     assert back["prescriptions"][0]["source"]["id"] == rx.id
     assert [r["comment"] for r in back["sessions"][1]["reports"]] == [None, "corrected"]
     assert run(["log", "verify-bundle", str(out), "--device-key", str(tmp_path / "data" / "device_key.pub")]) == 0
+    # the device event is chained and signed like the rest: a change to it is named
+    lines = lines_of(out)
+    rec = json.loads(lines[-2])
+    rec["data"]["kind"] = "pin_lockout"
+    write_lines(tmp_path / "altered.bundle", lines[:-2] + [json.dumps(rec), lines[-1]])
+    assert verify_bundle(tmp_path / "altered.bundle", load_public_key(tmp_path / "data" / "device_key.pub")) == [
+        f"record {rec['seq']} (device event pin_lockout at {refused_at.isoformat()}): content changed"]
     # --since leaves the first session out
     since = (start + dt.timedelta(hours=1)).isoformat()
     assert run(["log", "bundle", "--db", str(db), "--out", str(tmp_path / "b2"), "--since", since,
