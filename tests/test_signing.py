@@ -300,9 +300,10 @@ def test_round_trip_session_runs_under_the_signed_prescription_and_refuses_one_c
     (tmp_path / "stranger.json").write_text(json.dumps(sign_prescription(short, stranger)))
     capsys.readouterr()
 
-    def run_session(name: str) -> tuple[int, str, str]:
+    def run_session(name: str, *extra: str) -> tuple[int, str, str]:
         code = main(["session", "run", "--prescription", str(tmp_path / name), "--db", str(tmp_path / f"{name}.db"),
-                     "--trace", str(tmp_path / f"{name}.csv"), "--virtual-time", "--trust", str(tmp_path / "trust")])
+                     "--trace", str(tmp_path / f"{name}.csv"), "--virtual-time", "--trust", str(tmp_path / "trust"),
+                     *extra])
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -313,3 +314,9 @@ def test_round_trip_session_runs_under_the_signed_prescription_and_refuses_one_c
                          ("stranger.json", f"signed by an unknown key {key_id(stranger.public_key())}")]:
         code, out, err = run_session(name)
         assert code == 2 and reason in err, (name, err)
+    # --allow-unsigned (simulation, tests) takes the unsigned file and the stranger's, whose
+    # key nobody here can check, but never the one changed after signing.
+    for name, expected in [("rx.json", 0), ("stranger.json", 0), ("tampered.json", 2)]:
+        code, _out, err = run_session(name, "--allow-unsigned")
+        assert code == expected, (name, err)
+    assert "altered after signing" in err
