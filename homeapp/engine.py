@@ -15,6 +15,7 @@ commands (stop, pause, e-stop) act on the board at once, in the caller's thread.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import heapq
 import itertools
@@ -283,20 +284,21 @@ class Engine:
                                      started_at=self.wall_clock(),
                                      planned_contractions=self.rx.planned_contractions,
                                      channels=len(self._channels))
-            self._log("start", caregiver_unlocked=caregiver_unlocked,
-                      planned_contractions=self.rx.planned_contractions,
-                      planned_s=self._planned_total_s())
-            # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
-            self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
-            for ch in self._channels:
-                ch.target_ma = ch.set_ma = 0.0
-                self.board.set_amplitude(ch.index, 0.0)
-            self._phase = Phase.RUNNING
-            now = self.clock.now()
-            self._next_tick = now
-            self._last_ramp_t = now
-            self._heartbeat()
-            self._begin_next_step(now)
+            with self._fault_aborts():
+                self._log("start", caregiver_unlocked=caregiver_unlocked,
+                          planned_contractions=self.rx.planned_contractions,
+                          planned_s=self._planned_total_s())
+                # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
+                self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
+                for ch in self._channels:
+                    ch.target_ma = ch.set_ma = 0.0
+                    self.board.set_amplitude(ch.index, 0.0)
+                self._phase = Phase.RUNNING
+                now = self.clock.now()
+                self._next_tick = now
+                self._last_ramp_t = now
+                self._heartbeat()
+                self._begin_next_step(now)
         if threaded:
             self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
             self._thread.start()
@@ -346,15 +348,27 @@ class Engine:
                 if self._phase.ended or self._frozen:
                     return
                 try:
-                    self._service()
-                except (BoardFault, StoreError) as e:  # unsafe board, or a log we cannot write
-                    if isinstance(e, StoreError):
-                        self.log_error = e
-                    self._abort_fault(e)
+                    with self._fault_aborts():
+                        self._service()
+                except (BoardFault, StoreError):
+                    pass  # the session has ended with a fault; the loop sees it ended
                 except Exception as e:  # our own bug: fail safe, then say so
                     log.exception("engine failure")
                     self._abort_fault(e)
                     raise
+
+    @contextlib.contextmanager
+    def _fault_aborts(self):
+        """A board that cannot be trusted, or a log that cannot be written, ends the session
+        with a fault (safe stop first), in a command as in the loop; the error goes on to
+        the caller. Hold the lock."""
+        try:
+            yield
+        except (BoardFault, StoreError) as e:
+            if isinstance(e, StoreError):
+                self.log_error = e
+            self._abort_fault(e)
+            raise
 
     def _sleep_until(self, t: float) -> None:
         # A command (pause, stop, a new timer) sets `_wake` so the loop need not sleep on.
@@ -561,7 +575,8 @@ class Engine:
             ch.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
             self._log("intensity", channel=channel, ma=ch.target_ma)
             if ch.target_ma < ch.set_ma:
-                self._apply(ch, ch.target_ma)  # lowering acts at once
+                with self._fault_aborts():
+                    self._apply(ch, ch.target_ma)  # lowering acts at once
             self._wake.set()
             return ch.target_ma
 
@@ -667,15 +682,16 @@ class Engine:
                 self._alert = None
             now = self.clock.now()
             self._phase = Phase.RUNNING
-            self._log("resume")
-            self._next_tick = now
-            self._last_ramp_t = now
-            self._heartbeat()
-            if self._step is None:
-                self._begin_next_step(now)
-            else:
-                self._step_t0 = now
-                self._play_step()
+            with self._fault_aborts():
+                self._log("resume")
+                self._next_tick = now
+                self._last_ramp_t = now
+                self._heartbeat()
+                if self._step is None:
+                    self._begin_next_step(now)
+                else:
+                    self._step_t0 = now
+                    self._play_step()
             self._wake.set()
 
     def stop(self, *, by: str = "patient") -> None:
@@ -743,13 +759,11 @@ class Engine:
         with self._lock:
             if self._phase.ended or self._frozen:
                 return
-            try:
+            with contextlib.suppress(BoardFault, StoreError), self._fault_aborts():
                 if self.board.estop_pressed():
                     self._on_estop("button")
                     return
                 self._check_contacts()
-            except BoardFault as e:
-                self._abort_fault(e)
 
     def _board_stop(self) -> Exception | None:
         """The board's safe stop; the error if it failed (the driver tried every step

@@ -198,6 +198,24 @@ def test_an_estop_over_a_dead_link_is_logged_before_the_fault(make_engine, sim, 
     assert eng.store.session(st.session_id)["status"] == "aborted"
 
 
+def test_a_board_fault_in_a_command_ends_the_session_as_in_the_loop(make_engine, sim, virtual_clock):
+    """Resume (a command from the screen, not the engine's loop) finds the board gone: the
+    session ends aborted with a fault alert and in the log, never left 'running' with no loop."""
+    _, server = sim
+    eng = make_engine()
+    eng.start(threaded=False)
+    eng.pause()
+    server.drop_connections()
+    with pytest.raises(BoardFault):
+        eng.resume()
+    st = eng.state
+    assert st.phase is Phase.ABORTED
+    assert st.alert is not None and st.alert.kind is AlertKind.FAULT and st.alert.needs_ack
+    session = eng.store.session(st.session_id)
+    assert session["status"] == "aborted"
+    assert [e["kind"] for e in session["events"]][-3:] == ["resume", "fault", "end"]
+
+
 def test_stop_always_works(make_engine, virtual_clock):
     eng = make_engine()
     eng.stop()  # before the start: nothing to stop, no error
