@@ -405,20 +405,23 @@ class Engine:
         # Skip missed ticks rather than bursting: a late loop is logged, not hidden.
         self._next_tick = max(self._next_tick + TICK_S, now)
         lapse_s = now - self._last_heartbeat_t
-        if lapse_s >= HEARTBEAT_LAPSE_S and self._session_id is not None:
+        near_miss = lapse_s >= HEARTBEAT_LAPSE_S and self._session_id is not None
+        watchdog_s = getattr(getattr(self.board, "pins", None), "watchdog_ms", 250) / 1000
+        if near_miss and self._phase is Phase.RUNNING and lapse_s >= watchdog_s:
+            # As long as the watchdog itself: it may have cut the output mid-contraction,
+            # which must not come back at the old level with the heartbeat. Pause.
+            near_miss = False
             self._log("watchdog", heartbeat_gap_ms=round(lapse_s * 1000))
-            # ... and one as long as the watchdog itself cut the output: pause, so it can
-            # only come back from zero intensity.
-            watchdog_s = getattr(getattr(self.board, "pins", None), "watchdog_ms", 250) / 1000
-            if self._phase is Phase.RUNNING and lapse_s >= watchdog_s:
-                # The watchdog may have cut the output mid-contraction; it must not come
-                # back at the old level when the heartbeat resumes.
-                self._alert = Alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse_s * 1000:.0f} ms")
-                self._emit("alert", kind="watchdog")
-                self.pause(reason="watchdog")
-                if self._phase is not Phase.PAUSED:
-                    return
+            self._alert = Alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse_s * 1000:.0f} ms")
+            self._emit("alert", kind="watchdog")
+            self.pause(reason="watchdog")
+            if self._phase is not Phase.PAUSED:
+                return
         self._heartbeat()
+        if near_miss:
+            # A near miss is logged after the heartbeat: the log's fsync (tens of ms on an
+            # SD card) must not be what pushes the gap past the watchdog.
+            self._log("watchdog", heartbeat_gap_ms=round(lapse_s * 1000))
         if self.board.estop_pressed():
             self._on_estop("button")
             return
