@@ -197,12 +197,16 @@ class Stimulator:
             with self._lock:
                 # A board pigpio cannot time (a Pi 5, say) is refused before any line moves.
                 self.board_name = check_supported(self._call(pi.get_hardware_revision))
-                # Outputs first and low, enable before anything else.
+                # The stop sequence before anything else: enable low, then the wave a crashed
+                # client may have left playing is stopped (it would drive the legs again),
+                # then the legs and the heartbeat low.
                 p = self.pins
-                for gpio in (p.enable, p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b, p.heartbeat):
+                self._call(pi.write, p.enable, 0)
+                self._call(pi.set_mode, p.enable, pigpio.OUTPUT)
+                self._call(pi.wave_tx_stop)
+                for gpio in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b, p.heartbeat):
                     self._call(pi.write, gpio, 0)
                     self._call(pi.set_mode, gpio, pigpio.OUTPUT)
-                self._call(pi.wave_tx_stop)
                 self._call(pi.wave_clear)
                 self._dac = self._call(pi.spi_open, p.channel_dac, p.spi_baud, 0)
                 self._adc = self._call(pi.spi_open, p.channel_adc, p.spi_baud, 0)

@@ -495,3 +495,24 @@ def test_dropped_connection_output_stopped_over_an_emergency_connection(sim, sti
     _all_safe_after(board, t)
     with pytest.raises(ConnectionLost, match="emergency"):
         stim.stop()  # still reported as lost, though the output is off
+
+
+def test_a_new_driver_stops_a_left_wave_after_enable_and_before_the_legs(sim, pin_map, virtual_clock,
+                                                                           monkeypatch):
+    """A wave a crashed client left playing outlives it and would drive a leg high again:
+    the new driver's first lines follow the stop sequence (enable low, the wave stopped,
+    then the legs low), so no leg is set low while that wave can still raise it."""
+    calls: list[tuple] = []
+    for name in ("write", "wave_tx_stop"):
+        original = getattr(pigpio.pi, name)
+
+        def spy(self, *args, _name=name, _original=original):
+            calls.append((_name, *args))
+            return _original(self, *args)
+        monkeypatch.setattr(pigpio.pi, name, spy)
+    with Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=sim[1].port):
+        first = calls[:calls.index(("wave_tx_stop",)) + 1]
+    p = pin_map
+    assert first == [("write", p.enable, 0), ("wave_tx_stop",)]
+    legs_low = [c for c in calls if c[0] == "write" and c[1] in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)]
+    assert legs_low[:4] == [("write", g, 0) for g in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)]
