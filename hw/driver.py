@@ -26,6 +26,7 @@ Safety rules it keeps (docs: ../shared/design.md):
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import signal
 import socket
@@ -45,6 +46,8 @@ from hw.exc import BoardFault, ConnectionLost, HwError, NotArmed, PigpioError, W
 from hw.pins import PinMap, load_pin_map
 from hw.waveform import CompiledCycle
 from schedules.limits import DEVICE_LIMITS
+
+log = logging.getLogger(__name__)
 
 #: MCP3008 counts at or above which an electrode is considered in contact.
 CONTACT_THRESHOLD = 300
@@ -685,11 +688,19 @@ def _bits(mask: int):
 
 
 def install_sigterm_handler(stim: Stimulator, *, exit_code: int = 128 + signal.SIGTERM):
-    """On SIGTERM: safe stop and close `stim`, then exit. Returns the previous handler."""
+    """On SIGTERM: the stop sequence, then exit. Returns the previous handler.
+
+    The handler runs in the main thread wherever it was interrupted, possibly inside a
+    pigpio call that holds the client's socket lock (a plain Lock): stopping over that
+    connection would wait on it forever. The steps go over the driver's own emergency
+    connection, which takes no lock; the exit then unwinds the interrupted call, and
+    whatever `with` or `finally` encloses it closes the driver as usual."""
 
     def handler(signum, frame):
         try:
-            stim.close()
+            failed = stim._emergency_stop(stim._stop_steps())
+            if failed:
+                log.error("safe stop on SIGTERM incomplete: %s", "; ".join(failed))
         finally:
             sys.exit(exit_code)
 

@@ -251,6 +251,53 @@ def test_sigterm_handler_stops_and_exits(sim, stim, virtual_clock):
     _all_safe_after(board, t)
 
 
+#: Run in a child process: a handler that hangs must fail this test, not hang the suite.
+SIGTERM_INSIDE_A_CALL = """
+import signal, sys, threading, time
+from hw.clock import VirtualClock
+from hw.driver import Stimulator, install_sigterm_handler
+from hw.pins import load_pin_map
+from hw.sim import SimBoard, SimServer
+from tests.test_driver import _all_safe_after, _into_a_pulse
+
+clock = VirtualClock()
+board = SimBoard(pins=load_pin_map(), clock=clock)
+server = SimServer(board, host="127.0.0.1", port=0)
+server.start()
+stim = Stimulator(pins=board.pins, clock=clock, host="127.0.0.1", port=server.port, caps_ma=(60.0, 40.0))
+t = _into_a_pulse(stim, clock, board)
+install_sigterm_handler(stim)
+server.reply_delay_s = 0.4              # this heartbeat's reply comes late ...
+
+def terminate():
+    server.reply_delay_s = 0.0          # ... the emergency connection's replies do not
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+threading.Timer(0.1, terminate).start()
+try:
+    stim.heartbeat()                    # blocked in pigpio's recv, holding its socket lock
+    time.sleep(5)
+except SystemExit as e:
+    clock.advance_to(clock.now() + 3)
+    _all_safe_after(board, t)
+    print("exit", e.code, "all safe")
+"""
+
+
+def test_sigterm_inside_a_pigpio_call_still_stops(tmp_path):
+    """SIGTERM lands while the main thread waits for pigpiod's reply, holding the pigpio
+    client's socket lock: the handler must not wait on that lock (it would wait forever,
+    the output on); it stops over its own connection and exits."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run([sys.executable, "-c", SIGTERM_INSIDE_A_CALL], cwd=root,
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the SIGTERM handler hung inside an interrupted pigpio call")
+    assert done.stdout.strip() == "exit 143 all safe", done.stderr
+
+
 def test_estop_cuts_output_and_reports(sim, stim, virtual_clock):
     board, _ = sim
     pressed = []
