@@ -234,6 +234,25 @@ def test_a_supervised_session_needs_the_caregiver_pin(tmp_path):
         u.close()
 
 
+def test_cancel_while_the_session_starts_stops_that_session(ui):
+    """Cancel lands after Begin but before the engine has answered: the session the engine
+    then starts has no screen to control it, so it is stopped, never left playing."""
+    ui.tap(ui.app.screens["home"].start)
+    prep = ui.app.screens["prepare"]
+    ui.wait_until(lambda: prep.contacts is not None, what="contact poll")
+    engine = ui.app.engine
+    answers = []
+    ui.app.start_session(answers.append)       # Begin ...
+    ui.app.cancel_preparation()                # ... and Cancel in the same frame
+    assert ui.app.current == "home"
+    ui.wait_until(lambda: engine.state.phase.ended, what="the started session stopped")
+    assert engine.state.phase.value == "stopped" and answers == []
+    ui.pump(0.2)
+    assert ui.app.current == "home" and ui.app.engine is None
+    assert not ui.device.sim_board.effective_enable()
+    assert ui.device.store.export()["sessions"][-1]["status"] == "stopped"
+
+
 def test_clinician_imports_validates_and_exports(ui, tmp_path):
     ui.tap(ui.app.screens["home"].header_buttons.children[0])   # Clinic (rightmost)
     clin = ui.app.screens["clinician"]

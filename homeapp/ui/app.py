@@ -189,11 +189,18 @@ class HomeApp(App):
         the refusals (empty when the session started, and then the session screen shows)."""
         from homeapp.engine import StartRefused
         unlocked = self.svc.caregiver_unlocked
+        link = self.link
 
         def done(_result, error):
+            if self.link is not link:
+                # Cancelled while the engine was starting: nobody holds this session any
+                # more, so it is stopped now rather than left playing with no screen.
+                if error is None:
+                    link.stop_now()
+                return
             if error is None:
                 self.svc.caregiver_unlocked = False
-                self.state = self.link.state if self.link else None
+                self.state = link.state
                 self.go("session")
                 on_result([])
             elif isinstance(error, StartRefused):
