@@ -169,6 +169,23 @@ def test_stop_during_a_contraction_ends_the_output(ui):
     ui.wait_until(lambda: ui.app.current == "after")
 
 
+def test_stop_acts_as_the_finger_lands_even_if_it_slides_off(ui):
+    """A weak or shaky finger: STOP stops on touch-down; sliding off before lifting (which
+    cancels an ordinary button) changes nothing."""
+    from kivy.tests.common import UnitTestTouch
+    ui.start_session()
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+    stop = ui.screen.stop_button
+    ui.pump(0.05)
+    touch = UnitTestTouch(*stop.to_window(*stop.center))
+    touch.touch_down()                                  # the finger lands and stays
+    ui.wait_until(lambda: ui.state.phase.value == "stopped", what="stopped while the finger is down")
+    assert not ui.device.sim_board.effective_enable()
+    touch.touch_move(5, 5)                              # slides off the button
+    touch.touch_up()
+    ui.wait_until(lambda: ui.app.current == "after", what="After screen")
+
+
 def test_estop_and_electrode_loss_take_the_whole_screen(ui):
     assert ui.app.trainer is not None                   # simulated board: the trainer's panel
     tp = ui.app.trainer

@@ -147,7 +147,7 @@ class AdjustView(BoxLayout):
         self.done = BigButton("", bg=Theme.go, size=Theme.font_large - 2, size_hint_x=None, width=150)
         self.done.bind(on_release=lambda *_: self.screen.close_adjust())
         self.stop = BigButton("", bg=Theme.stop, size=Theme.font_large - 2, size_hint_x=None, width=150)
-        self.stop.bind(on_release=lambda *_: self.app.stop_session())
+        self.stop.bind(on_press=lambda *_: self.app.stop_session())  # as the finger lands
         header.add_widget(self.title)
         header.add_widget(self.done)
         header.add_widget(self.stop)

@@ -52,7 +52,7 @@ class AlertOverlay(FloatLayout):
         self.ok = BigButton("", bg=Theme.text, fg=Theme.warn_text, size=Theme.font_large)
         self.ok.bind(on_release=lambda *_: self.app.acknowledge())
         self.stop = BigButton("", bg=Theme.bg, size=Theme.font_large)
-        self.stop.bind(on_release=lambda *_: self.app.stop_session())
+        self.stop.bind(on_press=lambda *_: self.app.stop_session())  # as the finger lands
         row.add_widget(self.ok)
         row.add_widget(self.stop)
         self.row = row

@@ -103,7 +103,7 @@ class CaregiverScreen(PinScreen):
         self.unlock = BigButton("", bg=Theme.primary, size=Theme.font_body)
         self.unlock.bind(on_release=lambda *_: self.toggle_unlock())
         self.stop = BigButton("", bg=Theme.stop, size=Theme.font_body)
-        self.stop.bind(on_release=lambda *_: self.do_stop())
+        self.stop.bind(on_press=lambda *_: self.do_stop())  # as the finger lands
         self.history = BigButton("", bg=Theme.card_hi, size=Theme.font_body)
         self.history.bind(on_release=lambda *_: self.app.go("history"))
         self.pads = BigButton("", bg=Theme.card_hi, size=Theme.font_body)

@@ -124,7 +124,8 @@ class SessionScreen(BaseScreen):
         outer.add_widget(main)
         side = BoxLayout(orientation="vertical", size_hint_x=None, width=150, spacing=10)
         self.stop_button = BigButton("", bg=Theme.stop, size=Theme.font_large + 4)
-        self.stop_button.bind(on_release=lambda *_: self.app.stop_session())
+        # STOP acts as the finger lands: not on lifting, and not only if it lifts on the button.
+        self.stop_button.bind(on_press=lambda *_: self.app.stop_session())
         self.pause_button = BigButton("", bg=Theme.card_hi, size=Theme.font_large - 4, size_hint_y=0.6)
         self.pause_button.bind(on_release=lambda *_: self.toggle_pause())
         self.adjust_button = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_y=0.5)
