@@ -703,7 +703,7 @@ class Engine:
             if self._safe_stop() and self._phase in (Phase.RUNNING, Phase.PAUSED):
                 self._cut_contractions()
                 self._log("stop", by=by)
-                self._finish(Phase.STOPPED, f"stopped by the {by}")
+                self._finish(Phase.STOPPED, f"stopped by the {by}", stop_board=False)  # stopped above
             self._wake.set()
 
     def estop(self, source: str = "button") -> None:
@@ -726,7 +726,7 @@ class Engine:
                 self._log("estop", source=source, safe_stop_failed=str(error))
             self._emit("alert", kind="estop")
             if error is None:
-                self._finish(Phase.ABORTED, "e-stop pressed")
+                self._finish(Phase.ABORTED, "e-stop pressed", stop_board=False)  # stopped above
         if error is not None:
             self._abort_fault(error, stopped=True)
         self._wake.set()
