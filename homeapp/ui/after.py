@@ -96,7 +96,7 @@ class AfterScreen(BaseScreen):
         if st is not None:
             mins = st.elapsed_s / 60
             contr = [c.contractions_done for c in st.channels]
-            peaks = [max(c.previous_ma, c.target_ma) for c in st.channels]
+            peaks = [c.peak_ma for c in st.channels]
             logged = self._logged(st.session_id)
             if logged:   # what the log recorded is what the clinician will read
                 contr = [c.get("contractions", 0) for c in logged]
