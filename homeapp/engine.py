@@ -213,8 +213,10 @@ class Engine:
         """Every reason this session may not start now (empty: it may)."""
         reasons: list[str] = []
         now_wall = self.wall_clock()
-        today = now_wall.date()
-        if not self.rx.active_on(today):
+        # The clinician's dates are days where the patient lives, as for the schedule.
+        today = now_wall.astimezone().date()
+        active = self.rx.active_on(today)
+        if not active:
             if today > self.rx.expires:
                 reasons.append(Reason(f"the prescription {self.rx.id} expired on "
                                       f"{self.rx.expires.isoformat()}; ask your clinician for a new one",
@@ -231,7 +233,8 @@ class Engine:
             # does not hold cannot tell either way, so it counts as unsigned.
             reasons.extend(r for r in self._signature_refusals()
                            if not str(r.params.get("why", "")).startswith("signed by an unknown key"))
-        reasons.extend(self._schedule_refusals(now_wall))
+        if active:  # else the schedule would only say the dates again
+            reasons.extend(self._schedule_refusals(now_wall))
         if self.rx.supervised and not caregiver_unlocked:
             reasons.append(Reason("this prescription needs a caregiver: the caregiver must unlock "
                                   "the session", "caregiver"))

@@ -161,6 +161,30 @@ def test_start_refusals_explain_every_reason(make_engine, sim):
     assert eng.store.device_events()[-1]["kind"] == "start_refused"
 
 
+@pytest.mark.parametrize("zone, local_time, expired", [
+    ("America/New_York", "20:00 on the last day", False),   # already the next day in UTC
+    ("Europe/Stockholm", "00:30 the day after", True),      # still the last day in UTC
+])
+def test_the_prescriptions_dates_are_days_where_the_patient_lives(make_engine, monkeypatch,
+                                                                   zone, local_time, expired):
+    import time
+    from zoneinfo import ZoneInfo
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        rx = rx_dict()
+        last = dt.date.fromisoformat(rx["expires"])
+        local = (dt.datetime.combine(last, dt.time(20, 0)) if not expired
+                 else dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0, 30)))
+        now_wall = local.replace(tzinfo=ZoneInfo(zone)).astimezone(dt.timezone.utc)
+        eng = make_engine(rx, today=last, wall_clock=lambda: now_wall)
+        kinds = [r.kind for r in eng.start_refusals()]
+        assert kinds == (["expired"] if expired else []), (local_time, kinds)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_lost_board_connection_aborts_with_a_fault(make_engine, sim, virtual_clock):
     _, server = sim
     eng = make_engine()
