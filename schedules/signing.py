@@ -146,12 +146,6 @@ def sign_prescription(rx_dict: Mapping[str, Any], private_key: Ed25519PrivateKey
     return signed
 
 
-def verify_signature_field(rx_dict: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:
-    """Check the signature against one given key (no trust store). Raises SignatureError."""
-    sig = _parse_signature(rx_dict)
-    _check(rx_dict, sig, public_key)
-
-
 def verify_prescription(rx_dict: Mapping[str, Any], trust: "TrustStore") -> str:
     """The key id of the trusted clinician key that signed this prescription.
 

@@ -75,7 +75,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from schedules.describe import one_line
-    from schedules.validate import PrescriptionError, check_prescription, parse_prescription, read_json_object
+    from schedules.validate import PrescriptionError, parse_prescription, read_json_object
 
     try:
         data = read_json_object(args.file)
@@ -83,13 +83,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         for line in e.problems:
             print(line)
         return 2
-    problems = check_prescription(data, today=args.today)
-    if problems:
-        for line in problems:
+    try:
+        rx = parse_prescription(data, today=args.today)   # every problem, or the prescription
+    except PrescriptionError as e:
+        for line in e.problems:
             print(line)
-        print(f"{args.file}: invalid ({len(problems)} problem{'s' * (len(problems) != 1)})", file=sys.stderr)
+        n = len(e.problems)
+        print(f"{args.file}: invalid ({n} problem{'s' * (n != 1)})", file=sys.stderr)
         return 2
-    rx = parse_prescription(data, today=args.today)
     print(f"{args.file}: valid")
     print(one_line(rx))
     return 0
