@@ -6,17 +6,16 @@ Registered into the `log` group by homeapp/commands/log.py via `register_log(log
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
-from pathlib import Path
 from typing import Any
 
 from schedules.signing import KeyFileError, load_public_key
 
-from ..bundle import BundleError, verify_bundle, write_bundle
+from ..bundle import BundleError, parse_when, verify_bundle, write_bundle
 from ..config import load_config
 from ..device_key import ensure_device_key
 from ..errors import UserError
+from .log import _open
 
 
 def register_log(log_subparsers: Any) -> None:
@@ -50,35 +49,19 @@ def _device_key(args: argparse.Namespace):
         raise UserError(f"device key: cannot create it ({e.strerror}: {e.filename})") from None
 
 
-def _open_store(db: str):
-    if not Path(db).is_file():
-        raise UserError(f"{db}: no such log database")
-    from ..store import Store  # built by the store's owner; imported late so signing works without it
-    try:
-        return Store.open(db, create=False)  # exporting must never make a log
-    except UserError:
-        raise
-    except Exception as e:  # sqlite3.DatabaseError and kin: the file is not our database
-        raise UserError(f"{db}: not a readable log database ({e})") from None
-
-
 def cmd_bundle(args: argparse.Namespace) -> int:
     since = args.since
     if since:
         try:
-            dt.date.fromisoformat(since) if len(since) == 10 else dt.datetime.fromisoformat(since)
+            parse_when(since)
         except ValueError:
             raise UserError(f"--since {since!r}: give a date as YYYY-MM-DD") from None
-    device_key, device_key_id = _device_key(args)
-    store = _open_store(args.db)
-    try:
-        count = write_bundle(store, args.out, device_key=device_key, since=since)
-    except OSError as e:
-        raise UserError(f"cannot write {args.out}: {e.strerror}") from None
-    finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
+    with _open(args.db) as store:      # first: a mistyped --db must not make a device key
+        device_key, device_key_id = _device_key(args)
+        try:
+            count = write_bundle(store, args.out, device_key=device_key, since=since)
+        except OSError as e:
+            raise UserError(f"cannot write {args.out}: {e.strerror}") from None
     print(f"{count} records -> {args.out} (signed by device key {device_key_id})")
     return 0
 
