@@ -170,7 +170,6 @@ class Stimulator:
         self._faulted: BaseException | None = None
         self._closed = False
         self._armed: CompiledCycle | None = None
-        self._pending = False            # armed waves must be created at start()
         self._created_key: tuple | None = None
         self._wave_ids: list[int] = []
         self._prepared: tuple[tuple, list[int]] | None = None  # created alongside, not yet playing
@@ -471,7 +470,6 @@ class Stimulator:
             self._verify(cycle)
             key = cycle.key
             self._armed = cycle
-            self._pending = False
             if key == self._created_key:
                 return
             if self._prepared is not None and self._prepared[0] == key:
@@ -482,8 +480,7 @@ class Stimulator:
                 self._created_key = key
             elif self._fits_alongside(cycle):
                 self._prepared = (key, self._create(cycle))
-            else:
-                self._pending = True
+            # else: no room beside the playing waves; start() creates them once it has ended
 
     def start(self) -> None:
         """Enable the output and send the armed cycle's chain (one cycle, then it ends).
@@ -499,24 +496,24 @@ class Stimulator:
                 self._safe_stop()
                 raise BoardFault("the e-stop is pressed")
             pi = self._pi
+            key = cycle.key
+            prepared = self._prepared is not None and self._prepared[0] == key
+            reuse = key == self._created_key or prepared   # its waves exist in pigpiod
             if self.busy():
                 if not self._past_last_pulse():
                     self._fault(BoardFault("start() while a contraction was playing"))
                     raise BoardFault("start() while a contraction was playing: output stopped")
                 # Only the rest is left (every leg low): wave_chain below replaces it.
-                if cycle.key != self._created_key and not (
-                        self._prepared is not None and self._prepared[0] == cycle.key):
+                if not reuse:
                     self._call(pi.wave_tx_stop)  # its waves are about to be cleared
-            key = cycle.key
             if key != self._created_key:
-                if self._prepared is not None and self._prepared[0] == key:
+                if prepared:
                     self._created_key, self._wave_ids = key, self._prepared[1]
                     self._prepared = None
                 else:
                     self._clear_waves()
                     self._wave_ids = self._create(cycle)
                     self._created_key = key
-            self._pending = False
             chain = cycle.chain_bytes(self._wave_ids)
             self.heartbeat()  # a fresh edge: the watchdog lets the first pulse through
             if not self._enabled:
