@@ -489,21 +489,23 @@ def continuous_segments(block, channels: int, segment_s: float = 10.0) -> list[t
     seg_blocks = max(seg_blocks, min_blocks)
     if seg_blocks * block_s > MAX_SEGMENT_S:
         seg_blocks = max(1, math.floor(MAX_SEGMENT_S / block_s))
-    base = dict(hz=block.hz, pulse_us=block.pulse_us, off_s=0, ramp_up_s=block.ramp_up_s,
-                ramp_down_s=block.ramp_down_s, pattern="synchronous", channels=channels)
+    def spec(n_blocks: int, **ramps: bool) -> CycleSpec:
+        return CycleSpec.from_block(block, channels, on_s=float(n_blocks * block_s), off_s=0,
+                                    pattern="synchronous", **ramps)
+
     if total_blocks <= seg_blocks or total_blocks * block_s < 2 * max(ramps_s, 1):
-        return [(CycleSpec(on_s=float(total_blocks * block_s), **base), 1)]
+        return [(spec(total_blocks), 1)]
     first = last = seg_blocks
     middle_blocks = total_blocks - first - last
     if middle_blocks < 0:
         first = total_blocks // 2
         last = total_blocks - first
         middle_blocks = 0
-    out = [(CycleSpec(on_s=float(first * block_s), ramp_down=False, **base), 1)]
+    out = [(spec(first, ramp_down=False), 1)]
     n_mid, rem = divmod(middle_blocks, seg_blocks)
     if n_mid:
-        out.append((CycleSpec(on_s=float(seg_blocks * block_s), ramp_up=False, ramp_down=False, **base), n_mid))
+        out.append((spec(seg_blocks, ramp_up=False, ramp_down=False), n_mid))
     if rem:
-        out.append((CycleSpec(on_s=float(rem * block_s), ramp_up=False, ramp_down=False, **base), 1))
-    out.append((CycleSpec(on_s=float(last * block_s), ramp_up=False, **base), 1))
+        out.append((spec(rem, ramp_up=False, ramp_down=False), 1))
+    out.append((spec(last, ramp_up=False), 1))
     return out
