@@ -130,10 +130,12 @@ class HomeApp(App):
         screen = self.screens[name]
         if name == "caregiver" or name == "clinician":
             screen.lock()
-        self.sm.current = name
-        self.screens[name].refresh()
+        if self.sm.current == name:
+            screen.refresh()
+        else:
+            self.sm.current = name         # its on_pre_enter refreshes it
         if self.state is not None:
-            self.screens[name].render(self.state)
+            screen.render(self.state)
 
     @property
     def current(self) -> str:
