@@ -15,7 +15,6 @@ log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (800, 480)
 POLL_HZ = 20
-_T0 = time.monotonic()
 
 
 def configure_kivy() -> None:
@@ -93,7 +92,6 @@ class HomeApp(App):
         self._poll_event = None
         self._contact_event = None
         self.started_at = None          # monotonic time Home was first drawn
-        self.last_report = None         # (pain, effort, comment) of the last After screen
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -255,7 +253,6 @@ class HomeApp(App):
 
     def finish_session(self, pain, effort, comment) -> None:
         """Save on After: the report goes to the log beside the UI, and Home shows at once."""
-        self.last_report = (pain, effort, comment)
         link = self.link
         if link is not None:
             def saved(_r, error):

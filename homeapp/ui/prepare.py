@@ -42,10 +42,9 @@ def placement_text(label: str) -> str:
 
 def refusal_text(reason: str, svc) -> str:
     """A reason the engine gives for not starting, in the patient's language. The engine's
-    reasons carry a `kind` (homeapp.state.Reason); a plain string (an error from elsewhere)
-    is matched by its words, and an unknown one is shown as it is."""
+    reasons carry a `kind` (homeapp.state.Reason); anything else is shown as it is."""
     rx = svc.rx
-    kind = getattr(reason, "kind", None) or _kind_of(reason.lower())
+    kind = getattr(reason, "kind", None)
     if kind == "expired" and rx is not None:
         return f_("Your program ended on {date}. Ask your clinic for a new one.", date=rx.expires.isoformat())
     if kind == "not_yet_valid":
@@ -66,17 +65,6 @@ def refusal_text(reason: str, svc) -> str:
     if kind == "caregiver":
         return _("A caregiver must unlock this session.")
     return reason
-
-
-def _kind_of(low: str) -> str | None:
-    for words, kind in ((("expired",), "expired"), (("valid from", "valid only from"), "not_yet_valid"),
-                        (("already today", "hours between", "already this week"), "schedule"),
-                        (("signature", "trust store"), "signature"), (("does not answer",), "board"),
-                        (("emergency stop",), "estop"), (("electrode contact",), "contact"),
-                        (("caregiver",), "caregiver")):
-        if any(w in low for w in words):
-            return kind
-    return None
 
 
 class ChannelPrep(Card):
@@ -179,7 +167,7 @@ class PrepareScreen(BaseScreen):
             self._event.cancel()
             self._event = None
 
-    def poll_now(self, wait: bool = False):
+    def poll_now(self):
         """Ask the engine for contact and refusals on a worker thread (never blocks the UI)."""
         eng = self.app.engine
         if eng is None or self._busy:
@@ -197,10 +185,7 @@ class PrepareScreen(BaseScreen):
                 self._busy = False
             Clock.schedule_once(lambda _dt: self._polled(contacts, refusals), 0)
 
-        t = threading.Thread(target=work, name="contact-poll", daemon=True)
-        t.start()
-        if wait:
-            t.join(2.0)
+        threading.Thread(target=work, name="contact-poll", daemon=True).start()
 
     def _polled(self, contacts, refusals):
         self.contacts = contacts

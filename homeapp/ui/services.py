@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +54,6 @@ class Services:
         self.caregiver_unlocked = False
         self.engine = None
         self._ui_state: dict[str, Any] = {}
-        self._lock = threading.Lock()
         self._pin_failures: dict[str, int] = {}
         self._pin_locked_until: dict[str, float] = {}
 

@@ -32,7 +32,6 @@ class Theme:
     text = rgb("#FFFFFF")
     muted = rgb("#C9D3E3")
     primary = rgb("#1F6FEB")       # ordinary actions (white text 4.6:1 at 28 px bold)
-    primary_dark = rgb("#174EA6")
     go = rgb("#0E7A3A")            # Start, Continue (white text 5.6:1)
     stop = rgb("#C62828")          # STOP (white text 5.6:1)
     warn = rgb("#FFB300")          # warnings: dark text on amber
@@ -47,7 +46,6 @@ class Theme:
     font_small = 20
     font_body = 24
     font_large = 32
-    font_huge = 96
 
 
 class Text(Label):
@@ -131,18 +129,6 @@ class Card(BoxLayout):
     def _redraw(self, *_):
         self._c.rgba = self.bg
         self._r.pos, self._r.size = self.pos, self.size
-
-
-class Background(Widget):
-    """Paints the theme background under a screen."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        with self.canvas.before:
-            Color(*Theme.bg)
-            self._r = Rectangle(pos=self.pos, size=self.size)
-        self.bind(pos=lambda *_: setattr(self._r, "pos", self.pos),
-                  size=lambda *_: setattr(self._r, "size", self.size))
 
 
 def paint_background(widget: Widget, color=None) -> None:
