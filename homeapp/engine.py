@@ -35,7 +35,7 @@ from schedules.model import Prescription
 from schedules.signing import SIGNATURE_FIELD, SignatureError, verify_prescription
 
 from .plan import Step, block_steps
-from .store import StoreError
+from .store import StoreError, now_utc
 from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase, Reason
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,6 @@ class StartRefused(Exception):
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = list(reasons)
         super().__init__("; ".join(reasons))
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class _Channel:
@@ -96,7 +92,7 @@ class Engine:
 
     def __init__(self, *, prescription: Prescription, board: Any, store: Any, clock: Clock,
                  trust: Any = None, allow_unsigned: bool = False,
-                 wall_clock: Callable[[], dt.datetime] = _utcnow) -> None:
+                 wall_clock: Callable[[], dt.datetime] = now_utc) -> None:
         self.rx = prescription
         self.board = board
         self.store = store
