@@ -25,6 +25,7 @@ Safety rules it keeps (docs: ../shared/design.md):
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -646,6 +647,11 @@ class Stimulator:
             except Exception:  # noqa: BLE001 - releasing what can be released
                 pass
         self._closed = True
+        if self._button is not None and not self._link_dead:
+            # Edges first: gpiozero's Button.close drops its hold thread before it stops
+            # listening, and an edge in between fails in the notification thread.
+            with contextlib.suppress(Exception):
+                self._button.pin.when_changed = None
         for obj in (self._button, self._factory):
             try:
                 if obj is not None:
