@@ -183,6 +183,7 @@ def test_stop_acts_as_the_finger_lands_even_if_it_slides_off(ui):
     assert not ui.device.sim_board.effective_enable()
     touch.touch_move(5, 5)                              # slides off the button
     touch.touch_up()
+    ui.pump(0.1)                                        # the queued move and lift are handled here
     ui.wait_until(lambda: ui.app.current == "after", what="After screen")
 
 
@@ -192,6 +193,7 @@ def test_estop_and_electrode_loss_take_the_whole_screen(ui):
     ui.start_session()
     ui.wait_until(lambda: ui.state.phase.value == "running")
     ui.tap(tp.lead_buttons[1])                          # detach electrode 2
+    assert tp.leads == [True, False], "the touch did not reach the trainer's button"
     ui.wait_until(lambda: ui.app.overlay.showing, what="electrode alert")
     shown = texts(ui.app.overlay)
     assert "ELECTRODE LOOSE" in shown

@@ -90,8 +90,15 @@ class UI:
     def tap(self, widget) -> None:
         """A finger down and up at the widget's centre, through the window like a real touch."""
         from kivy.tests.common import UnitTestTouch
-        for _ in range(2):      # a frame first: the widget is where the patient sees it
+        # Frames first, until the layout has settled: the widget is where the patient sees
+        # it (a screen change can move it for a frame or two, more on a busy machine).
+        at = None
+        for _ in range(50):
             self.frame()
+            now_at = (tuple(widget.to_window(*widget.center)), tuple(widget.size))
+            if now_at == at:
+                break
+            at = now_at
         assert widget.get_root_window() is not None, f"{widget} is not on screen"
         x, y = widget.to_window(*widget.center)
         touch = UnitTestTouch(x, y)
