@@ -185,6 +185,16 @@ def test_the_prescriptions_dates_are_days_where_the_patient_lives(make_engine, m
         time.tzset()
 
 
+def aborted_with_a_fault(eng: Engine) -> list[dict]:
+    """The session ended aborted, with a fault alert to acknowledge; its logged events."""
+    st = eng.state
+    assert st.phase is Phase.ABORTED
+    assert st.alert is not None and st.alert.kind is AlertKind.FAULT and st.alert.needs_ack
+    session = eng.store.session(st.session_id)
+    assert session["status"] == "aborted"
+    return session["events"]
+
+
 def test_a_lost_board_connection_aborts_with_a_fault(make_engine, sim, virtual_clock):
     _, server = sim
     eng = make_engine()
@@ -192,12 +202,7 @@ def test_a_lost_board_connection_aborts_with_a_fault(make_engine, sim, virtual_c
     eng.request_intensity(0, 10)
     eng.schedule_at(2.0, server.drop_connections)
     eng.run()
-    st = eng.state
-    assert st.phase is Phase.ABORTED
-    assert st.alert is not None and st.alert.kind is AlertKind.FAULT and st.alert.needs_ack
-    session = eng.store.session(st.session_id)
-    assert session["status"] == "aborted"
-    assert any(e["kind"] == "fault" for e in session["events"])
+    assert any(e["kind"] == "fault" for e in aborted_with_a_fault(eng))
 
 
 def test_an_estop_over_a_dead_link_is_logged_before_the_fault(make_engine, sim, virtual_clock):
@@ -210,16 +215,12 @@ def test_an_estop_over_a_dead_link_is_logged_before_the_fault(make_engine, sim, 
     eng.schedule_at(2.0, server.drop_connections)
     eng.schedule_at(2.0, lambda: eng.estop("button"))
     eng.run()
-    st = eng.state
-    assert st.phase is Phase.ABORTED
-    assert st.alert is not None and st.alert.kind is AlertKind.FAULT and st.alert.needs_ack
-    events = eng.store.session(st.session_id)["events"]
+    events = aborted_with_a_fault(eng)
     kinds = [e["kind"] for e in events]
     assert "estop" in kinds and "fault" in kinds
     assert kinds.index("estop") < kinds.index("fault")
     estop = events[kinds.index("estop")]
     assert estop["detail"]["source"] == "button" and estop["detail"]["safe_stop_failed"]
-    assert eng.store.session(st.session_id)["status"] == "aborted"
 
 
 def test_a_board_fault_in_a_command_ends_the_session_as_in_the_loop(make_engine, sim, virtual_clock):
@@ -232,12 +233,7 @@ def test_a_board_fault_in_a_command_ends_the_session_as_in_the_loop(make_engine,
     server.drop_connections()
     with pytest.raises(BoardFault):
         eng.resume()
-    st = eng.state
-    assert st.phase is Phase.ABORTED
-    assert st.alert is not None and st.alert.kind is AlertKind.FAULT and st.alert.needs_ack
-    session = eng.store.session(st.session_id)
-    assert session["status"] == "aborted"
-    assert [e["kind"] for e in session["events"]][-3:] == ["resume", "fault", "end"]
+    assert [e["kind"] for e in aborted_with_a_fault(eng)][-3:] == ["resume", "fault", "end"]
 
 
 def test_stop_always_works(make_engine, virtual_clock):
