@@ -371,7 +371,10 @@ def test_kill_9_mid_session_loses_no_recorded_event(db_path):
         # every confirmed event, and at most one more (written, killed before printing)
         assert confirmed <= len(ma) <= confirmed + 1
         assert ma[:confirmed] == [i % 60 for i in range(confirmed)]
-        assert got["channels"][0]["contractions"] == len(ma) // 10
+        # a contraction is written after every tenth event, in its own transaction: the
+        # kill can fall between the two, and then the tenth event's contraction is missing
+        n = len(ma)
+        assert got["channels"][0]["contractions"] in ({n // 10, n // 10 - 1} if n % 10 == 0 else {n // 10})
 
 
 # ---------------------------------------------------------------- export, backup
