@@ -652,6 +652,7 @@ class Stimulator:
             # listening, and an edge in between fails in the notification thread.
             with contextlib.suppress(Exception):
                 self._button.pin.when_changed = None
+        factory_pi = getattr(self._factory, "_connection", None)
         for obj in (self._button, self._factory):
             try:
                 if obj is not None:
@@ -659,11 +660,13 @@ class Stimulator:
             except Exception:  # noqa: BLE001 - a dead connection: forget the pin
                 if hasattr(obj, "_pin"):
                     obj._pin = None  # so gpiozero's __del__ does not retry on a dead socket
-        try:
-            if pi is not None:
-                pi.stop()
-        except Exception:  # noqa: BLE001
-            pass
+        # Both pigpio connections stopped, whatever failed above: a pigpio notification
+        # thread whose socket has been closed by the other end spins on recv() at full CPU
+        # until its connection is stopped (the factory's close stops it only on success).
+        for conn in (factory_pi, pi):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.stop()
 
     def __enter__(self) -> "Stimulator":
         return self

@@ -563,3 +563,24 @@ def test_a_new_driver_stops_a_left_wave_after_enable_and_before_the_legs(sim, pi
     assert first == [("write", p.enable, 0), ("wave_tx_stop",)]
     legs_low = [c for c in calls if c[0] == "write" and c[1] in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)]
     assert legs_low[:4] == [("write", g, 0) for g in (p.ch0_a, p.ch0_b, p.ch1_a, p.ch1_b)]
+
+
+def test_closing_after_a_dropped_link_leaves_no_pigpio_thread_spinning(sim, pin_map, virtual_clock):
+    """pigpio's notification thread spins on recv() at full CPU once pigpiod has closed its
+    socket, until its connection is stopped. After a lost link the Button's close fails,
+    and with it gpiozero's stop of its own connection: the driver stops both anyway."""
+    import threading
+    board, server = sim
+
+    def notify_threads():
+        return {t for t in threading.enumerate() if type(t).__name__ == "_callback_thread"}
+    before = notify_threads()
+    stim = Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port)
+    assert len(notify_threads() - before) == 2          # the driver's and the e-stop Button's
+    server.drop_connections()
+    with pytest.raises(BoardFault):
+        stim.close()                                    # the safe stop cannot reach pigpiod
+    deadline = time.monotonic() + 5
+    while notify_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not notify_threads() - before, "a pigpio notification thread was left running"
