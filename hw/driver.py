@@ -6,7 +6,7 @@ enable and heartbeat lines, the e-stop through gpiozero's `Button` on a `PiGPIOF
 electrode contact through the MCP3008. It runs unchanged against a real pigpiod on a
 Pi 4 and against `hw.sim`.
 
-Safety rules it keeps (docs: ../shared/design.md):
+Safety rules it keeps (docs/design.md):
 - a board pigpio cannot time (anything but Pi 4, CM4, Pi 3B+, Zero 2 W by the revision
   pigpiod reports; a Pi 5 first of all) is refused before a single line is driven.
 - one safe-stop sequence on every path (stop, pause, e-stop, fault, exception, SIGTERM,
