@@ -324,10 +324,32 @@ class _Builder:
             self.tokens.append(("delay", rem))
 
 
+def _pulse_count(spec: CycleSpec, grid: Grid) -> int:
+    """N: the pulses of one contraction (at least 1)."""
+    return max(1, math.floor(_frac(spec.on_s) * 1_000_000 / grid.period + Fraction(1, 10**6)))
+
+
+def cycle_duration_us(spec: CycleSpec) -> int:
+    """How long one cycle of `spec` lasts on the board, in whole µs."""
+    return _half_up((_frac(spec.on_s) + _frac(spec.off_s)) * 1_000_000)
+
+
+def contraction_windows_us(spec: CycleSpec) -> tuple[tuple[int, int], ...]:
+    """Per channel (`spec.channels` of them): `[t0, t1)` in µs from the cycle's start,
+    from the channel's first pulse to where its pulse grid ends (the start its next pulse
+    would have). The one source of when each channel contracts: the compiled cycle plays
+    exactly these, and the plan and the engine read them from here."""
+    grid = Grid.for_hz(spec.hz)
+    span = grid.t(_pulse_count(spec, grid))
+    if spec.channels == 2 and spec.pattern == "alternating":
+        return ((0, span), (span, 2 * span))  # channel 1 starts where channel 0's grid ends
+    return tuple((0, span) for _ in range(spec.channels))
+
+
 def _contraction_widths(spec: CycleSpec, grid: Grid, foot: int) -> tuple[list[int], int, int, int]:
     """Widths of the N pulses of a contraction and (n_up, n_down, foot pulses)."""
     hz = _frac(spec.hz)
-    n_total = max(1, math.floor(_frac(spec.on_s) * 1_000_000 / grid.period + Fraction(1, 10**6)))
+    n_total = _pulse_count(spec, grid)
     width = int(_half_up(_frac(spec.pulse_us)))
     n_up = _half_up(_frac(spec.ramp_up_s) * hz) if spec.ramp_up else 0
     n_down = _half_up(_frac(spec.ramp_down_s) * hz) if spec.ramp_down else 0
@@ -423,20 +445,18 @@ def _compile(spec: CycleSpec, pins, foot: int) -> CompiledCycle:
         if down_end < n_total:
             b.blocks(down_end, n_total - down_end, widths[-1], masks)
 
-    span = grid.t(n_total)
-    duration = _half_up((_frac(spec.on_s) + _frac(spec.off_s)) * 1_000_000)
+    duration = cycle_duration_us(spec)
+    per_channel_windows = contraction_windows_us(spec)
+    windows: tuple = tuple((w,) for w in per_channel_windows) + ((),) * (2 - spec.channels)
     if spec.channels == 1:
         contraction(leg_masks[0])
-        windows: tuple = (((0, span),), ())
         used_masks = leg_masks[:1]
     elif spec.pattern == "synchronous":
         contraction((leg_masks[0][0] | leg_masks[1][0], leg_masks[0][1] | leg_masks[1][1]))
-        windows = (((0, span),), ((0, span),))
         used_masks = leg_masks
     else:
         contraction(leg_masks[0])
         contraction(leg_masks[1])
-        windows = (((0, span),), ((span, 2 * span),))
         used_masks = leg_masks
     end = max(w[1] for ws in windows for w in ws)
     if end > duration:

@@ -331,3 +331,27 @@ def test_an_adjustment_while_paused_in_a_rest_does_not_replay_done_contractions(
     assert st.phase is Phase.COMPLETED
     assert [ch.contractions_done for ch in st.channels] == [6, 6]  # the plan, not more
     assert st.elapsed_s == pytest.approx(60)
+
+
+def test_a_window_edge_on_a_fractional_second_is_passed_not_spun_on(tmp_path):
+    """Alternating 9.6 s / 9.6 s: the second cycle starts at 19.2 s, where a float timeline
+    woke at step_t0 + 9.6 and found itself a hair short of the edge, forever. The session
+    runs in a child process so that a hang fails the test instead of blocking the suite."""
+    import json
+    import subprocess
+    import sys
+
+    block = {"label": "x", "minutes": 0.64, "hz": 50, "pulse_us": 300, "on_s": 9.6,
+             "off_s": 9.6, "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "alternating"}
+    rx_path = tmp_path / "rx.json"
+    rx_path.write_text(json.dumps(rx_dict(blocks=[block])))
+    argv = [sys.executable, "-m", "homeapp.cli", "session", "run", "--prescription", str(rx_path),
+            "--db", str(tmp_path / "log.db"), "--trace", str(tmp_path / "trace.csv"),
+            "--virtual-time", "--allow-unsigned"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the session never ended in virtual time (the timeline spun on an edge)")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["contractions"] == [2, 2]

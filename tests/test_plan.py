@@ -21,7 +21,7 @@ def _block(**kw) -> Block:
 def test_intermittent_block_plays_whole_cycles_of_contraction_and_rest():
     steps = list(block_steps(_block(), 0, channels=1))
     assert len(steps) == 6  # round(180 / 30)
-    assert all(s.duration_s == 30 and s.windows == ((0.0, 10),) for s in steps)
+    assert all(s.duration_us == 30_000_000 and s.windows_us == ((0, 10_000_000),) for s in steps)
     assert [s.cycle_index for s in steps] == list(range(6))
     assert all(s.starts_contraction and s.ends_contraction for s in steps)
     assert steps[0].spec.hz == 50 and steps[0].spec.ramp_up_s == 2
@@ -29,8 +29,8 @@ def test_intermittent_block_plays_whole_cycles_of_contraction_and_rest():
 
 def test_alternating_channel_one_contracts_as_channel_zero_ends():
     steps = list(block_steps(_block(pattern="alternating", on_s=5, off_s=10), 0, channels=2))
-    assert steps[0].windows == ((0.0, 5), (5, 10))
-    assert steps[0].duration_s == 15
+    assert steps[0].windows_us == ((0, 5_000_000), (5_000_000, 10_000_000))
+    assert steps[0].duration_us == 15_000_000
 
 
 def test_continuous_block_is_cut_into_segments_with_ramps_only_at_its_ends():
@@ -55,8 +55,26 @@ def test_the_plan_matches_the_prescription(data):
     assert abs(sum(s.duration_s for s in steps) - rx.duration_s) <= slack
     assert sum(s.ends_contraction for s in steps) == rx.planned_contractions
     for s in steps:
-        assert len(s.windows) == channels
+        assert len(s.windows_us) == channels
         ramps = s.spec.ramp_up_s * s.spec.ramp_up + s.spec.ramp_down_s * s.spec.ramp_down
         assert ramps <= s.spec.on_s + 1e-9
-        for w in s.windows:
-            assert 0 <= w[0] < w[1] <= s.duration_s + 1e-9
+        for w in s.windows_us:
+            assert all(isinstance(edge, int) for edge in w)
+            assert 0 <= w[0] < w[1] <= s.duration_us
+
+
+def test_the_plan_says_when_the_board_plays_each_contraction():
+    """7 Hz, on 1.5 s, alternating: channel 0's grid holds 10 pulses (1.428571 s), and the
+    compiled cycle plays channel 1 from there; the plan's windows are the compiled ones."""
+    from hw.pins import load_pin_map
+    from hw.waveform import compile_cycle
+
+    step = next(block_steps(_block(pattern="alternating", hz=7, on_s=1.5, off_s=3, ramp_up_s=0.5,
+                                   ramp_down_s=0.5), 0, channels=2))
+    assert step.windows_us == ((0, 1_428_571), (1_428_571, 2_857_142))
+    compiled = compile_cycle(step.spec, load_pin_map())
+    assert tuple(ws[0] for ws in compiled.contractions) == step.windows_us
+    assert compiled.duration_us == step.duration_us
+    for ch, (a, b) in enumerate(step.windows_us):
+        pulses = compiled.planned_pulses(ch)
+        assert pulses[0].start_us == a and all(a <= p.start_us < b for p in pulses)
