@@ -324,9 +324,9 @@ class _Builder:
             self.tokens.append(("delay", rem))
 
 
-def _pulse_count(spec: CycleSpec, grid: Grid) -> int:
-    """N: the pulses of one contraction (at least 1)."""
-    return max(1, math.floor(_frac(spec.on_s) * 1_000_000 / grid.period + Fraction(1, 10**6)))
+def pulse_count(on_s: float, grid: Grid) -> int:
+    """N: the pulses of a contraction of `on_s` on `grid` (at least 1)."""
+    return max(1, math.floor(_frac(on_s) * 1_000_000 / grid.period + Fraction(1, 10**6)))
 
 
 def cycle_duration_us(spec: CycleSpec) -> int:
@@ -340,7 +340,7 @@ def contraction_windows_us(spec: CycleSpec) -> tuple[tuple[int, int], ...]:
     would have). The one source of when each channel contracts: the compiled cycle plays
     exactly these, and the plan and the engine read them from here."""
     grid = Grid.for_hz(spec.hz)
-    span = grid.t(_pulse_count(spec, grid))
+    span = grid.t(pulse_count(spec.on_s, grid))
     if spec.channels == 2 and spec.pattern == "alternating":
         return ((0, span), (span, 2 * span))  # channel 1 starts where channel 0's grid ends
     return tuple((0, span) for _ in range(spec.channels))
@@ -349,7 +349,7 @@ def contraction_windows_us(spec: CycleSpec) -> tuple[tuple[int, int], ...]:
 def _contraction_widths(spec: CycleSpec, grid: Grid, foot: int) -> tuple[list[int], int, int, int]:
     """Widths of the N pulses of a contraction and (n_up, n_down, foot pulses)."""
     hz = _frac(spec.hz)
-    n_total = _pulse_count(spec, grid)
+    n_total = pulse_count(spec.on_s, grid)
     width = int(_half_up(_frac(spec.pulse_us)))
     n_up = _half_up(_frac(spec.ramp_up_s) * hz) if spec.ramp_up else 0
     n_down = _half_up(_frac(spec.ramp_down_s) * hz) if spec.ramp_down else 0
@@ -493,39 +493,3 @@ def _chain_cost(tokens: Iterable[tuple], waves: Sequence[WaveDef]) -> tuple[int,
         elif kind == "delay":
             cbs += L.delay_cbs(tok[1], dma_lite=True)
     return cbs + 1, counters, deepest
-
-
-def continuous_segments(block, channels: int, segment_s: float = 10.0) -> list[tuple[CycleSpec, int]]:
-    """A continuous block (off_s = 0) as `(spec, repeat)` segments played back to back:
-    one ramping up, the plateau segments, one ramping down; each about `segment_s` long
-    and a whole number of grid blocks, so the pulse grid runs on seamlessly from one
-    segment to the next. The total is `minutes` rounded to whole grid blocks."""
-    grid = Grid.for_hz(block.hz)
-    block_s = Fraction(grid.block_us, 1_000_000)
-    total_blocks = max(1, _half_up(_frac(block.minutes) * 60 / block_s))
-    seg_blocks = max(1, _half_up(_frac(segment_s) / block_s))
-    ramps_s = _frac(block.ramp_up_s) + _frac(block.ramp_down_s)
-    min_blocks = max(1, math.ceil(max(_frac(block.ramp_up_s), _frac(block.ramp_down_s), 1) / block_s))
-    seg_blocks = max(seg_blocks, min_blocks)
-    if seg_blocks * block_s > MAX_SEGMENT_S:
-        seg_blocks = max(1, math.floor(MAX_SEGMENT_S / block_s))
-    def spec(n_blocks: int, **ramps: bool) -> CycleSpec:
-        return CycleSpec.from_block(block, channels, on_s=float(n_blocks * block_s), off_s=0,
-                                    pattern="synchronous", **ramps)
-
-    if total_blocks <= seg_blocks or total_blocks * block_s < 2 * max(ramps_s, 1):
-        return [(spec(total_blocks), 1)]
-    first = last = seg_blocks
-    middle_blocks = total_blocks - first - last
-    if middle_blocks < 0:
-        first = total_blocks // 2
-        last = total_blocks - first
-        middle_blocks = 0
-    out = [(spec(first, ramp_down=False), 1)]
-    n_mid, rem = divmod(middle_blocks, seg_blocks)
-    if n_mid:
-        out.append((spec(seg_blocks, ramp_up=False, ramp_down=False), n_mid))
-    if rem:
-        out.append((spec(rem, ramp_up=False, ramp_down=False), 1))
-    out.append((spec(last, ramp_up=False), 1))
-    return out

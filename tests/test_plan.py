@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from homeapp.plan import block_steps
 from schedules.model import Block
@@ -78,3 +81,75 @@ def test_the_plan_says_when_the_board_plays_each_contraction():
     for ch, (a, b) in enumerate(step.windows_us):
         pulses = compiled.planned_pulses(ch)
         assert pulses[0].start_us == a and all(a <= p.start_us < b for p in pulses)
+
+
+PINS = None
+
+
+def _pins():
+    global PINS
+    if PINS is None:
+        from hw.pins import load_pin_map
+        PINS = load_pin_map()
+    return PINS
+
+
+def _adjusted(block: Block, ends: bool) -> Block:
+    for param, rng in block.ranges.items():  # a patient may move it to either end
+        block = block.with_value(param, rng.max if ends else rng.min)
+    return block
+
+
+@settings(max_examples=120, deadline=None)
+@given(valid_prescriptions(fine=True) | valid_prescriptions(), st.booleans())
+def test_every_step_of_every_valid_prescription_compiles(data, ends):
+    """Whatever the validator accepts (fractional frequencies and lengths, continuous and
+    intermittent, at either end of the patient's ranges) plans and compiles."""
+    from hw.waveform import compile_cycle
+
+    rx = parse_prescription(data)
+    channels = len(rx.channels)
+    for i, block in enumerate(rx.blocks):
+        block = _adjusted(block, ends)
+        steps = list(block_steps(block, i, channels))
+        assert steps
+        for spec in {s.spec for s in steps}:
+            compiled = compile_cycle(spec, _pins())
+            step = next(s for s in steps if s.spec == spec)
+            assert compiled.duration_us == step.duration_us
+            assert tuple(ws[0] for ws in compiled.contractions[:channels]) == step.windows_us
+
+
+@pytest.mark.parametrize("hz, minutes", [(130.52, 1.5), (27.12, 0.5), (21, 0.51)])
+def test_a_continuous_block_whose_length_the_period_does_not_divide_plays(hz, minutes):
+    """A remainder too short for a pulse joins the last segment; the block plays
+    floor(minutes * 60 * hz) pulses on the grid (rounded down, never up)."""
+    from hw.waveform import Grid, compile_cycle
+
+    block = _block(minutes=minutes, hz=hz, on_s=12.75, off_s=0, ramp_up_s=2, ramp_down_s=1)
+    steps = list(block_steps(block, 0, channels=1))
+    grid = Grid.for_hz(hz)
+    pulses = sum(len(compile_cycle(s.spec, _pins()).widths[0]) for s in steps)
+    assert pulses == math.floor(minutes * 60 * 1_000_000 / grid.period)
+    total_us = sum(s.duration_us for s in steps)
+    assert total_us == grid.t(pulses) <= minutes * 60 * 1_000_000
+
+
+@settings(max_examples=80, deadline=None)
+@given(valid_prescriptions(fine=True) | valid_prescriptions(), st.booleans())
+def test_a_continuous_block_ends_within_one_period_before_its_minutes_never_after(data, ends):
+    from hw.waveform import Grid, compile_cycle
+
+    rx = parse_prescription(data)
+    for i, block in enumerate(rx.blocks):
+        block = _adjusted(block, ends)
+        if not block.continuous:
+            continue
+        steps = list(block_steps(block, i, len(rx.channels)))
+        grid = Grid.for_hz(block.hz)
+        compiled = {s.spec: compile_cycle(s.spec, _pins()) for s in steps}
+        pulses = sum(len(compiled[s.spec].widths[0]) for s in steps)
+        played_us = sum(compiled[s.spec].duration_us for s in steps)
+        prescribed_us = Fraction(repr(block.minutes)) * 60 * 1_000_000
+        assert played_us == grid.t(pulses)
+        assert played_us <= prescribed_us < played_us + grid.period + 1

@@ -21,7 +21,8 @@ from hw import pigpio_limits as L
 from hw.exc import WaveformError
 from hw.pins import load_pin_map
 from hw.sim import waves as simwaves
-from hw.waveform import (CompiledCycle, CycleSpec, Grid, compile_cycle, continuous_segments,
+from homeapp.plan import continuous_segments
+from hw.waveform import (CompiledCycle, CycleSpec, Grid, compile_cycle,
                          ramp_widths)
 from schedules.limits import INTERPHASE_GAP_US
 from schedules.model import Block
