@@ -31,7 +31,7 @@ import uuid
 from typing import Any, Callable
 
 from hw.clock import Clock
-from hw.exc import BoardFault
+from hw.exc import BoardFault, WaveformError
 from hw.waveform import compile_cycle
 from schedules.adherence import schedule_allows
 from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
@@ -39,7 +39,7 @@ from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSI
 from schedules.model import Prescription
 from schedules.signing import SIGNATURE_FIELD, SignatureError, verify_prescription
 
-from .plan import Step, block_steps
+from .plan import PlanError, Step, block_steps
 from .store import StoreError, now_utc
 from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase, Reason
 
@@ -73,6 +73,16 @@ class StartRefused(Exception):
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = list(reasons)
         super().__init__("; ".join(reasons))
+
+
+class ProgramFault(BoardFault):
+    """The board cannot be given this program (the planner or the waveform compiler
+    refused a step): a bug for any prescription the validator accepts, and still never a
+    crash. Before the start it is a refusal; during a session it ends it with a fault."""
+
+
+#: What the patient reads (and the log keeps) when the device cannot play a program.
+CANNOT_RUN = "this device cannot run this program: please call your clinic"
 
 
 class _Channel:
@@ -133,7 +143,13 @@ class Engine:
         self._t0_us = 0
         self._pending: deque[Step] = deque()
         self._pending_us = 0          # their total duration (the UI asks for it 20 times a second)
-        self._set_pending(self._plan_from(0))
+        #: Why this program cannot be played (found while planning or compiling it).
+        self._program_error: Exception | None = None
+        try:
+            self._set_pending(self._plan_from(0))
+        except (PlanError, WaveformError) as e:
+            log.exception("the program cannot be planned")
+            self._program_error = e
         self._block_index = -1
         self._step: Step | None = None
         self._step_t0_us = 0          # nominal start of the current step (no drift)
@@ -251,6 +267,7 @@ class Engine:
                            if not str(r.params.get("why", "")).startswith("signed by an unknown key"))
         if active:  # else the schedule would only say the dates again
             reasons.extend(self._schedule_refusals(now_wall))
+        reasons.extend(self._program_refusals())
         if self.rx.supervised and not caregiver_unlocked:
             reasons.append(Reason("this prescription needs a caregiver: the caregiver must unlock "
                                   "the session", "caregiver"))
@@ -270,6 +287,30 @@ class Engine:
                                           f"check the pads and the cable", "contact",
                                           channel=ch.index, label=ch.label))
         return reasons
+
+    def _program_refusals(self) -> list[str]:
+        """The program planned and compiled, step by step, before any pulse: a step the
+        board could not be given is found here, not in the middle of a session."""
+        if self._program_error is None:
+            try:
+                for step in self._pending:
+                    self._compile(step.spec)
+            except ProgramFault as e:
+                self._program_error = e.__cause__ or e
+        if self._program_error is None:
+            return []
+        return [Reason(f"{CANNOT_RUN} ({type(self._program_error).__name__}: {self._program_error})",
+                       "cannot_run", error=str(self._program_error))]
+
+    def _compile(self, spec: Any) -> Any:
+        """The compiled cycle of `spec` (each compiled once)."""
+        if spec not in self._compiled:
+            try:
+                self._compiled[spec] = compile_cycle(spec, self.board.pins)
+            except WaveformError as e:
+                log.exception("a step of the program cannot be compiled")
+                raise ProgramFault(f"{CANNOT_RUN} ({e})") from e
+        return self._compiled[spec]
 
     def _signature_refusals(self) -> list[str]:
         if self.trust is None:
@@ -481,9 +522,7 @@ class Engine:
         assert step is not None
         spec = step.spec
         if self._armed_spec != spec:
-            if spec not in self._compiled:
-                self._compiled[spec] = compile_cycle(spec, self.board.pins)
-            self.board.arm(self._compiled[spec])
+            self.board.arm(self._compile(spec))
             self._armed_spec = spec
         for ch in self._channels:
             ch.window = "pending"  # every (re)played step plays every channel's window
@@ -660,21 +699,34 @@ class Engine:
                 self._log("refused", what="set", block=block_index, param=param, value=value, reason=msg)
                 raise ValueError(msg)
             self._blocks[block_index] = new_block
+            try:
+                self._replan_after_set(block_index, block)
+            except (PlanError, WaveformError) as e:  # never for a valid range: still no crash
+                self._blocks[block_index] = block
+                log.exception("the adjusted program cannot be planned")
+                msg = f"{CANNOT_RUN} with {param} = {value!r}"
+                self._notice = Notice("param_range", {"block": block_index, "param": param}, msg)
+                self._log("refused", what="set", block=block_index, param=param, value=value,
+                          reason=f"{msg} ({e})")
+                raise ValueError(msg) from e
             self._log("set", block=block_index, param=param, value=value)
-            # Takes effect from the next cycle of the current block, or when its block begins.
-            # A running continuous block keeps its segments (they were cut as it began).
-            # The last step begun is the reference: a step cut by a pause is replayed as it
-            # is, and one finished before a pause is not played again.
-            begun = self._last_begun
-            if self._phase in (Phase.RUNNING, Phase.PAUSED) and begun is not None:
-                current = begun.block_index
-                if block_index == current and not block.continuous:
-                    self._set_pending(self._plan_from(current, first_cycle=begun.cycle_index + 1))
-                elif block_index > current:
-                    keep = [st for st in self._pending if st.block_index <= current]
-                    self._set_pending(keep + self._plan_from(current + 1))
-            elif not self._phase.ended:
-                self._set_pending(self._plan_from(max(self._block_index, 0)))
+
+    def _replan_after_set(self, block_index: int, block: Any) -> None:
+        # Takes effect from the next cycle of the current block, or when its block begins.
+        # A running continuous block keeps its segments (they were cut as it began).
+        # The last step begun is the reference: a step cut by a pause is replayed as it
+        # is, and one finished before a pause is not played again.
+        begun = self._last_begun
+        if self._phase in (Phase.RUNNING, Phase.PAUSED) and begun is not None:
+            current = begun.block_index
+            if block_index == current and not block.continuous:
+                self._set_pending(self._plan_from(current, first_cycle=begun.cycle_index + 1))
+            elif block_index > current:
+                keep = [st for st in self._pending if st.block_index <= current]
+                self._set_pending(keep + self._plan_from(current + 1))
+        elif not self._phase.ended:
+            self._set_pending(self._plan_from(max(self._block_index, 0)))
+            self._program_error = None  # the new plan is checked again before the start
 
     # ----------------------------------------------------------------- pause, stop, alerts
     def pause(self, *, reason: str = "patient") -> None:
