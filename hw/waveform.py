@@ -32,7 +32,10 @@ Ramps (pulse-width ramps, amplitude unchanged)
 The ramp-up has `n = round(ramp_up_s*hz)` pulses; pulse k (0-based) has width
 `max(1, round_half_up(W*(k+1)/(n+1)))`, W = round(pulse_us): it starts near zero and
 never reaches W (the plateau's first pulse is the first at W). The ramp-down is the
-mirror image (its last pulse is the narrowest). A *foot* is used only when a cycle would
+mirror image (its last pulse is the narrowest). The plateau always keeps at least one
+pulse: when the ramps would fill the whole contraction, the longer ramp (the ramp-down
+on a tie) gives up pulses until one is left at W, so every contraction reaches the
+prescribed width. A *foot* is used only when a cycle would
 not fit pigpio's control-block budget otherwise (the extreme cases: two channels
 alternating, long ramps near 150 Hz): the first F*q pulses of each ramp-up (last F*q of
 each ramp-down), F >= 1 the smallest that fits, are held at the ramp's first width
@@ -353,7 +356,8 @@ def _contraction_widths(spec: CycleSpec, grid: Grid, foot: int) -> tuple[list[in
     width = int(_half_up(_frac(spec.pulse_us)))
     n_up = _half_up(_frac(spec.ramp_up_s) * hz) if spec.ramp_up else 0
     n_down = _half_up(_frac(spec.ramp_down_s) * hz) if spec.ramp_down else 0
-    while n_up + n_down > n_total:  # rounding can only overshoot by one pulse each
+    # At least one plateau pulse: the top of every contraction reaches the prescribed width.
+    while n_up + n_down > n_total - 1:
         if n_down >= n_up:
             n_down -= 1
         else:
