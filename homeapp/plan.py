@@ -12,8 +12,8 @@ segment but the last is a whole number of pulse-grid blocks (so the pulse period
 across segment boundaries to the µs); the first ramps up, the last ramps down, and the
 last takes whatever remains, so there is never a piece too short to hold a pulse.
 
-Pure: no clock, no board. Times are integer µs relative to the step's start, and they
-come from the waveform compiler (`contraction_windows_us`, `cycle_duration_us`): the plan
+Pure: no clock, no board. Times are integer µs from the step's start command (the board
+plays `CHAIN_START_DELAY_US` after it), and they come from the waveform compiler (`contraction_windows_us`, `cycle_duration_us`): the plan
 says exactly what the board plays, never its own idea of it.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator
 
-from hw.waveform import (MAX_SEGMENT_S, CycleSpec, Grid, contraction_windows_us,
+from hw.waveform import (CHAIN_START_DELAY_US, MAX_SEGMENT_S, CycleSpec, Grid, contraction_windows_us,
                          cycle_duration_us, pulse_count)
 from schedules.model import Block
 
@@ -118,8 +118,13 @@ def continuous_segments(block: Block, channels: int,
 
 
 def _step(spec: CycleSpec, **kw) -> Step:
-    return Step(spec=spec, windows_us=contraction_windows_us(spec),
-                duration_us=cycle_duration_us(spec), **kw)
+    # Windows count from the start command: the board plays the chain CHAIN_START_DELAY_US
+    # later. The next step is started `duration_us` after this one (so the grid runs on),
+    # which may come before a window's end shifted by that delay: it ends with the step.
+    duration_us = cycle_duration_us(spec)
+    windows = tuple((a + CHAIN_START_DELAY_US, min(b + CHAIN_START_DELAY_US, duration_us))
+                    for a, b in contraction_windows_us(spec))
+    return Step(spec=spec, windows_us=windows, duration_us=duration_us, **kw)
 
 
 def block_steps(block: Block, block_index: int, channels: int) -> Iterator[Step]:

@@ -78,6 +78,10 @@ MAX_GRID_BLOCK = 150
 MAX_PULSES_PER_WAVE = 1200
 #: Chain delays for the rest are made of this step (looped) and one remainder.
 REST_STEP_US = 50_000
+#: The board plays a started cycle's first pulse this long after `wave_chain` is sent
+#: (pigpio begins every chain sent from the host with one delay block). Every time within
+#: a cycle (`CompiledCycle.contractions`, the pulses) counts from the chain's own start.
+CHAIN_START_DELAY_US = L.WAVE_START_DELAY_US
 #: Longest segment of a continuous block the driver accepts (a continuous block is played
 #: as consecutive segments so that nothing is queued more than one segment ahead).
 MAX_SEGMENT_S = 120.0

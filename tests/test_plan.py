@@ -24,7 +24,7 @@ def _block(**kw) -> Block:
 def test_intermittent_block_plays_whole_cycles_of_contraction_and_rest():
     steps = list(block_steps(_block(), 0, channels=1))
     assert len(steps) == 6  # round(180 / 30)
-    assert all(s.duration_us == 30_000_000 and s.windows_us == ((0, 10_000_000),) for s in steps)
+    assert all(s.duration_us == 30_000_000 and s.windows_us == ((20, 10_000_020),) for s in steps)
     assert [s.cycle_index for s in steps] == list(range(6))
     assert all(s.starts_contraction and s.ends_contraction for s in steps)
     assert steps[0].spec.hz == 50 and steps[0].spec.ramp_up_s == 2
@@ -32,7 +32,8 @@ def test_intermittent_block_plays_whole_cycles_of_contraction_and_rest():
 
 def test_alternating_channel_one_contracts_as_channel_zero_ends():
     steps = list(block_steps(_block(pattern="alternating", on_s=5, off_s=10), 0, channels=2))
-    assert steps[0].windows_us == ((0, 5_000_000), (5_000_000, 10_000_000))
+    # from the start command: the board plays the chain 20 µs after it
+    assert steps[0].windows_us == ((20, 5_000_020), (5_000_020, 10_000_020))
     assert steps[0].duration_us == 15_000_000
 
 
@@ -74,11 +75,12 @@ def test_the_plan_says_when_the_board_plays_each_contraction():
 
     step = next(block_steps(_block(pattern="alternating", hz=7, on_s=1.5, off_s=3, ramp_up_s=0.5,
                                    ramp_down_s=0.5), 0, channels=2))
-    assert step.windows_us == ((0, 1_428_571), (1_428_571, 2_857_142))
+    assert step.windows_us == ((20, 1_428_591), (1_428_591, 2_857_162))
     compiled = compile_cycle(step.spec, load_pin_map())
-    assert tuple(ws[0] for ws in compiled.contractions) == step.windows_us
+    assert tuple((a + 20, b + 20) for (a, b), in compiled.contractions) == step.windows_us
     assert compiled.duration_us == step.duration_us
     for ch, (a, b) in enumerate(step.windows_us):
+        a, b = a - 20, b - 20
         pulses = compiled.planned_pulses(ch)
         assert pulses[0].start_us == a and all(a <= p.start_us < b for p in pulses)
 
@@ -117,7 +119,9 @@ def test_every_step_of_every_valid_prescription_compiles(data, ends):
             compiled = compile_cycle(spec, _pins())
             step = next(s for s in steps if s.spec == spec)
             assert compiled.duration_us == step.duration_us
-            assert tuple(ws[0] for ws in compiled.contractions[:channels]) == step.windows_us
+            from hw.waveform import CHAIN_START_DELAY_US as D
+            assert tuple((a + D, min(b + D, step.duration_us))
+                         for (a, b), in compiled.contractions[:channels]) == step.windows_us
 
 
 @pytest.mark.parametrize("hz, minutes", [(130.52, 1.5), (27.12, 0.5), (21, 0.51)])
