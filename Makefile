@@ -53,6 +53,7 @@ bench: install apt-test
 fuzz: install
 	$(BIN)/python -m pip install -q -e '.[fuzz]'
 	$(BIN)/python -m tests.fuzz
+	TIMELINE_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_timeline_properties.py
 
 screenshots: install apt-test
 	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m homeapp.ui.screenshots docs/screens
