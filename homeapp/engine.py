@@ -47,16 +47,13 @@ log = logging.getLogger(__name__)
 
 #: The loop's tick: heartbeat edge, e-stop and contact polls, intensity ramp steps.
 #: 100 ms keeps the watchdog (250 ms) fed with margin and reacts within a tenth of a second.
-TICK_S = 0.1
 TICK_US = 100_000
 
 #: A session paused this long ends (stopped): nobody is there to resume it, and a patient
 #: should not sit for longer with the electrodes on and the program unfinished.
-MAX_PAUSE_S = 600.0
 MAX_PAUSE_US = 600_000_000
 
 #: A heartbeat gap this long is logged as a near miss of the board's watchdog (250 ms) ...
-HEARTBEAT_LAPSE_S = 0.2
 HEARTBEAT_LAPSE_US = 200_000
 
 _US = 1_000_000
@@ -495,7 +492,7 @@ class Engine:
             self._ramp_intensity(now_us)
         elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
             self._log("stop", by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
-            self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_S / 60:g} minutes")
+            self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_US / 60_000_000:g} minutes")
 
     def _heartbeat(self) -> None:
         self.board.heartbeat()
