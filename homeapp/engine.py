@@ -21,6 +21,7 @@ commands (stop, pause, e-stop) act on the board at once, in the caller's thread.
 from __future__ import annotations
 
 import contextlib
+import enum
 import datetime as dt
 import heapq
 import itertools
@@ -82,6 +83,14 @@ class ProgramFault(BoardFault):
 CANNOT_RUN = "this device cannot run this program: please call your clinic"
 
 
+class WindowState(enum.Enum):
+    """Where a channel is in the current step's contraction window."""
+
+    PENDING = "pending"   # not begun (or cut short and to be replayed)
+    ACTIVE = "active"     # the board is playing its pulses
+    DONE = "done"         # over for this step
+
+
 class _Channel:
     """Mutable per-channel state inside the engine (snapshots are ChannelState)."""
 
@@ -95,7 +104,7 @@ class _Channel:
         self.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
         self.contact = True
         self.contracting = False
-        self.window = "pending"        # this step's contraction: pending, active, done
+        self.window = WindowState.PENDING  # this step's contraction
         self.contraction_start_us: int | None = None  # session time
         self.peak_ma = 0.0
         self.session_peak_ma = 0.0
@@ -522,7 +531,7 @@ class Engine:
             self.board.arm(self._compile(spec))
             self._armed_spec = spec
         for ch in self._channels:
-            ch.window = "pending"  # every (re)played step plays every channel's window
+            ch.window = WindowState.PENDING  # every (re)played step plays every channel's window
         self.board.start()
         self._step_started = True
 
@@ -535,15 +544,15 @@ class Engine:
             if w is None:
                 continue
             a, b = w
-            if ch.window == "pending" and in_step >= a:
-                ch.window = "active"
+            if ch.window == WindowState.PENDING and in_step >= a:
+                ch.window = WindowState.ACTIVE
                 ch.contracting = True
                 if step.starts_contraction or ch.contraction_start_us is None:
                     ch.contraction_start_us = self._step_t0_us + a - self._t0_us
                     ch.peak_ma = ch.set_ma
                     self._emit("contraction_start", channel=ch.index)
-            if ch.window == "active" and in_step >= b:
-                ch.window = "done"
+            if ch.window == WindowState.ACTIVE and in_step >= b:
+                ch.window = WindowState.DONE
                 ch.contracting = False
                 if step.ends_contraction:
                     self._end_contraction(ch, self._step_t0_us + b - self._t0_us, completed=True)
@@ -571,11 +580,11 @@ class Engine:
         interrupted cycle is played again from its start on resume."""
         now_us = self._now_us()
         for ch in self._channels:
-            if ch.contraction_start_us is not None and ch.window != "done":
+            if ch.contraction_start_us is not None and ch.window != WindowState.DONE:
                 self._end_contraction(ch, now_us - self._t0_us, completed=False)
             ch.contracting = False
-            if ch.window == "active":
-                ch.window = "pending"
+            if ch.window == WindowState.ACTIVE:
+                ch.window = WindowState.PENDING
         step = self._step
         if step is not None and self._step_started:
             in_step = now_us - self._step_t0_us
