@@ -2,7 +2,7 @@
 
 `Stimulator` in the style of gpiozero's devices (a context manager; `close()` releases
 everything): waves and chains through pigpio, amplitude through the MCP4822 on SPI, the
-enable and heartbeat lines, the e-stop through gpiozero's `Button` on a `PiGPIOFactory`,
+enable and heartbeat lines, the e-stop through a gpiozero input on a `PiGPIOFactory`,
 electrode contact through the MCP3008. It runs unchanged against a real pigpiod on a
 Pi 4 and against `hw.sim`.
 
@@ -232,7 +232,10 @@ class Stimulator:
         return min(c, DEVICE_LIMITS["max_ma"].high)
 
     def _open_button(self) -> None:
-        from gpiozero import Button
+        # A DigitalInputDevice, not a Button: a Button's hold thread (which this driver
+        # never uses) is dropped by its close while an edge may still be on its way into
+        # it, and it makes every close wait up to a second for that thread.
+        from gpiozero import DigitalInputDevice
         from gpiozero.pins.pigpio import PiGPIOFactory
 
         self._factory = PiGPIOFactory(host=self.host, port=self.port)
@@ -240,18 +243,29 @@ class Stimulator:
             self._factory.connection.sl.s.settimeout(self._socket_timeout_s)
         except (AttributeError, OSError):
             pass
-        self._button = Button(self.pins.estop, pull_up=True, pin_factory=self._factory)
-        self._button.when_pressed = self._estop_pressed_cb
+        self._button = DigitalInputDevice(self.pins.estop, pull_up=True,
+                                          pin_factory=self._factory)
+        self._button.when_activated = self._estop_pressed_cb
 
     def _estop_pressed_cb(self, *_args) -> None:
-        """gpiozero's thread: the e-stop went down. Cut everything, then tell the app."""
-        try:
-            self._safe_stop()
-        except HwError:
-            pass
+        """pigpio's notification thread (through gpiozero): the e-stop went down.
+        Cut everything, then tell the app. Nothing escapes into that thread: an edge that
+        races the driver's close finds it closed and does nothing; a failure of the app's
+        handler is logged (the board has cut the output in hardware whatever happens)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._safe_stop()
+            except HwError:
+                pass
         cb = self.on_estop
-        if cb is not None:
+        if cb is None or self._closed:
+            return
+        try:
             cb()
+        except Exception as e:  # noqa: BLE001 - the notification thread must live on
+            log.error("the app's e-stop handler failed: %r", e)
 
     def _call(self, fn, *args):
         """One pigpio call under the lock; any failure is a fault (safe stop, then raise)."""
@@ -631,11 +645,19 @@ class Stimulator:
                 self._safe_stop()
             except HwError as e:
                 error = e
-            self._release()
+            self._release_board()
+        # Outside the lock: an e-stop callback in flight may be waiting for it.
+        self._release_links()
         if error is not None:
             raise error
 
     def _release(self) -> None:
+        with self._lock:
+            self._release_board()
+        self._release_links()
+
+    def _release_board(self) -> None:
+        """The waves and SPI handles; from now on the driver is closed. Hold the lock."""
         pi = getattr(self, "_pi", None)
         for fn, args in ((getattr(pi, "wave_clear", None), ()),
                          (getattr(pi, "spi_close", None), (self._adc,)),
@@ -647,13 +669,16 @@ class Stimulator:
             except Exception:  # noqa: BLE001 - releasing what can be released
                 pass
         self._closed = True
+
+    def _release_links(self) -> None:
+        """The e-stop button and both pigpio connections. Not under the lock."""
+        pi = getattr(self, "_pi", None)
+        factory_pi = getattr(self._factory, "_connection", None)
+        quiet = self._quiesce_button(factory_pi)
         if self._button is not None and not self._link_dead:
-            # Edges first: gpiozero's Button.close drops its hold thread before it stops
-            # listening, and an edge in between fails in the notification thread.
             with contextlib.suppress(Exception):
                 self._button.pin.when_changed = None
-        factory_pi = getattr(self._factory, "_connection", None)
-        for obj in (self._button, self._factory):
+        for obj in (self._button, self._factory) if quiet else (self._factory,):
             try:
                 if obj is not None:
                     obj.close()
@@ -667,6 +692,29 @@ class Stimulator:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.stop()
+
+    def _quiesce_button(self, factory_pi) -> bool:
+        """Stop pigpio's notification thread of the e-stop's connection and wait until any
+        e-stop callback in flight has returned. True when none can run any more.
+
+        A callback still running when its device closes (the app's e-stop handler waiting
+        for the engine, say) returns into gpiozero objects that close has taken apart: a
+        traceback in the notification thread. Only a thread that no longer delivers edges
+        makes closing the input safe. pigpio stops that thread with a command whose reply
+        wakes its recv(), from pigpiod as from the simulator. If a callback does not return
+        in time (or this is that thread), the input is left to the process's end."""
+        notify = getattr(factory_pi, "_notify", None)  # pigpio's _callback_thread, if any
+        if notify is None:
+            return True
+        with contextlib.suppress(Exception):
+            notify.stop()  # no more edges are handled after the one in hand
+        if notify is threading.current_thread():
+            return False
+        notify.join(self._socket_timeout_s)
+        if notify.is_alive():
+            log.warning("an e-stop callback was still running when the driver closed")
+            return False
+        return True
 
     def __enter__(self) -> "Stimulator":
         return self
