@@ -29,6 +29,9 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "lead_on": ("channel",),
     "freeze": (),
 }
+#: The actions that stand for the physical world (the e-stop button, the electrodes): they
+#: reach the board whatever the app is doing, also after a `freeze`.
+WORLD_ACTIONS = frozenset({"estop", "estop_release", "lead_off", "lead_on"})
 
 
 @dataclass(frozen=True)

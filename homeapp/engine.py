@@ -739,7 +739,9 @@ class Engine:
         with self._lock:
             if self._phase is not Phase.RUNNING:
                 return
-            if not self._safe_stop():  # enable low first, wave stopped, legs low, DAC zero
+            # Enable low, wave stopped, legs low, DAC zero; the pulse under way ends
+            # balanced first, unless the watchdog (which may have cut it) is the reason.
+            if not self._safe_stop(balanced=reason != "watchdog"):
                 return
             self._cut_contractions()
             self._zero_all()
@@ -782,7 +784,7 @@ class Engine:
     def stop(self, *, by: str = "patient") -> None:
         """Stop the session now. Always works, in any phase."""
         with self._lock:
-            if self._safe_stop() and self._phase in (Phase.RUNNING, Phase.PAUSED):
+            if self._safe_stop(balanced=True) and self._phase in (Phase.RUNNING, Phase.PAUSED):
                 self._cut_contractions()
                 self._log("stop", by=by)
                 self._finish(Phase.STOPPED, f"stopped by the {by}", stop_board=False)  # stopped above
@@ -830,8 +832,9 @@ class Engine:
                     self._alert = None
 
     def _on_lead_off(self, ch: _Channel) -> None:
-        # That channel's output off at once, then the whole session pauses with an alert.
-        self.board.set_amplitude(ch.index, 0.0)
+        # That channel's output off once its pulse under way has ended, then the whole
+        # session pauses with an alert.
+        self.board.set_amplitude(ch.index, 0.0, balanced=True)
         self._log("lead_off", channel=ch.index)
         self._alert = Alert(AlertKind.LEAD_OFF, channel=ch.index,
                             detail=f"electrode contact lost on {ch.label}")
@@ -850,20 +853,20 @@ class Engine:
                     return
                 self._check_contacts()
 
-    def _board_stop(self) -> Exception | None:
+    def _board_stop(self, *, balanced: bool = False) -> Exception | None:
         """The board's safe stop; the error if it failed (the driver tried every step
-        before it raised)."""
+        before it raised). `balanced`: the pulse under way finishes first (the driver's)."""
         try:
-            self.board.stop()
+            self.board.stop(balanced=balanced)
             return None
         except Exception as e:
             log.exception("safe stop failed")
             return e
 
-    def _safe_stop(self) -> bool:
+    def _safe_stop(self, *, balanced: bool = False) -> bool:
         """The board's safe stop. If it fails the board cannot be trusted: the session
         aborts with a fault (the watchdog cuts the output once heartbeats stop)."""
-        error = self._board_stop()
+        error = self._board_stop(balanced=balanced)
         if error is not None:
             self._abort_fault(error, stopped=True)
         return error is None

@@ -263,3 +263,44 @@ def test_after_a_freeze_the_trace_runs_past_the_watchdog_even_after_a_pause(tmp_
     tr = run.trace_obj()
     # the last heartbeat edge was at 68.8 s: the watchdog's cut 250 ms later is in the trace
     assert tr.signal("enable")[-1] == (69_050_000, 0)
+
+
+@pytest.mark.parametrize("first", ["freeze", "estop"])
+def test_the_e_stop_reaches_the_board_while_the_app_is_frozen(tmp_path, capsys, first):
+    # The button is wired to the board, not to the app: frozen or not, the output is cut
+    # at the press by the board's own e-stop wiring (not 250 ms later by the watchdog).
+    second = "estop" if first == "freeze" else "freeze"
+    run = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 20},
+        {"t": 11, "do": first},
+        {"t": 11, "do": second},
+    ], capsys=capsys)
+    assert run.code == 0, run.stderr
+    tr = run.trace_obj()
+    press_us = 11 * US
+    assert delivered_between(tr, 0, 10 * US, press_us) != []  # it was stimulating
+    assert tr.value_at("estop", press_us) == 1
+    assert tr.value_at("enable", press_us) == 0
+    assert delivered_after(tr, 0, press_us) == []
+    assert [p for p in tr.pulses(0) if p.start_us >= press_us and p.enabled] == []
+
+
+def test_electrodes_and_the_e_stop_still_change_after_a_freeze(tmp_path, capsys):
+    # Only the app's own commands stop with a freeze: a lead coming off and the e-stop
+    # pressed and released later are in the trace at their times; the pause is not.
+    run = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 20},
+        {"t": 5, "do": "freeze"},
+        {"t": 5.5, "do": "pause"},
+        {"t": 6, "do": "lead_off", "channel": 1},
+        {"t": 7, "do": "estop"},
+        {"t": 7.5, "do": "estop_release"},
+        {"t": 8, "do": "lead_on", "channel": 1},
+    ], capsys=capsys)
+    assert run.code == 0, run.stderr
+    assert run.summary["status"] == "interrupted"
+    tr = run.trace_obj()
+    assert tr.signal("lead.ch1") == [(0, 1), (6 * US, 0), (8 * US, 1)]
+    assert tr.signal("estop") == [(0, 0), (7 * US, 1), (int(7.5 * US), 0)]
+    kinds = [e["kind"] for e in run.export()["sessions"][0]["events"]]
+    assert "pause" not in kinds and "estop" not in kinds and "lead_off" not in kinds
