@@ -26,7 +26,7 @@ def alert_texts(alert, channels) -> tuple[str, str, list[str]]:
                 f_("Channel {n} ({label}) lost contact. Stimulation is paused and set to zero.", n=n, label=label),
                 [_("1. Press the pad firmly onto the skin, or put on a new pad."),
                  _("2. Check that the cable is plugged in."),
-                 _("3. When contact is back, this message closes: then touch Continue.")])
+                 _("3. Then touch Continue.")])
     if kind == "watchdog":
         return (_("STIMULATOR STOPPED"), _("The program stopped answering. Stimulation is off."),
                 [_("1. Take the pads off."), _("2. Touch OK."),
@@ -45,7 +45,7 @@ class AlertOverlay(FloatLayout):
         self.box = BoxLayout(orientation="vertical", padding=(24, 12, 24, 16), spacing=6)
         paint_background(self.box, Theme.stop)
         self.title = Text("", size=52, bold=True, size_hint_y=None, height=64)
-        self.what = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, height=80, valign="top")
+        self.what = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, valign="top", fit=True)
         self.steps = Text("", size=Theme.font_body + 2, valign="top")
         # What the patient must do before OK or Continue works (the technical detail of
         # the alert is in the log, not on the patient's screen).

@@ -80,7 +80,7 @@ class ChannelControl(Card):
         self.add_widget(row)
         self.restore = BigButton("", bg=Theme.go, size=Theme.font_large - 2, size_hint_y=None, height=72)
         self.restore.bind(on_release=lambda *_: screen.app.command("restore", index))
-        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=52,
+        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=80,
                          valign="top")
         self.add_widget(self.note)
         self._showing_restore = False
