@@ -240,6 +240,8 @@ def scenes(app):
         ("session-paused", session(phase=Phase.PAUSED, contracting=False,
                                    channels=(channel(0, "left quadriceps", 0, previous=24),
                                              channel(1, "right quadriceps", 0, previous=22)))),
+        ("session-resumed", session(channels=(channel(0, "left quadriceps", 0, previous=24),
+                                              channel(1, "right quadriceps", 0, previous=22)))),
         ("session-adjust", session_adjust),
         ("alert-estop", session(phase=Phase.ABORTED, contracting=False,
                                 alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True))),
