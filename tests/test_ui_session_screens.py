@@ -135,6 +135,8 @@ def test_electrode_loose_says_what_to_do_and_the_way_back_is_the_next_touch(ui):
     restore = sess.controls[0].restore
     ui.wait_until(lambda: restore.get_root_window() is not None, what="Back to 3 mA")
     assert restore.text == "Back to 3 mA" and restore.height >= 72 and restore.font_size >= 28
+    from homeapp.ui.widgets import Theme
+    assert restore.bg == Theme.go and sess.controls[0].plus.bg != Theme.primary   # green stands out
     ui.tap(restore)
     ui.wait_until(lambda: ui.state.channels[0].target_ma == 3.0, what="back at 3 mA")
 

@@ -124,6 +124,8 @@ class ChannelControl(Card):
         self.plus.disabled = not running
         self.minus.disabled = not running or ch.target_ma <= 0
         want_restore = running and ch.previous_ma > ch.target_ma + 0.5
+        if want_restore and not at_cap:
+            self.plus.bg = Theme.card_hi   # the green way back is the obvious next touch
         if want_restore != self._showing_restore:
             self._showing_restore = want_restore
             self.remove_widget(self.restore if not want_restore else self.note)
