@@ -44,6 +44,15 @@ def overlaps(a, b) -> bool:
     return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
 
 
+def needed_height(label) -> float:
+    """The height a label's text needs at its width (wrapped, nothing cut)."""
+    from kivy.core.text import Label as CoreLabel
+    core = CoreLabel(text=label.text, font_size=label.font_size, bold=label.bold,
+                     text_size=(label.width, None), padding=label.padding)
+    core.refresh()
+    return core.content_height
+
+
 def raise_to(ui, channel: int, ma: float) -> None:
     sess = ui.screen
     while ui.state.channels[channel].target_ma < ma:
@@ -100,6 +109,21 @@ def test_after_save_is_clear_says_what_is_missing_and_skip_logs_not_answered(ui)
     assert ui.app.current == "after"
     assert after.effort_label.text.startswith("Choose a number:")
     assert not after.pain_label.text.startswith("Choose")
+    size = tuple(ui.window.size)
+    try:                                                 # nothing cut, in either language, at 800x480
+        ui.window.size = (800, 480)
+        for lang in ("en", "sv"):
+            ui.app.set_language(lang)
+            after.refresh()
+            ui.pump(0.2)
+            assert after.width <= 800
+            for label in (after.pain_label, after.effort_label, after.summary):
+                assert needed_height(label) <= label.height + 1, (lang, label.text)
+            assert after.summary_card.height >= after.summary.height
+    finally:
+        ui.app.set_language("en")
+        ui.window.size = size
+        ui.pump(0.1)
     sid = ui.state.session_id
     ui.tap(after.skip)
     assert ui.app.current == "home"

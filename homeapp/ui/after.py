@@ -79,8 +79,8 @@ class AfterScreen(BaseScreen):
     title_msg = N_("How did it go?")
 
     def build(self):
-        # Save and Skip sit in the header and the comment near the bottom of the questions,
-        # so that the on-screen keyboard (docked at the bottom) hides neither button.
+        # Save and Skip sit in the header and the comment near the top, so that the
+        # on-screen keyboard (docked at the bottom of a keyboardless touchscreen) hides none.
         self.skip = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_x=None, width=150)
         self.skip.bind(on_release=lambda *_: self.do_skip())
         self.save = BigButton("", bg=Theme.go, size=Theme.font_large, size_hint_x=None, width=170)
@@ -94,16 +94,16 @@ class AfterScreen(BaseScreen):
         # The card is as tall as its lines: nothing under it is covered, nothing cut.
         self.summary.bind(height=lambda _w, h: setattr(self.summary_card, "height", h + 12))
         self.body.add_widget(self.summary_card)
+        self.comment = TextInput(multiline=False, font_size=Theme.font_body, padding=(10, 12),
+                                 size_hint_y=None, height=56,
+                                 background_color=(1, 1, 1, 1), foreground_color=(0, 0, 0, 1))
+        self.body.add_widget(self.comment)
         self.pain_label = Text("", size=Theme.font_small, size_hint_y=None, height=28, bold=True)
         self.pain = Scale(PAIN_VALUES, lambda v: self.refresh())
         self.effort_label = Text("", size=Theme.font_small, size_hint_y=None, height=28, bold=True)
         self.effort = Scale(EFFORT_VALUES, lambda v: self.refresh())
         for w in (self.pain_label, self.pain, self.effort_label, self.effort):
             self.body.add_widget(w)
-        self.comment = TextInput(multiline=False, font_size=Theme.font_body, padding=(10, 12),
-                                 size_hint_y=None, height=56,
-                                 background_color=(1, 1, 1, 1), foreground_color=(0, 0, 0, 1))
-        self.body.add_widget(self.comment)
         self.body.add_widget(BoxLayout())      # what is left over goes below, not above
         self.result = None
         self.elapsed_s = 0.0
@@ -166,10 +166,11 @@ class AfterScreen(BaseScreen):
         missing = self.missing
         pain_q = _("Pain now: 0 = none, 10 = the worst")
         effort_q = _("How hard was it? 0 = nothing at all, 10 = the hardest you can")
-        choose = _("Choose a number:")
         show = self.tried_save
-        self.pain_label.text = f"{choose} {pain_q}" if show and "pain" in missing else pain_q
-        self.effort_label.text = f"{choose} {effort_q}" if show and "effort" in missing else effort_q
+        self.pain_label.text = (_("Choose a number: pain now (0 none, 10 worst)")
+                                if show and "pain" in missing else pain_q)
+        self.effort_label.text = (_("Choose a number: how hard it was (0 nothing, 10 hardest)")
+                                  if show and "effort" in missing else effort_q)
         self.pain_label.color = Theme.warn if show and "pain" in missing else Theme.text
         self.effort_label.color = Theme.warn if show and "effort" in missing else Theme.text
         self.comment.hint_text = _("Comment (optional)")
