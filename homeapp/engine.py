@@ -886,12 +886,26 @@ class Engine:
         self._emit("alert", kind="fault")
         self._finish(Phase.ABORTED, f"fault: {error}", stop_board=False)
 
-    def acknowledge(self) -> None:
+    def acknowledge(self) -> bool:
+        """OK on a whole-screen alert. An e-stop alert stays while the button is still
+        pressed (the notice `estop_pressed` says so); returns whether the alert is gone."""
         with self._lock:
             if self._alert is not None and self._alert.needs_ack:
+                if self._alert.kind is AlertKind.ESTOP and self._estop_still_pressed():
+                    self._notice = Notice("estop_pressed", {}, "release the emergency stop button "
+                                          "(turn it) first, then touch OK")
+                    self._log("refused", what="acknowledge", alert="estop", reason="e-stop still pressed")
+                    return False
                 self._log("acknowledge", alert=self._alert.kind.value)
                 self._alert = None
             self._notice = None
+            return True
+
+    def _estop_still_pressed(self) -> bool:
+        try:
+            return bool(self.board.estop_pressed())
+        except BoardFault:
+            return False  # the output is off either way; a dead board must not trap the alert
 
     def freeze(self) -> None:
         """Test hook (the `freeze` action): the app hangs from now on. No heartbeat, no

@@ -80,7 +80,9 @@ def test_patient_flow_home_to_after_lands_in_the_log(ui):
     after = ui.screen
     assert any(t.startswith("Session stopped") for t in texts(after))
     logged = ui.device.store.session(ui.state.session_id)["channels"]
-    assert f"{logged[0]['contractions']} / {logged[1]['contractions']} contractions" in after.summary.text
+    # Per channel by its name, against the plan, never "x / y contractions".
+    assert f"left quadriceps: {logged[0]['contractions']} of 6 contractions" in after.summary.text
+    assert f"right quadriceps: {logged[1]['contractions']} of 6 contractions" in after.summary.text
     ui.tap(after.save)                                 # nothing chosen yet: stays
     assert ui.app.current == "after"
     ui.tap(after.pain.buttons[2])
@@ -427,7 +429,7 @@ def test_adjust_moves_a_prescribed_value_within_its_range(tmp_path):
         assert [(r.block_index, r.param) for r in view.rows] == [(0, "hz")]
         row = view.rows[0]
         shown = texts(view)
-        assert "Frequency" in shown and "Block 1: strength" in shown
+        assert "Frequency" in shown and "Now, block 1: strength" in shown
         assert "allowed from 45 to 55 Hz" in shown and "50" in shown
         assert not row.plus.disabled and not row.minus.disabled
         for _ in range(10):
