@@ -64,6 +64,8 @@ def refusal_text(reason: str, svc) -> str:
         return _("No contact: press the pad firmly onto the skin.")
     if kind == "caregiver":
         return _("A caregiver must unlock this session.")
+    if kind == "cannot_run":
+        return _("This device cannot run this program. Please call your clinic.")
     return reason
 
 
