@@ -501,7 +501,13 @@ class Engine:
             self._ramp_intensity(now_us)
         elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
             self._log("stop", by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
-            self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_US / 60_000_000:g} minutes")
+            minutes = f"{MAX_PAUSE_US / 60_000_000:g} minutes"
+            lost = [ch.label for ch in self._channels if not ch.contact]
+            if lost:  # an electrode lost and not recovered: the session did not end by choice
+                self._finish(Phase.ABORTED, f"electrode contact lost on {', '.join(lost)} "
+                                            f"and not recovered within {minutes}")
+            else:
+                self._finish(Phase.STOPPED, f"paused for more than {minutes}")
 
     def _heartbeat(self) -> None:
         self.board.heartbeat()

@@ -168,6 +168,22 @@ def test_electrode_loss_cuts_that_channel_and_pauses_until_it_is_back(tmp_path, 
     assert any(e["kind"] == "refused" and e["detail"].get("what") == "resume" for e in events)
 
 
+def test_an_electrode_never_reattached_ends_the_session_aborted(tmp_path, capsys):
+    """docs/contract.md: `aborted` covers an electrode lost and not recovered; a pause the
+    patient chose and never ended is `stopped`."""
+    lost = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 20},
+        {"t": 11.3, "do": "lead_off", "channel": 1},
+    ], name="lost", capsys=capsys)
+    assert lost.code == 0, lost.stderr
+    session = lost.export()["sessions"][0]
+    assert session["status"] == "aborted"
+    assert lost.summary["status"] == "aborted"
+    paused = run_session(tmp_path, rx_dict(), [{"t": 11.3, "do": "pause"}], name="paused",
+                         capsys=capsys)
+    assert paused.export()["sessions"][0]["status"] == "stopped"
+
+
 def test_the_same_run_gives_a_byte_identical_trace(tmp_path, capsys):
     acts = [{"t": 0, "do": "intensity", "channel": 0, "ma": 15}, {"t": 13, "do": "pause"},
             {"t": 15, "do": "resume"}, {"t": 15.5, "do": "intensity", "channel": 1, "ma": 7}]
