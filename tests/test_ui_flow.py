@@ -16,22 +16,9 @@ if not os.environ.get("DISPLAY"):
                 allow_module_level=True)
 
 from homeapp.ui.testing import UI, texts, write_rx  # noqa: E402
+from tests.uikit import events, ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy
-
-
-@pytest.fixture
-def ui(tmp_path):
-    u = UI(tmp_path)
-    yield u
-    u.close()
-
-
-def events(ui, kind=None):
-    """The events of the current (or last) session, open or ended."""
-    sid = ui.state.session_id if ui.state is not None else ui.device.store.export()["sessions"][-1]["id"]
-    evs = ui.device.store.session(sid)["events"]
-    return [e for e in evs if kind is None or e["kind"] == kind]
 
 
 def test_patient_flow_home_to_after_lands_in_the_log(ui):
