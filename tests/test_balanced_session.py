@@ -36,7 +36,7 @@ def unbalanced_pulses(trace, channels, near_us=()) -> list:
     return bad
 
 
-def test_the_issue_example_a_pause_in_leg_a_finishes_the_pulse(tmp_path, capsys):
+def test_a_session_paused_in_leg_a_at_150_hz_finishes_the_pulse(tmp_path, capsys):
     # 150 Hz, 450 µs, continuous, 30 mA: a pause at 10.0003 s, 280 µs into leg A
     block = {"label": "tone", "minutes": 0.5, "hz": 150, "pulse_us": 450, "on_s": 10,
              "off_s": 0, "ramp_up_s": 0, "ramp_down_s": 0, "pattern": "synchronous"}

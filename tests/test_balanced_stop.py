@@ -69,7 +69,7 @@ def _advance_us(clock, stim, to_us: int) -> None:
         stim.heartbeat()
 
 
-def test_the_issue_example_pause_mid_leg_a_finishes_the_pulse(sim, stim, virtual_clock):
+def test_a_pause_280_us_into_leg_a_of_a_450_us_pulse_finishes_the_pulse(sim, stim, virtual_clock):
     # 150 Hz, 450 µs, continuous, 30 mA: a pause 280 µs into leg A used to leave it with no B
     board, _ = sim
     spec = CycleSpec(hz=150, pulse_us=450, on_s=10, off_s=0, ramp_up_s=0, ramp_down_s=0,
