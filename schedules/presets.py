@@ -2,8 +2,9 @@
 rationale the UI can show. The clinician picks one, adjusts it and signs it.
 
 The frequencies follow issue 2: type 1 fibres about 33 Hz, type 2a about 66 Hz, type 2b
-about 110 Hz, 50 Hz reaching all three; circulation 8-9 Hz, reduced circulation 13 Hz;
-tone 1-2 Hz twitches or 100 Hz static contractions; atrophied muscle shorter contractions,
+about 110 Hz, 50 Hz reaching all three; circulation 8-9 Hz increases it, 13 Hz (a tetanic type 1
+contraction) restricts it; muscle tone is reduced by 1-2 Hz twitches or 100 Hz static
+contractions, thought to act like manual therapies (stretch, pressure, dry needling); atrophied muscle shorter contractions,
 longer rests, 10-20 minute sessions; quadriceps after knee surgery 50 Hz, 250-400 µs,
 10 s on, 20-50 s off, 2 s ramps. Every preset is an intermittent block programme (no
 continuous blocks), so each contraction has a rest after it.
@@ -76,21 +77,21 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            _ONE_CHANNEL,
            (_block("circulation", minutes=20, hz=_adj(8, 8, 9), pulse_us=250, on_s=5, off_s=5,
                    ramp_up_s=1, ramp_down_s=1),)),
-    Preset("reduced-circulation", "Reduced circulation, 13 Hz",
-           "13 Hz gives a smooth (tetanic) type 1 contraction that pumps blood gently where "
-           "circulation is reduced, without tiring the muscle.",
+    Preset("restrict-circulation", "Restrict circulation, 13 Hz",
+           "13 Hz gives a tetanic contraction of type 1 fibres that restricts circulation in "
+           "the area (the opposite of the 8-9 Hz circulation preset).",
            _ONE_CHANNEL,
            (_block("circulation", minutes=20, hz=13, pulse_us=250, on_s=6, off_s=10,
                    ramp_up_s=1.5, ramp_down_s=1.5),)),
-    Preset("muscle-tone-twitch", "Muscle tone, 1-2 Hz twitches",
-           "1-2 Hz gives separate twitch contractions that keep up muscle tone without "
-           "tiring the muscle.",
+    Preset("reduce-tone-twitch", "Reduce muscle tone, 1-2 Hz twitches",
+           "1-2 Hz twitch contractions reduce muscle tone; the effect is thought to resemble "
+           "manual therapies (stretch, pressure, dry needling).",
            _ONE_CHANNEL,
            (_block("twitches", minutes=15, hz=_adj(2, 1, 2), pulse_us=300, on_s=30, off_s=10,
                    ramp_up_s=0, ramp_down_s=0),)),
-    Preset("muscle-tone-static", "Muscle tone, 100 Hz static contractions",
-           "100 Hz gives a firm static (tetanic) contraction that builds muscle tone; short "
-           "holds with long rests keep fatigue down.",
+    Preset("reduce-tone-static", "Reduce muscle tone, 100 Hz static contractions",
+           "100 Hz static (tetanic) contractions reduce muscle tone; the effect is thought to "
+           "resemble manual therapies (stretch, pressure, dry needling).",
            _ONE_CHANNEL,
            (_WARM_UP, _block("static holds", minutes=10, hz=100, pulse_us=250, on_s=5, off_s=25,
                              ramp_up_s=1, ramp_down_s=1))),
@@ -109,14 +110,36 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 )}
 
 
+# Old names kept so existing prescription scripts keep working; each resolves to the
+# renamed preset, whose title and rationale say what the clinical source says.
+ALIASES: dict[str, str] = {
+    "reduced-circulation": "restrict-circulation",
+    "muscle-tone-twitch": "reduce-tone-twitch",
+    "muscle-tone-static": "reduce-tone-static",
+}
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 
 
+def resolve_name(name: str) -> str:
+    """The preset name that `name` means: itself, or the new name of an old alias."""
+    return ALIASES.get(name, name)
+
+
+def alias_note(name: str) -> str | None:
+    """For an old alias, a sentence saying which preset it now means; else None."""
+    if name in ALIASES:
+        return f"preset {name!r} is an old name: it now means {ALIASES[name]!r}"
+    return None
+
+
 def get_preset(name: str) -> Preset:
-    """The preset, or KeyError whose message lists the known names."""
+    """The preset (old alias names resolve to the new preset), or KeyError whose message
+    lists the known names."""
     try:
-        return PRESETS[name]
+        return PRESETS[resolve_name(name)]
     except KeyError:
         raise KeyError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
 

@@ -55,7 +55,7 @@ def test_every_preset_has_a_name_title_and_short_rationale(name):
 def test_preset_names_cover_the_issue():
     assert preset_names() == [
         "fibre-type-1", "fibre-type-2a", "fibre-type-2b", "fibre-all-types", "circulation",
-        "reduced-circulation", "muscle-tone-twitch", "muscle-tone-static", "atrophied-muscle",
+        "restrict-circulation", "reduce-tone-twitch", "reduce-tone-static", "atrophied-muscle",
         "quadriceps-after-knee-surgery"]
 
 
@@ -97,3 +97,23 @@ def test_make_prescription_options_and_independent_copies():
 def test_unknown_preset_lists_the_known_names():
     with pytest.raises(KeyError, match="unknown preset 'quads'.*quadriceps-after-knee-surgery"):
         make("quads")
+
+
+@pytest.mark.parametrize("old,new", [("reduced-circulation", "restrict-circulation"),
+                                     ("muscle-tone-twitch", "reduce-tone-twitch"),
+                                     ("muscle-tone-static", "reduce-tone-static")])
+def test_old_names_are_aliases_for_the_renamed_presets(old, new):
+    from schedules.presets import alias_note
+    assert old not in PRESETS and get_preset(old) is PRESETS[new]
+    assert make(old)["blocks"] == make(new)["blocks"]
+    assert make(old)["id"] == f"rx-{new}-{TODAY:%Y%m%d}"
+    assert new in alias_note(old) and alias_note(new) is None
+
+
+def test_renamed_presets_say_what_the_source_says():
+    assert "restricts circulation" in get_preset("restrict-circulation").rationale
+    assert get_preset("restrict-circulation").blocks[-1]["hz"] == 13
+    for name in ("reduce-tone-twitch", "reduce-tone-static"):
+        p = get_preset(name)
+        assert p.title.startswith("Reduce muscle tone") and "reduce muscle tone" in p.rationale
+        assert "manual therapies" in p.rationale
