@@ -95,6 +95,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            _ONE_CHANNEL,
            (_WARM_UP, _block("static holds", minutes=10, hz=100, pulse_us=250, on_s=5, off_s=25,
                              ramp_up_s=1, ramp_down_s=1))),
+    Preset("pain-relief-al-tens", "Pain relief, 2 Hz twitches (AL-TENS)",
+           "Like acupuncture-like TENS: 2 Hz visible twitches with the electrodes on the "
+           "muscle's motor points, 10 s on and 10 s rest, for pain relief.",
+           ({"label": "motor point", "max_ma": 60},),
+           (_block("pain relief", minutes=20, hz=_adj(2, 1, 4), pulse_us=250, on_s=10,
+                   off_s=10, ramp_up_s=0, ramp_down_s=0),)),
     Preset("atrophied-muscle", "Atrophied muscle",
            "An atrophied muscle tires quickly: shorter contractions (4-10 s), longer rests "
            "(6-20 s) and sessions of 10-20 minutes.",

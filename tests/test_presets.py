@@ -55,7 +55,8 @@ def test_every_preset_has_a_name_title_and_short_rationale(name):
 def test_preset_names_cover_the_issue():
     assert preset_names() == [
         "fibre-type-1", "fibre-type-2a", "fibre-type-2b", "fibre-all-types", "circulation",
-        "restrict-circulation", "reduce-tone-twitch", "reduce-tone-static", "atrophied-muscle",
+        "restrict-circulation", "reduce-tone-twitch", "reduce-tone-static", "pain-relief-al-tens",
+        "atrophied-muscle",
         "quadriceps-after-knee-surgery"]
 
 
@@ -117,3 +118,12 @@ def test_renamed_presets_say_what_the_source_says():
         p = get_preset(name)
         assert p.title.startswith("Reduce muscle tone") and "reduce muscle tone" in p.rationale
         assert "manual therapies" in p.rationale
+
+
+def test_pain_relief_is_al_tens_low_frequency_twitches_on_motor_points():
+    p = get_preset("pain-relief-al-tens")
+    assert "acupuncture-like TENS" in p.rationale and "motor points" in p.rationale
+    assert p.channels[0]["label"] == "motor point"
+    block = main_block("pain-relief-al-tens")
+    assert block.hz == 2 and extremes(block, "hz") == (1, 4)  # low frequency: twitches
+    assert block.ramp_up_s == 0 and block.ramp_down_s == 0     # a twitch has no ramp
