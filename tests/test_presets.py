@@ -127,3 +127,26 @@ def test_pain_relief_is_al_tens_low_frequency_twitches_on_motor_points():
     block = main_block("pain-relief-al-tens")
     assert block.hz == 2 and extremes(block, "hz") == (1, 4)  # low frequency: twitches
     assert block.ramp_up_s == 0 and block.ramp_down_s == 0     # a twitch has no ramp
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_keeps_the_guidance_or_its_rationale_says_why_not(name):
+    """Computed from the blocks: 4-10 s contractions, 6-20 s rests, 10-20 min sessions; a
+    departure's rationale names what departs, says longer/shorter than usual and why."""
+    from schedules.presets import guidance_departures
+    p = get_preset(name)
+    for what in guidance_departures(p):
+        word = {"contraction": "contraction", "rest": "rest", "session": "session"}[what]
+        assert word in p.rationale, f"{name}: {what} outside the guidance, rationale silent"
+        assert re.search(r"(longer|shorter) than the usual", p.rationale), name
+        assert "because" in p.rationale, f"{name}: departure without a reason"
+
+
+def test_guidance_check_finds_departures():
+    from schedules.presets import Preset, guidance_departures
+    long_rest = Preset("x", "x", "x", ({"label": "m", "max_ma": 10},),
+                       ({"minutes": 25, "on_s": {"value": 5, "min": 2, "max": 5}, "off_s": 21},))
+    assert guidance_departures(long_rest) == {"contraction", "rest", "session"}
+    assert guidance_departures(get_preset("fibre-type-2b")) == {"rest"}
+    assert guidance_departures(get_preset("quadriceps-after-knee-surgery")) == {"rest"}
+    assert guidance_departures(get_preset("circulation")) == set()
