@@ -191,3 +191,14 @@ def test_new_unknown_preset_lists_the_known_names(capsys):
 def test_new_refuses_a_blank_id(capsys):
     assert main(["rx", "new", "--preset", "circulation", "--patient-id", " "]) == 2
     assert "patient_id: is empty" in capsys.readouterr().err
+
+
+def test_old_preset_names_are_listed_and_accepted_as_aliases(tmp_path, capsys):
+    assert main(["rx", "presets"]) == 0
+    out = capsys.readouterr().out
+    assert "'reduced-circulation' is an old name: it now means 'restrict-circulation'" in out
+    out_file = tmp_path / "rx.json"
+    assert main(["rx", "new", "--preset", "muscle-tone-static", "--out", str(out_file)]) == 0
+    err = capsys.readouterr().err
+    assert "'muscle-tone-static' is an old name: it now means 'reduce-tone-static'" in err
+    assert json.loads(out_file.read_text(encoding="utf-8"))["id"].startswith("rx-reduce-tone-static-")

@@ -111,21 +111,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from schedules.presets import PRESETS
+    from schedules.presets import ALIASES, PRESETS, alias_note
 
     width = max(len(n) for n in PRESETS)
     for name, preset in PRESETS.items():
         print(f"{name:<{width}}  {preset.title}")
         print(f"{'':<{width}}  {preset.rationale}")
+    for old in ALIASES:
+        print(alias_note(old))
     return 0
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from schedules.presets import PRESETS, make_prescription
+    from schedules.presets import PRESETS, alias_note, make_prescription, resolve_name
     from schedules.validate import check_prescription
 
-    if args.preset not in PRESETS:
+    if resolve_name(args.preset) not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r} (known: {', '.join(PRESETS)})")
+    if alias_note(args.preset):
+        print(alias_note(args.preset), file=sys.stderr)
     today = dt.date.today()
     data = make_prescription(args.preset, patient_id=args.patient_id, clinician_id=args.clinician_id,
                              issued=today, expires=today + dt.timedelta(days=NEW_RX_VALID_DAYS),
