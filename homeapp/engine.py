@@ -335,7 +335,7 @@ class Engine:
 
     def _schedule_refusals(self, now_wall: dt.datetime) -> list[str]:
         starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
-                  for s in self._rx_sessions() if not _ended_early_by_safety_stop(s)]
+                  for s in self._rx_sessions() if not ended_early_by_safety_stop(s)]
         return [Reason(r, "schedule") for r in schedule_allows(self.rx, starts, now=now_wall)]
 
     def _rx_sessions(self) -> list[dict[str, Any]]:
@@ -363,7 +363,7 @@ class Engine:
                 self._log("start", caregiver_unlocked=caregiver_unlocked,
                           planned_contractions=self.rx.planned_contractions,
                           planned_s=_s(self._planned_total_us()))
-                if earlier and _ended_early_by_safety_stop(earlier[-1]):
+                if earlier and ended_early_by_safety_stop(earlier[-1]):
                     self._log("restart_allowed", previous_session=earlier[-1]["id"],
                               previous_status=earlier[-1]["status"],
                               previous_ran_s=_ran_s(earlier[-1]), early_abort_s=EARLY_ABORT_S)
@@ -967,7 +967,7 @@ def _ran_s(session: dict[str, Any]) -> float | None:
             - dt.datetime.fromisoformat(session["started_at"])).total_seconds()
 
 
-def _ended_early_by_safety_stop(session: dict[str, Any]) -> bool:
+def ended_early_by_safety_stop(session: dict[str, Any]) -> bool:
     """Ended `aborted` (e-stop, fault, electrode lost) within EARLY_ABORT_S of its start."""
     ran_s = _ran_s(session)
     return session["status"] == "aborted" and ran_s is not None and ran_s <= EARLY_ABORT_S

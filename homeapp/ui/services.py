@@ -360,6 +360,16 @@ class Services:
         return key_id
 
     # ------------------------------------------------------------------ home
+    def _schedule_starts(self) -> list[tuple[dt.datetime, str]]:
+        """The starts that count against the schedule, as the engine counts them: a
+        session aborted within its first minutes does not use up the day's session."""
+        if self.store is None or self.rx is None:
+            return self.session_starts()
+        from homeapp.engine import ended_early_by_safety_stop
+        return [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
+                for s in self.store.sessions()
+                if s["prescription_id"] == self.rx.id and not ended_early_by_safety_stop(s)]
+
     def due_text_params(self) -> dict:
         """When the next session may start: {"when": "now" | "later" | "never" | "none",
         "at": "HH:MM" or a date}."""
@@ -368,7 +378,7 @@ class Services:
         try:
             from schedules.adherence import next_session_at
             now = dt.datetime.now(dt.timezone.utc).astimezone()
-            at = next_session_at(self.rx, self.session_starts(), now=now)
+            at = next_session_at(self.rx, self._schedule_starts(), now=now)
         except Exception:
             log.exception("next session")
             return {"when": "now"}
