@@ -104,8 +104,16 @@ def continuous_segments(block: Block, channels: int,
                                     pattern="synchronous", **ramps)
 
     total_us = total_pulses * grid.period
-    if whole_blocks <= seg_blocks or total_us < 2 * max(ramps_s, 1) * 1_000_000:
+    if total_us < 2 * max(ramps_s, 1) * 1_000_000:
         return [(spec(total_pulses), 1)]
+    if whole_blocks <= seg_blocks:
+        if total_us <= MAX_SEGMENT_S * 1_000_000:
+            return [(spec(total_pulses), 1)]
+        # A coarse grid (e.g. 1.01 Hz: 101 pulses in 100 s) with a remainder past the
+        # driver's longest segment: the whole grid blocks, then the remainder (at least
+        # MAX_SEGMENT_S minus one grid block, so it holds the ramp down).
+        return [(spec(whole_blocks * q, ramp_down=False), 1),
+                (spec(total_pulses - whole_blocks * q, ramp_up=False), 1)]
     first = seg_blocks if whole_blocks >= 2 * seg_blocks else whole_blocks // 2
     n_mid = max(0, whole_blocks - 2 * seg_blocks) // seg_blocks
     out = [(spec(first * q, ramp_down=False), 1)]
@@ -113,6 +121,12 @@ def continuous_segments(block: Block, channels: int,
         out.append((spec(seg_blocks * q, ramp_up=False, ramp_down=False), n_mid))
     # the last: one to two segments' worth of grid blocks and the pulses that remain
     last = total_pulses - (first + n_mid * seg_blocks) * q
+    if last * grid.period > MAX_SEGMENT_S * 1_000_000:
+        # a coarse grid: its whole blocks, then the remainder (over MAX_SEGMENT_S minus
+        # one grid block, so it holds the ramp down)
+        last_blocks = last // q
+        out.append((spec(last_blocks * q, ramp_up=False, ramp_down=False), 1))
+        last -= last_blocks * q
     out.append((spec(last, ramp_up=False), 1))
     return out
 

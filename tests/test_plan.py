@@ -157,3 +157,18 @@ def test_a_continuous_block_ends_within_one_period_before_its_minutes_never_afte
         prescribed_us = Fraction(repr(block.minutes)) * 60 * 1_000_000
         assert played_us == grid.t(pulses)
         assert played_us <= prescribed_us < played_us + grid.period + 1
+
+
+@pytest.mark.parametrize("minutes", [2.02, 5.35, 60])
+def test_a_coarse_grid_never_makes_a_segment_longer_than_the_driver_plays(minutes):
+    """1.01 Hz repeats its pulse grid only every 100 s (101 pulses): a remainder on top of a
+    whole grid block would exceed the longest segment the driver plays, so it stands alone."""
+    from hw.waveform import MAX_SEGMENT_S, compile_cycle
+
+    block = _block(minutes=minutes, hz=1.01, pulse_us=50, on_s=1, off_s=0, ramp_up_s=0,
+                   ramp_down_s=0)
+    steps = list(block_steps(block, 0, channels=1))
+    assert all(s.spec.on_s <= MAX_SEGMENT_S for s in steps)
+    for s in steps:
+        compile_cycle(s.spec, _pins())
+    assert steps[0].starts_contraction and steps[-1].ends_contraction
