@@ -261,8 +261,8 @@ class Engine:
                                       "expired", date=self.rx.expires))
             else:
                 reasons.append(Reason(f"the prescription {self.rx.id} is valid only from "
-                                      f"{self.rx.issued.isoformat()}", "not_yet_valid",
-                                      date=self.rx.issued))
+                                      f"{self.rx.starts_on.isoformat()}", "not_yet_valid",
+                                      date=self.rx.starts_on))
         if not self.allow_unsigned:
             reasons.extend(self._signature_refusals())
         elif SIGNATURE_FIELD in self.rx.source and self.trust is not None:
