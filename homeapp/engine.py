@@ -501,7 +501,12 @@ class Engine:
             self._ramp_intensity(now_us)
         elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
             self._log("stop", by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
-            self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_US / 60_000_000:g} minutes")
+            lost = [ch.label for ch in self._channels if not ch.contact]
+            if lost:  # contract.md: an electrode lost and not recovered aborts the session
+                self._finish(Phase.ABORTED, f"electrode lost on {', '.join(lost)} and not reattached "
+                                            f"within {MAX_PAUSE_US / 60_000_000:g} minutes")
+            else:
+                self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_US / 60_000_000:g} minutes")
 
     def _heartbeat(self) -> None:
         self.board.heartbeat()
