@@ -488,7 +488,7 @@ def review_png(review: Review) -> bytes:
 
 # --- plots -----------------------------------------------------------------------------
 
-def _date_axis(axes: Sequence[Any], dates: np.ndarray) -> None:
+def _date_axis(axes: Sequence[Any], dates: np.ndarray, *, max_ticks: int = 9) -> None:
     """Date ticks that name their month (`5 Nov`), a year where the span needs one, never
     a lone month name or an offset like "2026-Dec" over a chart spanning two months. A
     short history gets one tick per day, at noon, so each tick names the day its dots are on."""
@@ -501,12 +501,12 @@ def _date_axis(axes: Sequence[Any], dates: np.ndarray) -> None:
         if lo is None:
             continue
         if span <= 14:
-            step = 1 if span <= 8 else 2
+            step = max(1, int(np.ceil(span / max_ticks)))
             a.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(np.arange(lo + 0.5, hi, step)))
             a.xaxis.set_major_formatter(mdates.DateFormatter("%a %-d %b"))
             a.set_xlim(lo, hi)
         else:
-            a.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=4, maxticks=9))
+            a.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=max_ticks))
             a.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b %Y" if span > 300 else "%-d %b"))
             pad = max(1.0, span * 0.02)
             a.set_xlim(lo - pad, hi + pad)
@@ -530,28 +530,28 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> No
     _calendar(ax, fig.add_subplot(gs[1, :]), d, title_pt=title_pt)
 
     ax_dur = fig.add_subplot(gs[2, 0])
-    ax_con = fig.add_subplot(gs[2, 1], sharex=ax_dur)
-    ax_int = fig.add_subplot(gs[3, :], sharex=ax_dur)
-    ax_pe = fig.add_subplot(gs[4, :], sharex=ax_dur)
-    ax_inc = fig.add_subplot(gs[5, :], sharex=ax_dur)
+    ax_con = fig.add_subplot(gs[2, 1])
+    ax_int = fig.add_subplot(gs[3, :])
+    ax_pe = fig.add_subplot(gs[4, :])
+    ax_inc = fig.add_subplot(gs[5, :])
     size = 28 if len(dates) <= 60 else 12
 
+    # the half-width charts say in their titles what a legend would, so nothing covers a point
     dur = np.array([r.duration_min if r.duration_min is not None else np.nan for r in d.rows])
     colors = [STATUS_COLORS.get(st, "#757575") for st in statuses]
     ax_dur.scatter(dates, dur, c=colors, s=size, linewidths=0)
-    ax_dur.set_title("Session duration (min), colour = how it ended", loc="left", fontsize=title_pt)
-    _headroom(ax_dur, list(dur))
-    for st, col in STATUS_COLORS.items():
-        ax_dur.scatter([], [], c=col, s=14, label=f"{st} ({statuses.count(st)})")
-    ax_dur.legend(fontsize=7, loc="upper left", ncols=4, framealpha=0.9, handletextpad=0.2, columnspacing=0.8)
+    ended = ", ".join(f"{statuses.count(st)} {st}" for st in STATUS_COLORS if statuses.count(st))
+    ax_dur.set_title(f"Session duration (min): {ended or 'none'}\n(colours as in the calendar)",
+                     loc="left", fontsize=title_pt)
+    _headroom(ax_dur, list(dur), room=1.15)
 
     done = np.array([r.done for r in d.rows])
     planned = np.array([r.planned for r in d.rows])
-    ax_con.scatter(dates, done, c=colors, s=size, linewidths=0, label="done (most on any channel)", zorder=3)
-    ax_con.scatter(dates, planned, marker="_", s=size * 3, color="#424242", label="planned", zorder=2)
-    ax_con.set_title("Contractions per session, done of planned", loc="left", fontsize=title_pt)
-    _headroom(ax_con, list(done) + list(planned))
-    ax_con.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.9)
+    ax_con.scatter(dates, planned, marker="_", s=size * 4, color="#424242", zorder=2)
+    ax_con.scatter(dates, done, c=colors, s=size, linewidths=0, zorder=3)
+    ax_con.set_title("Contractions per session: dot done (most on any channel),\ndash planned",
+                     loc="left", fontsize=title_pt)
+    _headroom(ax_con, list(done) + list(planned), room=1.15)
 
     rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
     n_ch = max([len(r.peak_ma) for r in d.rows] + [len(rx_channels), 1])
@@ -605,10 +605,8 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> No
 
     for a in (ax_dur, ax_con, ax_int, ax_pe, ax_inc):
         a.grid(alpha=0.25)
-    _date_axis((ax_dur, ax_con, ax_int, ax_pe, ax_inc), dates)
-    for a in (ax_dur, ax_con):
-        for t in a.get_xticklabels():
-            t.set_rotation(0)
+    _date_axis((ax_int, ax_pe, ax_inc), dates, max_ticks=9)
+    _date_axis((ax_dur, ax_con), dates, max_ticks=5)
 
 
 #: Rows of the panel grid: calendar, weekly bars, duration|contractions, intensity, pain/effort, incidents.
@@ -661,7 +659,7 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
         ax.tick_params(which="minor", length=0)
     ticks, labels = _month_ticks(first, shown_first, shown_last, n_weeks)
     ax.set_xticks(ticks, labels, fontsize=7)
-    ax.set_title(f"Calendar {shown_first.isoformat()} to {shown_last.isoformat()}: "
+    ax.set_title(f"Calendar {shown_first.isoformat()} to {shown_last.isoformat()}, each day by its best session:\n"
                  f"green completed · amber stopped early · red aborted/interrupted · "
                  f"grey no session · white outside the prescription",
                  loc="left", fontsize=title_pt)
@@ -681,8 +679,8 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
     bar_ax.set_ylim(0, top)
     bar_ax.tick_params(labelsize=7)
     bar_ax.set_xticks(ticks, [""] * len(ticks))
-    bar_ax.set_title("Sessions completed each week / due that week (black line; prorated where the "
-                     "prescription covers part of a week)", loc="left", fontsize=title_pt * 0.9)
+    bar_ax.set_title("Sessions completed each week / due that week (black line; prorated for part of a week)",
+                     loc="left", fontsize=title_pt * 0.9)
 
 
 def _n(x: float) -> str:
@@ -861,7 +859,8 @@ def _session_table(d: Review) -> str:
         pain_cls = ' class="n red"' if r.pain is not None and r.pain >= PAIN_HIGH else ' class="n"'
         ended_cls = ' class="red"' if (r.status in ("aborted", "interrupted")
                                        or any(k in ("estop", "fault", "watchdog", "lead_off") for k in r.problems)) else ""
-        extra = [INCIDENT_KINDS[k] for k in dict.fromkeys(r.problems) if k != "refused"]
+        extra = [INCIDENT_KINDS[k] for k in dict.fromkeys(r.problems)
+                 if k != "refused" and INCIDENT_KINDS[k] not in r.ended]
         ended = r.ended + (f" ({', '.join(extra)})" if extra else "")
         row_cls = ' class="worry"' if r.worrying else ""
         body.append(
@@ -967,9 +966,16 @@ _PDF_LINE_CHARS = 135
 
 
 def _pdf(path: Path, bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str]) -> None:
-    """One A4 portrait page: headline, verification, flags, key figures, the same plots,
-    the sessions with comments or problems, the prescription. Every line is wrapped to
-    the page's width."""
+    """One A4 portrait page (see _pdf_figure)."""
+    fig = _pdf_figure(bundle, d, verified=verified, problems=problems)
+    with PdfPages(path) as pdf:
+        pdf.savefig(fig)
+
+
+def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str]) -> Figure:
+    """The PDF page: headline, verification, flags, key figures, the same plots, the
+    sessions with comments or problems, the prescription. Every line is wrapped to the
+    page's width."""
     sm = _summary(d)
     css_class, headline = _status_text(bundle, verified, problems)
     color = {"ok": "#1b5e20", "bad": "#b71c1c", "warn": "#795548"}[css_class]
@@ -984,8 +990,9 @@ def _pdf(path: Path, bundle: Bundle, d: Review, *, verified: bool | None, proble
 
     add(f"NMES home training review: patient {d.patient_id}   sessions {d.period}", 10, "bold", "#212121", 95)
     add(headline, 7, "bold", color, 120)
-    add(("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
-        if problems else f"device key {bundle.device_key_id}", 7, "normal", color)
+    if problems:
+        add("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+            7, "normal", color)
     if d.flags:
         for f in d.flags:
             add("! " + f.reason, 7, "bold", "#b71c1c", 120)
@@ -1003,19 +1010,23 @@ def _pdf(path: Path, bundle: Bundle, d: Review, *, verified: bool | None, proble
                                            wspace=0.12), d, title_pt=7)
     foot = fig.add_subplot(gs[2, 0])
     foot.set_axis_off()
-    notable = [r for r in reversed(d.rows) if r.comment or r.worrying][:7]
+    # the patient's words first (they appear nowhere else on the page), then other problems
+    commented = [r for r in reversed(d.rows) if r.comment]
+    worrying = [r for r in reversed(d.rows) if r.worrying and not r.comment]
+    chosen = (commented[:7] + worrying)[:7]
+    notable = sorted(chosen, key=lambda r: r.started, reverse=True)
+    more = len(commented) + len(worrying) - len(notable)
     left = ["Sessions with a comment or a problem (newest first)"] + [
         textwrap.shorten(f"{r.started:%Y-%m-%d} {r.ended}; pain {_fmt_num(r.pain)}"
-                         + (f' "{r.comment}"' if r.comment else ""), width=78, placeholder="…")
-        for r in notable] + ([] if notable else ["none"])
-    right = ["Prescription in force"] + [textwrap.shorten(x, width=62, placeholder="…")
-                                         for x in _rx_lines(d.rx_in_force)[:7]]
+                         + (f' "{r.comment}"' if r.comment else ""), width=84, placeholder="…")
+        for r in notable] + (["none"] if not notable else [f"… {more} more in the HTML page"] if more else [])
+    right = ["Prescription in force"] + [part for x in _rx_lines(d.rx_in_force)
+                                         for part in textwrap.wrap(x, width=68, subsequent_indent="  ")][:9]
     fig.text(0.04, foot.get_position().y1, "\n".join(left), va="top", fontsize=6, family="monospace")
-    fig.text(0.585, foot.get_position().y1, "\n".join(right), va="top", fontsize=6, family="monospace")
+    fig.text(0.56, foot.get_position().y1, "\n".join(right), va="top", fontsize=6, family="monospace")
     for ax in fig.axes:
         for t in ax.get_xticklabels() + ax.get_yticklabels():
             t.set_fontsize(6)
         for t in ax.texts:
             t.set_fontsize(min(t.get_fontsize(), 5.5))
-    with PdfPages(path) as pdf:
-        pdf.savefig(fig)
+    return fig

@@ -76,7 +76,8 @@ class PeriodAdherence:
             if self.days == 0:
                 return "n/a (no day of the prescription in this period)"
             return f"n/a (no session due in {self.days} day{'s' * (self.days != 1)}; {self.done + self.extra} done)"
-        return f"{100 * self.ratio:.0f}% ({self.done} of {self.due} due)"
+        more = f"; {self.extra} more done, beyond what was due" if self.extra else ""
+        return f"{100 * self.ratio:.0f}% ({self.done} of {self.due} due{more})"
 
 
 def _local(when: dt.datetime, tz: dt.tzinfo | None) -> dt.datetime:

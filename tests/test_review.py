@@ -225,3 +225,22 @@ def test_review_is_plain_data(month_bundle):
     assert all(f.reason for f in review.flags)
     commented = [r for r in review.rows if r.comment]
     assert [r.comment for r in commented] == [COMMENT]
+
+
+def test_every_line_of_the_pdf_page_fits_on_it(month_bundle, tmp_path):
+    """The verification line (long when unverified), the flags and the footer all end inside
+    the page."""
+    from homeapp.report import _pdf_figure
+
+    bundle = read_bundle(month_bundle)
+    for verified, problems in ((None, []), (False, ["record 12 (event estop of session s-1): content changed"] * 5)):
+        fig = _pdf_figure(bundle, review_of_bundle(bundle, tz=UTC), verified=verified, problems=problems)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        page = fig.bbox
+        texts = list(fig.texts) + [t for ax in fig.axes for t in ax.texts + [ax.title, ax._left_title]]
+        for t in texts:
+            if not t.get_text():
+                continue
+            box = t.get_window_extent(renderer)
+            assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, t.get_text()
