@@ -196,3 +196,36 @@ def test_new_unknown_preset_lists_the_known_names(capsys):
 def test_new_refuses_a_blank_id(capsys):
     assert main(["rx", "new", "--preset", "circulation", "--patient-id", " ", "--clinician-id", "C-3"]) == 2
     assert "patient_id: is empty" in capsys.readouterr().err
+
+
+def test_new_without_ids_is_refused_and_a_placeholder_fails_check(tmp_path, capsys):
+    """No --patient-id: exit 2 with a clear line, no file; a file naming UNASSIGNED fails rx check."""
+    out = tmp_path / "rx.json"
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out)]) == 2
+    assert "patient" in capsys.readouterr().err and not out.exists()
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), *WHO]) == 0
+    d = json.loads(out.read_text(encoding="utf-8"))
+    d["patient_id"] = d["clinician_id"] = "UNASSIGNED"
+    out.write_text(json.dumps(d), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["rx", "check", str(out)]) == 2
+    said = "".join(capsys.readouterr())
+    assert "patient_id" in said and "clinician_id" in said and "placeholder" in said
+
+
+def test_unknown_field_is_suggested_by_meaning(tmp_path, capsys):
+    """'frequency' names hz, as 'pulse_width' names pulse_us."""
+    out = tmp_path / "rx.json"
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), *WHO]) == 0
+    d = json.loads(out.read_text(encoding="utf-8"))
+    d["blocks"][0]["frequency"] = 8
+    out.write_text(json.dumps(d), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["rx", "check", str(out)]) == 2
+    assert "blocks[0].frequency: unknown field (did you mean hz?)" in "".join(capsys.readouterr())
+
+
+def test_trust_list_of_an_absent_store_is_empty(tmp_path, capsys):
+    assert main(["rx", "trust", "list", "--trust", str(tmp_path / "no-such")]) == 0
+    said = "".join(capsys.readouterr())
+    assert "empty" in said and "no such" not in said
