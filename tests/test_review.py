@@ -244,3 +244,36 @@ def test_every_line_of_the_pdf_page_fits_on_it(month_bundle, tmp_path):
                 continue
             box = t.get_window_extent(renderer)
             assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, t.get_text()
+
+
+@pytest.mark.parametrize("line, expect", [
+    ({"t": 0, "do": "report", "pain": 11, "effort": 3}, "pain must be a whole number from 0 to 10"),
+    ({"t": 0, "do": "report", "pain": 3, "effort": 3.3}, "effort must be 0 to 10 in steps of 0.5"),
+    ({"t": 0, "do": "report", "pain": 3}, 'report needs "effort"'),
+    ({"t": 0, "do": "report", "pain": 3, "effort": 3, "comment": 7}, "comment must be text"),
+    ({"t": 0, "do": "report", "pain": 3, "effort": 3, "mood": "ok"}, "report does not take mood"),
+])
+def test_report_action_is_checked_before_the_session(tmp_path, capsys, line, expect):
+    rx_path = tmp_path / "rx.json"
+    rx_path.write_text(json.dumps(short_rx(issued=dt.date(2026, 11, 6))))
+    acts = tmp_path / "a.jsonl"
+    acts.write_text(json.dumps(line) + "\n")
+    assert main(["session", "run", "--prescription", str(rx_path), "--db", str(tmp_path / "db"),
+                 "--trace", str(tmp_path / "t.csv"), "--actions", str(acts), "--virtual-time",
+                 "--allow-unsigned", "--start-at", "2026-11-07T09:00:00+00:00"]) == 2
+    assert expect in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_start_at_needs_virtual_time(tmp_path, capsys):
+    rx_path = tmp_path / "rx.json"
+    rx_path.write_text(json.dumps(short_rx(issued=dt.date(2026, 11, 6))))
+    assert main(["session", "run", "--prescription", str(rx_path), "--db", str(tmp_path / "db"),
+                 "--trace", str(tmp_path / "t.csv"), "--allow-unsigned",
+                 "--start-at", "2026-11-07T09:00:00+00:00"]) == 2
+    assert "--start-at needs --virtual-time" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error
+        main(["session", "run", "--prescription", str(rx_path), "--db", str(tmp_path / "db"),
+              "--trace", str(tmp_path / "t.csv"), "--allow-unsigned", "--virtual-time",
+              "--start-at", "yesterday"])
+    assert stop.value.code == 2 "'yesterday' is not an ISO-8601 time" in capsys.readouterr().err
