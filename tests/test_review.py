@@ -276,4 +276,5 @@ def test_start_at_needs_virtual_time(tmp_path, capsys):
         main(["session", "run", "--prescription", str(rx_path), "--db", str(tmp_path / "db"),
               "--trace", str(tmp_path / "t.csv"), "--allow-unsigned", "--virtual-time",
               "--start-at", "yesterday"])
-    assert stop.value.code == 2 "'yesterday' is not an ISO-8601 time" in capsys.readouterr().err
+    assert stop.value.code == 2
+    assert "'yesterday' is not an ISO-8601 time" in capsys.readouterr().err
