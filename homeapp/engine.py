@@ -265,8 +265,8 @@ class Engine:
                                       "expired", date=self.rx.expires))
             else:
                 reasons.append(Reason(f"the prescription {self.rx.id} is valid only from "
-                                      f"{self.rx.issued.isoformat()}", "not_yet_valid",
-                                      date=self.rx.issued))
+                                      f"{self.rx.starts_on.isoformat()}", "not_yet_valid",
+                                      date=self.rx.starts_on))
         if not self.allow_unsigned:
             reasons.extend(self._signature_refusals())
         elif SIGNATURE_FIELD in self.rx.source and self.trust is not None:
@@ -514,13 +514,12 @@ class Engine:
             self._ramp_intensity(now_us)
         elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
             self._log("stop", by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
-            minutes = f"{MAX_PAUSE_US / 60_000_000:g} minutes"
             lost = [ch.label for ch in self._channels if not ch.contact]
-            if lost:  # an electrode lost and not recovered: the session did not end by choice
-                self._finish(Phase.ABORTED, f"electrode contact lost on {', '.join(lost)} "
-                                            f"and not recovered within {minutes}")
+            if lost:  # contract.md: an electrode lost and not recovered aborts the session
+                self._finish(Phase.ABORTED, f"electrode lost on {', '.join(lost)} and not reattached "
+                                            f"within {MAX_PAUSE_US / 60_000_000:g} minutes")
             else:
-                self._finish(Phase.STOPPED, f"paused for more than {minutes}")
+                self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_US / 60_000_000:g} minutes")
 
     def _heartbeat(self) -> None:
         self.board.heartbeat()

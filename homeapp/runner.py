@@ -8,6 +8,7 @@ same prescription and actions give a byte-identical trace.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import sys
@@ -19,7 +20,7 @@ from typing import Any, Callable, TextIO
 from hw.clock import RealClock, VirtualClock
 from hw.pins import load_pin_map
 
-from .actions import WORLD_ACTIONS, Action, load_actions
+from .actions import AFTER_ACTIONS, WORLD_ACTIONS, Action, load_actions
 from .engine import Engine, StartRefused
 from .errors import UserError
 from .store import Store, StoreError
@@ -48,12 +49,19 @@ def _check_writable(path: Path, what: str) -> None:
 def run_session(*, prescription_path: str, db_path: str, trace_path: str,
                 actions_path: str | None = None, virtual_time: bool = False,
                 allow_unsigned: bool = False, caregiver_unlocked: bool = False,
-                trust_dir: str | None = None, err: TextIO = sys.stderr) -> RunResult:
-    """Run one session; every input is checked before the first pulse."""
+                trust_dir: str | None = None, err: TextIO = sys.stderr,
+                start_at: dt.datetime | None = None) -> RunResult:
+    """Run one session; every input is checked before the first pulse. `start_at` (an
+    aware datetime, with `virtual_time`): the session's wall-clock start, so a history
+    of sessions on past or future days can be made headless; the prescription's dates
+    and the schedule are judged as of then."""
     from schedules.validate import PrescriptionError, load_prescription
 
+    if start_at is not None and not virtual_time:
+        raise UserError("--start-at needs --virtual-time (the session's clock must be the simulated one)")
     try:
-        rx = load_prescription(prescription_path)
+        rx = load_prescription(prescription_path,
+                               today=start_at.astimezone().date() if start_at is not None else None)
     except PrescriptionError as e:
         return RunResult(2, None, [f"{prescription_path}: {p}" for p in e.problems])
     actions: list[Action] = []
@@ -86,8 +94,12 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         if threading.current_thread() is threading.main_thread():
             # SIGTERM: the driver's safe stop, then exit 143 (the trace is still written)
             previous_handler = install_sigterm_handler(stim)
+        wall: dict[str, Any] = {}
+        if start_at is not None:
+            t_start = clock.now()
+            wall["wall_clock"] = lambda: start_at + dt.timedelta(seconds=clock.now() - t_start)
         engine = Engine(prescription=rx, board=stim, store=store, clock=clock, trust=trust,
-                        allow_unsigned=allow_unsigned)
+                        allow_unsigned=allow_unsigned, **wall)
         if not virtual_time:
             # The button's callback reacts at once in real time; in virtual time the loop
             # polls it at the same virtual instant, which keeps runs deterministic.
@@ -96,7 +108,7 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
             session_id = engine.start(caregiver_unlocked=caregiver_unlocked, threaded=False)
         except StartRefused as refused:
             return RunResult(2, None, refused.reasons)
-        script = ActionScript(actions, engine=engine, board=board)
+        script = ActionScript([a for a in actions if a.do not in AFTER_ACTIONS], engine=engine, board=board)
         script.schedule()
         engine.run()
         state = engine.state
@@ -112,6 +124,12 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         if engine.log_error is not None:
             # The output went off at once; the person must hear that the log is incomplete.
             raise UserError(str(engine.log_error), exit_code=1)
+        if not frozen:
+            # The After screen's answers, saved as it saves them (a frozen app shows none).
+            for action in actions:
+                if action.do == "report":
+                    engine.save_report(pain=action.args["pain"], effort=action.args["effort"],
+                                       comment=action.args.get("comment") or None)
         if frozen:
             # As the next start of the app would: the session left open becomes interrupted.
             store.close()
