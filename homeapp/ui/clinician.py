@@ -8,7 +8,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 
 from .caregiver import PinScreen
-from .i18n import N_, _, f_
+from .i18n import N_, _, f_, ma_text
 from .widgets import BigButton, Card, Text, Theme
 
 
@@ -145,7 +145,7 @@ class ClinicianScreen(PinScreen):
             except (KeyError, TypeError, ValueError):
                 when = "?"
             chans = s.get("channels", [])
-            peaks = "/".join(f"{c.get('peak_ma', 0):g}" for c in chans)
+            peaks = "/".join(ma_text(c.get("peak_ma", 0)) for c in chans)
             contr = "/".join(str(c.get("contractions", 0)) for c in chans)
             rep = ""
             d = s.get("report") or {}
