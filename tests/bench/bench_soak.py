@@ -16,6 +16,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+
+# As the app itself starts (homeapp.ui.app): SDL2 reads the images, so PIL (and the numpy
+# it pulls in) is never loaded. The test harness imports Kivy before the app module does.
+os.environ.setdefault("KIVY_IMAGE", "sdl2")
 import subprocess
 import sys
 import tempfile
