@@ -1,7 +1,9 @@
 """Clinician templates: each preset is a valid prescription with a title and a short
-rationale the UI can show. The clinician picks one, adjusts it and signs it.
+rationale the UI can show. The clinician picks one, adjusts it and signs it. Titles,
+rationales and the labels a preset writes exist in English and Swedish (`preset_text`,
+`label_text`, `make_prescription(lang=...)`); docs/presets.md lists them.
 
-The frequencies follow issue 2: type 1 fibres about 33 Hz, type 2a about 66 Hz, type 2b
+The frequencies follow the clinical source (docs/presets.md): type 1 fibres about 33 Hz, type 2a about 66 Hz, type 2b
 about 110 Hz, 50 Hz reaching all three; circulation 8-9 Hz increases it, 13 Hz (a tetanic type 1
 contraction) restricts it; muscle tone is reduced by 1-2 Hz twitches or 100 Hz static
 contractions, thought to act like manual therapies (stretch, pressure, dry needling); atrophied muscle shorter contractions,
@@ -178,11 +180,127 @@ def get_preset(name: str) -> Preset:
         raise KeyError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
 
 
+# ---------------------------------------------------------------- languages
+LANGUAGES = ("en", "sv")
+
+
+@dataclass(frozen=True)
+class PresetText:
+    """A preset's title and rationale in one language."""
+
+    title: str
+    rationale: str
+
+
+# Swedish for every preset (English is the Preset itself). Same facts, same departures:
+# a rationale that says why a timing departs from the guidance says it here too.
+_SV: dict[str, PresetText] = {
+    "fibre-type-1": PresetText(
+        "Långsamma fibrer (typ 1), 33 Hz",
+        "Omkring 33 Hz aktiverar främst typ 1-fibrer (långsamma, uthålliga): "
+        "uthållighetsträning med långa kontraktioner och lika långa vilor."),
+    "fibre-type-2a": PresetText(
+        "Snabba uthålliga fibrer (typ 2a), 66 Hz",
+        "Omkring 66 Hz riktar sig mot typ 2a-fibrer (snabba, uthålliga): måttliga "
+        "kontraktioner med tre gånger så långa vilor."),
+    "fibre-type-2b": PresetText(
+        "Snabba fibrer (typ 2b), 110 Hz",
+        "Omkring 110 Hz riktar sig mot typ 2b-fibrer (snabba, tröttas fort): korta kraftiga "
+        "kontraktioner; 36 s vila, längre än de vanliga 20 s, eftersom fibrerna återhämtar sig långsamt."),
+    "fibre-all-types": PresetText(
+        "Alla fibertyper, 50 Hz",
+        "50 Hz når typ 1-, 2a- och 2b-fibrer lika: ett allmänt styrkeprogram."),
+    "circulation": PresetText(
+        "Cirkulation, 8-9 Hz",
+        "8-9 Hz ger störst venöst återflöde per kontraktion: rytmiska pumpande "
+        "kontraktioner som hjälper blodet tillbaka till hjärtat."),
+    "restrict-circulation": PresetText(
+        "Begränsa cirkulationen, 13 Hz",
+        "13 Hz ger en tetanisk kontraktion av typ 1-fibrer som begränsar cirkulationen i "
+        "området (motsatsen till cirkulationsprogrammet med 8-9 Hz)."),
+    "reduce-tone-twitch": PresetText(
+        "Sänk muskeltonus, 1-2 Hz ryckningar",
+        "Ryckkontraktioner med 1-2 Hz sänker muskeltonus; effekten tros likna manuella "
+        "terapier (stretching, tryck, dry needling)."),
+    "reduce-tone-static": PresetText(
+        "Sänk muskeltonus, 100 Hz statiska kontraktioner",
+        "Statiska (tetaniska) kontraktioner med 100 Hz sänker muskeltonus; effekten tros "
+        "likna manuella terapier (stretching, tryck, dry needling)."),
+    "pain-relief-al-tens": PresetText(
+        "Smärtlindring, 2 Hz ryckningar (AL-TENS)",
+        "Som akupunkturliknande TENS: synliga ryckningar med 2 Hz, elektroderna på muskelns "
+        "motoriska punkter, 10 s på och 10 s vila, för smärtlindring."),
+    "atrophied-muscle": PresetText(
+        "Atrofierad muskel",
+        "En atrofierad muskel tröttas fort: kortare kontraktioner (4-10 s), längre vilor "
+        "(6-20 s) och pass på 10-20 minuter."),
+    "quadriceps-after-knee-surgery": PresetText(
+        "Quadricepsträning efter knäoperation",
+        "Publicerat protokoll efter knäoperation: 50 Hz, 250-400 µs, 10 s kontraktioner; "
+        "20-50 s vila, längre än de vanliga 20 s, eftersom protokollet använder dem."),
+}
+
+# The labels the device itself writes into a prescription (the presets' blocks and
+# channels, the touchscreen's DEMO). A clinician's own labels are never translated.
+_LABELS_SV: dict[str, str] = {
+    "warm-up": "uppvärmning",
+    "endurance": "uthållighet",
+    "type 2a": "typ 2a",
+    "type 2b": "typ 2b",
+    "strength": "styrka",
+    "circulation": "cirkulation",
+    "twitches": "ryckningar",
+    "static holds": "statiska kontraktioner",
+    "pain relief": "smärtlindring",
+    "gentle strength": "skonsam styrka",
+    "quadriceps strength": "quadricepsstyrka",
+    "target muscle": "målmuskel",
+    "motor point": "motorisk punkt",
+    "quadriceps": "quadriceps",
+    "left quadriceps": "vänster quadriceps",
+    "right quadriceps": "höger quadriceps",
+}
+_TEXTS = {"sv": _SV}
+_LABELS = {"sv": _LABELS_SV}
+
+
+def _check_language(lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise ValueError(f"language {lang!r} is not available (available: {', '.join(LANGUAGES)})")
+
+
+def preset_text(name: str, lang: str = "en") -> PresetText:
+    """The preset's title and rationale in `lang` ("en" or "sv"); old alias names resolve.
+    KeyError for an unknown preset, ValueError for a language not available (both name
+    what is allowed)."""
+    preset = get_preset(name)
+    _check_language(lang)
+    if lang == "en":
+        return PresetText(preset.title, preset.rationale)
+    return _TEXTS[lang][preset.name]
+
+
+def label_text(label: str, lang: str = "en") -> str:
+    """A label the device writes (a preset's block or channel label, the DEMO's channels)
+    in `lang`; any other label comes back as written."""
+    _check_language(lang)
+    return _LABELS.get(lang, {}).get(label, label)
+
+
+def device_labels() -> set[str]:
+    """Every label the presets write, and the DEMO's channel labels: the ones with translations."""
+    found = {str(b["label"]) for p in PRESETS.values() for b in p.blocks}
+    found |= {str(c["label"]) for p in PRESETS.values() for c in p.channels}
+    return found | {"left quadriceps", "right quadriceps"}
+
+
 def make_prescription(preset_name: str, *, patient_id: str, clinician_id: str,
                       issued: dt.date, expires: dt.date, rx_id: str | None = None,
-                      supervision: str = "none") -> dict[str, Any]:
-    """A full prescription dict from a preset, ready to validate, edit and sign."""
+                      supervision: str = "none", lang: str = "en") -> dict[str, Any]:
+    """A full prescription dict from a preset, ready to validate, edit and sign; its block
+    and channel labels in `lang` (ValueError naming the languages for any other)."""
     preset = get_preset(preset_name)
+    _check_language(lang)
     return {
         "format": FORMAT,
         "id": rx_id or f"rx-{preset.name}-{issued:%Y%m%d}",
@@ -195,6 +313,12 @@ def make_prescription(preset_name: str, *, patient_id: str, clinician_id: str,
         "min_hours_between": preset.min_hours_between,
         "supervision": supervision,
         # Deep copies: the caller may edit the dict without touching the preset.
-        "channels": copy.deepcopy([dict(c) for c in preset.channels]),
-        "blocks": copy.deepcopy([dict(b) for b in preset.blocks]),
+        "channels": [_labelled(c, lang) for c in preset.channels],
+        "blocks": [_labelled(b, lang) for b in preset.blocks],
     }
+
+
+def _labelled(part: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    out = copy.deepcopy(dict(part))
+    out["label"] = label_text(out["label"], lang)
+    return out

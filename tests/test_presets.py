@@ -1,5 +1,5 @@
-"""Presets (issue 2, part 5): clinician templates, each a valid prescription with a short
-rationale, at the frequencies and timings the issue names."""
+"""Presets: clinician templates, each a valid prescription with a short rationale, at the
+frequencies and timings the clinical source names (docs/presets.md), in English and Swedish."""
 from __future__ import annotations
 
 import datetime as dt
@@ -150,3 +150,72 @@ def test_guidance_check_finds_departures():
     assert guidance_departures(get_preset("fibre-type-2b")) == {"rest"}
     assert guidance_departures(get_preset("quadriceps-after-knee-surgery")) == {"rest"}
     assert guidance_departures(get_preset("circulation")) == set()
+
+
+# ---------------------------------------------------------------- languages
+from schedules.presets import (LANGUAGES, device_labels, guidance_departures,  # noqa: E402
+                               label_text, preset_text)
+
+SV_DEPARTS = {"contraction": "kontraktion", "rest": "vila", "session": "pass"}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_has_a_title_and_rationale_in_every_language(name, lang):
+    text = preset_text(name, lang)
+    assert 5 <= len(text.title) <= 60
+    assert 30 <= len(text.rationale) <= 220 and text.rationale.endswith(".")
+    if lang != "en":  # translated, not the English copied
+        english = preset_text(name, "en")
+        assert text.title != english.title and text.rationale != english.rationale
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_swedish_rationale_says_why_a_timing_departs_as_the_english_does(name):
+    rationale = preset_text(name, "sv").rationale
+    for what in guidance_departures(get_preset(name)):
+        assert SV_DEPARTS[what] in rationale, f"{name}: {what} departs, Swedish rationale silent"
+        assert re.search(r"(längre|kortare) än de vanliga", rationale) and "eftersom" in rationale
+
+
+def test_the_renamed_presets_say_the_source_in_swedish_too():
+    assert "begränsar cirkulationen" in preset_text("restrict-circulation", "sv").rationale
+    for name in ("reduce-tone-twitch", "reduce-tone-static"):
+        text = preset_text(name, "sv")
+        assert text.title.startswith("Sänk muskeltonus") and "sänker muskeltonus" in text.rationale
+    assert "akupunkturliknande TENS" in preset_text("pain-relief-al-tens", "sv").rationale
+
+
+def test_old_names_give_the_new_presets_text_in_any_language():
+    for old, new in (("reduced-circulation", "restrict-circulation"),
+                     ("muscle-tone-twitch", "reduce-tone-twitch")):
+        for lang in LANGUAGES:
+            assert preset_text(old, lang) == preset_text(new, lang)
+
+
+def test_a_language_not_available_is_refused_naming_the_ones_that_are():
+    with pytest.raises(ValueError, match=r"language 'de' is not available \(available: en, sv\)"):
+        preset_text("circulation", "de")
+    with pytest.raises(ValueError, match="available: en, sv"):
+        make("circulation", lang="de")
+    with pytest.raises(KeyError, match="unknown preset 'quads'"):
+        preset_text("quads", "sv")
+
+
+def test_every_label_the_device_writes_is_translated_and_a_clinicians_stays_as_written():
+    labels = device_labels()
+    assert {"warm-up", "quadriceps strength", "left quadriceps", "motor point"} <= labels
+    for label in labels - {"quadriceps"}:  # the muscle's name is the same in Swedish
+        assert label_text(label, "sv") != label, f"{label!r} has no Swedish"
+        assert label_text(label, "en") == label
+    assert label_text("Left VMO, distal pad", "sv") == "Left VMO, distal pad"
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_swedish_prescription_from_a_preset_is_the_same_programme_with_swedish_labels(name):
+    en, sv = make(name), make(name, lang="sv")
+    rx = parse_prescription(sv, today=TODAY)
+    assert rx.duration_s == load(name).duration_s
+    for part in ("blocks", "channels"):
+        assert [dict(x, label="") for x in sv[part]] == [dict(x, label="") for x in en[part]]
+        assert [x["label"] for x in sv[part]] == [label_text(x["label"], "sv") for x in en[part]]

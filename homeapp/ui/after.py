@@ -7,7 +7,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.textinput import TextInput
 
 from .base import BaseScreen
-from .i18n import N_, _, f_, number
+from .i18n import N_, _, f_, ma_text, number
 from .widgets import BigButton, Card, Text, Theme
 
 PAIN_VALUES = tuple(range(11))
@@ -26,8 +26,8 @@ def duration_text(seconds: float) -> str:
 
 
 def whole_ma(ma: float) -> str:
-    """Whole mA, as the session screen showed them."""
-    return number(float(round(float(ma))), 0)
+    """Whole mA, as the session screen showed them (the device's one rounding)."""
+    return ma_text(ma)
 
 
 def summary_lines(status: str, elapsed_s: float, total_s: float, channels, planned: int | None) -> list[str]:

@@ -146,6 +146,8 @@ class HomeApp(App):
     def set_language(self, lang: str) -> None:
         lang = i18n.set_language(lang)
         self.svc.save_language(lang)
+        if self.svc.rx_demo and self.engine is None:
+            self.svc.relabel_demo()   # the device wrote the DEMO: its labels follow the language
         for s in list(self.screens.values()):
             s.refresh()
         self.overlay.refresh()

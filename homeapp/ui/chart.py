@@ -124,34 +124,48 @@ class WeekBars(_CanvasChart):
 
 
 class MonthCalendar(GridLayout):
-    """A month as a grid; days with a session are filled (green completed, amber cut short)."""
+    """A month as a grid; days with a session are filled (green completed, amber cut short).
+
+    The 7 weekday names and 42 day cells are made once and refilled on every `show`: a
+    label made anew on each visit to History leaves native memory behind (textures,
+    vertex buffers) that a device left on for months would pile up."""
+
+    CELLS = 42   # six weeks, the most a month spans
 
     def __init__(self, weekday_names, **kw):
         kw.setdefault("spacing", 3)
         super().__init__(cols=7, **kw)
         self.weekday_names = weekday_names
+        self._names = [Text("", size=16, halign="center", color=Theme.muted) for _i in range(7)]
+        self._cells = []
+        for _i in range(self.CELLS):
+            cell = Text("", size=18, halign="center")
+            with cell.canvas.before:
+                cell.fill = Color(0, 0, 0, 0)
+                r = Rectangle(pos=cell.pos, size=cell.size)
+            cell.bind(pos=lambda w, v, r=r: setattr(r, "pos", v),
+                      size=lambda w, v, r=r: setattr(r, "size", v))
+            self._cells.append(cell)
 
     def show(self, year: int, month: int, days: dict[int, str], today: dt.date):
-        self.clear_widgets()
-        for name in self.weekday_names:
-            self.add_widget(Text(name, size=16, halign="center", color=Theme.muted))
-        for week in calendar.Calendar(firstweekday=0).monthdayscalendar(year, month):
-            for d in week:
-                status = days.get(d)
-                cell = Text(str(d) if d else "", size=18, halign="center", bold=status is not None)
-                color = None
-                if status == "completed":
-                    color = Theme.ok
-                elif status is not None:
-                    color = Theme.warn
-                if color is not None:
-                    cell.color = Theme.warn_text
-                if d and dt.date(year, month, d) == today:
-                    color = color or Theme.card_hi
-                if color is not None:
-                    with cell.canvas.before:
-                        Color(*color)
-                        r = Rectangle(pos=cell.pos, size=cell.size)
-                    cell.bind(pos=lambda w, v, r=r: setattr(r, "pos", v),
-                              size=lambda w, v, r=r: setattr(r, "size", v))
-                self.add_widget(cell)
+        weeks = calendar.Calendar(firstweekday=0).monthdayscalendar(year, month)
+        shown = self._names + self._cells[:7 * len(weeks)]
+        if self.children[::-1] != shown:
+            self.clear_widgets()
+            for w in shown:
+                self.add_widget(w)
+        for label, name in zip(self._names, self.weekday_names):
+            label.text = name
+        for cell, d in zip(self._cells, [d for week in weeks for d in week]):
+            status = days.get(d)
+            cell.text = str(d) if d else ""
+            cell.bold = status is not None
+            color = None
+            if status == "completed":
+                color = Theme.ok
+            elif status is not None:
+                color = Theme.warn
+            cell.color = Theme.warn_text if color is not None else Theme.text
+            if d and dt.date(year, month, d) == today:
+                color = color or Theme.card_hi
+            cell.fill.rgba = color if color is not None else (0, 0, 0, 0)

@@ -8,7 +8,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 
 from .caregiver import PinScreen
-from .i18n import N_, _, f_
+from .i18n import N_, _, f_, language, ma_text
 from .widgets import BigButton, Card, Text, Theme
 
 
@@ -49,6 +49,7 @@ class ClinicianScreen(PinScreen):
         self.message = Text("", size=Theme.font_small, bold=True, size_hint_y=None, height=56)
         self.tab = "rx"
         self.extra_dirs: list[str] = []   # tests and demos add folders to look in
+        self._built: dict[str, tuple] = {}   # tab -> (what it shows, its widgets)
 
     def show_tab(self, tab):
         self.tab = tab
@@ -61,10 +62,30 @@ class ClinicianScreen(PinScreen):
         self.tab_rx.bg = Theme.primary if self.tab == "rx" else Theme.card_hi
         self.tab_log.bg = Theme.primary if self.tab == "log" else Theme.card_hi
         self.content.clear_widgets()
+        # A tab is rebuilt only when what it shows changed; otherwise its widgets are shown
+        # again: widgets made anew on every visit leave native memory behind.
+        key = self._content_key()
+        built = self._built.get(self.tab)
+        if built is not None and built[0] == key:
+            for w in built[1]:
+                self.content.add_widget(w)
+            return
         if self.tab == "rx":
             self.build_rx()
         else:
             self.build_log()
+        self._built[self.tab] = (key, list(reversed(self.content.children)))
+
+    def _content_key(self):
+        """Everything the current tab shows, to tell when it must be rebuilt."""
+        svc = self.app.svc
+        if self.tab == "rx":
+            rx = svc.rx
+            shown = None if rx is None else (rx.id, rx.patient_id, rx.issued, rx.expires,
+                                             svc.signature_problem(rx))
+            return (language(), shown, tuple(svc.find_import_files(self.extra_dirs)),
+                    tuple(svc.find_key_files(self.extra_dirs)))
+        return (language(), tuple(self._log_lines()), tuple(svc.export_dirs()[:3]))
 
     def build_rx(self):
         svc = self.app.svc
@@ -165,10 +186,9 @@ class ClinicianScreen(PinScreen):
         self.refresh()
         self.message.text, self.message.color = msg
 
-    def build_log(self):
+    def _log_lines(self) -> list[str]:
         svc = self.app.svc
         sessions = svc.sessions(full=True)
-        sv = ScrollView(do_scroll_x=False, bar_width=10)
         lines = []
         for s in reversed(sessions[-100:]):
             try:
@@ -176,7 +196,7 @@ class ClinicianScreen(PinScreen):
             except (KeyError, TypeError, ValueError):
                 when = "?"
             chans = s.get("channels", [])
-            peaks = "/".join(f"{c.get('peak_ma', 0):g}" for c in chans)
+            peaks = "/".join(ma_text(c.get("peak_ma", 0)) for c in chans)
             contr = "/".join(str(c.get("contractions", 0)) for c in chans)
             rep = ""
             d = s.get("report") or {}
@@ -186,6 +206,12 @@ class ClinicianScreen(PinScreen):
             lines.append(f_("{when}  {status}  {done} of {planned}  peak {peaks} mA{report}", when=when,
                             status=_(status), done=contr, planned=s.get("planned_contractions", "?"),
                             peaks=peaks, report=rep))
+        return lines
+
+    def build_log(self):
+        svc = self.app.svc
+        lines = self._log_lines()
+        sv = ScrollView(do_scroll_x=False, bar_width=10)
         log_text = Text("\n".join(lines) if lines else _("The log is empty."), size=Theme.font_small - 2,
                         fit=True, valign="top", size_hint_y=None, font_name="RobotoMono-Regular")
         sv.add_widget(log_text)

@@ -116,8 +116,16 @@ class HomeScreen(BaseScreen):
             self.side_col.add_widget(self.demo)
         self.warn_box.clear_widgets()
         warnings = svc.warnings()
-        for w in warnings[:3]:
-            c = Card(bg=Theme.warn, size_hint_y=None, height=44, padding=(12, 2))
-            c.add_widget(Text(warning_text(w), color=Theme.warn_text, size=Theme.font_body - 2, bold=True))
+        # Three warning cards made once and refilled: made on every refresh they leave
+        # native memory behind on a device left on for months.
+        if not hasattr(self, "_warn_cards"):
+            self._warn_cards = []
+            for _i in range(3):
+                c = Card(bg=Theme.warn, size_hint_y=None, height=44, padding=(12, 2))
+                c.message = Text("", color=Theme.warn_text, size=Theme.font_body - 2, bold=True)
+                c.add_widget(c.message)
+                self._warn_cards.append(c)
+        for c, w in zip(self._warn_cards, warnings[:3]):
+            c.message.text = warning_text(w)
             self.warn_box.add_widget(c)
         self.warn_box.height = 50 * len(self.warn_box.children)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import gettext
 import logging
+import math
 import struct
 from pathlib import Path
 
@@ -153,3 +154,10 @@ def number(x: float, digits: int = 0) -> str:
     """A number as this language writes it (Swedish uses a decimal comma)."""
     s = f"{x:.{digits}f}"
     return s.replace(".", ",") if _current == "sv" else s
+
+
+def ma_text(ma: float) -> str:
+    """An intensity as a person reads it anywhere on the device: whole mA, halves rounded up
+    (3.979 -> "4", 2.5 -> "3"), as the session screen's one-mA steps showed it. The log and
+    the export keep the full precision; only what is shown is rounded, and only here."""
+    return number(math.floor(float(ma) + 0.5), 0)

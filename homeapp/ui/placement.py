@@ -109,9 +109,6 @@ class PlacementPicture(StencilView):
 
     def _draw(self, *_):
         self.canvas.clear()
-        for t in self._tags:
-            self.remove_widget(t)
-        self._tags = []
         p = self.placement
         wx0, wy0, wx1, wy1 = p.window if p else (0.0, 0.0, 1.0, 2.0)
         s = min(self.width / (wx1 - wx0), self.height / (wy1 - wy0))
@@ -155,8 +152,12 @@ class PlacementPicture(StencilView):
                     Line(rounded_rectangle=(*pos, *size, 0.015 * s), width=2)
                     centres.append((pos[0] + size[0] / 2, pos[1] + size[1] / 2))
         if p:
-            for (x, y) in centres:
-                t = Label(text=str(self.channel + 1), bold=True, font_size=max(16, int(0.06 * s)),
-                          color=(0, 0, 0, 1), size=(30, 30), center=(x, y))
+            # The pad numbers are made once and moved on each redraw: a label made anew on
+            # every layout pass leaves native memory behind.
+            while len(self._tags) < len(centres):
+                t = Label(text=str(self.channel + 1), bold=True, color=(0, 0, 0, 1), size=(30, 30))
                 self.add_widget(t)
                 self._tags.append(t)
+            for t, (x, y) in zip(self._tags, centres):
+                t.font_size = max(16, int(0.06 * s))
+                t.center = (x, y)

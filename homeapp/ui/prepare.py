@@ -150,8 +150,12 @@ class PrepareScreen(BaseScreen):
     # ------------------------------------------------------------------ life cycle
     def on_pre_enter(self, *a):
         rx = self.app.svc.rx
-        if rx is not None and self._rx_id != id(rx):
-            self._rx_id = id(rx)
+        # Cards are remade only when the channels' labels change (a new program), not on
+        # every visit: made anew they leave native memory behind; id(rx) could also be
+        # reused by a later program and keep stale labels.
+        labels = tuple(c.label for c in rx.channels) if rx is not None else None
+        if rx is not None and self._rx_id != labels:
+            self._rx_id = labels
             self.channels_box.clear_widgets()
             self.cards = [ChannelPrep(i, c.label) for i, c in enumerate(rx.channels)]
             for c in self.cards:

@@ -204,13 +204,22 @@ class Services:
         """A preset prescription, clearly marked DEMO, on the simulated board only."""
         if not self.simulated:
             return False
-        data = demo_prescription_dict(self.today())
+        data = demo_prescription_dict(self.today(), lang=self.language())
         path = self.data_dir / RX_FILE
         path.write_text(json.dumps(data, indent=2))
         self._ui_state["rx_demo"] = True
         self.save_language(self.language())
         self.load_current_prescription()
         return self.rx is not None
+
+    def relabel_demo(self) -> None:
+        """The loaded DEMO rewritten in the current language, its dates kept (the device
+        wrote its labels, so they follow the patient's language)."""
+        if not (self.rx_demo and self.rx is not None):
+            return
+        data = demo_prescription_dict(self.rx.issued, lang=self.language())
+        (self.data_dir / RX_FILE).write_text(json.dumps(data, indent=2))
+        self.load_current_prescription()
 
     def find_import_files(self, extra_dirs=()) -> list[Path]:
         """Prescription files on USB sticks (and in the data directory's import folder)."""
@@ -471,28 +480,32 @@ class Services:
 DEMO_PRESET = "quadriceps-after-knee-surgery"
 
 
-def demo_prescription_dict(today: dt.date) -> dict:
+def demo_prescription_dict(today: dt.date, lang: str = "en") -> dict:
     """The demo: a preset from schedules.presets on both thighs, dated from today, with
-    a schedule loose enough to show it several times a day. Marked DEMO everywhere."""
+    a schedule loose enough to show it several times a day. Marked DEMO everywhere. The
+    device writes it, so its labels are in the patient's language `lang`."""
+    from schedules.presets import LANGUAGES, label_text
+    lang = lang if lang in LANGUAGES else "en"
     try:
         from schedules.presets import make_prescription
         data = make_prescription(DEMO_PRESET, patient_id="DEMO", clinician_id="DEMO", issued=today,
-                                 expires=today + dt.timedelta(days=90), rx_id="DEMO-" + DEMO_PRESET)
+                                 expires=today + dt.timedelta(days=90), rx_id="DEMO-" + DEMO_PRESET,
+                                 lang=lang)
         cap = data["channels"][0]["max_ma"]
-        data["channels"] = [{"label": "left quadriceps", "max_ma": cap},
-                            {"label": "right quadriceps", "max_ma": cap}]
+        data["channels"] = [{"label": label_text("left quadriceps", lang), "max_ma": cap},
+                            {"label": label_text("right quadriceps", lang), "max_ma": cap}]
     except Exception:  # presets missing: a small built-in program
         data = {
             "format": "homeapp.prescription/1", "id": "DEMO-quadriceps",
             "patient_id": "DEMO", "clinician_id": "DEMO",
             "issued": today.isoformat(), "expires": (today + dt.timedelta(days=90)).isoformat(),
             "sessions_per_week": 5, "supervision": "none",
-            "channels": [{"label": "left quadriceps", "max_ma": 40},
-                         {"label": "right quadriceps", "max_ma": 40}],
+            "channels": [{"label": label_text("left quadriceps", lang), "max_ma": 40},
+                         {"label": label_text("right quadriceps", lang), "max_ma": 40}],
             "blocks": [
-                {"label": "warm-up", "minutes": 1, "hz": 8, "pulse_us": 250, "on_s": 5, "off_s": 5,
+                {"label": label_text("warm-up", lang), "minutes": 1, "hz": 8, "pulse_us": 250, "on_s": 5, "off_s": 5,
                  "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"},
-                {"label": "strength", "minutes": 3, "hz": 50, "pulse_us": 300, "on_s": 10,
+                {"label": label_text("strength", lang), "minutes": 3, "hz": 50, "pulse_us": 300, "on_s": 10,
                  "off_s": 20, "ramp_up_s": 2, "ramp_down_s": 1, "pattern": "synchronous"}]}
     data["max_sessions_per_day"] = 3
     data["min_hours_between"] = 0

@@ -12,7 +12,7 @@ from kivy.uix.boxlayout import BoxLayout
 from schedules.limits import INTENSITY_RISE_MA_PER_S, INTENSITY_STEP_MA
 
 from .base import BaseScreen
-from .i18n import _, f_, number
+from .i18n import _, f_, ma_text
 from .widgets import BigButton, Card, Text, Theme
 
 
@@ -28,11 +28,11 @@ def notice_text(notice) -> str:
     p = dict(notice.params)
     cap = p.get("cap_ma", p.get("cap", p.get("limit")))
     if notice.kind == "at_cap" and cap is not None:
-        return f_("{cap} mA is the most your clinic allows.", cap=number(float(cap)))
+        return f_("{cap} mA is the most your clinic allows.", cap=ma_text(cap))
     if notice.kind == "at_cap":
         return _("This is the most your clinic allows.")
     if notice.kind == "refused" and cap is not None:
-        return f_("Not allowed: your clinic's limit is {cap} mA.", cap=number(float(cap)))
+        return f_("Not allowed: your clinic's limit is {cap} mA.", cap=ma_text(cap))
     if notice.kind == "refused":
         return _("Not allowed by your prescription.")
     if notice.kind == "at_zero":
@@ -116,8 +116,8 @@ class ChannelControl(Card):
 
     def render(self, ch, state, notice_here: str):
         self.name.text = ch.label
-        self.ma.text = number(ch.target_ma, 0 if float(ch.target_ma).is_integer() else 1)
-        self.cap.text = f_("max {cap} mA", cap=number(ch.cap_ma))
+        self.ma.text = ma_text(ch.target_ma)
+        self.cap.text = f_("max {cap} mA", cap=ma_text(ch.cap_ma))
         at_cap = self._at_cap = ch.target_ma >= ch.cap_ma - 1e-9
         self.plus.bg = Theme.disabled if at_cap else Theme.primary
         running = state.phase.value == "running"
@@ -130,10 +130,10 @@ class ChannelControl(Card):
             self._showing_restore = want_restore
             self.remove_widget(self.restore if not want_restore else self.note)
             self.add_widget(self.restore if want_restore else self.note)
-        self.restore.text = f_("Back to {ma} mA", ma=number(ch.previous_ma))
+        self.restore.text = f_("Back to {ma} mA", ma=ma_text(ch.previous_ma))
         if not notice_here and state.phase.value == "paused" and ch.previous_ma > 0:
             notice_here = f_("Before the pause: {ma} mA. After Continue, one touch brings it back.",
-                             ma=number(ch.previous_ma))
+                             ma=ma_text(ch.previous_ma))
         self.note.text = notice_here
 
 

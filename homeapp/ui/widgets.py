@@ -59,13 +59,12 @@ class Text(Label):
                          color=color or Theme.text, bold=bold, halign=halign,
                          valign=valign, **kw)
         self.fit = fit
-        self.bind(width=self._wrap, fit=self._wrap, texture_size=self._grow)
+        # Bound once: binding in _wrap added one more handler on every width change.
+        self.bind(width=self._wrap, height=self._wrap, fit=self._wrap, texture_size=self._grow)
         self._wrap()
 
     def _wrap(self, *_):
         self.text_size = (self.width, None if self.fit else self.height)
-        if not self.fit:
-            self.bind(height=lambda *_: setattr(self, "text_size", (self.width, self.height)))
 
     def _grow(self, *_):
         if self.fit:
