@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: a virtual screen and Mesa's software GL for Kivy,
-# shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units.
-APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd
+# shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units,
+# PostgreSQL for the clinic service's tests (they start a throwaway server of their own).
+APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd postgresql
 APT_RUN  := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 XVFB   := xvfb-run -a -s "-screen 0 1280x800x24"
 
-.PHONY: install run test bench fuzz screenshots apt-test apt-run clean
+.PHONY: install run test bench fuzz screenshots apt-test apt-run clean clinic
 
 install: $(BIN)/homeapp
 
@@ -21,7 +22,8 @@ $(BIN)/homeapp: pyproject.toml
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	@# the clinic extra too: its tests run with the rest (the device image installs without it)
+	$(BIN)/python -m pip install -q -e '.[test,clinic]'
 	touch $@
 
 # Installs only what is missing, so a machine that has everything needs no network.
@@ -56,6 +58,12 @@ fuzz: install
 
 screenshots: install apt-test
 	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m homeapp.ui.screenshots docs/screens
+
+# The clinic service on an SQLite file in the clinic's data directory
+# ($$HOMEAPP_CLINIC_DATA, default ~/.local/share/homeapp-clinic); it prints how to log in first.
+CLINIC_PORT ?= 8443
+clinic: install
+	$(BIN)/homeapp-clinic serve --host 127.0.0.1 --port $(CLINIC_PORT)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
