@@ -8,10 +8,12 @@ BIN    := $(VENV)/bin
 # PostgreSQL for the clinic service's tests (they start a throwaway server of their own).
 APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd postgresql
 APT_RUN  := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1
+# The review's screenshots: a headless browser for the HTML page, poppler for the PDF page.
+APT_REVIEW := chromium poppler-utils
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 XVFB   := xvfb-run -a -s "-screen 0 1280x800x24"
 
-.PHONY: install run test bench fuzz screenshots apt-test apt-run clean clinic
+.PHONY: install run test bench fuzz screenshots review-screenshots apt-test apt-run clean clinic
 
 install: $(BIN)/homeapp
 
@@ -55,9 +57,20 @@ bench: install apt-test
 fuzz: install
 	$(BIN)/python -m pip install -q -e '.[fuzz]'
 	$(BIN)/python -m tests.fuzz
+	TIMELINE_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_timeline_properties.py
 
 screenshots: install apt-test
 	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m homeapp.ui.screenshots docs/screens
+
+# The clinician's review of a month and of one day (docs/review): HTML and PDF, and pictures of both.
+review-screenshots: install
+	$(call apt_missing,$(APT_REVIEW))
+	$(BIN)/python -m tests.review_demo docs/review
+	for n in month day; do \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1150,2300 \
+	    --screenshot=$(CURDIR)/docs/review/$$n-html.png file://$(CURDIR)/docs/review/$$n.html 2>/dev/null; \
+	  pdftoppm -png -r 90 -singlefile docs/review/$$n.pdf docs/review/$$n-pdf; \
+	done
 
 # The clinic service on an SQLite file in the clinic's data directory
 # ($$HOMEAPP_CLINIC_DATA, default ~/.local/share/homeapp-clinic); it prints how to log in first.

@@ -28,7 +28,15 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "lead_off": ("channel",),
     "lead_on": ("channel",),
     "freeze": (),
+    "report": ("pain", "effort"),
 }
+#: Fields an action may have but need not (`report`: the patient's comment).
+OPTIONAL: dict[str, tuple[str, ...]] = {"report": ("comment",)}
+#: Played after the session has ended, as the patient answers on the After screen.
+AFTER_ACTIONS = frozenset({"report"})
+#: The actions that stand for the physical world (the e-stop button, the electrodes): they
+#: reach the board whatever the app is doing, also after a `freeze`.
+WORLD_ACTIONS = frozenset({"estop", "estop_release", "lead_off", "lead_on"})
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,11 @@ def parse_action(obj: Any, *, where: str, channels: int, blocks: int) -> Action:
     if do not in ACTIONS:
         raise UserError(f"{where}: unknown action {do!r} (allowed: {', '.join(ACTIONS)})")
     needed = ACTIONS[do]
-    extra = sorted(set(obj) - {"t", "do", *needed})
+    optional = OPTIONAL.get(do, ())
+    extra = sorted(set(obj) - {"t", "do", *needed, *optional})
     if extra:
         raise UserError(f"{where}: {do} does not take {', '.join(extra)} "
-                        f"(it takes: {', '.join(('t', 'do') + needed)})")
+                        f"(it takes: {', '.join(('t', 'do') + needed + optional)})")
     for key in needed:
         if key not in obj:
             raise UserError(f"{where}: {do} needs \"{key}\"")
@@ -77,7 +86,23 @@ def parse_action(obj: Any, *, where: str, channels: int, blocks: int) -> Action:
                             f"(numeric block fields: {', '.join(BLOCK_NUMERIC_FIELDS)})")
         if not _is_number(obj["value"]):
             raise UserError(f"{where}: value must be a number, got {obj['value']!r}")
-    return Action(t=float(obj["t"]), do=do, args={k: obj[k] for k in needed})
+    if do == "report":
+        _check_report(obj, where)
+    return Action(t=float(obj["t"]), do=do, args={k: obj[k] for k in needed + optional if k in obj})
+
+
+def _check_report(obj: dict[str, Any], where: str) -> None:
+    """The After screen's answers: the same ranges the log accepts (Store.save_report)."""
+    from .store import EFFORT_VALUES
+
+    pain = obj["pain"]
+    if isinstance(pain, bool) or not isinstance(pain, int) or not 0 <= pain <= 10:
+        raise UserError(f"{where}: pain must be a whole number from 0 to 10, got {pain!r}")
+    effort = obj["effort"]
+    if not _is_number(effort) or float(effort) not in EFFORT_VALUES:
+        raise UserError(f"{where}: effort must be 0 to 10 in steps of 0.5 (Borg CR10), got {effort!r}")
+    if "comment" in obj and obj["comment"] is not None and not isinstance(obj["comment"], str):
+        raise UserError(f"{where}: comment must be text, got {obj['comment']!r}")
 
 
 def load_actions(path: str | Path, *, channels: int, blocks: int) -> list[Action]:

@@ -402,17 +402,22 @@ def _record(obj: Any, line: int, text: str) -> Record:
 
 # --- verifying -------------------------------------------------------------------------
 
-def verify_bundle(path: str | os.PathLike[str] | Bundle, device_public_key: Ed25519PublicKey) -> list[str]:
+def verify_bundle(path: str | os.PathLike[str] | Bundle, device_public_key: Ed25519PublicKey | None) -> list[str]:
     """Every problem found, each naming the record(s) concerned; [] when the bundle is
     complete, unaltered and signed by this device key. Raises BundleError for files that
-    are not bundles."""
+    are not bundles.
+
+    With `device_public_key` None only what needs no key is checked: the hash chain, the
+    seq numbers against the end record's count and head. That finds any record changed,
+    removed or inserted by someone who did not rewrite the chain and its end; it cannot
+    tell a whole rewritten chain, nor the file's origin (that takes the signature)."""
     bundle = path if isinstance(path, Bundle) else read_bundle(path)
     problems = list(bundle.problems)
     header_rec: Record = bundle.header["_record"]
     end = bundle.end
 
     # the signature first: it is what makes everything else trustworthy
-    given_id = key_id(device_public_key)
+    given_id = key_id(device_public_key) if device_public_key is not None else bundle.device_key_id
     count: int | None = None
     head: str | None = None
     if end is None:
@@ -422,11 +427,12 @@ def verify_bundle(path: str | os.PathLike[str] | Bundle, device_public_key: Ed25
         if type(count) is not int or count < 0 or not isinstance(head, str):
             problems.append("the end record is corrupt (count or head unreadable)")
             count, head = None, None
-        elif not _signature_ok(end, device_public_key, given_id, count, head):
+        elif device_public_key is not None and not _signature_ok(end, device_public_key, given_id, count, head):
             named = end.get("device_key_id") or bundle.device_key_id
             why = f" (the bundle names device key {named}; the key given is {given_id})" if named != given_id else ""
             problems.append("signature does not match the device key" + why)
-    if bundle.device_key_id != given_id and end is not None and not any("signature" in p for p in problems):
+    if device_public_key is not None and bundle.device_key_id != given_id and end is not None \
+            and not any("signature" in p for p in problems):
         problems.append(f"the header names device key {bundle.device_key_id}, not {given_id}")
     if not header_rec.intact:
         problems.append("the header (record 0) was changed")

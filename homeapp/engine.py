@@ -10,12 +10,18 @@ the board's watchdog cut the output within 250 ms.
 
 Threads: the UI calls the public methods from its thread; the loop runs in the engine's
 thread (`start()`), or in the caller's (`start(threaded=False)` then `run()`, as the
-headless runner does in virtual time). One re-entrant lock guards all state; safety
+headless runner does in virtual time).
+
+Time: the session's timeline (steps, contraction windows, wake-ups, ticks, timers) is
+integer µs, read from the clock once per use (`_now_us`); seconds appear only where a
+time is written out (the log, the state the UI renders). No two times are ever compared
+as floats, so no rounding can leave an edge unpassed. One re-entrant lock guards all state; safety
 commands (stop, pause, e-stop) act on the board at once, in the caller's thread.
 """
 from __future__ import annotations
 
 import contextlib
+import enum
 import datetime as dt
 import heapq
 import itertools
@@ -26,7 +32,7 @@ import uuid
 from typing import Any, Callable
 
 from hw.clock import Clock
-from hw.exc import BoardFault
+from hw.exc import BoardFault, WaveformError
 from hw.waveform import compile_cycle
 from schedules.adherence import schedule_allows
 from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
@@ -34,7 +40,7 @@ from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSI
 from schedules.model import Prescription
 from schedules.signing import SIGNATURE_FIELD, SignatureError, verify_prescription
 
-from .plan import Step, block_steps
+from .plan import PlanError, Step, block_steps
 from .store import StoreError, now_utc
 from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase, Reason
 
@@ -42,14 +48,21 @@ log = logging.getLogger(__name__)
 
 #: The loop's tick: heartbeat edge, e-stop and contact polls, intensity ramp steps.
 #: 100 ms keeps the watchdog (250 ms) fed with margin and reacts within a tenth of a second.
-TICK_S = 0.1
+TICK_US = 100_000
 
 #: A session paused this long ends (stopped): nobody is there to resume it, and a patient
 #: should not sit for longer with the electrodes on and the program unfinished.
-MAX_PAUSE_S = 600.0
+MAX_PAUSE_US = 600_000_000
 
 #: A heartbeat gap this long is logged as a near miss of the board's watchdog (250 ms) ...
-HEARTBEAT_LAPSE_S = 0.2
+HEARTBEAT_LAPSE_US = 200_000
+
+_US = 1_000_000
+
+
+def _s(t_us: int) -> float:
+    """µs as the seconds the log and the UI show."""
+    return t_us / _US
 
 
 class StartRefused(Exception):
@@ -58,6 +71,24 @@ class StartRefused(Exception):
     def __init__(self, reasons: list[str]) -> None:
         self.reasons = list(reasons)
         super().__init__("; ".join(reasons))
+
+
+class ProgramFault(BoardFault):
+    """The board cannot be given this program (the planner or the waveform compiler
+    refused a step): a bug for any prescription the validator accepts, and still never a
+    crash. Before the start it is a refusal; during a session it ends it with a fault."""
+
+
+#: What the patient reads (and the log keeps) when the device cannot play a program.
+CANNOT_RUN = "this device cannot run this program: please call your clinic"
+
+
+class WindowState(enum.Enum):
+    """Where a channel is in the current step's contraction window."""
+
+    PENDING = "pending"   # not begun (or cut short and to be replayed)
+    ACTIVE = "active"     # the board is playing its pulses
+    DONE = "done"         # over for this step
 
 
 class _Channel:
@@ -73,8 +104,8 @@ class _Channel:
         self.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
         self.contact = True
         self.contracting = False
-        self.window = "pending"        # this step's contraction: pending, active, done
-        self.contraction_start_t: float | None = None
+        self.window = WindowState.PENDING  # this step's contraction
+        self.contraction_start_us: int | None = None  # session time
         self.peak_ma = 0.0
         self.session_peak_ma = 0.0
         self.done = 0
@@ -104,7 +135,7 @@ class Engine:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[str, dict], None]] = []
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []  # (clock µs, seq, fn)
         self._timer_seq = itertools.count()
         self._blocks = list(prescription.blocks)
         self._channels = [_Channel(i, ch.label, ch.max_ma) for i, ch in enumerate(prescription.channels)]
@@ -114,23 +145,29 @@ class Engine:
         self._notice: Notice | None = None
         self._end_reason = ""
         self._frozen = False
-        # Timeline (clock seconds). The session's t = clock.now() - _t0.
-        self._t0 = 0.0
+        # Timeline (clock µs). The session's t = _now_us() - _t0_us.
+        self._t0_us = 0
         self._pending: deque[Step] = deque()
-        self._pending_s = 0.0         # their total duration (the UI asks for it 20 times a second)
-        self._set_pending(self._plan_from(0))
+        self._pending_us = 0          # their total duration (the UI asks for it 20 times a second)
+        #: Why this program cannot be played (found while planning or compiling it).
+        self._program_error: Exception | None = None
+        try:
+            self._set_pending(self._plan_from(0))
+        except (PlanError, WaveformError) as e:
+            log.exception("the program cannot be planned")
+            self._program_error = e
         self._block_index = -1
         self._step: Step | None = None
-        self._step_t0 = 0.0           # nominal start of the current step (no drift)
+        self._step_t0_us = 0          # nominal start of the current step (no drift)
         self._step_started = False    # the current step is playing on the board
         self._last_begun: Step | None = None  # the step most recently begun (kept after it ends)
         self._armed_spec: Any = None
         self._compiled: dict[Any, Any] = {}
-        self._elapsed_done_s = 0.0    # stimulation time of the steps already finished
-        self._next_tick = 0.0
-        self._last_ramp_t = 0.0
-        self._paused_at = 0.0
-        self._last_heartbeat_t = 0.0
+        self._elapsed_done_us = 0     # stimulation time of the steps already finished
+        self._next_tick_us = 0
+        self._last_ramp_us = 0
+        self._paused_at_us = 0
+        self._last_heartbeat_us = 0
         #: A write to the log that failed (the session was aborted because of it).
         self.log_error: StoreError | None = None
 
@@ -138,31 +175,31 @@ class Engine:
     @property
     def state(self) -> EngineState:
         with self._lock:
-            now = self.clock.now()
+            now_us = self._now_us()
             step = self._step
             if step is not None and self._phase in (Phase.RUNNING, Phase.PAUSED):
-                in_step = max(0.0, now - self._step_t0) if self._phase is Phase.RUNNING else 0.0
+                in_step = max(0, now_us - self._step_t0_us) if self._phase is Phase.RUNNING else 0
                 contracting = any(ch.contracting for ch in self._channels)
-                windows = [w for w in step.windows if w is not None]
+                windows = [w for w in step.windows_us if w is not None]
                 if contracting:
-                    end = max(b for a, b in windows if a <= in_step) if windows else 0.0
-                    phase_left = max(0.0, end - in_step)
+                    end = max(b for a, b in windows if a <= in_step) if windows else 0
+                    phase_left_us = max(0, end - in_step)
                 else:
                     later = [a for a, b in windows if a > in_step]
-                    phase_left = (min(later) if later else step.duration_s) - in_step
-                elapsed = self._elapsed_done_s + min(in_step, step.duration_s)
+                    phase_left_us = (min(later) if later else step.duration_us) - in_step
+                elapsed_us = self._elapsed_done_us + min(in_step, step.duration_us)
                 block = self._blocks[step.block_index]
                 block_label, cycle, cycles = block.label, step.cycle_index, step.cycles_total
             else:
-                contracting, phase_left = False, 0.0
-                elapsed = self._elapsed_done_s
+                contracting, phase_left_us = False, 0
+                elapsed_us = self._elapsed_done_us
                 block_label, cycle, cycles = "", 0, 0
             return EngineState(
                 phase=self._phase, session_id=self._session_id, prescription_id=self.rx.id,
                 block_index=self._block_index, block_label=block_label,
                 blocks_total=len(self._blocks), cycle_index=cycle, cycles_total=cycles,
-                contracting=contracting, phase_left_s=max(0.0, phase_left),
-                elapsed_s=elapsed, total_s=self._planned_total_s(),
+                contracting=contracting, phase_left_s=_s(max(0, phase_left_us)),
+                elapsed_s=_s(elapsed_us), total_s=_s(self._planned_total_us()),
                 channels=tuple(ch.snapshot() for ch in self._channels),
                 alert=self._alert, notice=self._notice, end_reason=self._end_reason)
 
@@ -178,8 +215,13 @@ class Engine:
                 log.exception("engine listener failed on %s", event)
 
     # ----------------------------------------------------------------- logging
+    def _now_us(self) -> int:
+        """The clock's now in whole µs: the one place the timeline reads the clock."""
+        return round(self.clock.now() * _US)
+
     def _t(self) -> float:
-        return round(self.clock.now() - self._t0, 6)
+        """Session time now, in seconds, as the log records it."""
+        return _s(self._now_us() - self._t0_us)
 
     def _log(self, kind: str, t: float | None = None, **detail: Any) -> None:
         if self._session_id is None:
@@ -189,8 +231,8 @@ class Engine:
 
     @property
     def session_clock_start(self) -> float:
-        """The clock time of the session's t = 0."""
-        return self._t0
+        """The clock time (seconds) of the session's t = 0."""
+        return _s(self._t0_us)
 
     def note(self, kind: str, **detail: Any) -> None:
         """Log something that happened outside the engine (e.g. the e-stop released)."""
@@ -219,8 +261,8 @@ class Engine:
                                       "expired", date=self.rx.expires))
             else:
                 reasons.append(Reason(f"the prescription {self.rx.id} is valid only from "
-                                      f"{self.rx.issued.isoformat()}", "not_yet_valid",
-                                      date=self.rx.issued))
+                                      f"{self.rx.starts_on.isoformat()}", "not_yet_valid",
+                                      date=self.rx.starts_on))
         if not self.allow_unsigned:
             reasons.extend(self._signature_refusals())
         elif SIGNATURE_FIELD in self.rx.source and self.trust is not None:
@@ -231,6 +273,7 @@ class Engine:
                            if not str(r.params.get("why", "")).startswith("signed by an unknown key"))
         if active:  # else the schedule would only say the dates again
             reasons.extend(self._schedule_refusals(now_wall))
+        reasons.extend(self._program_refusals())
         if self.rx.supervised and not caregiver_unlocked:
             reasons.append(Reason("this prescription needs a caregiver: the caregiver must unlock "
                                   "the session", "caregiver"))
@@ -250,6 +293,30 @@ class Engine:
                                           f"check the pads and the cable", "contact",
                                           channel=ch.index, label=ch.label))
         return reasons
+
+    def _program_refusals(self) -> list[str]:
+        """The program planned and compiled, step by step, before any pulse: a step the
+        board could not be given is found here, not in the middle of a session."""
+        if self._program_error is None:
+            try:
+                for step in self._pending:
+                    self._compile(step.spec)
+            except ProgramFault as e:
+                self._program_error = e.__cause__ or e
+        if self._program_error is None:
+            return []
+        return [Reason(f"{CANNOT_RUN} ({type(self._program_error).__name__}: {self._program_error})",
+                       "cannot_run", error=str(self._program_error))]
+
+    def _compile(self, spec: Any) -> Any:
+        """The compiled cycle of `spec` (each compiled once)."""
+        if spec not in self._compiled:
+            try:
+                self._compiled[spec] = compile_cycle(spec, self.board.pins)
+            except WaveformError as e:
+                log.exception("a step of the program cannot be compiled")
+                raise ProgramFault(f"{CANNOT_RUN} ({e})") from e
+        return self._compiled[spec]
 
     def _signature_refusals(self) -> list[str]:
         if self.trust is None:
@@ -277,7 +344,7 @@ class Engine:
                 self._record_refused_start(reasons)
                 raise StartRefused(reasons)
             self._session_id = f"s-{uuid.uuid4().hex[:12]}"
-            self._t0 = self.clock.now()
+            self._t0_us = self._now_us()
             self.store.save_prescription(self.rx)
             self.store.start_session(session_id=self._session_id, prescription_id=self.rx.id,
                                      started_at=self.wall_clock(),
@@ -286,18 +353,18 @@ class Engine:
             with self._fault_aborts():
                 self._log("start", caregiver_unlocked=caregiver_unlocked,
                           planned_contractions=self.rx.planned_contractions,
-                          planned_s=self._planned_total_s())
+                          planned_s=_s(self._planned_total_us()))
                 # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
                 self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
                 for ch in self._channels:
                     ch.target_ma = ch.set_ma = 0.0
                     self.board.set_amplitude(ch.index, 0.0)
                 self._phase = Phase.RUNNING
-                now = self.clock.now()
-                self._next_tick = now
-                self._last_ramp_t = now
+                now_us = self._now_us()
+                self._next_tick_us = now_us
+                self._last_ramp_us = now_us
                 self._heartbeat()
-                self._begin_next_step(now)
+                self._begin_next_step(now_us)
         if threaded:
             self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
             self._thread.start()
@@ -319,16 +386,16 @@ class Engine:
 
     def _set_pending(self, steps: list[Step]) -> None:
         self._pending = deque(steps)
-        self._pending_s = sum(step.duration_s for step in steps)
+        self._pending_us = sum(step.duration_us for step in steps)
 
-    def _planned_total_s(self) -> float:
-        current = self._step.duration_s if self._step is not None else 0.0
-        return self._elapsed_done_s + current + self._pending_s
+    def _planned_total_us(self) -> int:
+        current = self._step.duration_us if self._step is not None else 0
+        return self._elapsed_done_us + current + self._pending_us
 
     def schedule_at(self, t: float, fn: Callable[[], None]) -> None:
         """Call `fn` from the loop at session time `t` (the headless runner's actions)."""
         with self._lock:
-            heapq.heappush(self._timers, (self._t0 + t, next(self._timer_seq), fn))
+            heapq.heappush(self._timers, (self._t0_us + round(t * _US), next(self._timer_seq), fn))
         self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
@@ -369,49 +436,54 @@ class Engine:
             self._abort_fault(e)
             raise
 
-    def _sleep_until(self, t: float) -> None:
+    def _sleep_until(self, t_us: int) -> None:
         # A command (pause, stop, a new timer) sets `_wake` so the loop need not sleep on.
-        self.clock.sleep_until(t, wake=self._wake)
+        # µs / 1e6 comes back as the same µs through `_now_us` (round trip exact far
+        # beyond any session's length), so waking at an edge means being at it.
+        self.clock.sleep_until(t_us / _US, wake=self._wake)
         self._wake.clear()
 
-    def _next_due(self) -> float:
-        due = [self._next_tick]
+    def _next_due(self) -> int:
+        due = [self._next_tick_us]
         if self._timers:
             due.append(self._timers[0][0])
         if self._phase is Phase.RUNNING and self._step is not None:
-            due.append(self._step_t0 + self._step.duration_s)
-            in_step = self.clock.now() - self._step_t0
-            for w in self._step.windows:
+            due.append(self._step_t0_us + self._step.duration_us)
+            in_step = self._now_us() - self._step_t0_us
+            for w in self._step.windows_us:
                 if w is not None:
-                    due.extend(self._step_t0 + edge for edge in w if edge > in_step)
+                    due.extend(self._step_t0_us + edge for edge in w if edge > in_step)
         return min(due)
 
     def _service(self) -> None:
-        now = self.clock.now()
-        while self._timers and self._timers[0][0] <= now:
+        # At one instant: the timers (the headless runner's actions) first, then the tick
+        # (heartbeat, e-stop and contact polls), then the timeline.
+        now_us = self._now_us()
+        while self._timers and self._timers[0][0] <= now_us:
             _, _, fn = heapq.heappop(self._timers)
             fn()
             if self._phase.ended or self._frozen:
                 return
-        if now >= self._next_tick:
-            self._tick(now)
+            now_us = self._now_us()  # a timer may have taken time (a stall in a test)
+        if now_us >= self._next_tick_us:
+            self._tick(now_us)
             if self._phase.ended:
                 return
         if self._phase is Phase.RUNNING:
-            self._advance_timeline(now)
+            self._advance_timeline(now_us)
 
-    def _tick(self, now: float) -> None:
+    def _tick(self, now_us: int) -> None:
         # Skip missed ticks rather than bursting: a late loop is logged, not hidden.
-        self._next_tick = max(self._next_tick + TICK_S, now)
-        lapse_s = now - self._last_heartbeat_t
-        near_miss = lapse_s >= HEARTBEAT_LAPSE_S and self._session_id is not None
-        watchdog_s = getattr(getattr(self.board, "pins", None), "watchdog_ms", 250) / 1000
-        if near_miss and self._phase is Phase.RUNNING and lapse_s >= watchdog_s:
+        self._next_tick_us = max(self._next_tick_us + TICK_US, now_us)
+        lapse_us = now_us - self._last_heartbeat_us
+        near_miss = lapse_us >= HEARTBEAT_LAPSE_US and self._session_id is not None
+        watchdog_us = getattr(getattr(self.board, "pins", None), "watchdog_ms", 250) * 1000
+        if near_miss and self._phase is Phase.RUNNING and lapse_us >= watchdog_us:
             # As long as the watchdog itself: it may have cut the output mid-contraction,
             # which must not come back at the old level with the heartbeat. Pause.
             near_miss = False
-            self._log("watchdog", heartbeat_gap_ms=round(lapse_s * 1000))
-            self._alert = Alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse_s * 1000:.0f} ms")
+            self._log("watchdog", heartbeat_gap_ms=round(lapse_us / 1000))
+            self._alert = Alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse_us / 1000:.0f} ms")
             self._emit("alert", kind="watchdog")
             self.pause(reason="watchdog")
             if self._phase is not Phase.PAUSED:
@@ -420,34 +492,39 @@ class Engine:
         if near_miss:
             # A near miss is logged after the heartbeat: the log's fsync (tens of ms on an
             # SD card) must not be what pushes the gap past the watchdog.
-            self._log("watchdog", heartbeat_gap_ms=round(lapse_s * 1000))
+            self._log("watchdog", heartbeat_gap_ms=round(lapse_us / 1000))
         if self.board.estop_pressed():
             self._on_estop("button")
             return
         self._check_contacts()
         if self._phase is Phase.RUNNING:
-            self._ramp_intensity(now)
-        elif self._phase is Phase.PAUSED and now - self._paused_at >= MAX_PAUSE_S:
-            self._log("stop", by="pause_timeout", paused_s=round(now - self._paused_at, 3))
-            self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_S / 60:g} minutes")
+            self._ramp_intensity(now_us)
+        elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
+            self._log("stop", by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
+            lost = [ch.label for ch in self._channels if not ch.contact]
+            if lost:  # contract.md: an electrode lost and not recovered aborts the session
+                self._finish(Phase.ABORTED, f"electrode lost on {', '.join(lost)} and not reattached "
+                                            f"within {MAX_PAUSE_US / 60_000_000:g} minutes")
+            else:
+                self._finish(Phase.STOPPED, f"paused for more than {MAX_PAUSE_US / 60_000_000:g} minutes")
 
     def _heartbeat(self) -> None:
         self.board.heartbeat()
-        self._last_heartbeat_t = self.clock.now()
+        self._last_heartbeat_us = self._now_us()
 
     # ----------------------------------------------------------------- the timeline
-    def _begin_next_step(self, t_start: float) -> None:
+    def _begin_next_step(self, t_start_us: int) -> None:
         if not self._pending:
             self._step = None
             self._finish(Phase.COMPLETED, "completed")
             return
         step = self._pending.popleft()
-        self._pending_s -= step.duration_s
+        self._pending_us -= step.duration_us
         if step.block_index != self._block_index:
             self._block_index = step.block_index
             self._log("block", block=step.block_index, label=self._blocks[step.block_index].label)
         self._step = self._last_begun = step
-        self._step_t0 = t_start
+        self._step_t0_us = t_start_us
         self._play_step()
 
     def _play_step(self) -> None:
@@ -456,79 +533,77 @@ class Engine:
         assert step is not None
         spec = step.spec
         if self._armed_spec != spec:
-            if spec not in self._compiled:
-                self._compiled[spec] = compile_cycle(spec, self.board.pins)
-            self.board.arm(self._compiled[spec])
+            self.board.arm(self._compile(spec))
             self._armed_spec = spec
         for ch in self._channels:
-            ch.window = "pending"  # every (re)played step plays every channel's window
+            ch.window = WindowState.PENDING  # every (re)played step plays every channel's window
         self.board.start()
         self._step_started = True
 
-    def _advance_timeline(self, now: float) -> None:
+    def _advance_timeline(self, now_us: int) -> None:
         step = self._step
         if step is None:
             return
-        in_step = now - self._step_t0
-        for ch, w in zip(self._channels, step.windows):
+        in_step = now_us - self._step_t0_us
+        for ch, w in zip(self._channels, step.windows_us):
             if w is None:
                 continue
             a, b = w
-            if ch.window == "pending" and in_step >= a:
-                ch.window = "active"
+            if ch.window == WindowState.PENDING and in_step >= a:
+                ch.window = WindowState.ACTIVE
                 ch.contracting = True
-                if step.starts_contraction or ch.contraction_start_t is None:
-                    ch.contraction_start_t = round(self._step_t0 + a - self._t0, 6)
+                if step.starts_contraction or ch.contraction_start_us is None:
+                    ch.contraction_start_us = self._step_t0_us + a - self._t0_us
                     ch.peak_ma = ch.set_ma
                     self._emit("contraction_start", channel=ch.index)
-            if ch.window == "active" and in_step >= b:
-                ch.window = "done"
+            if ch.window == WindowState.ACTIVE and in_step >= b:
+                ch.window = WindowState.DONE
                 ch.contracting = False
                 if step.ends_contraction:
-                    self._end_contraction(ch, round(self._step_t0 + b - self._t0, 6), completed=True)
+                    self._end_contraction(ch, self._step_t0_us + b - self._t0_us, completed=True)
                     self._emit("rest_start", channel=ch.index)
-        end = self._step_t0 + step.duration_s
-        if now >= end:
-            self._elapsed_done_s += step.duration_s
+        end = self._step_t0_us + step.duration_us
+        if now_us >= end:
+            self._elapsed_done_us += step.duration_us
             self._step_started = False
             self._begin_next_step(end)  # nominal: cycles follow each other with no drift
 
-    def _end_contraction(self, ch: _Channel, t_end: float, *, completed: bool) -> None:
-        if ch.contraction_start_t is None:
+    def _end_contraction(self, ch: _Channel, t_end_us: int, *, completed: bool) -> None:
+        if ch.contraction_start_us is None:
             return
         assert self._session_id is not None
         self.store.add_contraction(self._session_id, channel=ch.index, index=ch.done if completed else -1,
-                                   start_t=ch.contraction_start_t, end_t=t_end,
+                                   start_t=_s(ch.contraction_start_us), end_t=_s(t_end_us),
                                    peak_ma=round(ch.peak_ma, 3), completed=completed)
         if completed:
             ch.done += 1
-        ch.contraction_start_t = None
+        ch.contraction_start_us = None
         ch.peak_ma = 0.0
 
     def _cut_contractions(self) -> None:
         """A contraction interrupted by pause, stop or abort is logged as cut short; the
         interrupted cycle is played again from its start on resume."""
-        t = self._t()
+        now_us = self._now_us()
         for ch in self._channels:
-            if ch.contraction_start_t is not None and ch.window != "done":
-                self._end_contraction(ch, t, completed=False)
+            if ch.contraction_start_us is not None and ch.window != WindowState.DONE:
+                self._end_contraction(ch, now_us - self._t0_us, completed=False)
             ch.contracting = False
-            if ch.window == "active":
-                ch.window = "pending"
+            if ch.window == WindowState.ACTIVE:
+                ch.window = WindowState.PENDING
         step = self._step
         if step is not None and self._step_started:
-            in_step = self.clock.now() - self._step_t0
-            all_done = step.ends_contraction and all(w is None or in_step >= w[1] for w in step.windows)
+            in_step = now_us - self._step_t0_us
+            all_done = step.ends_contraction and all(w is None or in_step >= w[1] for w in step.windows_us)
             if all_done:
                 # Paused in the rest after a whole contraction: resume with the next cycle.
-                self._elapsed_done_s += step.duration_s
+                self._elapsed_done_us += step.duration_us
                 self._step = None
         self._step_started = False
 
     # ----------------------------------------------------------------- intensity
-    def _ramp_intensity(self, now: float) -> None:
-        dt_s = max(0.0, now - self._last_ramp_t)
-        self._last_ramp_t = now
+    def _ramp_intensity(self, now_us: int) -> None:
+        dt_s = _s(max(0, now_us - self._last_ramp_us))
+        self._last_ramp_us = now_us
         for ch in self._channels:
             if ch.set_ma < ch.target_ma:
                 self._apply(ch, min(ch.target_ma, ch.set_ma + ch.rise_ma_per_s * dt_s))
@@ -635,33 +710,48 @@ class Engine:
                 self._log("refused", what="set", block=block_index, param=param, value=value, reason=msg)
                 raise ValueError(msg)
             self._blocks[block_index] = new_block
+            try:
+                self._replan_after_set(block_index, block)
+            except (PlanError, WaveformError) as e:  # never for a valid range: still no crash
+                self._blocks[block_index] = block
+                log.exception("the adjusted program cannot be planned")
+                msg = f"{CANNOT_RUN} with {param} = {value!r}"
+                self._notice = Notice("param_range", {"block": block_index, "param": param}, msg)
+                self._log("refused", what="set", block=block_index, param=param, value=value,
+                          reason=f"{msg} ({e})")
+                raise ValueError(msg) from e
             self._log("set", block=block_index, param=param, value=value)
-            # Takes effect from the next cycle of the current block, or when its block begins.
-            # A running continuous block keeps its segments (they were cut as it began).
-            # The last step begun is the reference: a step cut by a pause is replayed as it
-            # is, and one finished before a pause is not played again.
-            begun = self._last_begun
-            if self._phase in (Phase.RUNNING, Phase.PAUSED) and begun is not None:
-                current = begun.block_index
-                if block_index == current and not block.continuous:
-                    self._set_pending(self._plan_from(current, first_cycle=begun.cycle_index + 1))
-                elif block_index > current:
-                    keep = [st for st in self._pending if st.block_index <= current]
-                    self._set_pending(keep + self._plan_from(current + 1))
-            elif not self._phase.ended:
-                self._set_pending(self._plan_from(max(self._block_index, 0)))
+
+    def _replan_after_set(self, block_index: int, block: Any) -> None:
+        # Takes effect from the next cycle of the current block, or when its block begins.
+        # A running continuous block keeps its segments (they were cut as it began).
+        # The last step begun is the reference: a step cut by a pause is replayed as it
+        # is, and one finished before a pause is not played again.
+        begun = self._last_begun
+        if self._phase in (Phase.RUNNING, Phase.PAUSED) and begun is not None:
+            current = begun.block_index
+            if block_index == current and not block.continuous:
+                self._set_pending(self._plan_from(current, first_cycle=begun.cycle_index + 1))
+            elif block_index > current:
+                keep = [st for st in self._pending if st.block_index <= current]
+                self._set_pending(keep + self._plan_from(current + 1))
+        elif not self._phase.ended:
+            self._set_pending(self._plan_from(max(self._block_index, 0)))
+            self._program_error = None  # the new plan is checked again before the start
 
     # ----------------------------------------------------------------- pause, stop, alerts
     def pause(self, *, reason: str = "patient") -> None:
         with self._lock:
             if self._phase is not Phase.RUNNING:
                 return
-            if not self._safe_stop():  # enable low first, wave stopped, legs low, DAC zero
+            # Enable low, wave stopped, legs low, DAC zero; the pulse under way ends
+            # balanced first, unless the watchdog (which may have cut it) is the reason.
+            if not self._safe_stop(balanced=reason != "watchdog"):
                 return
             self._cut_contractions()
             self._zero_all()
             self._phase = Phase.PAUSED
-            self._paused_at = self.clock.now()
+            self._paused_at_us = self._now_us()
             self._log("pause", reason=reason)
             self._wake.set()
 
@@ -682,24 +772,24 @@ class Engine:
                 return
             if self._alert is not None and self._alert.kind in (AlertKind.LEAD_OFF, AlertKind.WATCHDOG):
                 self._alert = None
-            now = self.clock.now()
+            now_us = self._now_us()
             self._phase = Phase.RUNNING
             with self._fault_aborts():
                 self._log("resume")
-                self._next_tick = now
-                self._last_ramp_t = now
+                self._next_tick_us = now_us
+                self._last_ramp_us = now_us
                 self._heartbeat()
                 if self._step is None:
-                    self._begin_next_step(now)
+                    self._begin_next_step(now_us)
                 else:
-                    self._step_t0 = now
+                    self._step_t0_us = now_us
                     self._play_step()
             self._wake.set()
 
     def stop(self, *, by: str = "patient") -> None:
         """Stop the session now. Always works, in any phase."""
         with self._lock:
-            if self._safe_stop() and self._phase in (Phase.RUNNING, Phase.PAUSED):
+            if self._safe_stop(balanced=True) and self._phase in (Phase.RUNNING, Phase.PAUSED):
                 self._cut_contractions()
                 self._log("stop", by=by)
                 self._finish(Phase.STOPPED, f"stopped by the {by}", stop_board=False)  # stopped above
@@ -747,8 +837,9 @@ class Engine:
                     self._alert = None
 
     def _on_lead_off(self, ch: _Channel) -> None:
-        # That channel's output off at once, then the whole session pauses with an alert.
-        self.board.set_amplitude(ch.index, 0.0)
+        # That channel's output off once its pulse under way has ended, then the whole
+        # session pauses with an alert.
+        self.board.set_amplitude(ch.index, 0.0, balanced=True)
         self._log("lead_off", channel=ch.index)
         self._alert = Alert(AlertKind.LEAD_OFF, channel=ch.index,
                             detail=f"electrode contact lost on {ch.label}")
@@ -767,20 +858,20 @@ class Engine:
                     return
                 self._check_contacts()
 
-    def _board_stop(self) -> Exception | None:
+    def _board_stop(self, *, balanced: bool = False) -> Exception | None:
         """The board's safe stop; the error if it failed (the driver tried every step
-        before it raised)."""
+        before it raised). `balanced`: the pulse under way finishes first (the driver's)."""
         try:
-            self.board.stop()
+            self.board.stop(balanced=balanced)
             return None
         except Exception as e:
             log.exception("safe stop failed")
             return e
 
-    def _safe_stop(self) -> bool:
+    def _safe_stop(self, *, balanced: bool = False) -> bool:
         """The board's safe stop. If it fails the board cannot be trusted: the session
         aborts with a fault (the watchdog cuts the output once heartbeats stop)."""
-        error = self._board_stop()
+        error = self._board_stop(balanced=balanced)
         if error is not None:
             self._abort_fault(error, stopped=True)
         return error is None
@@ -800,12 +891,26 @@ class Engine:
         self._emit("alert", kind="fault")
         self._finish(Phase.ABORTED, f"fault: {error}", stop_board=False)
 
-    def acknowledge(self) -> None:
+    def acknowledge(self) -> bool:
+        """OK on a whole-screen alert. An e-stop alert stays while the button is still
+        pressed (the notice `estop_pressed` says so); returns whether the alert is gone."""
         with self._lock:
             if self._alert is not None and self._alert.needs_ack:
+                if self._alert.kind is AlertKind.ESTOP and self._estop_still_pressed():
+                    self._notice = Notice("estop_pressed", {}, "release the emergency stop button "
+                                          "(turn it) first, then touch OK")
+                    self._log("refused", what="acknowledge", alert="estop", reason="e-stop still pressed")
+                    return False
                 self._log("acknowledge", alert=self._alert.kind.value)
                 self._alert = None
             self._notice = None
+            return True
+
+    def _estop_still_pressed(self) -> bool:
+        try:
+            return bool(self.board.estop_pressed())
+        except BoardFault:
+            return False  # the output is off either way; a dead board must not trap the alert
 
     def freeze(self) -> None:
         """Test hook (the `freeze` action): the app hangs from now on. No heartbeat, no

@@ -1,21 +1,34 @@
-"""The clinician's review report: one self-contained HTML page (and optionally a one-page
-PDF) from a log bundle, readable offline, taken in within a minute.
+"""The clinician's review: what a bundle says about a patient's training, as plain data
+(for the report page here and for the clinic's web pages), and its rendering as one
+self-contained HTML page and a one-page PDF, readable offline, taken in within a minute.
 
-Top to bottom, in the order a clinician asks: can I trust this file (the bundle's
-verification, prominently), is the patient doing the sessions (adherence calendar and
-weekly ratio), how do the sessions go (duration, contractions done of planned), is the
-patient progressing (intensity per channel against the cap, pain and effort), did anything
-go wrong (e-stops, faults, electrode problems, refused requests), and what was prescribed.
+Data (no HTML, no plotting; call these from a web page):
+- `review_of_bundle(bundle)` / `review_of_export(export)`: a `Review` with everything below.
+- `adherence_over(...)`: sessions done of sessions due over a stated period, never above 100%.
+- `compare_reports(rows, "pain")`: the patient's reports, later against earlier, in two
+  windows that never share a session.
+- `review_flags(review)`: what should worry a clinician, each with its reason.
+- `session_rows(...)`: the table of sessions (date, duration, highest intensity per
+  channel, contractions done of planned, pain, effort, comment, how it ended).
 
-Plots are matplotlib (Agg backend, no display, no network), embedded as base64 PNG. Every
-string that comes from the bundle is HTML-escaped: a bundle is data, never markup.
+Rendering (`build_report`): top to bottom, in the order a clinician asks: can I trust this
+file (verification, prominently), what needs attention (the flags, in red), is the patient
+doing the sessions (adherence over the stated period, calendar and weekly counts), how do
+the sessions go, is the patient progressing, the sessions one by one with the patient's
+own words, what went wrong, what was prescribed. Plots are matplotlib (Agg backend, no
+display, no network), embedded as base64 PNG. Every string from the bundle is HTML-escaped:
+a bundle is data, never markup.
 
 Where the issue is silent:
 - Days are the local days of the machine making the report (bundles store UTC).
-- Adherence follows `schedules.adherence.weekly_adherence` (completed sessions only, weeks
-  prorated) for each prescription used, up to the bundle's creation day.
+- Adherence follows `schedules.adherence` (completed sessions only, at most the daily limit
+  a day, partial weeks prorated) from the first day of each prescription (or the bundle's
+  `since` day, when later) to the bundle's creation day; a later prescription takes over
+  from its own first day. The period is always stated beside the figure.
+- Pain and effort compare the last 14 days of reports against the 14 days before when
+  both hold at least 2 reports, else the last quarter of the reports against the first.
 - A session's contractions are the most any channel completed, against the planned count
-  per channel; its intensity is each channel's mean of completed contractions.
+  per channel; its intensity is each channel's highest set-point (`peak_ma`).
 - "Faults" counts `fault` and `watchdog` events; "electrode problems" counts `lead_off`.
 """
 from __future__ import annotations
@@ -25,16 +38,18 @@ import datetime as dt
 import html
 import io
 import os
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: no display on a clinician's laptop or in CI
 
 import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
@@ -42,7 +57,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
-from .bundle import Bundle, parse_when, read_bundle, verify_bundle  # noqa: E402
+from schedules.adherence import PeriodAdherence, WeekAdherence, period_adherence  # noqa: E402
+
+from .bundle import Bundle, BundleError, parse_when, read_bundle, verify_bundle  # noqa: E402
 
 INCIDENT_KINDS = {"estop": "e-stop", "fault": "fault", "watchdog": "watchdog",
                   "lead_off": "electrode off", "refused": "refused"}
@@ -50,27 +67,366 @@ STATUS_COLORS = {"completed": "#2e7d32", "stopped": "#f9a825", "aborted": "#c628
                  "interrupted": "#6a1b9a"}
 CHANNEL_COLORS = ("#1565c0", "#ef6c00")
 
+#: Pain at or above this (0-10) is flagged.
+PAIN_HIGH = 6
+#: Mean pain (or effort) this much higher in the later window than the earlier is "rising".
+RISE_POINTS = 1.0
+#: Adherence below this is flagged, over a period of at least ADHERENCE_MIN_DAYS days.
+ADHERENCE_LOW = 0.8
+ADHERENCE_MIN_DAYS = 7
+#: The report comparison: two windows of this many days, or quarters of the reports.
+WINDOW_DAYS = 14
+MIN_REPORTS_PER_WINDOW = 2
+
+
+# --- data for any front end ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One line of the table of sessions."""
+
+    session_id: str
+    started: dt.datetime           # local, aware
+    duration_min: float | None
+    peak_ma: tuple[float | None, ...]   # highest intensity per channel (None: no data)
+    done: int                      # contractions, the most any channel completed
+    planned: int                   # contractions planned per channel
+    pain: int | None               # 0-10, None: not reported
+    effort: float | None           # Borg CR10, None: not reported
+    comment: str | None            # the patient's own words (also a comment typed before Skip)
+    status: str                    # completed, stopped, aborted, interrupted
+    ended: str                     # how it ended, in words ("aborted: e-stop pressed")
+    problems: tuple[str, ...]      # incident kinds in this session (estop, fault, lead_off, ...)
+
+    @property
+    def worrying(self) -> bool:
+        """Pain at or above PAIN_HIGH, or an e-stop, fault or electrode problem."""
+        return (self.pain is not None and self.pain >= PAIN_HIGH) or any(
+            k in ("estop", "fault", "watchdog", "lead_off") for k in self.problems)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Reports from `first_day` to `last_day`: their mean and how many there were."""
+
+    first_day: dt.date
+    last_day: dt.date
+    mean: float
+    n: int
+
+    def describe(self) -> str:
+        days = (self.first_day.isoformat() if self.first_day == self.last_day
+                else f"{self.first_day.isoformat()} to {self.last_day.isoformat()}")
+        return f"{self.mean:.1f} ({days}, {self.n} report{'s' * (self.n != 1)})"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A reported value (pain or effort), later against earlier, in windows that share no
+    session. `how` says which windows."""
+
+    what: str
+    how: str
+    earlier: Window
+    later: Window
+
+    @property
+    def change(self) -> float:
+        return self.later.mean - self.earlier.mean
+
+    def describe(self) -> str:
+        return f"{self.earlier.describe()} → {self.later.describe()}"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Something that should worry a clinician, with the reason in one line."""
+
+    kind: str                      # pain_high, pain_rising, adherence_low, estop, fault, electrode
+    reason: str
+    session_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class Review:
+    """Everything the review shows, computed once from a bundle (or a log export)."""
+
+    sessions: list[dict[str, Any]]          # the export's sessions, oldest first
+    starts: list[dt.datetime]               # their local, aware starts
+    rows: list[SessionRow]
+    prescriptions: list[dict[str, Any]]
+    rx_in_force: dict[str, Any] | None
+    incidents: list[tuple[dt.datetime, str, str, str]]  # (when, session id, kind, detail)
+    weeks: list[WeekAdherence]
+    adherence: PeriodAdherence
+    adherence_recent: PeriodAdherence       # the last four weeks of the period
+    pain: Comparison | None
+    effort: Comparison | None
+    end_day: dt.date | None                 # the bundle's day (the last day adherence counts)
+    flags: list[Flag] = field(default_factory=list)
+
+    @property
+    def patient_id(self) -> str:
+        return str(_rx_source(self.rx_in_force).get("patient_id") or "?") if self.rx_in_force else "?"
+
+    @property
+    def period(self) -> str:
+        """The days the sessions span: `2026-11-05 to 2026-12-04`, one day, or none."""
+        if not self.starts:
+            return "no sessions"
+        a, b = self.starts[0].date(), self.starts[-1].date()
+        return a.isoformat() if a == b else f"{a.isoformat()} to {b.isoformat()}"
+
+
+def review_of_bundle(bundle: Bundle, *, tz: dt.tzinfo | None = None) -> Review:
+    """The review of a read bundle (not verified here: see bundle.verify_bundle)."""
+    return review_of_export(bundle.export(skip_kinds=("contraction",)),  # per-session counts suffice
+                            created_at=bundle.header.get("created_at"), since=bundle.header.get("since"),
+                            tz=tz)
+
+
+def review_of_export(export: Mapping[str, Any], *, created_at: str | None = None, since: str | None = None,
+                     tz: dt.tzinfo | None = None) -> Review:
+    """The review of a log export (contract.md's shape, with `prescriptions`).
+    `created_at`: when it was exported (adherence counts up to that day; default: the
+    last session's day). `since`: the export holds no session before this day."""
+    sessions = sorted((s for s in export.get("sessions") or () if isinstance(s, dict) and s.get("started_at")),
+                      key=lambda s: s["started_at"])
+    starts = [parse_when(s["started_at"]).astimezone(tz) for s in sessions]
+    incidents = []
+    for s, start in zip(sessions, starts):
+        for e in s.get("events") or ():
+            if isinstance(e, Mapping) and e.get("kind") in INCIDENT_KINDS:
+                when = start + dt.timedelta(seconds=_maybe(e.get("t")) or 0.0)
+                incidents.append((when, str(s.get("id")), e["kind"], _detail(e.get("detail"))))
+    prescriptions = [p for p in export.get("prescriptions") or () if isinstance(p, dict)]
+    last_rx_id = sessions[-1].get("prescription_id") if sessions else None
+    in_force = [p for p in prescriptions if _rx_source(p).get("id") == last_rx_id] or prescriptions
+    rx_in_force = in_force[-1] if in_force else None
+    end_day = _day(created_at, tz)
+    if end_day is None and starts:
+        end_day = starts[-1].date()
+    if end_day is not None and starts and starts[-1].date() > end_day:
+        end_day = starts[-1].date()  # a session after the export's stamp: a clock was wrong; count it
+    rx_channels = _rx_source(rx_in_force).get("channels", []) if rx_in_force else []
+    rows = session_rows(sessions, starts, n_channels=max([len(s.get("channels") or ()) for s in sessions]
+                                                           + [len(rx_channels), 1]))
+    weeks = adherence_weeks(sessions, prescriptions, end_day=end_day, since=_day(since, tz), tz=tz)
+    recent_from = end_day - dt.timedelta(days=27) if end_day else None
+    review = Review(
+        sessions=sessions, starts=starts, rows=rows, prescriptions=prescriptions, rx_in_force=rx_in_force,
+        incidents=incidents, weeks=weeks, adherence=period_adherence(weeks),
+        adherence_recent=period_adherence([w for w in weeks if recent_from and w.first_day >= recent_from]
+                                          or weeks[-1:]),
+        pain=compare_reports(rows, "pain"), effort=compare_reports(rows, "effort"), end_day=end_day)
+    review.flags = review_flags(review)
+    return review
+
+
+def _day(text: Any, tz: dt.tzinfo | None) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return parse_when(str(text)).astimezone(tz).date()
+    except ValueError:
+        return None
+
+
+def _rx_source(p: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The prescription as the clinician wrote it (the store keeps it under `source`)."""
+    if p is None:
+        return {}
+    src = p.get("source")
+    return src if isinstance(src, dict) else dict(p)
+
+
+def _detail(detail: Any) -> str:
+    if not isinstance(detail, Mapping) or not detail:
+        return ""
+    return ", ".join(f"{k} {v}" for k, v in detail.items())
+
+
+def adherence_weeks(sessions: Sequence[Mapping[str, Any]], prescriptions: Sequence[Mapping[str, Any]], *,
+                    end_day: dt.date | None, since: dt.date | None = None,
+                    tz: dt.tzinfo | None = None) -> list[WeekAdherence]:
+    """Weekly adherence rows over every prescription the log holds, each from its first
+    day until the next prescription's first day (or `end_day`), never before `since`.
+    `adherence_over(...)` / `period_adherence(rows)` sums them over a stated period."""
+    from schedules.adherence import weekly_adherence
+    from schedules.validate import PrescriptionError, parse_prescription
+
+    if end_day is None:
+        return []
+    latest: dict[str, Any] = {}
+    for p in prescriptions:  # the latest version of each id
+        src = _rx_source(p)
+        try:
+            issued = dt.date.fromisoformat(str(src.get("issued")))
+            latest[str(src.get("id"))] = parse_prescription(src, today=issued)
+        except (PrescriptionError, ValueError):
+            continue  # shown as "prescription unreadable"; no adherence rather than a wrong one
+    ordered = sorted(latest.values(), key=lambda rx: rx.starts_on)
+    rows: list[WeekAdherence] = []
+    for i, rx in enumerate(ordered):
+        until = end_day
+        if i + 1 < len(ordered):
+            until = min(until, ordered[i + 1].starts_on - dt.timedelta(days=1))
+        starts = [(parse_when(s["started_at"]), s.get("status", "")) for s in sessions
+                  if s.get("prescription_id") == rx.id]
+        rows.extend(weekly_adherence(rx, starts, today=until, tz=tz, from_day=since))
+    rows.sort(key=lambda w: w.first_day)
+    return rows
+
+
+def adherence_over(sessions: Sequence[Mapping[str, Any]], prescriptions: Sequence[Mapping[str, Any]], *,
+                   end_day: dt.date, since: dt.date | None = None,
+                   tz: dt.tzinfo | None = None) -> PeriodAdherence:
+    """Sessions done of sessions due from the prescriptions' first day (or `since`) to
+    `end_day`; never above 100%, with the period it covers (`.period`, `.describe()`)."""
+    return period_adherence(adherence_weeks(sessions, prescriptions, end_day=end_day, since=since, tz=tz))
+
+
+def _duration_min(s: Mapping[str, Any]) -> float | None:
+    try:
+        return (parse_when(s["ended_at"]) - parse_when(s["started_at"])).total_seconds() / 60
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _contractions_done(s: Mapping[str, Any]) -> int:
+    return max((int(_maybe(c.get("contractions")) or 0) for c in s.get("channels") or ()
+                if isinstance(c, Mapping)), default=0)
+
+
+def _maybe(x: Any) -> float | None:
+    """A finite number, or None."""
+    v = _num(x)
+    return v if v == v and v not in (float("inf"), float("-inf")) else None
+
+
+def _report_of(s: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    r = s.get("report")
+    return r if isinstance(r, Mapping) else None
+
+
+def _how_it_ended(s: Mapping[str, Any]) -> str:
+    status = str(s.get("status") or "?")
+    reason = ""
+    for e in s.get("events") or ():
+        if isinstance(e, Mapping) and e.get("kind") == "end" and isinstance(e.get("detail"), Mapping):
+            reason = str(e["detail"].get("reason") or "")
+    if status == "interrupted":
+        return "interrupted (the app stopped during the session)"
+    if not reason or status == "completed":
+        return status
+    return f"{status}: {reason}"
+
+
+def session_rows(sessions: Sequence[Mapping[str, Any]], starts: Sequence[dt.datetime], *,
+                 n_channels: int = 1) -> list[SessionRow]:
+    """The table of sessions, oldest first: one `SessionRow` per session."""
+    rows = []
+    for s, start in zip(sessions, starts):
+        report = _report_of(s) or {}
+        comment = report.get("comment")
+        if not comment:  # words typed before touching Skip are the patient's words too
+            for e in s.get("events") or ():
+                if isinstance(e, Mapping) and e.get("kind") == "report_skipped" \
+                        and isinstance(e.get("detail"), Mapping) and e["detail"].get("comment"):
+                    comment = e["detail"]["comment"]
+        pain, effort = _maybe(report.get("pain")), _maybe(report.get("effort"))
+        chans = [c for c in s.get("channels") or () if isinstance(c, Mapping)]
+        peaks = tuple((_maybe(chans[i].get("peak_ma")) if i < len(chans) else None) for i in range(n_channels))
+        problems = tuple(e.get("kind") for e in s.get("events") or ()
+                         if isinstance(e, Mapping) and e.get("kind") in INCIDENT_KINDS)
+        rows.append(SessionRow(
+            session_id=str(s.get("id")), started=start, duration_min=_duration_min(s),
+            peak_ma=peaks, done=_contractions_done(s), planned=int(_maybe(s.get("planned_contractions")) or 0),
+            pain=int(pain) if pain is not None else None, effort=effort,
+            comment=str(comment) if comment else None, status=str(s.get("status") or "?"),
+            ended=_how_it_ended(s), problems=problems))
+    return rows
+
+
+def compare_reports(rows: Sequence[SessionRow], what: str = "pain") -> Comparison | None:
+    """`what` ("pain" or "effort") later against earlier, never in overlapping windows:
+    the last WINDOW_DAYS days of reports against the WINDOW_DAYS before them when each
+    holds at least MIN_REPORTS_PER_WINDOW reports, else the last quarter of the reports
+    against the first. None with fewer than 4 reports (too few to compare)."""
+    values = [(r.started.date(), float(getattr(r, what))) for r in rows if getattr(r, what) is not None]
+    if len(values) < 4:
+        return None
+
+    def window(part: list[tuple[dt.date, float]]) -> Window:
+        return Window(part[0][0], part[-1][0], sum(v for _, v in part) / len(part), len(part))
+
+    last = values[-1][0]
+    later_from = last - dt.timedelta(days=WINDOW_DAYS - 1)
+    earlier_from = later_from - dt.timedelta(days=WINDOW_DAYS)
+    later = [x for x in values if x[0] >= later_from]
+    earlier = [x for x in values if earlier_from <= x[0] < later_from]
+    if len(later) >= MIN_REPORTS_PER_WINDOW and len(earlier) >= MIN_REPORTS_PER_WINDOW:
+        return Comparison(what, f"the last {WINDOW_DAYS} days against the {WINDOW_DAYS} days before",
+                          window(earlier), window(later))
+    q = len(values) // 4
+    return Comparison(what, "the last quarter of the reports against the first quarter",
+                      window(values[:q]), window(values[-q:]))
+
+
+def _dates(whens: Sequence[dt.date]) -> str:
+    days = sorted(set(whens))
+    shown = ", ".join(d.isoformat() for d in days[-3:])
+    return (f"on {shown}" if len(days) <= 3 else f"last on {shown} ({len(days)} days)")
+
+
+def review_flags(review: Review) -> list[Flag]:
+    """What should worry a clinician, most urgent first, each with its reason: pain at or
+    above PAIN_HIGH, pain rising, adherence under ADHERENCE_LOW, e-stops, faults and
+    electrode problems."""
+    flags: list[Flag] = []
+    high = [r for r in review.rows if r.pain is not None and r.pain >= PAIN_HIGH]
+    if high:
+        top = max(r.pain for r in high)
+        flags.append(Flag("pain_high", f"Pain {PAIN_HIGH}/10 or more after {len(high)} session"
+                                       f"{'s' * (len(high) != 1)} (highest {top}/10), "
+                                       f"{_dates([r.started.date() for r in high])}",
+                          tuple(r.session_id for r in high)))
+    if review.pain is not None and review.pain.change >= RISE_POINTS:
+        flags.append(Flag("pain_rising", f"Pain rising: {review.pain.describe()} "
+                                         f"({review.pain.how})"))
+    a = review.adherence
+    if a.ratio is not None and a.ratio < ADHERENCE_LOW and a.days >= ADHERENCE_MIN_DAYS:
+        flags.append(Flag("adherence_low", f"Adherence {a.describe()} over {a.period}: "
+                                           f"under {100 * ADHERENCE_LOW:.0f}%"))
+    for kinds, name, what in ((("estop",), "estop", "E-stop pressed"),
+                              (("fault", "watchdog"), "fault", "Fault"),
+                              (("lead_off",), "electrode", "Electrode came off")):
+        hits = [(w, sid) for w, sid, k, _ in review.incidents if k in kinds]
+        if hits:
+            sids = tuple(dict.fromkeys(sid for _, sid in hits))
+            flags.append(Flag(name, f"{what} {len(hits)} time{'s' * (len(hits) != 1)} in {len(sids)} "
+                                    f"session{'s' * (len(sids) != 1)}, {_dates([w.date() for w, _ in hits])}",
+                              sids))
+    return flags
+
 
 @dataclass
 class ReportResult:
     html_path: Path
     pdf_path: Path | None
-    verified: bool | None          # None: no device key was given
+    verified: bool | None          # None: no device key was given (the hash chain was checked)
     problems: list[str]
     sessions: int
 
 
-@dataclass
-class _Data:
-    """What the page shows, extracted once from the bundle."""
+class ChainBroken(BundleError):
+    """The bundle's hash chain is broken (found without a device key): no report is made.
+    `problems` names each record."""
 
-    sessions: list[dict[str, Any]]
-    starts: list[dt.datetime]          # local, aware
-    prescriptions: list[dict[str, Any]]
-    rx_in_force: dict[str, Any] | None
-    incidents: list[tuple[dt.datetime, str, str, str]]  # (when, session id, kind, detail)
-    weeks: list[Any] = field(default_factory=list)        # WeekAdherence rows
-    end_day: dt.date | None = None
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the bundle was altered: " + "; ".join(problems[:3])
+                         + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""))
 
 
 # --- entry point -----------------------------------------------------------------------
@@ -80,20 +436,22 @@ def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.Path
                  out_pdf: str | os.PathLike[str] | None = None,
                  tz: dt.tzinfo | None = None) -> ReportResult:
     """Verify the bundle, then write the HTML page (and the PDF page). Raises
-    bundle.BundleError when the file is not a bundle; a bundle that fails verification
-    still gets its report, with the problems at the top."""
+    bundle.BundleError when the file is not a bundle, and ChainBroken (nothing written)
+    when, without a device key, its hash chain shows records changed, removed or
+    inserted. With the key, a bundle that fails verification still gets its report, with
+    the problems at the top."""
     bundle = read_bundle(bundle_path)
-    problems = verify_bundle(bundle, device_public_key) if device_public_key is not None else []
+    if device_public_key is None:
+        chain_problems = verify_bundle(bundle, None)
+        if chain_problems:
+            raise ChainBroken(chain_problems)
+        problems: list[str] = []
+    else:
+        problems = verify_bundle(bundle, device_public_key)
     verified = None if device_public_key is None else not problems
-    data = _extract(bundle, tz)
+    data = review_of_bundle(bundle, tz=tz)
 
-    # fixed margins, not constrained layout: the layout solver cost a second on five years
-    fig = Figure(figsize=(13, 11.5), dpi=80)
-    _draw_panels(fig, fig.add_gridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, left=0.095,
-                                       right=0.99, top=0.955, bottom=0.03, hspace=0.62, wspace=0.1), data)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 2})
-    png_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+    png_b64 = base64.b64encode(review_png(data)).decode("ascii")
 
     page = _html(bundle, data, verified=verified, problems=problems, png_b64=png_b64,
                  source_name=Path(bundle_path).name)
@@ -107,93 +465,64 @@ def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.Path
     return ReportResult(out_html, pdf_path, verified, problems, len(data.sessions))
 
 
-# --- data ------------------------------------------------------------------------------
-
-def _extract(bundle: Bundle, tz: dt.tzinfo | None) -> _Data:
-    export = bundle.export(skip_kinds=("contraction",))  # per-session counts suffice
-    sessions = sorted((s for s in export["sessions"] if s.get("started_at")),
-                      key=lambda s: s["started_at"])
-    starts = [parse_when(s["started_at"]).astimezone(tz) for s in sessions]
-    incidents = []
-    for s, start in zip(sessions, starts):
-        for e in s.get("events") or ():
-            if e.get("kind") in INCIDENT_KINDS:
-                when = start + dt.timedelta(seconds=float(e.get("t") or 0))
-                incidents.append((when, str(s.get("id")), e["kind"], _detail(e.get("detail"))))
-    prescriptions = [p for p in export.get("prescriptions") or () if isinstance(p, dict)]
-    last_rx_id = sessions[-1].get("prescription_id") if sessions else None
-    in_force = [p for p in prescriptions if _rx_source(p).get("id") == last_rx_id] or prescriptions
-    created = bundle.header.get("created_at")
-    try:
-        end_day = parse_when(created).astimezone(tz).date() if created else None
-    except ValueError:
-        end_day = None
-    if end_day is None and starts:
-        end_day = starts[-1].date()
-    data = _Data(sessions, starts, prescriptions, in_force[-1] if in_force else None, incidents, end_day=end_day)
-    data.weeks = _adherence(data, tz)
-    return data
+#: The data the pages are drawn from (the old private name, kept for callers).
+_Data = Review
 
 
-def _rx_source(p: Mapping[str, Any]) -> dict[str, Any]:
-    """The prescription as the clinician wrote it (the store keeps it under `source`)."""
-    src = p.get("source")
-    return src if isinstance(src, dict) else dict(p)
+def review_figure(review: Review) -> Figure:
+    """The review's charts as one matplotlib Figure (calendar and weekly counts, duration,
+    contractions, intensity, pain and effort, incidents)."""
+    # fixed margins, not constrained layout: the layout solver cost a second on five years
+    fig = Figure(figsize=(13, 12), dpi=80)
+    _draw_panels(fig, fig.add_gridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, left=0.095,
+                                       right=0.99, top=0.955, bottom=0.04, hspace=0.7, wspace=0.1), review)
+    return fig
 
 
-def _detail(detail: Any) -> str:
-    if not isinstance(detail, Mapping) or not detail:
-        return ""
-    return ", ".join(f"{k} {v}" for k, v in detail.items())
-
-
-def _adherence(data: _Data, tz: dt.tzinfo | None) -> list[Any]:
-    """Weekly adherence rows over every prescription the sessions ran under."""
-    from schedules.adherence import weekly_adherence
-    from schedules.validate import PrescriptionError, parse_prescription
-
-    if data.end_day is None:
-        return []
-    rows = []
-    seen: set[str] = set()
-    for p in reversed(data.prescriptions):  # the latest version of each id
-        src = _rx_source(p)
-        rx_id = src.get("id")
-        if rx_id in seen:
-            continue
-        seen.add(rx_id)
-        try:
-            issued = dt.date.fromisoformat(str(src.get("issued")))
-            rx = parse_prescription(src, today=issued)
-        except (PrescriptionError, ValueError):
-            continue  # shown as "prescription unreadable"; no adherence rather than a wrong one
-        starts = [(parse_when(s["started_at"]), s.get("status", "")) for s in data.sessions
-                  if s.get("prescription_id") == rx_id]
-        rows.extend(weekly_adherence(rx, starts, today=data.end_day, tz=tz))
-    rows.sort(key=lambda w: w.first_day)
-    return rows
-
-
-def _duration_min(s: Mapping[str, Any]) -> float:
-    try:
-        return (parse_when(s["ended_at"]) - parse_when(s["started_at"])).total_seconds() / 60
-    except (KeyError, TypeError, ValueError):
-        return float("nan")
-
-
-def _contractions_done(s: Mapping[str, Any]) -> int:
-    return max((int(c.get("contractions") or 0) for c in s.get("channels") or ()), default=0)
-
-
-def _report_of(s: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    r = s.get("report")
-    return r if isinstance(r, Mapping) else None
+def review_png(review: Review) -> bytes:
+    """The review's charts as a PNG image (for a web page: serve it, or embed it as base64)."""
+    buf = io.BytesIO()
+    review_figure(review).savefig(buf, format="png", pil_kwargs={"compress_level": 2})
+    return buf.getvalue()
 
 
 # --- plots -----------------------------------------------------------------------------
 
-def _draw_panels(fig: Figure, gs: Any, d: _Data, *, title_pt: float = 10) -> None:
-    """Calendar + weekly adherence, duration, contractions, intensity, pain/effort, incidents."""
+def _date_axis(axes: Sequence[Any], dates: np.ndarray, *, max_ticks: int = 9) -> None:
+    """Date ticks that name their month (`5 Nov`), a year where the span needs one, never
+    a lone month name or an offset like "2026-Dec" over a chart spanning two months. A
+    short history gets one tick per day, at noon, so each tick names the day its dots are on."""
+    if len(dates):
+        lo, hi = float(np.floor(dates.min())), float(np.floor(dates.max())) + 1.0
+    else:
+        lo = hi = None
+    span = (hi - lo) if lo is not None else 0
+    for a in axes:
+        if lo is None:
+            continue
+        if span <= 14:
+            step = max(1, int(np.ceil(span / max_ticks)))
+            a.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(np.arange(lo + 0.5, hi, step)))
+            a.xaxis.set_major_formatter(mdates.DateFormatter("%a %-d %b"))
+            a.set_xlim(lo, hi)
+        else:
+            a.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=max_ticks))
+            a.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b %Y" if span > 300 else "%-d %b"))
+            pad = max(1.0, span * 0.02)
+            a.set_xlim(lo - pad, hi + pad)
+        a.tick_params(labelsize=8)
+
+
+def _headroom(ax: Any, values: Sequence[float], *, floor: float = 1.0, room: float = 1.45) -> None:
+    """y from 0 to leave the top third free: the legend sits there, over no point, and no
+    marker at the top is cut at the edge."""
+    finite = [v for v in values if v == v]
+    top = max(finite + [floor])
+    ax.set_ylim(0, top * room)
+
+
+def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> None:
+    """Calendar + weekly counts, duration, contractions, intensity, pain/effort, incidents."""
     dates = mdates.date2num([s.replace(tzinfo=None) for s in d.starts]) if d.starts else np.array([])
     statuses = [s.get("status", "") for s in d.sessions]
 
@@ -201,57 +530,66 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data, *, title_pt: float = 10) -> Non
     _calendar(ax, fig.add_subplot(gs[1, :]), d, title_pt=title_pt)
 
     ax_dur = fig.add_subplot(gs[2, 0])
-    ax_con = fig.add_subplot(gs[2, 1], sharex=ax_dur)
-    ax_int = fig.add_subplot(gs[3, :], sharex=ax_dur)
-    ax_pe = fig.add_subplot(gs[4, :], sharex=ax_dur)
-    ax_inc = fig.add_subplot(gs[5, :], sharex=ax_dur)
+    ax_con = fig.add_subplot(gs[2, 1])
+    ax_int = fig.add_subplot(gs[3, :])
+    ax_pe = fig.add_subplot(gs[4, :])
+    ax_inc = fig.add_subplot(gs[5, :])
+    size = 28 if len(dates) <= 60 else 12
 
-    dur = np.array([_duration_min(s) for s in d.sessions])
+    # the half-width charts say in their titles what a legend would, so nothing covers a point
+    dur = np.array([r.duration_min if r.duration_min is not None else np.nan for r in d.rows])
     colors = [STATUS_COLORS.get(st, "#757575") for st in statuses]
-    ax_dur.scatter(dates, dur, c=colors, s=9, linewidths=0)
-    ax_dur.set_title("Session duration (min), colour = end status", loc="left", fontsize=title_pt)
-    ax_dur.set_ylim(bottom=0)
-    for st, col in STATUS_COLORS.items():
-        ax_dur.scatter([], [], c=col, s=12, label=f"{st} ({statuses.count(st)})")
-    ax_dur.legend(fontsize=7, loc="lower left", ncols=2, framealpha=0.8)
+    ax_dur.scatter(dates, dur, c=colors, s=size, linewidths=0)
+    ended = ", ".join(f"{statuses.count(st)} {st}" for st in STATUS_COLORS if statuses.count(st))
+    ax_dur.set_title(f"Session duration (min): {ended or 'none'}\n(colours as in the calendar)",
+                     loc="left", fontsize=title_pt)
+    _headroom(ax_dur, list(dur), room=1.15)
 
-    done = np.array([_contractions_done(s) for s in d.sessions])
-    planned = np.array([int(s.get("planned_contractions") or 0) for s in d.sessions])
-    ax_con.scatter(dates, done, c=colors, s=9, linewidths=0, label="done (most on any channel)")
-    ax_con.step(dates, planned, where="post", color="#424242", lw=1, ls="--", label="planned")
-    ax_con.set_title("Contractions per session, done of planned", loc="left", fontsize=title_pt)
-    ax_con.set_ylim(bottom=0)
-    ax_con.legend(fontsize=7, loc="lower left")
+    done = np.array([r.done for r in d.rows])
+    planned = np.array([r.planned for r in d.rows])
+    ax_con.scatter(dates, planned, marker="_", s=size * 4, color="#424242", zorder=2)
+    ax_con.scatter(dates, done, c=colors, s=size, linewidths=0, zorder=3)
+    ax_con.set_title("Contractions per session: dot done (most on any channel),\ndash planned",
+                     loc="left", fontsize=title_pt)
+    _headroom(ax_con, list(done) + list(planned), room=1.15)
 
     rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
-    n_ch = max([len(s.get("channels") or ()) for s in d.sessions] + [len(rx_channels), 1])
+    n_ch = max([len(r.peak_ma) for r in d.rows] + [len(rx_channels), 1])
+    tops: list[float] = []
     for ch in range(n_ch):
-        mean = np.array([_channel(s, ch, "mean_ma") for s in d.sessions])
-        peak = np.array([_channel(s, ch, "peak_ma") for s in d.sessions])
+        peak = np.array([(r.peak_ma[ch] if ch < len(r.peak_ma) and r.peak_ma[ch] is not None else np.nan)
+                         for r in d.rows])
+        tops += list(peak)
         label = rx_channels[ch].get("label", f"channel {ch}") if ch < len(rx_channels) else f"channel {ch}"
         col = CHANNEL_COLORS[ch % len(CHANNEL_COLORS)]
-        ax_int.plot(dates, mean, ".", ms=3, color=col, alpha=0.5)
-        ax_int.plot(dates, _rolling(mean, 7), "-", lw=1.8, color=col, label=f"ch {ch} {label}: mean (7-session avg)")
-        ax_int.plot(dates, peak, "_", ms=4, color=col, alpha=0.35)
-        if ch < len(rx_channels) and rx_channels[ch].get("max_ma") is not None:
-            ax_int.axhline(float(rx_channels[ch]["max_ma"]), color=col, ls=":", lw=1.2,
-                           label=f"ch {ch} cap {rx_channels[ch]['max_ma']} mA")
-    ax_int.set_title("Intensity per channel (mA): dots mean, dashes peak, line 7-session average, dotted cap",
+        ax_int.plot(dates, peak, "o", ms=5 if len(dates) <= 60 else 3, color=col, alpha=0.8,
+                    label=f"ch {ch} {label}: highest of the session")
+        if len(dates) > 7:
+            ax_int.plot(dates, _rolling(peak, 7), "-", lw=1.6, color=col, alpha=0.7)
+        if ch < len(rx_channels) and _maybe(rx_channels[ch].get("max_ma")) is not None:
+            cap = float(rx_channels[ch]["max_ma"])
+            tops.append(cap)
+            ax_int.axhline(cap, color=col, ls=":", lw=1.2, label=f"ch {ch} cap {rx_channels[ch]['max_ma']} mA")
+    ax_int.set_title("Highest intensity per channel (mA): dots each session, line 7-session average, dotted cap",
                      loc="left", fontsize=title_pt)
-    ax_int.set_ylim(bottom=0)
-    ax_int.legend(fontsize=7, loc="lower right", ncols=2)
+    _headroom(ax_int, tops, room=1.5)
+    ax_int.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.9)
 
-    pain = np.array([_num((_report_of(s) or {}).get("pain")) for s in d.sessions])
-    effort = np.array([_num((_report_of(s) or {}).get("effort")) for s in d.sessions])
-    ax_pe.plot(dates, pain, ".", ms=3, color="#c62828", alpha=0.4)
-    ax_pe.plot(dates, _rolling(pain, 7), "-", lw=1.8, color="#c62828", label="pain 0-10")
-    ax_pe.plot(dates, effort, ".", ms=3, color="#5e35b1", alpha=0.4)
-    ax_pe.plot(dates, _rolling(effort, 7), "-", lw=1.8, color="#5e35b1", label="effort (Borg CR10)")
+    pain = np.array([r.pain if r.pain is not None else np.nan for r in d.rows], dtype=float)
+    effort = np.array([r.effort if r.effort is not None else np.nan for r in d.rows], dtype=float)
+    ms = 5 if len(dates) <= 60 else 3
+    ax_pe.axhspan(PAIN_HIGH - 0.5, 10.5, color="#ffebee", zorder=0)
+    ax_pe.plot(dates, pain, "o", ms=ms, color="#c62828", alpha=0.8, label=f"pain 0-10 (shaded: {PAIN_HIGH} or more)")
+    ax_pe.plot(dates, effort, "s", ms=ms - 1, color="#5e35b1", alpha=0.6, label="effort (Borg CR10)")
+    if len(dates) > 7:
+        ax_pe.plot(dates, _rolling(pain, 7), "-", lw=1.6, color="#c62828")
+        ax_pe.plot(dates, _rolling(effort, 7), "-", lw=1.6, color="#5e35b1")
     reported = int(np.count_nonzero(~np.isnan(pain)))
-    ax_pe.set_title(f"Pain and effort after sessions (line: 7-report average; {reported} of "
-                    f"{len(d.sessions)} sessions reported)", loc="left", fontsize=title_pt)
-    ax_pe.set_ylim(-0.3, 10.3)
-    ax_pe.legend(fontsize=7, loc="upper right")
+    ax_pe.set_title(f"Pain and effort after sessions ({reported} of {len(d.sessions)} sessions reported)",
+                    loc="left", fontsize=title_pt)
+    ax_pe.set_ylim(-0.5, 14)
+    ax_pe.set_yticks([0, 2, 4, 6, 8, 10])
+    ax_pe.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.9)
 
     kinds = list(INCIDENT_KINDS)
     counts = Counter(k for _, _, k, _ in d.incidents)
@@ -259,7 +597,7 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data, *, title_pt: float = 10) -> Non
         when = [w for w, _, k, _ in d.incidents if k == kind]
         if when:
             ax_inc.plot(mdates.date2num([w.replace(tzinfo=None) for w in when]), [row] * len(when), "|",
-                        ms=9, mew=1.5, color="#c62828" if kind != "refused" else "#f9a825")
+                        ms=10, mew=2, color="#c62828" if kind != "refused" else "#f9a825")
     ax_inc.set_yticks(range(len(kinds)), [f"{INCIDENT_KINDS[k]} ({counts.get(k, 0)})" for k in kinds], fontsize=8)
     ax_inc.set_ylim(-0.6, len(kinds) - 0.4)
     ax_inc.invert_yaxis()
@@ -267,21 +605,19 @@ def _draw_panels(fig: Figure, gs: Any, d: _Data, *, title_pt: float = 10) -> Non
 
     for a in (ax_dur, ax_con, ax_int, ax_pe, ax_inc):
         a.grid(alpha=0.25)
-        a.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=10))
-        a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(a.xaxis.get_major_locator()))
-        a.tick_params(labelsize=8)
-    if len(dates):
-        pad = 1.0
-        ax_dur.set_xlim(dates.min() - pad, dates.max() + pad)
+    _date_axis((ax_int, ax_pe, ax_inc), dates, max_ticks=9)
+    _date_axis((ax_dur, ax_con), dates, max_ticks=5)
 
 
 #: Rows of the panel grid: calendar, weekly bars, duration|contractions, intensity, pain/effort, incidents.
-PANEL_HEIGHTS = (1.15, 0.45, 1, 1, 1, 0.7)
+PANEL_HEIGHTS = (1.25, 0.5, 1, 1, 1, 0.7)
 
 
-def _calendar(ax: Any, bar_ax: Any, d: _Data, *, title_pt: float = 10) -> None:
+def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
     """One cell per day (columns = weeks, rows = Monday..Sunday), coloured by the day's
-    best session; below it, the weekly adherence ratio as bars."""
+    best session, with the day's number on short histories; months named where they
+    begin. Below it, the sessions done each week against those due: the prescription
+    asks for so many a week on no set days, so a day without a session is not "missed"."""
     if not d.starts and not d.weeks:
         ax.text(0.5, 0.5, "no sessions in this bundle", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -289,61 +625,87 @@ def _calendar(ax: Any, bar_ax: Any, d: _Data, *, title_pt: float = 10) -> None:
         return
     first_days = [w.first_day for w in d.weeks] + [s.date() for s in d.starts]
     last_days = [w.last_day for w in d.weeks] + [s.date() for s in d.starts]
-    first = min(first_days)
-    first -= dt.timedelta(days=first.weekday())
-    last = max(last_days)
-    n_weeks = (last - first).days // 7 + 1
-    # 0 outside the prescription, 1 prescribed but no session, 2 aborted/interrupted, 3 stopped, 4 completed
+    shown_first, shown_last = min(first_days), max(last_days)
+    first = shown_first - dt.timedelta(days=shown_first.weekday())
+    n_weeks = (shown_last - first).days // 7 + 1
+    # 0 not shown, 1 outside the prescription, 2 no session, 3 aborted/interrupted, 4 stopped, 5 completed
     grid = np.zeros((7, n_weeks))
-    covered = [(w.first_day, w.last_day) for w in d.weeks]
-    for a, b in covered:
-        for i in range((b - a).days + 1):
-            day = a + dt.timedelta(days=i)
-            k = (day - first).days
-            grid[k % 7, k // 7] = 1
-    rank = {"completed": 4, "stopped": 3, "aborted": 2, "interrupted": 2}
+    for i in range((shown_last - shown_first).days + 1):
+        k = (shown_first - first).days + i
+        grid[k % 7, k // 7] = 1
+    for w in d.weeks:
+        for i in range((w.last_day - w.first_day).days + 1):
+            k = (w.first_day - first).days + i
+            grid[k % 7, k // 7] = 2
+    rank = {"completed": 5, "stopped": 4, "aborted": 3, "interrupted": 3}
     for s, start in zip(d.sessions, d.starts):
         k = (start.date() - first).days
-        grid[k % 7, k // 7] = max(grid[k % 7, k // 7], rank.get(s.get("status"), 2))
-    cmap = ListedColormap(["#ffffff", "#e0e0e0", STATUS_COLORS["aborted"], STATUS_COLORS["stopped"],
+        grid[k % 7, k // 7] = max(grid[k % 7, k // 7], rank.get(s.get("status"), 3))
+    cmap = ListedColormap(["#ffffff", "#fafafa", "#eeeeee", STATUS_COLORS["aborted"], STATUS_COLORS["stopped"],
                            STATUS_COLORS["completed"]])
-    ax.imshow(grid, aspect="auto", cmap=cmap, vmin=-0.5, vmax=4.5, interpolation="nearest",
+    ax.imshow(grid, aspect="auto", cmap=cmap, vmin=-0.5, vmax=5.5, interpolation="nearest",
               extent=(-0.5, n_weeks - 0.5, 6.5, -0.5))
-    ax.set_yticks(range(7), ["Mon", "", "Wed", "", "Fri", "", "Sun"], fontsize=7)
-    # month labels on the week axis: every month up to two years, else January and July
-    ticks, labels = [], []
-    seen = set()
-    for wk in range(n_weeks):
-        monday = first + dt.timedelta(days=7 * wk)
-        key = (monday.year, monday.month)
-        if key in seen:
-            continue
-        seen.add(key)
-        if n_weeks > 104 and monday.month not in (1, 7):
-            continue
-        ticks.append(wk)
-        labels.append(monday.strftime("%b %Y") if monday.month == 1 or len(labels) == 0 else monday.strftime("%b"))
+    ax.set_yticks(range(7), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], fontsize=7)
+    if n_weeks <= 26:
+        for i in range((shown_last - shown_first).days + 1):
+            day = shown_first + dt.timedelta(days=i)
+            k = (day - first).days
+            dark = grid[k % 7, k // 7] >= 3
+            ax.text(k // 7, k % 7, str(day.day), ha="center", va="center", fontsize=7 if n_weeks <= 12 else 5,
+                    color="white" if dark else "#616161")
+        ax.set_xticks(np.arange(-0.5, n_weeks, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, 7, 1), minor=True)
+        ax.grid(which="minor", color="white", lw=1.5)
+        ax.tick_params(which="minor", length=0)
+    ticks, labels = _month_ticks(first, shown_first, shown_last, n_weeks)
     ax.set_xticks(ticks, labels, fontsize=7)
-    total_done = sum(w.done for w in d.weeks)
-    total_owed = sum(w.prescribed for w in d.weeks)
-    overall = (f"{total_done} of {total_owed:.0f} prescribed sessions completed ({100 * total_done / total_owed:.0f}%)"
-               if total_owed else "no prescription period to compare with")
-    ax.set_title(f"Adherence: {overall}\n"
-                 f"day: green completed · amber stopped early · red aborted/interrupted · "
-                 f"grey prescribed, no session · white outside the prescription",
+    ax.set_title(f"Calendar {shown_first.isoformat()} to {shown_last.isoformat()}, each day by its best session:\n"
+                 f"green completed · amber stopped early · red aborted/interrupted · "
+                 f"grey no session · white outside the prescription",
                  loc="left", fontsize=title_pt)
     ax.set_xlim(-0.5, n_weeks - 0.5)
     x = [((w.first_day - first).days // 7) for w in d.weeks]
-    ratio = [min(w.ratio, 1.5) if w.ratio is not None else 0 for w in d.weeks]
-    bar_ax.bar(x, ratio, width=0.9, color=["#2e7d32" if r >= 0.8 else "#f9a825" if r >= 0.5 else "#c62828"
-                                         for r in ratio])
-    bar_ax.axhline(1.0, color="#424242", lw=0.8, ls="--")
+    due = [w.prescribed for w in d.weeks]
+    done = [w.done for w in d.weeks]
+    top = max(due + done + [1]) * 1.45
+    bar_ax.bar(x, done, width=0.8, color=["#2e7d32" if (w.ratio or 0) >= ADHERENCE_LOW else
+                                          "#f9a825" if (w.ratio or 0) >= 0.5 else "#c62828" for w in d.weeks])
+    for xi, w in zip(x, d.weeks):
+        bar_ax.plot([xi - 0.45, xi + 0.45], [w.prescribed] * 2, color="#212121", lw=1.2)
+        if n_weeks <= 30:
+            bar_ax.text(xi, max(w.done, w.prescribed) + top * 0.04, f"{w.done}/{_n(w.prescribed)}",
+                        ha="center", va="bottom", fontsize=7 if n_weeks <= 12 else 5)
     bar_ax.set_xlim(-0.5, n_weeks - 0.5)
-    bar_ax.set_ylim(0, 1.5)
-    bar_ax.set_yticks([0, 0.5, 1], ["0", "50%", "100%"], fontsize=7)
+    bar_ax.set_ylim(0, top)
+    bar_ax.tick_params(labelsize=7)
     bar_ax.set_xticks(ticks, [""] * len(ticks))
-    bar_ax.set_title("Weekly adherence: completed / prescribed (green >= 80%, amber >= 50%, red below)",
+    bar_ax.set_title("Sessions completed each week / due that week (black line; prorated for part of a week)",
                      loc="left", fontsize=title_pt * 0.9)
+
+
+def _n(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
+
+
+def _month_ticks(first_monday: dt.date, shown_first: dt.date, shown_last: dt.date,
+                 n_weeks: int) -> tuple[list[int], list[str]]:
+    """A label for each month the calendar shows, at the week its first shown day is in;
+    the year on the first label and each January. Over two years: January and July only."""
+    ticks: list[int] = []
+    labels: list[str] = []
+    day = shown_first
+    while day <= shown_last:
+        col = (day - first_monday).days // 7
+        long = n_weeks > 104
+        if not long or day.month in (1, 7):
+            text = day.strftime("%b %Y") if (not labels or day.month == 1) else day.strftime("%b")
+            if ticks and ticks[-1] == col:
+                labels[-1] = f"{labels[-1]}/{text}"
+            else:
+                ticks.append(col)
+                labels.append(text)
+        day = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return ticks, labels
 
 
 def _channel(s: Mapping[str, Any], ch: int, key: str) -> float:
@@ -379,35 +741,22 @@ def _rolling(values: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass
 class _Summary:
-    period: str
     counts: Counter
-    adherence_all: str
-    adherence_recent: str
-    pain: str
-    effort: str
     incidents: Counter
 
 
-def _summary(d: _Data) -> _Summary:
-    counts = Counter(s.get("status", "?") for s in d.sessions)
-    period = (f"{d.starts[0].date().isoformat()} to {d.starts[-1].date().isoformat()}" if d.starts
-              else "no sessions")
-
-    def ratio(weeks: list[Any]) -> str:
-        owed = sum(w.prescribed for w in weeks)
-        done = sum(w.done for w in weeks)
-        return f"{100 * done / owed:.0f}% ({done} of {owed:.0f})" if owed else "n/a"
-
-    def trend(key: str) -> str:
-        vals = [_num((_report_of(s) or {}).get(key)) for s in d.sessions]
-        vals = [v for v in vals if v == v]
-        if not vals:
-            return "no reports"
-        first, last = vals[:10], vals[-10:]
-        return f"{sum(first) / len(first):.1f} (first 10) → {sum(last) / len(last):.1f} (last 10)"
-
-    return _Summary(period, counts, ratio(d.weeks), ratio(d.weeks[-4:]), trend("pain"), trend("effort"),
+def _summary(d: Review) -> _Summary:
+    return _Summary(Counter(s.get("status", "?") for s in d.sessions),
                     Counter(k for _, _, k, _ in d.incidents))
+
+
+def _trend(c: Comparison | None, rows: Sequence[SessionRow], what: str) -> str:
+    if c is not None:
+        return f"{c.earlier.mean:.1f} → {c.later.mean:.1f}"
+    vals = [getattr(r, what) for r in rows if getattr(r, what) is not None]
+    if not vals:
+        return "no reports"
+    return f"{sum(vals) / len(vals):.1f} ({len(vals)} report{'s' * (len(vals) != 1)})"
 
 
 def _rx_lines(p: Mapping[str, Any] | None) -> list[str]:
@@ -415,8 +764,9 @@ def _rx_lines(p: Mapping[str, Any] | None) -> list[str]:
         return ["no prescription in this bundle"]
     src = _rx_source(p)
     sig = src.get("signature") if isinstance(src.get("signature"), Mapping) else None
+    start = f", sessions from {src['valid_from']}" if src.get("valid_from") else ""
     lines = [f"{src.get('id', '?')} for {src.get('patient_id', '?')} by {src.get('clinician_id', '?')}, "
-             f"valid {src.get('issued', '?')} to {src.get('expires', '?')}",
+             f"valid {src.get('issued', '?')} to {src.get('expires', '?')}{start}",
              f"{src.get('sessions_per_week', '?')} sessions/week, at most {src.get('max_sessions_per_day', '?')}/day, "
              f"{src.get('min_hours_between', '?')} h apart; supervision {src.get('supervision', '?')}; "
              + (f"signed by key {sig.get('key_id')}" if sig else "UNSIGNED")]
@@ -440,8 +790,8 @@ def _status_text(bundle: Bundle, verified: bool | None, problems: list[str]) -> 
     """(css class, headline) of the verification banner."""
     kid = bundle.device_key_id or "?"
     if verified is None:
-        return "warn", (f"NOT VERIFIED: no device key was given; completeness and origin unknown "
-                        f"(the bundle names device key {kid}).")
+        return "warn", (f"NOT VERIFIED: no device key was given. The hash chain is intact, but "
+                        f"completeness and origin are unknown (the bundle names device key {kid}).")
     if verified:
         return "ok", f"Verified: complete, unaltered and signed by device key {kid}."
     return "bad", (f"VERIFICATION FAILED ({len(problems)} problem{'s' * (len(problems) != 1)}): "
@@ -459,10 +809,17 @@ h1{font-size:20px;margin:0 0 4px}
 .banner.bad{background:#ffebee;border:2px solid #c62828;color:#b71c1c}
 .banner.warn{background:#fff8e1;border:2px solid #f9a825;color:#795548}
 .banner ul{margin:6px 0 0;font-weight:400;font-size:13px}
+.flags{border:2px solid #c62828;border-radius:6px;padding:8px 14px;margin:0 0 12px;background:#fff5f5}
+.flags h2{color:#b71c1c;margin:0 0 4px}
+.flags ul{margin:0;padding-left:20px}
+.flags li{color:#b71c1c;font-size:14px;margin:2px 0}
+.flags.none{border-color:#2e7d32;background:#f1f8e9}
+.flags.none h2{color:#1b5e20}
 .kpis{display:flex;flex-wrap:wrap;gap:8px;margin-bottom:10px}
 .kpi{border:1px solid #e0e0e0;border-radius:6px;padding:6px 10px;min-width:120px}
 .kpi b{display:block;font-size:18px}
 .kpi span{font-size:12px;color:#616161}
+.kpi.alert{border-color:#c62828}
 .kpi.alert b{color:#c62828}
 img{width:100%;height:auto}
 .cols{display:flex;gap:18px;flex-wrap:wrap}
@@ -470,11 +827,56 @@ img{width:100%;height:auto}
 h2{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;font-size:12px;width:100%}
 td,th{border-bottom:1px solid #eeeeee;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#fafafa;position:sticky;top:0}
+td.n{text-align:right;white-space:nowrap}
+tr.worry td{background:#fff5f5}
+.red{color:#c62828;font-weight:600}
+.comment{font-style:italic}
+.scroll{max-height:640px;overflow:auto;border:1px solid #eeeeee}
 .foot{color:#757575;font-size:11px;margin-top:14px}
 """
 
 
-def _html(bundle: Bundle, d: _Data, *, verified: bool | None, problems: list[str], png_b64: str,
+def _fmt_num(x: float | None, digits: int = 0, unit: str = "") -> str:
+    if x is None:
+        return "–"
+    text = f"{x:.{digits}f}" if digits else (str(int(x)) if float(x).is_integer() else f"{x:.1f}")
+    return text + unit
+
+
+def _session_table(d: Review) -> str:
+    """The sessions, newest first, worrying ones shaded, the patient's words in full."""
+    e = html.escape
+    rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
+    n_ch = max([len(r.peak_ma) for r in d.rows] + [1])
+    heads = "".join(f"<th>highest ch {i}"
+                    + (f" ({e(str(rx_channels[i].get('label', '')))})" if i < len(rx_channels) else "") + "</th>"
+                    for i in range(n_ch))
+    body = []
+    for r in reversed(d.rows):
+        peaks = "".join(f'<td class="n">{_fmt_num(p, 1, " mA") if p is not None else "–"}</td>'
+                        for p in (list(r.peak_ma) + [None] * n_ch)[:n_ch])
+        pain_cls = ' class="n red"' if r.pain is not None and r.pain >= PAIN_HIGH else ' class="n"'
+        ended_cls = ' class="red"' if (r.status in ("aborted", "interrupted")
+                                       or any(k in ("estop", "fault", "watchdog", "lead_off") for k in r.problems)) else ""
+        extra = [INCIDENT_KINDS[k] for k in dict.fromkeys(r.problems)
+                 if k != "refused" and INCIDENT_KINDS[k] not in r.ended]
+        ended = r.ended + (f" ({', '.join(extra)})" if extra else "")
+        row_cls = ' class="worry"' if r.worrying else ""
+        body.append(
+            f'<tr{row_cls}><td>{e(r.started.strftime("%a %Y-%m-%d %H:%M"))}</td>'
+            f'<td class="n">{_fmt_num(r.duration_min, 1, " min")}</td>{peaks}'
+            f'<td class="n">{r.done} of {r.planned}</td><td{pain_cls}>{_fmt_num(r.pain)}</td>'
+            f'<td class="n">{_fmt_num(r.effort)}</td>'
+            f'<td class="comment">{e(r.comment) if r.comment else ""}</td><td{ended_cls}>{e(ended)}</td></tr>')
+    if not body:
+        body = ['<tr><td colspan="9">no sessions</td></tr>']
+    return (f'<div class="scroll"><table><tr><th>date</th><th>duration</th>{heads}<th>contractions</th>'
+            f'<th>pain</th><th>effort</th><th>patient\'s comment</th><th>how it ended</th></tr>'
+            + "".join(body) + "</table></div>")
+
+
+def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str], png_b64: str,
           source_name: str) -> str:
     e = html.escape
     sm = _summary(d)
@@ -483,17 +885,25 @@ def _html(bundle: Bundle, d: _Data, *, verified: bool | None, problems: list[str
     problem_list = ("<ul>" + "".join(f"<li>{e(p)}</li>" for p in shown)
                     + (f"<li>… and {len(problems) - len(shown)} more</li>" if len(problems) > len(shown) else "")
                     + "</ul>") if problems else ""
-    src = _rx_source(d.rx_in_force) if d.rx_in_force else {}
-    patient = src.get("patient_id") or "?"
+    flag_kinds = {f.kind for f in d.flags}
+    if d.flags:
+        flags = ('<div class="flags"><h2>Needs attention</h2><ul>'
+                 + "".join(f"<li>{e(f.reason)}</li>" for f in d.flags) + "</ul></div>")
+    else:
+        flags = ('<div class="flags none"><h2>Nothing flagged</h2>No pain of '
+                 f'{PAIN_HIGH}/10 or more, no rising pain, adherence not under {100 * ADHERENCE_LOW:.0f}%, '
+                 'no e-stop, fault or electrode problem.</div>')
 
     def kpi(value: str, label: str, alert: bool = False) -> str:
         return f'<div class="kpi{" alert" if alert else ""}"><b>{e(value)}</b><span>{e(label)}</span></div>'
 
     faults = sm.incidents["fault"] + sm.incidents["watchdog"]
+    a, ar = d.adherence, d.adherence_recent
     kpis = "".join([
         kpi(str(len(d.sessions)), f"sessions ({sm.counts['completed']} completed)"),
-        kpi(sm.adherence_all, "adherence, whole period"),
-        kpi(sm.adherence_recent, "adherence, last 4 weeks"),
+        kpi(a.describe(), f"adherence {a.period}", "adherence_low" in flag_kinds),
+        kpi(ar.describe(), f"adherence {ar.period} (last 4 weeks)",
+            ar.ratio is not None and ar.ratio < ADHERENCE_LOW and ar.days >= ADHERENCE_MIN_DAYS),
         kpi(str(sm.counts["stopped"]), "stopped early"),
         kpi(str(sm.counts["aborted"] + sm.counts["interrupted"]), "aborted / interrupted",
             sm.counts["aborted"] + sm.counts["interrupted"] > 0),
@@ -502,6 +912,10 @@ def _html(bundle: Bundle, d: _Data, *, verified: bool | None, problems: list[str
         kpi(str(sm.incidents["lead_off"]), "electrode problems", sm.incidents["lead_off"] > 0),
         kpi(str(sm.incidents["refused"]), "refused requests"),
     ])
+    pain_label = (f"pain 0-10: {d.pain.how}" if d.pain else "pain 0-10, mean")
+    effort_label = (f"effort (Borg CR10): {d.effort.how}" if d.effort else "effort (Borg CR10), mean")
+    kpis2 = (kpi(_trend(d.pain, d.rows, "pain"), pain_label, bool({"pain_rising", "pain_high"} & flag_kinds))
+             + kpi(_trend(d.effort, d.rows, "effort"), effort_label))
     recent = sorted(d.incidents, key=lambda i: i[0], reverse=True)[:12]
     incident_rows = "".join(
         f"<tr><td>{e(w.strftime('%Y-%m-%d %H:%M'))}</td><td>{e(INCIDENT_KINDS.get(k, k))}</td>"
@@ -513,69 +927,106 @@ def _html(bundle: Bundle, d: _Data, *, verified: bool | None, problems: list[str
                 if others else "")
     created = bundle.header.get("created_at") or "?"
     since = bundle.header.get("since")
+    patient = d.patient_id
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>NMES review: {e(str(patient))}, {e(sm.period)}</title>
+<title>NMES review: {e(patient)}, {e(d.period)}</title>
 <style>{_CSS}</style></head>
 <body>
-<h1>NMES home training review: patient {e(str(patient))}</h1>
-<div class="sub">Sessions {e(sm.period)} · bundle {e(source_name)} made {e(str(created))}
+<h1>NMES home training review: patient {e(patient)}</h1>
+<div class="sub">Sessions {e(d.period)} · bundle {e(source_name)} made {e(str(created))}
 {'(sessions since ' + e(str(since)) + ')' if since else '(whole log)'} · device key {e(str(bundle.device_key_id))}</div>
 <div class="banner {css_class}">{e(headline)}{problem_list}</div>
+{flags}
 <div class="kpis">{kpis}</div>
-<div class="kpis">{kpi(sm.pain, "pain 0-10, mean")}{kpi(sm.effort, "effort (Borg CR10), mean")}</div>
-<img alt="adherence calendar, session duration and contractions, intensity per channel, pain and effort, incidents"
+<div class="kpis">{kpis2}</div>
+<img alt="calendar and weekly sessions, session duration and contractions, intensity per channel, pain and effort, incidents"
  src="data:image/png;base64,{png_b64}">
+<h2>Sessions, newest first (shaded: pain {PAIN_HIGH}/10 or more, e-stop, fault or electrode problem)</h2>
+{_session_table(d)}
 <div class="cols">
 <div><h2>Prescription in force</h2><table>{rx_rows}</table>{other_rx}</div>
 <div><h2>Latest incidents</h2><table><tr><th>when</th><th>what</th><th>session</th><th>detail</th></tr>
 {incident_rows}</table></div>
 </div>
 <div class="foot">Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer
-that made this report. Adherence counts completed sessions against the prescribed sessions per week
-(prorated for partial weeks). Check the device key id above against the one recorded when the
-device was set up.</div>
+that made this report. Adherence: completed sessions of those due, from the prescription's first day
+(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the
+prescription's daily limit counts a day, so it never exceeds 100%. Pain and effort compare windows
+that share no session. Check the device key id above against the one recorded when the device was set up.</div>
 </body></html>
 """
 
 
 # --- PDF -------------------------------------------------------------------------------
 
-def _pdf(path: Path, bundle: Bundle, d: _Data, *, verified: bool | None, problems: list[str]) -> None:
-    """One A4 portrait page: headline, verification, key figures, the same plots, the prescription."""
+#: Characters per line at 7 pt on the PDF's text width (A4, 0.04 to 0.98 of the width).
+_PDF_LINE_CHARS = 135
+
+
+def _pdf(path: Path, bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str]) -> None:
+    """One A4 portrait page (see _pdf_figure)."""
+    fig = _pdf_figure(bundle, d, verified=verified, problems=problems)
+    with PdfPages(path) as pdf:
+        pdf.savefig(fig)
+
+
+def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str]) -> Figure:
+    """The PDF page: headline, verification, flags, key figures, the same plots, the
+    sessions with comments or problems, the prescription. Every line is wrapped to the
+    page's width."""
     sm = _summary(d)
     css_class, headline = _status_text(bundle, verified, problems)
     color = {"ok": "#1b5e20", "bad": "#b71c1c", "warn": "#795548"}[css_class]
     fig = Figure(figsize=(8.27, 11.69), dpi=100)
-    gs = fig.add_gridspec(3, 1, height_ratios=[0.9, 8.6, 1.0], left=0.13, right=0.98, top=0.98, bottom=0.01,
-                          hspace=0.08)
-    head = fig.add_subplot(gs[0, 0])
-    head.set_axis_off()
-    src = _rx_source(d.rx_in_force) if d.rx_in_force else {}
-    text = [f"NMES home training review: patient {src.get('patient_id', '?')}   sessions {sm.period}",
-            headline,
-            ("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-             if problems else f"device key {bundle.device_key_id}"),
-            f"{len(d.sessions)} sessions ({sm.counts['completed']} completed, {sm.counts['stopped']} stopped, "
-            f"{sm.counts['aborted'] + sm.counts['interrupted']} aborted/interrupted).  Adherence {sm.adherence_all}, "
-            f"last 4 weeks {sm.adherence_recent}.",
-            f"E-stops {sm.incidents['estop']}, faults {sm.incidents['fault'] + sm.incidents['watchdog']}, "
-            f"electrode problems {sm.incidents['lead_off']}, refused {sm.incidents['refused']}.  "
-            f"Pain {sm.pain}.  Effort {sm.effort}."]
-    y = 1.0
-    for i, line in enumerate(text):
-        head.text(0, y, line[:150], transform=head.transAxes, va="top", fontsize=10 if i == 0 else 7,
-                  weight="bold" if i < 2 else "normal", color=color if i in (1, 2) else "#212121")
-        y -= 0.28 if i == 0 else 0.19
-    _draw_panels(fig, gs[1, 0].subgridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, hspace=0.75,
-                                           wspace=0.12), d, title_pt=7.5)
+    gs = fig.add_gridspec(3, 1, height_ratios=[1.55, 8.0, 1.45], left=0.13, right=0.98, top=0.985,
+                          bottom=0.01, hspace=0.1)
+    lines: list[tuple[str, float, str, str]] = []  # text, size, weight, colour
+
+    def add(text: str, size: float, weight: str, col: str, width: int = _PDF_LINE_CHARS) -> None:
+        for part in textwrap.wrap(text, width=width) or [""]:
+            lines.append((part, size, weight, col))
+
+    add(f"NMES home training review: patient {d.patient_id}   sessions {d.period}", 10, "bold", "#212121", 95)
+    add(headline, 7, "bold", color, 120)
+    if problems:
+        add("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+            7, "normal", color)
+    if d.flags:
+        for f in d.flags:
+            add("! " + f.reason, 7, "bold", "#b71c1c", 120)
+    else:
+        add("Nothing flagged (pain, adherence, e-stops, faults, electrodes).", 7, "normal", "#1b5e20")
+    add(f"{len(d.sessions)} sessions ({sm.counts['completed']} completed, {sm.counts['stopped']} stopped, "
+        f"{sm.counts['aborted'] + sm.counts['interrupted']} aborted/interrupted).  Adherence {d.adherence.describe()} "
+        f"over {d.adherence.period}.  Pain {_trend(d.pain, d.rows, 'pain')}"
+        + (f" ({d.pain.how})" if d.pain else "") + ".", 7, "normal", "#212121")
+    y = 0.992
+    for text, size, weight, col in lines[:12]:
+        fig.text(0.04, y, text, va="top", fontsize=size, weight=weight, color=col)
+        y -= (size + 2.2) / (11.69 * 72)
+    _draw_panels(fig, gs[1, 0].subgridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, hspace=0.95,
+                                           wspace=0.12), d, title_pt=7)
     foot = fig.add_subplot(gs[2, 0])
     foot.set_axis_off()
-    foot.text(0, 1, "Prescription in force\n" + "\n".join(_rx_lines(d.rx_in_force)[:8]),
-              transform=foot.transAxes, va="top", fontsize=7, family="monospace")
+    # the patient's words first (they appear nowhere else on the page), then other problems
+    commented = [r for r in reversed(d.rows) if r.comment]
+    worrying = [r for r in reversed(d.rows) if r.worrying and not r.comment]
+    chosen = (commented[:7] + worrying)[:7]
+    notable = sorted(chosen, key=lambda r: r.started, reverse=True)
+    more = len(commented) + len(worrying) - len(notable)
+    left = ["Sessions with a comment or a problem (newest first)"] + [
+        textwrap.shorten(f"{r.started:%Y-%m-%d} {r.ended}; pain {_fmt_num(r.pain)}"
+                         + (f' "{r.comment}"' if r.comment else ""), width=84, placeholder="…")
+        for r in notable] + (["none"] if not notable else [f"… {more} more in the HTML page"] if more else [])
+    right = ["Prescription in force"] + [part for x in _rx_lines(d.rx_in_force)
+                                         for part in textwrap.wrap(x, width=68, subsequent_indent="  ")][:9]
+    fig.text(0.04, foot.get_position().y1, "\n".join(left), va="top", fontsize=6, family="monospace")
+    fig.text(0.56, foot.get_position().y1, "\n".join(right), va="top", fontsize=6, family="monospace")
     for ax in fig.axes:
         for t in ax.get_xticklabels() + ax.get_yticklabels():
             t.set_fontsize(6)
-    with PdfPages(path) as pdf:
-        pdf.savefig(fig)
+        for t in ax.texts:
+            t.set_fontsize(min(t.get_fontsize(), 5.5))
+    return fig

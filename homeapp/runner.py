@@ -8,6 +8,7 @@ same prescription and actions give a byte-identical trace.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import sys
@@ -19,7 +20,7 @@ from typing import Any, Callable, TextIO
 from hw.clock import RealClock, VirtualClock
 from hw.pins import load_pin_map
 
-from .actions import Action, load_actions
+from .actions import AFTER_ACTIONS, WORLD_ACTIONS, Action, load_actions
 from .engine import Engine, StartRefused
 from .errors import UserError
 from .store import Store, StoreError
@@ -48,12 +49,19 @@ def _check_writable(path: Path, what: str) -> None:
 def run_session(*, prescription_path: str, db_path: str, trace_path: str,
                 actions_path: str | None = None, virtual_time: bool = False,
                 allow_unsigned: bool = False, caregiver_unlocked: bool = False,
-                trust_dir: str | None = None, err: TextIO = sys.stderr) -> RunResult:
-    """Run one session; every input is checked before the first pulse."""
+                trust_dir: str | None = None, err: TextIO = sys.stderr,
+                start_at: dt.datetime | None = None) -> RunResult:
+    """Run one session; every input is checked before the first pulse. `start_at` (an
+    aware datetime, with `virtual_time`): the session's wall-clock start, so a history
+    of sessions on past or future days can be made headless; the prescription's dates
+    and the schedule are judged as of then."""
     from schedules.validate import PrescriptionError, load_prescription
 
+    if start_at is not None and not virtual_time:
+        raise UserError("--start-at needs --virtual-time (the session's clock must be the simulated one)")
     try:
-        rx = load_prescription(prescription_path)
+        rx = load_prescription(prescription_path,
+                               today=start_at.astimezone().date() if start_at is not None else None)
     except PrescriptionError as e:
         return RunResult(2, None, [f"{prescription_path}: {p}" for p in e.problems])
     actions: list[Action] = []
@@ -86,8 +94,12 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         if threading.current_thread() is threading.main_thread():
             # SIGTERM: the driver's safe stop, then exit 143 (the trace is still written)
             previous_handler = install_sigterm_handler(stim)
+        wall: dict[str, Any] = {}
+        if start_at is not None:
+            t_start = clock.now()
+            wall["wall_clock"] = lambda: start_at + dt.timedelta(seconds=clock.now() - t_start)
         engine = Engine(prescription=rx, board=stim, store=store, clock=clock, trust=trust,
-                        allow_unsigned=allow_unsigned)
+                        allow_unsigned=allow_unsigned, **wall)
         if not virtual_time:
             # The button's callback reacts at once in real time; in virtual time the loop
             # polls it at the same virtual instant, which keeps runs deterministic.
@@ -96,19 +108,28 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
             session_id = engine.start(caregiver_unlocked=caregiver_unlocked, threaded=False)
         except StartRefused as refused:
             return RunResult(2, None, refused.reasons)
-        for action in actions:
-            engine.schedule_at(action.t, _action_handler(action, engine, board))
+        script = ActionScript([a for a in actions if a.do not in AFTER_ACTIONS], engine=engine, board=board)
+        script.schedule()
         engine.run()
         state = engine.state
         frozen = not state.phase.ended
         if frozen:
             # The app "hangs": the board plays on to the planned end on its own. What is
-            # left of the plan counts from now (pauses moved the end later).
-            clock.sleep_until(clock.now() + state.left_s + FREEZE_TAIL_S)
+            # left of the plan counts from now (pauses moved the end later). The physical
+            # world does not hang with it: its actions still reach the board.
+            end = clock.now() + state.left_s + FREEZE_TAIL_S
+            script.play_world_until(clock, end)
+            clock.sleep_until(end)
         board.write_trace(trace)
         if engine.log_error is not None:
             # The output went off at once; the person must hear that the log is incomplete.
             raise UserError(str(engine.log_error), exit_code=1)
+        if not frozen:
+            # The After screen's answers, saved as it saves them (a frozen app shows none).
+            for action in actions:
+                if action.do == "report":
+                    engine.save_report(pain=action.args["pain"], effort=action.args["effort"],
+                                       comment=action.args.get("comment") or None)
         if frozen:
             # As the next start of the app would: the session left open becomes interrupted.
             store.close()
@@ -136,35 +157,89 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         store.close()
 
 
-def _action_handler(action: Action, engine: Engine, board: Any) -> Callable[[], None]:
-    args = action.args
+class ActionScript:
+    """Plays an actions file against a session: the app's own commands through the engine,
+    the actions that stand for the physical world (`WORLD_ACTIONS`: the e-stop button,
+    the electrodes) on the simulated board first, whatever the app is doing.
 
-    def handle() -> None:
-        try:
-            if action.do == "intensity":
-                engine.request_intensity(args["channel"], float(args["ma"]))
-            elif action.do == "set":
-                engine.set_param(args["block"], args["param"], args["value"])
-            elif action.do == "pause":
-                engine.pause()
-            elif action.do == "resume":
-                engine.resume()
-            elif action.do == "stop":
-                engine.stop()
-            elif action.do == "estop":
-                board.press_estop()
-                engine.check_now()
-            elif action.do == "estop_release":
-                board.release_estop()
-                engine.note("estop_release")
-            elif action.do == "lead_off":
-                board.set_lead(args["channel"], False)
-                engine.check_now()
-            elif action.do == "lead_on":
-                board.set_lead(args["channel"], True)
-                engine.check_now()
-            elif action.do == "freeze":
-                engine.freeze()
-        except ValueError:
-            pass  # the engine refused and logged it; the script goes on, as a patient would
-    return handle
+    While the app runs, every action is a timer of the engine's loop, so a run in virtual
+    time is deterministic. After a `freeze` the engine's loop has stopped: the app's
+    commands are lost with it (the app hangs), the world's actions are played by
+    `play_world_until` on the clock, straight onto the board."""
+
+    def __init__(self, actions: list[Action], *, engine: Engine, board: Any) -> None:
+        self.engine = engine
+        self.board = board
+        self.app_frozen = False
+        self._left = list(actions)  # in time order; each leaves the list as it is played
+
+    def schedule(self) -> None:
+        """Every action as a timer of the engine's loop."""
+        for action in list(self._left):
+            self.engine.schedule_at(action.t, self._timer(action))
+
+    def _timer(self, action: Action) -> Callable[[], None]:
+        def fire() -> None:
+            if action in self._left:
+                self._left.remove(action)
+                self.perform(action)
+        return fire
+
+    def play_world_until(self, clock: Any, end: float) -> None:
+        """The world's actions not played yet, each at its time up to `end` (clock time),
+        onto the board alone: the app is frozen and hears nothing."""
+        t0 = self.engine.session_clock_start
+        for action in list(self._left):
+            if action.do not in WORLD_ACTIONS or t0 + action.t > end:
+                continue
+            self._left.remove(action)
+            clock.sleep_until(t0 + action.t)
+            self._touch_board(action)
+
+    def perform(self, action: Action) -> None:
+        if action.do in WORLD_ACTIONS:
+            self._touch_board(action)
+            if not self.app_frozen:
+                self._tell_engine(action)
+            return
+        if self.app_frozen:
+            return
+        if action.do == "freeze":
+            self.app_frozen = True
+            self.engine.freeze()
+            return
+        _command(action, self.engine)
+
+    def _touch_board(self, action: Action) -> None:
+        if action.do == "estop":
+            self.board.press_estop()
+        elif action.do == "estop_release":
+            self.board.release_estop()
+        elif action.do == "lead_off":
+            self.board.set_lead(action.args["channel"], False)
+        elif action.do == "lead_on":
+            self.board.set_lead(action.args["channel"], True)
+
+    def _tell_engine(self, action: Action) -> None:
+        if action.do == "estop_release":
+            self.engine.note("estop_release")
+        else:
+            self.engine.check_now()
+
+
+def _command(action: Action, engine: Engine) -> None:
+    """One of the app's own commands, as the touchscreen would give it."""
+    args = action.args
+    try:
+        if action.do == "intensity":
+            engine.request_intensity(args["channel"], float(args["ma"]))
+        elif action.do == "set":
+            engine.set_param(args["block"], args["param"], args["value"])
+        elif action.do == "pause":
+            engine.pause()
+        elif action.do == "resume":
+            engine.resume()
+        elif action.do == "stop":
+            engine.stop()
+    except ValueError:
+        pass  # the engine refused and logged it; the script goes on, as a patient would

@@ -15,7 +15,8 @@ class Reason(str):
     """Why a session may not start: the English sentence (what the log records) that also
     carries a `kind` and its `params`, so the UI can say it in the patient's language.
 
-    Kinds: expired, not_yet_valid, signature, schedule, caregiver, board, estop, contact."""
+    Kinds: expired, not_yet_valid, signature, schedule, caregiver, board, estop, contact,
+    cannot_run."""
 
     kind: str
     params: dict[str, Any]

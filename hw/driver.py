@@ -2,7 +2,7 @@
 
 `Stimulator` in the style of gpiozero's devices (a context manager; `close()` releases
 everything): waves and chains through pigpio, amplitude through the MCP4822 on SPI, the
-enable and heartbeat lines, the e-stop through gpiozero's `Button` on a `PiGPIOFactory`,
+enable and heartbeat lines, the e-stop through a gpiozero input on a `PiGPIOFactory`,
 electrode contact through the MCP3008. It runs unchanged against a real pigpiod on a
 Pi 4 and against `hw.sim`.
 
@@ -25,6 +25,7 @@ Safety rules it keeps (docs/design.md):
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import logging
@@ -54,6 +55,11 @@ log = logging.getLogger(__name__)
 CONTACT_THRESHOLD = 300
 #: A pigpiod that does not answer within this is treated as lost.
 SOCKET_TIMEOUT_S = 2.0
+#: Real seconds a balanced stop waits at most for its clock to reach the end of the pulse
+#: in flight (under 1 ms on the device). Only a clock that cannot move while this thread
+#: waits (a test's held clock, stopped from its owner) ever reaches it: then the output
+#: is cut at once, as without `balanced`.
+BALANCED_WAIT_REAL_S = 0.5
 #: MCP4822 word bits.
 _DAC_CHANNEL_B = 1 << 15
 _DAC_GAIN_1X = 1 << 13   # never set: the driver always writes GA = 0 (gain 2x)
@@ -179,6 +185,9 @@ class Stimulator:
         self._ids_used = 0
         self._playing: CompiledCycle | None = None
         self._started_at: float | None = None
+        # clock times just before and just after the playing chain was sent: its DMA
+        # started in between (+ CHAIN_START_DELAY_US); equal in virtual time
+        self._sent_between: tuple[float, float] | None = None
         self._verified: set[tuple] = set()
         self._button = None
         self._factory = None
@@ -232,7 +241,10 @@ class Stimulator:
         return min(c, DEVICE_LIMITS["max_ma"].high)
 
     def _open_button(self) -> None:
-        from gpiozero import Button
+        # A DigitalInputDevice, not a Button: a Button's hold thread (which this driver
+        # never uses) is dropped by its close while an edge may still be on its way into
+        # it, and it makes every close wait up to a second for that thread.
+        from gpiozero import DigitalInputDevice
         from gpiozero.pins.pigpio import PiGPIOFactory
 
         self._factory = PiGPIOFactory(host=self.host, port=self.port)
@@ -240,18 +252,29 @@ class Stimulator:
             self._factory.connection.sl.s.settimeout(self._socket_timeout_s)
         except (AttributeError, OSError):
             pass
-        self._button = Button(self.pins.estop, pull_up=True, pin_factory=self._factory)
-        self._button.when_pressed = self._estop_pressed_cb
+        self._button = DigitalInputDevice(self.pins.estop, pull_up=True,
+                                          pin_factory=self._factory)
+        self._button.when_activated = self._estop_pressed_cb
 
     def _estop_pressed_cb(self, *_args) -> None:
-        """gpiozero's thread: the e-stop went down. Cut everything, then tell the app."""
-        try:
-            self._safe_stop()
-        except HwError:
-            pass
+        """pigpio's notification thread (through gpiozero): the e-stop went down.
+        Cut everything, then tell the app. Nothing escapes into that thread: an edge that
+        races the driver's close finds it closed and does nothing; a failure of the app's
+        handler is logged (the board has cut the output in hardware whatever happens)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._safe_stop()
+            except HwError:
+                pass
         cb = self.on_estop
-        if cb is not None:
+        if cb is None or self._closed:
+            return
+        try:
             cb()
+        except Exception as e:  # noqa: BLE001 - the notification thread must live on
+            log.error("the app's e-stop handler failed: %r", e)
 
     def _call(self, fn, *args):
         """One pigpio call under the lock; any failure is a fault (safe stop, then raise)."""
@@ -344,6 +367,7 @@ class Stimulator:
             self._ma = [0.0, 0.0]
             self._playing = None
             self._started_at = None
+            self._sent_between = None
             if failed:
                 if self._faulted is None:
                     self._faulted = BoardFault("safe stop failed")
@@ -520,9 +544,11 @@ class Stimulator:
             if not self._enabled:
                 self._call(pi.write, self.pins.enable, 1)
                 self._enabled = True
+            sent_from = self.clock.now()
             self._call(pi.wave_chain, chain)
             self._playing = cycle
             self._started_at = self.clock.now()
+            self._sent_between = (sent_from, self._started_at)
 
     def _past_last_pulse(self) -> bool:
         cycle, t0 = self._playing, self._started_at
@@ -541,14 +567,63 @@ class Stimulator:
         """A wave or chain is playing."""
         return bool(self._call(self._pi.wave_tx_busy))
 
-    def stop(self) -> None:
-        """The safe stop (also for pause): enable low, wave stopped, legs low, DAC zero."""
+    def stop(self, *, balanced: bool = False) -> None:
+        """The safe stop (also for pause): enable low, wave stopped, legs low, DAC zero.
+
+        `balanced` (the patient's own pause and stop, an electrode lost): a pulse under way
+        finishes its second phase first, so that no pulse is left unbalanced; the stop
+        follows at most one pulse (under 1 ms) later. Without it (the e-stop, the
+        watchdog, a fault) the output is cut at once, wherever the pulse is."""
         with self._lock:
             if self._closed:
                 return
+            if balanced:
+                self._let_pulse_finish()
             self._safe_stop()
 
     pause = stop
+
+    def _let_pulse_finish(self, channels: Sequence[int] = (0, 1)) -> None:
+        """Wait on the driver's clock until no pulse of `channels` can be under way when
+        the next command reaches pigpiod.
+
+        From the compiled pulse grid and when the playing chain was sent: the chain's
+        DMA started somewhere between the clock times just before and just after
+        `wave_chain` (one instant in virtual time; a socket round trip on a Pi). Every
+        pulse that may be under way now, or may begin within one such round trip, is
+        waited for to its end. The same on a real pigpiod as on the simulator."""
+        cycle, sent = self._playing, self._sent_between
+        if cycle is None or sent is None:
+            return
+        sent_from_us, sent_to_us = (round(t * 1_000_000) for t in sent)
+        now_us = round(self.clock.now() * 1_000_000)
+        round_trip_us = sent_to_us - sent_from_us
+        start_delay = L.CHAIN_START_DELAY_US
+        # µs since the cycle's first instant, at the earliest and at the latest
+        earliest = now_us - sent_to_us - start_delay
+        latest = now_us - sent_from_us - start_delay + round_trip_us
+        end_us = _last_pulse_end(cycle, earliest, latest,
+                                 [ch for ch in channels if ch < len(cycle.widths)])
+        if end_us is not None:
+            self._wait_on_clock((sent_to_us + start_delay + end_us) / 1_000_000)
+
+    def _wait_on_clock(self, t: float) -> None:
+        """Block until the driver's clock reaches `t` (BALANCED_WAIT_REAL_S at most).
+
+        The sleep runs on a short-lived thread of its own: a virtual clock moves with
+        whoever sleeps on it, and a held clock counts its sleepers as the threads it must
+        wait for, which a caller's long-lived thread must not become."""
+        if self.clock.now() >= t:
+            return
+        give_up = threading.Event()
+        waiter = threading.Thread(target=self.clock.sleep_until, args=(t,),
+                                  kwargs={"wake": give_up}, name="balanced-stop", daemon=True)
+        waiter.start()
+        waiter.join(BALANCED_WAIT_REAL_S)
+        give_up.set()
+        if waiter.is_alive():
+            log.warning("the balanced stop's clock did not reach the end of the pulse; "
+                        "stopping at once")
 
     @property
     def caps_ma(self) -> tuple[float, float]:
@@ -565,9 +640,12 @@ class Stimulator:
                     self.set_amplitude(ch, new[ch])
         return self._caps
 
-    def set_amplitude(self, channel: int, ma: float) -> float:
+    def set_amplitude(self, channel: int, ma: float, *, balanced: bool = False) -> float:
         """Set channel's current; clamped to [0, min(cap, device limit, DAC full scale)]
-        and quantised down to the DAC's step. Returns the mA actually set."""
+        and quantised down to the DAC's step. Returns the mA actually set.
+
+        `balanced` (an electrode lost): a pulse of that channel under way finishes its
+        second phase at the old current first (see `stop`)."""
         if channel not in (0, 1):
             raise ValueError(f"channel {channel!r} is not 0 or 1")
         try:
@@ -579,6 +657,8 @@ class Stimulator:
         full = float(self.pins.dac_full_scale_ma)
         with self._lock:
             self._check_usable()
+            if balanced:
+                self._let_pulse_finish((channel,))
             limit = min(self._caps[channel], DEVICE_LIMITS["max_ma"].high, full)
             ma = min(ma, limit)
             code = min(_DAC_MAX_CODE, int(math.floor(ma * 4096 / full + 1e-9)))
@@ -631,11 +711,19 @@ class Stimulator:
                 self._safe_stop()
             except HwError as e:
                 error = e
-            self._release()
+            self._release_board()
+        # Outside the lock: an e-stop callback in flight may be waiting for it.
+        self._release_links()
         if error is not None:
             raise error
 
     def _release(self) -> None:
+        with self._lock:
+            self._release_board()
+        self._release_links()
+
+    def _release_board(self) -> None:
+        """The waves and SPI handles; from now on the driver is closed. Hold the lock."""
         pi = getattr(self, "_pi", None)
         for fn, args in ((getattr(pi, "wave_clear", None), ()),
                          (getattr(pi, "spi_close", None), (self._adc,)),
@@ -647,13 +735,16 @@ class Stimulator:
             except Exception:  # noqa: BLE001 - releasing what can be released
                 pass
         self._closed = True
+
+    def _release_links(self) -> None:
+        """The e-stop button and both pigpio connections. Not under the lock."""
+        pi = getattr(self, "_pi", None)
+        factory_pi = getattr(self._factory, "_connection", None)
+        quiet = self._quiesce_button(factory_pi)
         if self._button is not None and not self._link_dead:
-            # Edges first: gpiozero's Button.close drops its hold thread before it stops
-            # listening, and an edge in between fails in the notification thread.
             with contextlib.suppress(Exception):
                 self._button.pin.when_changed = None
-        factory_pi = getattr(self._factory, "_connection", None)
-        for obj in (self._button, self._factory):
+        for obj in (self._button, self._factory) if quiet else (self._factory,):
             try:
                 if obj is not None:
                     obj.close()
@@ -668,6 +759,29 @@ class Stimulator:
                 with contextlib.suppress(Exception):
                     conn.stop()
 
+    def _quiesce_button(self, factory_pi) -> bool:
+        """Stop pigpio's notification thread of the e-stop's connection and wait until any
+        e-stop callback in flight has returned. True when none can run any more.
+
+        A callback still running when its device closes (the app's e-stop handler waiting
+        for the engine, say) returns into gpiozero objects that close has taken apart: a
+        traceback in the notification thread. Only a thread that no longer delivers edges
+        makes closing the input safe. pigpio stops that thread with a command whose reply
+        wakes its recv(), from pigpiod as from the simulator. If a callback does not return
+        in time (or this is that thread), the input is left to the process's end."""
+        notify = getattr(factory_pi, "_notify", None)  # pigpio's _callback_thread, if any
+        if notify is None:
+            return True
+        with contextlib.suppress(Exception):
+            notify.stop()  # no more edges are handled after the one in hand
+        if notify is threading.current_thread():
+            return False
+        notify.join(self._socket_timeout_s)
+        if notify.is_alive():
+            log.warning("an e-stop callback was still running when the driver closed")
+            return False
+        return True
+
     def __enter__(self) -> "Stimulator":
         return self
 
@@ -680,6 +794,26 @@ class Stimulator:
                 self.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _last_pulse_end(cycle: CompiledCycle, earliest_us: int, latest_us: int,
+                    channels: Sequence[int]) -> int | None:
+    """The latest end (µs from the cycle's start, after the second phase) of a pulse of
+    `channels` under way at some instant in [earliest_us, latest_us]; None if none is."""
+    grid, gap = cycle.grid, cycle.gap_us
+    end: int | None = None
+    for ch in channels:
+        widths = cycle.widths[ch]
+        for w0, _w1 in cycle.contractions[ch]:
+            # the last pulse that starts by `latest_us`, then back while they still run
+            k = bisect.bisect_right(range(len(widths)), latest_us - w0, key=grid.t) - 1
+            while k >= 0:
+                pulse_end = w0 + grid.t(k) + 2 * widths[k] + gap
+                if pulse_end <= earliest_us:
+                    break
+                end = pulse_end if end is None else max(end, pulse_end)
+                k -= 1
+    return end
 
 
 def _pack(pulses) -> bytes:

@@ -32,7 +32,10 @@ Ramps (pulse-width ramps, amplitude unchanged)
 The ramp-up has `n = round(ramp_up_s*hz)` pulses; pulse k (0-based) has width
 `max(1, round_half_up(W*(k+1)/(n+1)))`, W = round(pulse_us): it starts near zero and
 never reaches W (the plateau's first pulse is the first at W). The ramp-down is the
-mirror image (its last pulse is the narrowest). A *foot* is used only when a cycle would
+mirror image (its last pulse is the narrowest). The plateau always keeps at least one
+pulse: when the ramps would fill the whole contraction, the longer ramp (the ramp-down
+on a tie) gives up pulses until one is left at W, so every contraction reaches the
+prescribed width. A *foot* is used only when a cycle would
 not fit pigpio's control-block budget otherwise (the extreme cases: two channels
 alternating, long ramps near 150 Hz): the first F*q pulses of each ramp-up (last F*q of
 each ramp-down), F >= 1 the smallest that fits, are held at the ramp's first width
@@ -75,6 +78,10 @@ MAX_GRID_BLOCK = 150
 MAX_PULSES_PER_WAVE = 1200
 #: Chain delays for the rest are made of this step (looped) and one remainder.
 REST_STEP_US = 50_000
+#: The board plays a started cycle's first pulse this long after `wave_chain` is sent
+#: (pigpio begins every chain sent from the host with one delay block). Every time within
+#: a cycle (`CompiledCycle.contractions`, the pulses) counts from the chain's own start.
+CHAIN_START_DELAY_US = L.WAVE_START_DELAY_US
 #: Longest segment of a continuous block the driver accepts (a continuous block is played
 #: as consecutive segments so that nothing is queued more than one segment ahead).
 MAX_SEGMENT_S = 120.0
@@ -324,14 +331,37 @@ class _Builder:
             self.tokens.append(("delay", rem))
 
 
+def pulse_count(on_s: float, grid: Grid) -> int:
+    """N: the pulses of a contraction of `on_s` on `grid` (at least 1)."""
+    return max(1, math.floor(_frac(on_s) * 1_000_000 / grid.period + Fraction(1, 10**6)))
+
+
+def cycle_duration_us(spec: CycleSpec) -> int:
+    """How long one cycle of `spec` lasts on the board, in whole µs."""
+    return _half_up((_frac(spec.on_s) + _frac(spec.off_s)) * 1_000_000)
+
+
+def contraction_windows_us(spec: CycleSpec) -> tuple[tuple[int, int], ...]:
+    """Per channel (`spec.channels` of them): `[t0, t1)` in µs from the cycle's start,
+    from the channel's first pulse to where its pulse grid ends (the start its next pulse
+    would have). The one source of when each channel contracts: the compiled cycle plays
+    exactly these, and the plan and the engine read them from here."""
+    grid = Grid.for_hz(spec.hz)
+    span = grid.t(pulse_count(spec.on_s, grid))
+    if spec.channels == 2 and spec.pattern == "alternating":
+        return ((0, span), (span, 2 * span))  # channel 1 starts where channel 0's grid ends
+    return tuple((0, span) for _ in range(spec.channels))
+
+
 def _contraction_widths(spec: CycleSpec, grid: Grid, foot: int) -> tuple[list[int], int, int, int]:
     """Widths of the N pulses of a contraction and (n_up, n_down, foot pulses)."""
     hz = _frac(spec.hz)
-    n_total = max(1, math.floor(_frac(spec.on_s) * 1_000_000 / grid.period + Fraction(1, 10**6)))
+    n_total = pulse_count(spec.on_s, grid)
     width = int(_half_up(_frac(spec.pulse_us)))
     n_up = _half_up(_frac(spec.ramp_up_s) * hz) if spec.ramp_up else 0
     n_down = _half_up(_frac(spec.ramp_down_s) * hz) if spec.ramp_down else 0
-    while n_up + n_down > n_total:  # rounding can only overshoot by one pulse each
+    # At least one plateau pulse: the top of every contraction reaches the prescribed width.
+    while n_up + n_down > n_total - 1:
         if n_down >= n_up:
             n_down -= 1
         else:
@@ -423,20 +453,18 @@ def _compile(spec: CycleSpec, pins, foot: int) -> CompiledCycle:
         if down_end < n_total:
             b.blocks(down_end, n_total - down_end, widths[-1], masks)
 
-    span = grid.t(n_total)
-    duration = _half_up((_frac(spec.on_s) + _frac(spec.off_s)) * 1_000_000)
+    duration = cycle_duration_us(spec)
+    per_channel_windows = contraction_windows_us(spec)
+    windows: tuple = tuple((w,) for w in per_channel_windows) + ((),) * (2 - spec.channels)
     if spec.channels == 1:
         contraction(leg_masks[0])
-        windows: tuple = (((0, span),), ())
         used_masks = leg_masks[:1]
     elif spec.pattern == "synchronous":
         contraction((leg_masks[0][0] | leg_masks[1][0], leg_masks[0][1] | leg_masks[1][1]))
-        windows = (((0, span),), ((0, span),))
         used_masks = leg_masks
     else:
         contraction(leg_masks[0])
         contraction(leg_masks[1])
-        windows = (((0, span),), ((span, 2 * span),))
         used_masks = leg_masks
     end = max(w[1] for ws in windows for w in ws)
     if end > duration:
@@ -473,39 +501,3 @@ def _chain_cost(tokens: Iterable[tuple], waves: Sequence[WaveDef]) -> tuple[int,
         elif kind == "delay":
             cbs += L.delay_cbs(tok[1], dma_lite=True)
     return cbs + 1, counters, deepest
-
-
-def continuous_segments(block, channels: int, segment_s: float = 10.0) -> list[tuple[CycleSpec, int]]:
-    """A continuous block (off_s = 0) as `(spec, repeat)` segments played back to back:
-    one ramping up, the plateau segments, one ramping down; each about `segment_s` long
-    and a whole number of grid blocks, so the pulse grid runs on seamlessly from one
-    segment to the next. The total is `minutes` rounded to whole grid blocks."""
-    grid = Grid.for_hz(block.hz)
-    block_s = Fraction(grid.block_us, 1_000_000)
-    total_blocks = max(1, _half_up(_frac(block.minutes) * 60 / block_s))
-    seg_blocks = max(1, _half_up(_frac(segment_s) / block_s))
-    ramps_s = _frac(block.ramp_up_s) + _frac(block.ramp_down_s)
-    min_blocks = max(1, math.ceil(max(_frac(block.ramp_up_s), _frac(block.ramp_down_s), 1) / block_s))
-    seg_blocks = max(seg_blocks, min_blocks)
-    if seg_blocks * block_s > MAX_SEGMENT_S:
-        seg_blocks = max(1, math.floor(MAX_SEGMENT_S / block_s))
-    def spec(n_blocks: int, **ramps: bool) -> CycleSpec:
-        return CycleSpec.from_block(block, channels, on_s=float(n_blocks * block_s), off_s=0,
-                                    pattern="synchronous", **ramps)
-
-    if total_blocks <= seg_blocks or total_blocks * block_s < 2 * max(ramps_s, 1):
-        return [(spec(total_blocks), 1)]
-    first = last = seg_blocks
-    middle_blocks = total_blocks - first - last
-    if middle_blocks < 0:
-        first = total_blocks // 2
-        last = total_blocks - first
-        middle_blocks = 0
-    out = [(spec(first, ramp_down=False), 1)]
-    n_mid, rem = divmod(middle_blocks, seg_blocks)
-    if n_mid:
-        out.append((spec(seg_blocks, ramp_up=False, ramp_down=False), n_mid))
-    if rem:
-        out.append((spec(rem, ramp_up=False, ramp_down=False), 1))
-    out.append((spec(last, ramp_up=False), 1))
-    return out

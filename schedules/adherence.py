@@ -4,12 +4,21 @@ Days are the patient's days: each aware `started_at` is converted to `tz` (None 
 device's local time zone) before taking its date; weeks are ISO weeks (Monday to Sunday).
 
 Rules where the prescription format is silent:
-- `weekly_adherence`: one row per ISO week from the week of `issued` to the week of
-  min(today, expires). `done` counts `completed` sessions only. `prescribed` is
-  `sessions_per_week` prorated by the days of that week the prescription covered up to
-  today: `sessions_per_week * days / 7`, rounded to 2 decimals (a prescription issued on a
-  Friday owes 3/7 of a week's sessions that week; the current week counts days through
-  today). It never exceeds `max_sessions_per_day * days`.
+- Sessions are due from the prescription's first day (`starts_on`: `valid_from` when set,
+  else `issued`) through `expires`, never outside it.
+- `weekly_adherence`: one row per ISO week from the week of `starts_on` (or of `from_day`
+  when later) to the week of min(today, expires). `done` counts `completed` sessions
+  only. `prescribed` is `sessions_per_week` prorated by the days of that week the
+  prescription covered up to today: `sessions_per_week * days / 7`, rounded to 2
+  decimals (a prescription starting on a Friday owes 3/7 of a week's sessions that week;
+  the current week counts days through today). It never exceeds
+  `max_sessions_per_day * days`. `counted` is what adherence may credit: at most
+  `max_sessions_per_day` completed sessions a day, and at most the week's due sessions
+  rounded up; `ratio` = counted / prescribed, never above 1.
+- `period_adherence`: sessions done of sessions due over a stated period (the days of the
+  period the prescription covered): due = the weeks' prorated counts summed and rounded
+  to whole sessions; done = the weeks' `counted` summed, never above due; sessions beyond
+  it are `extra`. The ratio therefore never exceeds 100%.
 - `schedule_allows`: every session that started counts (whatever its status, also one
   that was interrupted or is still running): the caps are about stimulation given, and a
   started session may have given some. The weekly cap is the full `sessions_per_week`
@@ -18,6 +27,8 @@ Rules where the prescription format is silent:
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -34,7 +45,39 @@ class WeekAdherence:
     days: int              # days counted
     prescribed: float      # sessions owed those days (prorated)
     done: int              # completed sessions started those days
-    ratio: float | None    # done / prescribed (None when nothing was owed)
+    ratio: float | None    # counted / prescribed, at most 1 (None when nothing was owed)
+    counted: int = 0       # done, at most max_sessions_per_day a day and the week's due rounded up
+
+
+@dataclass(frozen=True)
+class PeriodAdherence:
+    """Sessions done of sessions due over a stated period (see the module's rules)."""
+
+    first_day: dt.date | None   # the period the figure covers (None: no day was covered)
+    last_day: dt.date | None
+    days: int
+    due: int                    # whole sessions due over the period
+    done: int                   # completed sessions credited, never above `due`
+    extra: int                  # completed sessions beyond what was due or allowed a day
+    ratio: float | None         # done / due (None when nothing was due), never above 1
+
+    @property
+    def period(self) -> str:
+        """`2026-11-20 to 2026-12-09`, or `2026-12-05` for one day."""
+        if self.first_day is None or self.last_day is None:
+            return "no day of the prescription"
+        if self.first_day == self.last_day:
+            return self.first_day.isoformat()
+        return f"{self.first_day.isoformat()} to {self.last_day.isoformat()}"
+
+    def describe(self) -> str:
+        """`71% (10 of 14 due)`, or why there is no percentage."""
+        if self.ratio is None:
+            if self.days == 0:
+                return "n/a (no day of the prescription in this period)"
+            return f"n/a (no session due in {self.days} day{'s' * (self.days != 1)}; {self.done + self.extra} done)"
+        more = f"; {self.extra} more done, beyond what was due" if self.extra else ""
+        return f"{100 * self.ratio:.0f}% ({self.done} of {self.due} due{more})"
 
 
 def _local(when: dt.datetime, tz: dt.tzinfo | None) -> dt.datetime:
@@ -53,26 +96,47 @@ def _iso_week(day: dt.date) -> str:
 
 
 def weekly_adherence(rx: Prescription, session_starts: Iterable[SessionStart], *,
-                     today: dt.date, tz: dt.tzinfo | None = None) -> list[WeekAdherence]:
-    """Done vs prescribed per ISO week, oldest first (see the module's rules)."""
+                     today: dt.date, tz: dt.tzinfo | None = None,
+                     from_day: dt.date | None = None) -> list[WeekAdherence]:
+    """Done vs prescribed per ISO week, oldest first (see the module's rules). `from_day`:
+    count nothing before it (a log exported since that day holds no earlier session)."""
+    start = max(rx.starts_on, from_day) if from_day is not None else rx.starts_on
     last = min(today, rx.expires)
-    if last < rx.issued:
+    if last < start:
         return []
-    completed_days = [_local(t, tz).date() for t, status in session_starts if status == "completed"]
+    per_day = Counter(_local(t, tz).date() for t, status in session_starts if status == "completed")
     weeks = []
-    monday = _monday(rx.issued)
+    monday = _monday(start)
     while monday <= last:
-        first_day = max(monday, rx.issued)
+        first_day = max(monday, start)
         last_day = min(monday + dt.timedelta(days=6), last)
         days = (last_day - first_day).days + 1
         prescribed = round(min(rx.sessions_per_week * days / 7, rx.max_sessions_per_day * days), 2)
-        done = sum(1 for d in completed_days if first_day <= d <= last_day)
+        done = sum(n for d, n in per_day.items() if first_day <= d <= last_day)
+        # a second session on a day that allows one is not adherence, nor a seventh in a 5-a-week week
+        allowed = sum(min(n, rx.max_sessions_per_day) for d, n in per_day.items() if first_day <= d <= last_day)
+        counted = min(allowed, math.ceil(prescribed - 1e-9))
         weeks.append(WeekAdherence(
             week=_iso_week(monday), first_day=first_day, last_day=last_day, days=days,
-            prescribed=prescribed, done=done,
-            ratio=round(done / prescribed, 2) if prescribed > 0 else None))
+            prescribed=prescribed, done=done, counted=counted,
+            ratio=round(min(1.0, counted / prescribed), 2) if prescribed > 0 else None))
         monday += dt.timedelta(days=7)
     return weeks
+
+
+def period_adherence(weeks: Sequence[WeekAdherence]) -> PeriodAdherence:
+    """Sessions done of sessions due over the days `weeks` cover (rows of
+    `weekly_adherence`, of one or more prescriptions in turn)."""
+    if not weeks:
+        return PeriodAdherence(None, None, 0, 0, 0, 0, None)
+    due = math.floor(sum(w.prescribed for w in weeks) + 0.5)
+    credited = sum(w.counted for w in weeks)
+    done_total = sum(w.done for w in weeks)
+    done = min(credited, due)
+    return PeriodAdherence(
+        first_day=min(w.first_day for w in weeks), last_day=max(w.last_day for w in weeks),
+        days=sum(w.days for w in weeks), due=due, done=done, extra=done_total - done,
+        ratio=(done / due) if due > 0 else None)
 
 
 def _fmt(when: dt.datetime) -> str:
@@ -96,10 +160,10 @@ def _blocks(rx: Prescription, session_starts: Sequence[SessionStart], now: dt.da
     today = local_now.date()
     starts = sorted(_local(t, tz) for t, _ in session_starts)
     out: list[tuple[str, dt.datetime | None]] = []
-    if today < rx.issued:
-        out.append((f"the prescription is valid from {rx.issued.isoformat()}; the first "
-                    f"session may start on {rx.issued.strftime('%A %Y-%m-%d')}",
-                    _midnight(rx.issued, tz, local_now)))
+    if today < rx.starts_on:
+        out.append((f"the prescription is valid from {rx.starts_on.isoformat()}; the first "
+                    f"session may start on {rx.starts_on.strftime('%A %Y-%m-%d')}",
+                    _midnight(rx.starts_on, tz, local_now)))
     if today > rx.expires:
         out.append((f"the prescription expired on {rx.expires.isoformat()}; no session may "
                     "start until your clinician issues a new one", None))

@@ -109,6 +109,9 @@ class Prescription:
     blocks: tuple[Block, ...]
     signature: Mapping[str, Any] | None = None
     format: str = "homeapp.prescription/1"
+    #: The first day sessions may run, when the clinician set it later than `issued`
+    #: (e.g. after a surgery date); None: from `issued`.
+    valid_from: dt.date | None = None
     source: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
     @property
@@ -124,5 +127,11 @@ class Prescription:
     def supervised(self) -> bool:
         return self.supervision == "caregiver"
 
+    @property
+    def starts_on(self) -> dt.date:
+        """The first day a session may run: `valid_from` when set, else `issued`."""
+        return self.valid_from or self.issued
+
     def active_on(self, day: dt.date) -> bool:
-        return self.issued <= day <= self.expires
+        """Sessions may run on `day`: from `starts_on` through `expires`."""
+        return self.starts_on <= day <= self.expires

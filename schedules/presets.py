@@ -2,8 +2,9 @@
 rationale the UI can show. The clinician picks one, adjusts it and signs it.
 
 The frequencies follow issue 2: type 1 fibres about 33 Hz, type 2a about 66 Hz, type 2b
-about 110 Hz, 50 Hz reaching all three; circulation 8-9 Hz, reduced circulation 13 Hz;
-tone 1-2 Hz twitches or 100 Hz static contractions; atrophied muscle shorter contractions,
+about 110 Hz, 50 Hz reaching all three; circulation 8-9 Hz increases it, 13 Hz (a tetanic type 1
+contraction) restricts it; muscle tone is reduced by 1-2 Hz twitches or 100 Hz static
+contractions, thought to act like manual therapies (stretch, pressure, dry needling); atrophied muscle shorter contractions,
 longer rests, 10-20 minute sessions; quadriceps after knee surgery 50 Hz, 250-400 µs,
 10 s on, 20-50 s off, 2 s ramps. Every preset is an intermittent block programme (no
 continuous blocks), so each contraction has a rest after it.
@@ -42,7 +43,7 @@ def _adj(value: float, lo: float, hi: float) -> dict[str, float]:
 
 
 # A short low-frequency warm-up before strength work, as in contract.md's example.
-_WARM_UP = _block("warm-up", minutes=3, hz=8, pulse_us=250, on_s=5, off_s=5,
+_WARM_UP = _block("warm-up", minutes=3, hz=8, pulse_us=250, on_s=5, off_s=6,
                   ramp_up_s=1, ramp_down_s=1)
 _ONE_CHANNEL = ({"label": "target muscle", "max_ma": 60},)
 
@@ -55,45 +56,51 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                    ramp_up_s=2, ramp_down_s=1),)),
     Preset("fibre-type-2a", "Fast fatigue-resistant fibres (type 2a), 66 Hz",
            "About 66 Hz targets type 2a fibres (fast, fatigue-resistant): moderate "
-           "contractions with rests four times as long.",
+           "contractions with rests three times as long.",
            _ONE_CHANNEL,
-           (_WARM_UP, _block("type 2a", minutes=15, hz=66, pulse_us=300, on_s=6, off_s=24,
+           (_WARM_UP, _block("type 2a", minutes=15, hz=66, pulse_us=300, on_s=6, off_s=18,
                              ramp_up_s=1.5, ramp_down_s=1))),
     Preset("fibre-type-2b", "Fast fibres (type 2b), 110 Hz",
            "About 110 Hz targets type 2b fibres (fast, quick to tire): short strong "
-           "contractions with long rests so the fibres recover.",
+           "contractions; 36 s rests, longer than the usual 20 s, because these fibres recover slowly.",
            _ONE_CHANNEL,
            (_WARM_UP, _block("type 2b", minutes=12, hz=110, pulse_us=250, on_s=4, off_s=36,
                              ramp_up_s=1, ramp_down_s=1))),
     Preset("fibre-all-types", "All fibre types, 50 Hz",
            "50 Hz reaches type 1, 2a and 2b fibres alike: a general strengthening programme.",
            _ONE_CHANNEL,
-           (_WARM_UP, _block("strength", minutes=15, hz=50, pulse_us=300, on_s=8, off_s=24,
+           (_WARM_UP, _block("strength", minutes=15, hz=50, pulse_us=300, on_s=8, off_s=20,
                              ramp_up_s=2, ramp_down_s=1))),
     Preset("circulation", "Circulation, 8-9 Hz",
            "8-9 Hz gives the greatest venous return per contraction: rhythmic pumping "
            "contractions that help blood flow back to the heart.",
            _ONE_CHANNEL,
-           (_block("circulation", minutes=20, hz=_adj(8, 8, 9), pulse_us=250, on_s=5, off_s=5,
+           (_block("circulation", minutes=20, hz=_adj(8, 8, 9), pulse_us=250, on_s=5, off_s=6,
                    ramp_up_s=1, ramp_down_s=1),)),
-    Preset("reduced-circulation", "Reduced circulation, 13 Hz",
-           "13 Hz gives a smooth (tetanic) type 1 contraction that pumps blood gently where "
-           "circulation is reduced, without tiring the muscle.",
+    Preset("restrict-circulation", "Restrict circulation, 13 Hz",
+           "13 Hz gives a tetanic contraction of type 1 fibres that restricts circulation in "
+           "the area (the opposite of the 8-9 Hz circulation preset).",
            _ONE_CHANNEL,
            (_block("circulation", minutes=20, hz=13, pulse_us=250, on_s=6, off_s=10,
                    ramp_up_s=1.5, ramp_down_s=1.5),)),
-    Preset("muscle-tone-twitch", "Muscle tone, 1-2 Hz twitches",
-           "1-2 Hz gives separate twitch contractions that keep up muscle tone without "
-           "tiring the muscle.",
+    Preset("reduce-tone-twitch", "Reduce muscle tone, 1-2 Hz twitches",
+           "1-2 Hz twitch contractions reduce muscle tone; the effect is thought to resemble "
+           "manual therapies (stretch, pressure, dry needling).",
            _ONE_CHANNEL,
-           (_block("twitches", minutes=15, hz=_adj(2, 1, 2), pulse_us=300, on_s=30, off_s=10,
+           (_block("twitches", minutes=15, hz=_adj(2, 1, 2), pulse_us=300, on_s=10, off_s=10,
                    ramp_up_s=0, ramp_down_s=0),)),
-    Preset("muscle-tone-static", "Muscle tone, 100 Hz static contractions",
-           "100 Hz gives a firm static (tetanic) contraction that builds muscle tone; short "
-           "holds with long rests keep fatigue down.",
+    Preset("reduce-tone-static", "Reduce muscle tone, 100 Hz static contractions",
+           "100 Hz static (tetanic) contractions reduce muscle tone; the effect is thought to "
+           "resemble manual therapies (stretch, pressure, dry needling).",
            _ONE_CHANNEL,
-           (_WARM_UP, _block("static holds", minutes=10, hz=100, pulse_us=250, on_s=5, off_s=25,
+           (_WARM_UP, _block("static holds", minutes=10, hz=100, pulse_us=250, on_s=5, off_s=20,
                              ramp_up_s=1, ramp_down_s=1))),
+    Preset("pain-relief-al-tens", "Pain relief, 2 Hz twitches (AL-TENS)",
+           "Like acupuncture-like TENS: 2 Hz visible twitches with the electrodes on the "
+           "muscle's motor points, 10 s on and 10 s rest, for pain relief.",
+           ({"label": "motor point", "max_ma": 60},),
+           (_block("pain relief", minutes=20, hz=_adj(2, 1, 4), pulse_us=250, on_s=10,
+                   off_s=10, ramp_up_s=0, ramp_down_s=0),)),
     Preset("atrophied-muscle", "Atrophied muscle",
            "An atrophied muscle tires quickly: shorter contractions (4-10 s), longer rests "
            "(6-20 s) and sessions of 10-20 minutes.",
@@ -101,22 +108,72 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            (_block("gentle strength", minutes=_adj(15, 10, 20), hz=35, pulse_us=250,
                    on_s=_adj(5, 4, 10), off_s=_adj(15, 6, 20), ramp_up_s=1, ramp_down_s=1),)),
     Preset("quadriceps-after-knee-surgery", "Quadriceps strengthening after knee surgery",
-           "Early quadriceps strengthening after knee surgery: 50 Hz, 250-400 µs, 10 s "
-           "contractions with 20-50 s rests and 2 s ramps.",
+           "Published protocol after knee surgery: 50 Hz, 250-400 µs, 10 s contractions; "
+           "20-50 s rests, longer than the usual 20 s, because the protocol uses them.",
            ({"label": "quadriceps", "max_ma": 80},),
            (_WARM_UP, _block("quadriceps strength", minutes=15, hz=50, pulse_us=_adj(300, 250, 400),
                              on_s=10, off_s=_adj(30, 20, 50), ramp_up_s=2, ramp_down_s=2))),
 )}
 
 
+# Old names kept so existing prescription scripts keep working; each resolves to the
+# renamed preset, whose title and rationale say what the clinical source says.
+ALIASES: dict[str, str] = {
+    "reduced-circulation": "restrict-circulation",
+    "muscle-tone-twitch": "reduce-tone-twitch",
+    "muscle-tone-static": "reduce-tone-static",
+}
+
+
+# The clinical source's general guidance; a preset outside it says why in its rationale.
+GUIDANCE_ON_S = (4, 10)
+GUIDANCE_OFF_S = (6, 20)
+GUIDANCE_SESSION_MIN = (10, 20)
+
+
+def guidance_departures(preset: Preset) -> set[str]:
+    """Which of "contraction", "rest", "session" the preset takes outside the source's
+    guidance, at any value the patient may choose (adjustable ranges included)."""
+    def span(value: Any) -> tuple[float, float]:
+        return (value["min"], value["max"]) if isinstance(value, Mapping) else (value, value)
+
+    def outside(value: Any, bounds: tuple[float, float]) -> bool:
+        lo, hi = span(value)
+        return lo < bounds[0] or hi > bounds[1]
+
+    found = set()
+    for block in preset.blocks:
+        if outside(block["on_s"], GUIDANCE_ON_S):
+            found.add("contraction")
+        if outside(block["off_s"], GUIDANCE_OFF_S):
+            found.add("rest")
+    total = [sum(span(b["minutes"])[i] for b in preset.blocks) for i in (0, 1)]
+    if total[0] < GUIDANCE_SESSION_MIN[0] or total[1] > GUIDANCE_SESSION_MIN[1]:
+        found.add("session")
+    return found
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 
 
+def resolve_name(name: str) -> str:
+    """The preset name that `name` means: itself, or the new name of an old alias."""
+    return ALIASES.get(name, name)
+
+
+def alias_note(name: str) -> str | None:
+    """For an old alias, a sentence saying which preset it now means; else None."""
+    if name in ALIASES:
+        return f"preset {name!r} is an old name: it now means {ALIASES[name]!r}"
+    return None
+
+
 def get_preset(name: str) -> Preset:
-    """The preset, or KeyError whose message lists the known names."""
+    """The preset (old alias names resolve to the new preset), or KeyError whose message
+    lists the known names."""
     try:
-        return PRESETS[name]
+        return PRESETS[resolve_name(name)]
     except KeyError:
         raise KeyError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime as dt
 import hashlib
 import json
 import os
@@ -155,6 +156,10 @@ def verify_prescription(rx_dict: Mapping[str, Any], trust: "TrustStore") -> str:
     keys = trust.keys()
     public_key = keys.get(sig["key_id"])
     if public_key is None:
+        removed = trust.removed().get(sig["key_id"]) if hasattr(trust, "removed") else None
+        if removed is not None:
+            raise SignatureError(f"signed by a removed key {sig['key_id']} ({removed}: taken out of "
+                                 f"the trust store, so no longer accepted)")
         raise SignatureError(f"signed by an unknown key {sig['key_id']} (not in the trust store)")
     _check(rx_dict, sig, public_key)
     return sig["key_id"]
@@ -198,8 +203,12 @@ class TrustStore:
     """The clinician public keys a device accepts: a directory of `*.pub` PEM files.
 
     Keys are added only in clinician mode or by the installer (the caller enforces who may
-    call `add`). Files are indexed by fingerprint, never by name, so renaming a file cannot
-    make a key pass for another; an unreadable file is skipped and listed in `problems`."""
+    call `add` and `remove`). Files are indexed by fingerprint, never by name, so renaming a
+    file cannot make a key pass for another; an unreadable file is skipped and listed in
+    `problems`. A removed key's file moves to `removed/` (never scanned as trusted), so a
+    prescription it signed is refused as signed by a removed key, not an unknown one."""
+
+    REMOVED_DIR = "removed"
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -226,6 +235,44 @@ class TrustStore:
     def labels(self) -> dict[str, str]:
         """key id -> label (the file's stem), for showing who a key belongs to."""
         return {kid: label for kid, (label, _key) in self._scan().items()}
+
+    def removed(self) -> dict[str, str]:
+        """key id -> label of the keys taken out of this trust store (and not added back)."""
+        folder = self.directory / self.REMOVED_DIR
+        out: dict[str, str] = {}
+        if not folder.is_dir():
+            return out
+        trusted = self.keys()
+        for path in sorted(folder.glob("*.pub")):
+            try:
+                kid = key_id(load_public_key(path))
+            except KeyFileError:
+                continue
+            if kid not in trusted:
+                out[kid] = path.stem.split("--", 1)[-1]
+        return out
+
+    def remove(self, key: str) -> tuple[str, str]:
+        """Stop trusting a key, named by its key id (or its label); returns (key id, label).
+        The file moves to `removed/`. ValueError with a sentence naming the trusted keys when
+        no trusted key has that id or label (ValueError)."""
+        found = self._scan()
+        matches = [kid for kid, (label, _k) in found.items() if key in (kid, label)]
+        if not matches:
+            known = ", ".join(f"{kid} ({label})" for kid, (label, _k) in found.items()) or "none"
+            raise ValueError(f"{key}: no trusted key has this id or label (trusted: {known})")
+        kid = matches[0]
+        label = found[kid][0]
+        folder = self.directory / self.REMOVED_DIR
+        folder.mkdir(exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        for path in self.directory.glob("*.pub"):
+            try:
+                if key_id(load_public_key(path)) == kid:
+                    os.replace(path, folder / f"{stamp}--{path.stem}.pub")
+            except KeyFileError:
+                continue
+        return kid, label
 
     def add(self, public_key: "str | os.PathLike[str] | Ed25519PublicKey", *, label: str) -> str:
         """Add a key under `label` (becomes `<label>.pub`); returns its key id.

@@ -40,6 +40,8 @@ __all__ = [
 #: Rules the JSON Schema cannot express; only `parse_prescription` checks them.
 VALIDATOR_ONLY_RULES = (
     "issued <= today <= expires, and issued <= expires",
+    "issued <= valid_from <= expires (valid_from may be in the future)",
+    "patient_id and clinician_id name someone (not a placeholder such as UNASSIGNED)",
     "dates are real calendar dates (the schema checks only the YYYY-MM-DD shape)",
     "ramp_up_s + ramp_down_s <= on_s (at the extremes a patient can reach)",
     "alternating blocks need 2 channels and off_s >= on_s (at the extremes)",
@@ -58,7 +60,7 @@ _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 #: Top-level fields: name -> required.
 _TOP_FIELDS: dict[str, bool] = {
     "format": True, "id": True, "patient_id": True, "clinician_id": True,
-    "issued": True, "expires": True, "sessions_per_week": True,
+    "issued": True, "expires": True, "valid_from": False, "sessions_per_week": True,
     "max_sessions_per_day": True, "min_hours_between": True, "supervision": True,
     "channels": True, "blocks": True, "signature": False,
 }
@@ -68,6 +70,35 @@ _BLOCK_FIELDS: dict[str, bool] = {"label": False, **{f: True for f in BLOCK_NUME
 _ADJUSTABLE_KEYS = ("value", "min", "max")
 _SIGNATURE_FIELDS: dict[str, bool] = {"alg": True, "key_id": True, "value": True}
 _INTEGER_FIELDS = ("sessions_per_week", "max_sessions_per_day")
+
+#: Ids that stand for "nobody yet": a prescription names a real patient and clinician.
+_PLACEHOLDER_IDS = frozenset({"unassigned", "unknown", "tbd", "todo", "none", "null", "n/a", "na",
+                              "?", "-", "x", "xxx", "patient", "clinician", "test"})
+
+#: Words people write for a field, by meaning (spelling alone cannot link "frequency" to
+#: "hz"). Normalised: lower case, runs of other characters as "_".
+_MEANINGS: dict[str, str] = {
+    "frequency": "hz", "freq": "hz", "rate": "hz", "pulse_rate": "hz", "hertz": "hz",
+    "frequency_hz": "hz", "pulse_frequency": "hz",
+    "pulse_width": "pulse_us", "pulsewidth": "pulse_us", "width": "pulse_us", "pulse_duration": "pulse_us",
+    "phase_duration": "pulse_us", "pulse": "pulse_us", "width_us": "pulse_us",
+    "duration": "minutes", "length": "minutes", "time": "minutes", "mins": "minutes", "min": "minutes",
+    "duration_min": "minutes", "block_minutes": "minutes",
+    "on": "on_s", "on_time": "on_s", "contraction": "on_s", "contraction_s": "on_s", "work": "on_s",
+    "off": "off_s", "off_time": "off_s", "rest": "off_s", "rest_s": "off_s", "pause": "off_s",
+    "ramp_up": "ramp_up_s", "ramp": "ramp_up_s", "rise": "ramp_up_s", "ramp_down": "ramp_down_s", "fall": "ramp_down_s",
+    "amplitude": "max_ma", "intensity": "max_ma", "current": "max_ma", "cap": "max_ma", "max_current": "max_ma",
+    "ma": "max_ma", "max_intensity": "max_ma",
+    "start": "valid_from", "start_date": "valid_from", "starts": "valid_from", "begin": "valid_from",
+    "from": "valid_from", "valid_after": "valid_from", "starts_on": "valid_from",
+    "end": "expires", "end_date": "expires", "expiry": "expires", "valid_until": "expires", "until": "expires",
+    "date": "issued", "issue_date": "issued", "issued_on": "issued",
+    "patient": "patient_id", "clinician": "clinician_id", "doctor": "clinician_id", "therapist": "clinician_id",
+    "per_week": "sessions_per_week", "sessions": "sessions_per_week", "per_day": "max_sessions_per_day",
+    "hours_between": "min_hours_between", "interval": "min_hours_between",
+    "caregiver": "supervision", "mode": "pattern", "electrodes": "channels", "steps": "blocks",
+    "phases": "blocks",
+}
 
 
 class PrescriptionError(ValueError):
@@ -110,13 +141,31 @@ class _Problems(list):
         self.append(f"{path}: {text}")
 
 
+def _meaning_of(key: str, known: Mapping[str, bool]) -> str | None:
+    """The known field `key` most likely means, judged by meaning rather than spelling:
+    the synonyms above, then the person's name of each limited field ("frequency")."""
+    norm = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
+    hint = _MEANINGS.get(norm)
+    if hint in known:
+        return hint
+    words = norm.replace("_", " ")
+    for name in known:
+        limit = DEVICE_LIMITS.get(name) or SCHEDULE_LIMITS.get(name)
+        if limit is not None and words and (words == limit.what or words in limit.what.split()):
+            return name
+    return None
+
+
 def _unknown_fields(p: _Problems, path: str, obj: Mapping[str, Any], known: Mapping[str, bool]) -> None:
     for key in obj:
         if key in known:
             continue
-        hint = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.5)
+        hint = _meaning_of(str(key), known)
+        if hint is None:
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.5)
+            hint = close[0] if close else None
         where = f"{path}.{key}" if path else str(key)
-        p.add(where, "unknown field" + (f" (did you mean {hint[0]}?)" if hint else
+        p.add(where, "unknown field" + (f" (did you mean {hint}?)" if hint else
                                          f" (known fields: {', '.join(known)})"))
 
 
@@ -351,13 +400,25 @@ def _problems_of(data: object, today: dt.date) -> tuple[_Problems, Prescription 
         "blocks": "a list of at least one block"})
 
     texts = {k: _text(p, k, data[k]) for k in ("id", "patient_id", "clinician_id") if k in data}
+    for k in ("patient_id", "clinician_id"):
+        if texts.get(k) is not None and texts[k].strip().lower() in _PLACEHOLDER_IDS:
+            who = "patient" if k == "patient_id" else "clinician"
+            p.add(k, f"{_fmt(texts[k])} is a placeholder, not a {who}: give the {who}'s id")
+            texts[k] = None
 
     issued = _date(p, "issued", data["issued"]) if "issued" in data else None
     expires = _date(p, "expires", data["expires"]) if "expires" in data else None
+    valid_from = _date(p, "valid_from", data["valid_from"]) if "valid_from" in data else None
     if issued and expires and expires < issued:
         p.add("expires", f"{_fmt(expires)} is before issued {_fmt(issued)}")
     if issued and issued > today:
-        p.add("issued", f"{_fmt(issued)} is in the future (today is {_fmt(today)})")
+        p.add("issued", f"{_fmt(issued)} is in the future (today is {_fmt(today)}); issued is the day "
+                        f"the prescription was written: to start sessions later, set valid_from")
+    if valid_from and issued and valid_from < issued:
+        p.add("valid_from", f"{_fmt(valid_from)} is before issued {_fmt(issued)} "
+                            f"(sessions cannot start before the prescription was written)")
+    if valid_from and expires and valid_from > expires:
+        p.add("valid_from", f"{_fmt(valid_from)} is after expires {_fmt(expires)} (no day would be left)")
     if expires and expires < today:
         p.add("expires", f"{_fmt(expires)} has passed (today is {_fmt(today)})")
 
@@ -438,7 +499,7 @@ def _problems_of(data: object, today: dt.date) -> tuple[_Problems, Prescription 
         max_sessions_per_day=sched["max_sessions_per_day"],
         min_hours_between=sched["min_hours_between"],
         supervision=supervision, channels=tuple(channels), blocks=tuple(blocks),
-        signature=signature, format=FORMAT,
+        signature=signature, format=FORMAT, valid_from=valid_from,
         # A private deep copy: later changes to the caller's dict cannot alter what was checked.
         source=MappingProxyType(copy.deepcopy(data)))
     return p, rx
@@ -553,6 +614,8 @@ def json_schema() -> dict[str, Any]:
             "format": {"const": FORMAT},
             "id": text, "patient_id": text, "clinician_id": text,
             "issued": date, "expires": date,
+            "valid_from": {**date, "description": "the first day sessions may run, when later than issued "
+                                                  "(optional; default: issued)"},
             **sched,
             "supervision": {"enum": list(SUPERVISION)},
             "channels": {

@@ -31,10 +31,15 @@ from schedules.validate import block_max_duration_s
 #: Grid step of each numeric block field.
 STEPS = {"minutes": 0.5, "hz": 1, "pulse_us": 1, "on_s": 0.5, "off_s": 0.5,
          "ramp_up_s": 0.5, "ramp_down_s": 0.5}
+#: Finer steps (`valid_prescriptions(fine=True)`): fractional frequencies and lengths,
+#: where pulse periods do not divide contractions, cycles or blocks.
+FINE_STEPS = {"minutes": 0.01, "hz": 0.01, "pulse_us": 1, "on_s": 0.01, "off_s": 0.01,
+              "ramp_up_s": 0.01, "ramp_down_s": 0.01}
 _LABELS = ("warm-up", "strength", "endurance", "cool-down", "left quadriceps", "right calf")
 
 
 def _clean(x: float) -> float:
+    x = round(x, 9)  # k * 0.01 as the decimal it stands for
     return int(x) if float(x).is_integer() else x
 
 
@@ -54,15 +59,18 @@ def _span(draw, low: float, high: float, step: float, adjustable: bool) -> tuple
 
 
 @st.composite
-def _block(draw, *, n_channels: int, adjustable: bool, patterns, max_block_minutes: float) -> tuple[dict, float]:
+def _block(draw, *, n_channels: int, adjustable: bool, patterns, max_block_minutes: float,
+           steps: dict[str, float] = STEPS) -> tuple[dict, float]:
     """A valid block and the longest it can run (seconds)."""
     L = DEVICE_LIMITS
+    STEPS = steps  # noqa: N806 - the grid of this draw
     pattern = draw(patterns) if n_channels == 2 else "synchronous"
     spans: dict[str, tuple[float, float, bool]] = {}
     spans["on_s"] = on = draw(_span(L["on_s"].low, L["on_s"].high, STEPS["on_s"], adjustable))
     # Ramps fit in the shortest contraction the patient can choose.
-    spans["ramp_up_s"] = up = draw(_span(0, min(L["ramp_up_s"].high, on[0]), 0.5, adjustable))
-    spans["ramp_down_s"] = draw(_span(0, min(L["ramp_down_s"].high, on[0] - up[1]), 0.5, adjustable))
+    spans["ramp_up_s"] = up = draw(_span(0, min(L["ramp_up_s"].high, on[0]), STEPS["ramp_up_s"], adjustable))
+    spans["ramp_down_s"] = draw(_span(0, min(L["ramp_down_s"].high, round(on[0] - up[1], 9)),
+                                      STEPS["ramp_down_s"], adjustable))
     # Alternating: the rest is at least as long as the longest contraction.
     off_low = on[1] if pattern == "alternating" else L["off_s"].low
     spans["off_s"] = off = draw(_span(off_low, L["off_s"].high, STEPS["off_s"], adjustable))
@@ -90,10 +98,11 @@ def _block(draw, *, n_channels: int, adjustable: bool, patterns, max_block_minut
 def valid_prescriptions(draw, *, channels: st.SearchStrategy[int] = st.integers(CHANNELS_MIN, CHANNELS_MAX),
                         max_blocks: int = 3, adjustable: bool = True, max_block_minutes: float = 60,
                         patterns: st.SearchStrategy[str] = st.sampled_from(("synchronous", "alternating")),
-                        today: dt.date | None = None) -> dict:
+                        today: dt.date | None = None, fine: bool = False) -> dict:
     """Valid prescription dicts, in force on `today` (default: the day of the draw).
     `max_block_minutes` keeps sessions short for tests that run them (a block may still run
-    one whole cycle, up to 3 minutes, when that is longer)."""
+    one whole cycle, up to 3 minutes, when that is longer). `fine` draws values on
+    `FINE_STEPS` (hundredths of Hz and seconds) instead of the clinician-like grid."""
     today = today or dt.date.today()
     n_channels = draw(channels)
     chans = []
@@ -107,7 +116,8 @@ def valid_prescriptions(draw, *, channels: st.SearchStrategy[int] = st.integers(
     blocks = []
     for _ in range(draw(st.integers(1, max_blocks))):
         block, longest = draw(_block(n_channels=n_channels, adjustable=adjustable, patterns=patterns,
-                                     max_block_minutes=max_block_minutes))
+                                     max_block_minutes=max_block_minutes,
+                                     steps=FINE_STEPS if fine else STEPS))
         # The first block always fits (at most 60 min plus half a 3-minute cycle).
         if longest > budget_s:
             break

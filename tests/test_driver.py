@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from hw import pigpio_limits as L
 from hw.driver import Stimulator, install_sigterm_handler
 from hw.exc import BoardFault, ConnectionLost, NotArmed, PigpioError, WaveformError
-from hw.waveform import CycleSpec, compile_cycle, continuous_segments
+from homeapp.plan import continuous_segments
+from hw.waveform import CycleSpec, compile_cycle
 from schedules.presets import make_prescription, preset_names
 from schedules.validate import parse_prescription
 from tests.strategies import valid_prescriptions

@@ -106,7 +106,9 @@ def test_the_countdown_shows_contract_and_rest(make_engine, virtual_clock):
     eng.start(threaded=False)
     run_until(eng, virtual_clock, 1.0)
     st = eng.state
-    assert st.contracting and st.phase_left_s == pytest.approx(3.0)
+    # the board plays each cycle 20 µs after it is started (pigpio's chain start), so the
+    # contraction the screen counts down is 0.00002-4.00002 s
+    assert st.contracting and st.phase_left_s == pytest.approx(3.00002)
     assert st.block_label == "strength" and st.cycle_index == 0 and st.cycles_total == 6
     assert st.total_s == 60 and st.left_s == pytest.approx(59)
     run_until(eng, virtual_clock, 5.0)
@@ -331,3 +333,98 @@ def test_an_adjustment_while_paused_in_a_rest_does_not_replay_done_contractions(
     assert st.phase is Phase.COMPLETED
     assert [ch.contractions_done for ch in st.channels] == [6, 6]  # the plan, not more
     assert st.elapsed_s == pytest.approx(60)
+
+
+def test_a_window_edge_on_a_fractional_second_is_passed_not_spun_on(tmp_path):
+    """Alternating 9.6 s / 9.6 s: the second cycle starts at 19.2 s, where a float timeline
+    woke at step_t0 + 9.6 and found itself a hair short of the edge, forever. The session
+    runs in a child process so that a hang fails the test instead of blocking the suite."""
+    import json
+    import subprocess
+    import sys
+
+    block = {"label": "x", "minutes": 0.64, "hz": 50, "pulse_us": 300, "on_s": 9.6,
+             "off_s": 9.6, "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "alternating"}
+    rx_path = tmp_path / "rx.json"
+    rx_path.write_text(json.dumps(rx_dict(blocks=[block])))
+    argv = [sys.executable, "-m", "homeapp.cli", "session", "run", "--prescription", str(rx_path),
+            "--db", str(tmp_path / "log.db"), "--trace", str(tmp_path / "trace.csv"),
+            "--virtual-time", "--allow-unsigned"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the session never ended in virtual time (the timeline spun on an edge)")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["contractions"] == [2, 2]
+
+
+def _continuous(hz: float, minutes: float) -> dict:
+    return {"label": "tone", "minutes": minutes, "hz": hz, "pulse_us": 300, "on_s": 12.75,
+            "off_s": 0, "ramp_up_s": 2, "ramp_down_s": 1, "pattern": "synchronous"}
+
+
+@pytest.mark.parametrize("hz, minutes", [(130.52, 1.5), (27.12, 0.5)])
+def test_a_valid_continuous_block_with_a_fractional_frequency_runs(tmp_path, capsys, hz, minutes):
+    from tests.sessionkit import run_session
+
+    run = run_session(tmp_path, rx_dict(channels=[40.0], blocks=[_continuous(hz, minutes)]),
+                      capsys=capsys)
+    assert run.code == 0, run.stderr
+    assert run.summary["status"] == "completed" and run.summary["contractions"] == [1]
+    # the board played floor(minutes * 60 * hz) pulses (the block rounded down, never up)
+    from hw.waveform import Grid
+    pulses = run.trace_obj().pulses(0)
+    assert len(pulses) == int(minutes * 60 * 1_000_000 // Grid.for_hz(hz).period)
+
+
+def test_a_program_the_board_cannot_be_given_is_refused_and_logged_not_a_crash(
+        tmp_path, capsys, monkeypatch):
+    """Should the compiler still refuse a step of a valid prescription, the session does
+    not start: the patient reads that the device cannot run the program and should call
+    the clinic, the device log keeps it, and `session run` exits 2, not 1."""
+    import homeapp.engine as engine_module
+    from hw.exc import WaveformError
+    from tests.sessionkit import run_session
+
+    def refuse(spec, pins):
+        raise WaveformError("a test's stand-in for a compiler bug")
+
+    monkeypatch.setattr(engine_module, "compile_cycle", refuse)
+    run = run_session(tmp_path, rx_dict(), capsys=capsys)
+    assert run.code == 2 and run.summary is None
+    assert "cannot run this program: please call your clinic" in run.stderr
+    assert "internal error" not in run.stderr
+    device = Store.open(run.db)
+    try:
+        refused = [e for e in device.device_events() if e["kind"] == "start_refused"]
+    finally:
+        device.close()
+    assert refused and "cannot run this program" in refused[-1]["detail"]["reasons"][0]
+
+
+def test_a_step_that_cannot_be_compiled_mid_session_ends_it_with_a_fault(
+        make_engine, virtual_clock, monkeypatch):
+    import homeapp.engine as engine_module
+    from hw.exc import WaveformError
+
+    eng = make_engine(rx_dict(blocks=[
+        {"label": "a", "minutes": 0.5, "hz": 50, "pulse_us": 300, "on_s": 4, "off_s": 6,
+         "ramp_up_s": 1, "ramp_down_s": 1},
+        {"label": "b", "minutes": 0.5, "hz": 40, "pulse_us": 300, "on_s": 4, "off_s": 6,
+         "ramp_up_s": 1, "ramp_down_s": 1}]))
+    eng.start(threaded=False)
+    real = engine_module.compile_cycle
+
+    def refuse_40_hz(spec, pins):
+        if spec.hz == 40:
+            raise WaveformError("a test's stand-in for a compiler bug")
+        return real(spec, pins)
+
+    monkeypatch.setattr(engine_module, "compile_cycle", refuse_40_hz)
+    eng._compiled = {k: v for k, v in eng._compiled.items() if k.hz != 40}  # noqa: SLF001
+    eng.run()
+    st = eng.state
+    assert st.phase is Phase.ABORTED and "cannot run this program" in st.end_reason
+    events = eng.store.session(st.session_id)["events"]
+    assert [e for e in events if e["kind"] == "fault"]

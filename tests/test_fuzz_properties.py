@@ -173,7 +173,7 @@ def test_a_script_that_leaves_the_session_paused_still_ends(tmp_path):
     # Found by the property test above: an actions file whose last word is a pause (or an
     # electrode loss never repaired) left `homeapp session run --virtual-time` ticking in
     # virtual time forever. A headless run must end (the session stopped or aborted), not
-    # hang the machine that runs it; the engine now ends a pause nobody ends (MAX_PAUSE_S).
+    # hang the machine that runs it; the engine now ends a pause nobody ends (MAX_PAUSE_US).
     import json
     import subprocess
     import sys

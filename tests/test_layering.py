@@ -17,3 +17,84 @@ def test_pure_modules_import_neither_kivy_nor_pigpio(module):
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()}"
+
+
+# ---------------------------------------------------------------- the import graph, statically
+# Read from the source (every import statement, at any depth in a file), so an import
+# inside a function counts as much as one at the top.
+import ast  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = ("homeapp", "hw", "schedules", "clinic")
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` names in an import (`from a import b` names a and a.b)."""
+    me = _module(path).split(".")
+    package = me if path.name == "__init__.py" else me[:-1]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    files = [p for pkg in OURS if (ROOT / pkg).is_dir() for p in (ROOT / pkg).rglob("*.py")]
+    return {_module(p): _imports(p) for p in files}
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through our own modules."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for name in graph.get(todo.pop(), ()):
+            if name not in seen:
+                seen.add(name)
+                if name in graph:
+                    todo.append(name)
+    return seen
+
+
+def _is(name: str, *roots: str) -> bool:
+    return any(name == r or name.startswith(r + ".") for r in roots)
+
+
+def test_schedules_imports_nothing_of_ours():
+    graph = _graph()
+    bad = {m: sorted(i for i in imps if _is(i, "homeapp", "hw", "clinic"))
+           for m, imps in graph.items() if _is(m, "schedules")}
+    assert not {m: b for m, b in bad.items() if b}
+
+
+@pytest.mark.parametrize("module", ["homeapp.engine", "homeapp.plan", "homeapp.state"])
+def test_the_engine_reaches_neither_kivy_nor_pigpio_nor_the_driver(module):
+    reach = _reachable(_graph(), module)
+    bad = sorted(i for i in reach if _is(i, "kivy", "pigpio", "gpiozero", "hw.driver", "hw.sim"))
+    assert not bad, f"{module} imports {bad}"
+
+
+#: UI modules that still import hw/ or the store directly: test tooling that is to move
+#: out of the runtime package. The list may only shrink.
+UI_EXCEPTIONS = {"homeapp.ui.testing"}
+
+
+def test_the_ui_imports_neither_hw_nor_the_store():
+    graph = _graph()
+    bad = {m: sorted(i for i in imps if _is(i, "hw", "homeapp.store"))
+           for m, imps in graph.items() if _is(m, "homeapp.ui")}
+    bad = {m: b for m, b in bad.items() if b}
+    assert set(bad) <= UI_EXCEPTIONS, f"the UI imports hw/ or the store: {bad}"
+    assert UI_EXCEPTIONS <= set(bad), "an exception no longer needed: remove it from the list"

@@ -203,7 +203,7 @@ def test_every_problem_is_reported_not_only_the_first():
     (lambda d: d["blocks"][0].update(hz=10**5000), "blocks[0].hz: a huge number is above the device limit of 150 (allowed 1 to 150 Hz)"),
     (lambda d: d.update(clinician_id=7), "clinician_id: 7 is not text"),
     (lambda d: d.update(notes="x"), "notes: unknown field (known fields: format, id, patient_id, clinician_id, "
-                                    "issued, expires, sessions_per_week, max_sessions_per_day, min_hours_between, "
+                                    "issued, expires, valid_from, sessions_per_week, max_sessions_per_day, min_hours_between, "
                                     "supervision, channels, blocks, signature)"),
     (lambda d: d.pop("format"), 'format: missing (expected "homeapp.prescription/1")'),
     (lambda d: d.update(format="homeapp.prescription/2"),
@@ -234,12 +234,14 @@ def test_dates():
     d = example(t)
     assert check_prescription({**d, "issued": "2026-11-21", "expires": "2026-11-21"}, today=t) == []
     assert check_prescription({**d, "issued": "2026-11-22"}, today=t) == [
-        "issued: 2026-11-22 is in the future (today is 2026-11-21)"]
+        "issued: 2026-11-22 is in the future (today is 2026-11-21); issued is the day the prescription "
+        "was written: to start sessions later, set valid_from"]
     assert check_prescription({**d, "expires": "2026-11-20"}, today=t) == [
         "expires: 2026-11-20 has passed (today is 2026-11-21)"]
     assert check_prescription({**d, "issued": "2026-11-25", "expires": "2026-11-24"}, today=t) == [
         "expires: 2026-11-24 is before issued 2026-11-25",
-        "issued: 2026-11-25 is in the future (today is 2026-11-21)"]
+        "issued: 2026-11-25 is in the future (today is 2026-11-21); issued is the day the prescription "
+        "was written: to start sessions later, set valid_from"]
     assert check_prescription({**d, "expires": "2027-02-30"}, today=t) == [
         'expires: "2027-02-30" is not a date (expected YYYY-MM-DD)']
     assert check_prescription({**d, "issued": "20261120"}, today=t) == [

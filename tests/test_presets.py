@@ -55,7 +55,8 @@ def test_every_preset_has_a_name_title_and_short_rationale(name):
 def test_preset_names_cover_the_issue():
     assert preset_names() == [
         "fibre-type-1", "fibre-type-2a", "fibre-type-2b", "fibre-all-types", "circulation",
-        "reduced-circulation", "muscle-tone-twitch", "muscle-tone-static", "atrophied-muscle",
+        "restrict-circulation", "reduce-tone-twitch", "reduce-tone-static", "pain-relief-al-tens",
+        "atrophied-muscle",
         "quadriceps-after-knee-surgery"]
 
 
@@ -97,3 +98,55 @@ def test_make_prescription_options_and_independent_copies():
 def test_unknown_preset_lists_the_known_names():
     with pytest.raises(KeyError, match="unknown preset 'quads'.*quadriceps-after-knee-surgery"):
         make("quads")
+
+
+@pytest.mark.parametrize("old,new", [("reduced-circulation", "restrict-circulation"),
+                                     ("muscle-tone-twitch", "reduce-tone-twitch"),
+                                     ("muscle-tone-static", "reduce-tone-static")])
+def test_old_names_are_aliases_for_the_renamed_presets(old, new):
+    from schedules.presets import alias_note
+    assert old not in PRESETS and get_preset(old) is PRESETS[new]
+    assert make(old)["blocks"] == make(new)["blocks"]
+    assert make(old)["id"] == f"rx-{new}-{TODAY:%Y%m%d}"
+    assert new in alias_note(old) and alias_note(new) is None
+
+
+def test_renamed_presets_say_what_the_source_says():
+    assert "restricts circulation" in get_preset("restrict-circulation").rationale
+    assert get_preset("restrict-circulation").blocks[-1]["hz"] == 13
+    for name in ("reduce-tone-twitch", "reduce-tone-static"):
+        p = get_preset(name)
+        assert p.title.startswith("Reduce muscle tone") and "reduce muscle tone" in p.rationale
+        assert "manual therapies" in p.rationale
+
+
+def test_pain_relief_is_al_tens_low_frequency_twitches_on_motor_points():
+    p = get_preset("pain-relief-al-tens")
+    assert "acupuncture-like TENS" in p.rationale and "motor points" in p.rationale
+    assert p.channels[0]["label"] == "motor point"
+    block = main_block("pain-relief-al-tens")
+    assert block.hz == 2 and extremes(block, "hz") == (1, 4)  # low frequency: twitches
+    assert block.ramp_up_s == 0 and block.ramp_down_s == 0     # a twitch has no ramp
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_keeps_the_guidance_or_its_rationale_says_why_not(name):
+    """Computed from the blocks: 4-10 s contractions, 6-20 s rests, 10-20 min sessions; a
+    departure's rationale names what departs, says longer/shorter than usual and why."""
+    from schedules.presets import guidance_departures
+    p = get_preset(name)
+    for what in guidance_departures(p):
+        word = {"contraction": "contraction", "rest": "rest", "session": "session"}[what]
+        assert word in p.rationale, f"{name}: {what} outside the guidance, rationale silent"
+        assert re.search(r"(longer|shorter) than the usual", p.rationale), name
+        assert "because" in p.rationale, f"{name}: departure without a reason"
+
+
+def test_guidance_check_finds_departures():
+    from schedules.presets import Preset, guidance_departures
+    long_rest = Preset("x", "x", "x", ({"label": "m", "max_ma": 10},),
+                       ({"minutes": 25, "on_s": {"value": 5, "min": 2, "max": 5}, "off_s": 21},))
+    assert guidance_departures(long_rest) == {"contraction", "rest", "session"}
+    assert guidance_departures(get_preset("fibre-type-2b")) == {"rest"}
+    assert guidance_departures(get_preset("quadriceps-after-knee-surgery")) == {"rest"}
+    assert guidance_departures(get_preset("circulation")) == set()

@@ -140,7 +140,8 @@ def test_show_names_the_signing_key(tmp_path, capsys):
     d["signature"] = {"alg": "ed25519", "key_id": "c0ffee12", "value": "AAAA"}
     (tmp_path / "s.json").write_text(json.dumps(d))
     assert main(["rx", "show", str(tmp_path / "s.json"), "--today", "2026-11-21"]) == 0
-    assert "signature: signed, key c0ffee12" in capsys.readouterr().out
+    # no trust store given: the key is named, and the output says the signature was not checked
+    assert "signature: signed by key c0ffee12, signature NOT checked (no trust store given" in capsys.readouterr().out
 
 
 def test_show_refuses_an_invalid_file_on_stderr(capsys):
@@ -156,6 +157,10 @@ def test_presets_lists_every_preset_with_rationale(capsys):
         assert f"{name}  " in out and preset.rationale in out
 
 
+#: A prescription names a real patient and clinician (no "UNASSIGNED" default any more).
+WHO = ("--patient-id", "P-7", "--clinician-id", "C-3")
+
+
 def test_new_writes_a_valid_prescription_and_never_overwrites(tmp_path, capsys):
     out = tmp_path / "rx.json"
     assert main(["rx", "new", "--preset", "quadriceps-after-knee-surgery", "--out", str(out),
@@ -167,15 +172,15 @@ def test_new_writes_a_valid_prescription_and_never_overwrites(tmp_path, capsys):
     capsys.readouterr()
     assert main(["rx", "check", str(out)]) == 0
     out.write_text("signed already")
-    assert main(["rx", "new", "--preset", "circulation", "--out", str(out)]) == 2
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), *WHO]) == 2
     assert "already exists (use --force to overwrite)" in capsys.readouterr().err
     assert out.read_text() == "signed already"
-    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), "--force"]) == 0
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), "--force", *WHO]) == 0
     assert json.loads(out.read_text())["blocks"][0]["hz"] == {"value": 8, "min": 8, "max": 9}
 
 
 def test_new_to_stdout_round_trips_through_the_console_script(tmp_path):
-    r = run("rx", "new", "--preset", "atrophied-muscle")
+    r = run("rx", "new", "--preset", "atrophied-muscle", *WHO)
     assert r.returncode == 0 and r.stderr == ""
     (tmp_path / "a.json").write_text(r.stdout)
     assert run("rx", "check", str(tmp_path / "a.json")).returncode == 0
@@ -189,5 +194,49 @@ def test_new_unknown_preset_lists_the_known_names(capsys):
 
 
 def test_new_refuses_a_blank_id(capsys):
-    assert main(["rx", "new", "--preset", "circulation", "--patient-id", " "]) == 2
+    assert main(["rx", "new", "--preset", "circulation", "--patient-id", " ", "--clinician-id", "C-3"]) == 2
     assert "patient_id: is empty" in capsys.readouterr().err
+
+
+def test_old_preset_names_are_listed_and_accepted_as_aliases(tmp_path, capsys):
+    assert main(["rx", "presets"]) == 0
+    out = capsys.readouterr().out
+    assert "'reduced-circulation' is an old name: it now means 'restrict-circulation'" in out
+    out_file = tmp_path / "rx.json"
+    assert main(["rx", "new", "--preset", "muscle-tone-static", "--out", str(out_file), *WHO]) == 0
+    err = capsys.readouterr().err
+    assert "'muscle-tone-static' is an old name: it now means 'reduce-tone-static'" in err
+    assert json.loads(out_file.read_text(encoding="utf-8"))["id"].startswith("rx-reduce-tone-static-")
+
+
+def test_new_without_ids_is_refused_and_a_placeholder_fails_check(tmp_path, capsys):
+    """No --patient-id: exit 2 with a clear line, no file; a file naming UNASSIGNED fails rx check."""
+    out = tmp_path / "rx.json"
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out)]) == 2
+    assert "patient" in capsys.readouterr().err and not out.exists()
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), *WHO]) == 0
+    d = json.loads(out.read_text(encoding="utf-8"))
+    d["patient_id"] = d["clinician_id"] = "UNASSIGNED"
+    out.write_text(json.dumps(d), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["rx", "check", str(out)]) == 2
+    said = "".join(capsys.readouterr())
+    assert "patient_id" in said and "clinician_id" in said and "placeholder" in said
+
+
+def test_unknown_field_is_suggested_by_meaning(tmp_path, capsys):
+    """'frequency' names hz, as 'pulse_width' names pulse_us."""
+    out = tmp_path / "rx.json"
+    assert main(["rx", "new", "--preset", "circulation", "--out", str(out), *WHO]) == 0
+    d = json.loads(out.read_text(encoding="utf-8"))
+    d["blocks"][0]["frequency"] = 8
+    out.write_text(json.dumps(d), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["rx", "check", str(out)]) == 2
+    assert "blocks[0].frequency: unknown field (did you mean hz?)" in "".join(capsys.readouterr())
+
+
+def test_trust_list_of_an_absent_store_is_empty(tmp_path, capsys):
+    assert main(["rx", "trust", "list", "--trust", str(tmp_path / "no-such")]) == 0
+    said = "".join(capsys.readouterr())
+    assert "empty" in said and "no such" not in said

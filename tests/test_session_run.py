@@ -168,6 +168,22 @@ def test_electrode_loss_cuts_that_channel_and_pauses_until_it_is_back(tmp_path, 
     assert any(e["kind"] == "refused" and e["detail"].get("what") == "resume" for e in events)
 
 
+def test_an_electrode_never_reattached_ends_the_session_aborted(tmp_path, capsys):
+    """docs/contract.md: `aborted` covers an electrode lost and not recovered; a pause the
+    patient chose and never ended is `stopped`."""
+    lost = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 20},
+        {"t": 11.3, "do": "lead_off", "channel": 1},
+    ], name="lost", capsys=capsys)
+    assert lost.code == 0, lost.stderr
+    session = lost.export()["sessions"][0]
+    assert session["status"] == "aborted"
+    assert lost.summary["status"] == "aborted"
+    paused = run_session(tmp_path, rx_dict(), [{"t": 11.3, "do": "pause"}], name="paused",
+                         capsys=capsys)
+    assert paused.export()["sessions"][0]["status"] == "stopped"
+
+
 def test_the_same_run_gives_a_byte_identical_trace(tmp_path, capsys):
     acts = [{"t": 0, "do": "intensity", "channel": 0, "ma": 15}, {"t": 13, "do": "pause"},
             {"t": 15, "do": "resume"}, {"t": 15.5, "do": "intensity", "channel": 1, "ma": 7}]
@@ -263,3 +279,44 @@ def test_after_a_freeze_the_trace_runs_past_the_watchdog_even_after_a_pause(tmp_
     tr = run.trace_obj()
     # the last heartbeat edge was at 68.8 s: the watchdog's cut 250 ms later is in the trace
     assert tr.signal("enable")[-1] == (69_050_000, 0)
+
+
+@pytest.mark.parametrize("first", ["freeze", "estop"])
+def test_the_e_stop_reaches_the_board_while_the_app_is_frozen(tmp_path, capsys, first):
+    # The button is wired to the board, not to the app: frozen or not, the output is cut
+    # at the press by the board's own e-stop wiring (not 250 ms later by the watchdog).
+    second = "estop" if first == "freeze" else "freeze"
+    run = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 20},
+        {"t": 11, "do": first},
+        {"t": 11, "do": second},
+    ], capsys=capsys)
+    assert run.code == 0, run.stderr
+    tr = run.trace_obj()
+    press_us = 11 * US
+    assert delivered_between(tr, 0, 10 * US, press_us) != []  # it was stimulating
+    assert tr.value_at("estop", press_us) == 1
+    assert tr.value_at("enable", press_us) == 0
+    assert delivered_after(tr, 0, press_us) == []
+    assert [p for p in tr.pulses(0) if p.start_us >= press_us and p.enabled] == []
+
+
+def test_electrodes_and_the_e_stop_still_change_after_a_freeze(tmp_path, capsys):
+    # Only the app's own commands stop with a freeze: a lead coming off and the e-stop
+    # pressed and released later are in the trace at their times; the pause is not.
+    run = run_session(tmp_path, rx_dict(), [
+        {"t": 0, "do": "intensity", "channel": 0, "ma": 20},
+        {"t": 5, "do": "freeze"},
+        {"t": 5.5, "do": "pause"},
+        {"t": 6, "do": "lead_off", "channel": 1},
+        {"t": 7, "do": "estop"},
+        {"t": 7.5, "do": "estop_release"},
+        {"t": 8, "do": "lead_on", "channel": 1},
+    ], capsys=capsys)
+    assert run.code == 0, run.stderr
+    assert run.summary["status"] == "interrupted"
+    tr = run.trace_obj()
+    assert tr.signal("lead.ch1") == [(0, 1), (6 * US, 0), (8 * US, 1)]
+    assert tr.signal("estop") == [(0, 0), (7 * US, 1), (int(7.5 * US), 0)]
+    kinds = [e["kind"] for e in run.export()["sessions"][0]["events"]]
+    assert "pause" not in kinds and "estop" not in kinds and "lead_off" not in kinds

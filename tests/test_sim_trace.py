@@ -83,3 +83,41 @@ def test_a_bounded_recorder_keeps_only_the_newest_rows():
     for k in range(1, 1001):
         unbounded.record(sig, k * 10, k % 2)
     assert len(unbounded.times[sig]) == 1001
+
+
+KILLED_MID_WRITE = r"""
+import os, signal, sys, threading, time
+from hw.sim.trace import SIGNALS, TraceRecorder
+path, earlier_size = sys.argv[1], int(sys.argv[2])
+rec = TraceRecorder({name: 0 for name in SIGNALS})
+for t in range(1, 400_001):
+    rec.record(t % 4, t, float(t % 2))
+def watch():
+    # kill this process the moment anything of the new trace is on disk
+    d = os.path.dirname(path)
+    while True:
+        for name in os.listdir(d):
+            size = os.path.getsize(os.path.join(d, name))
+            if size > 0 and (name != os.path.basename(path) or size != earlier_size):
+                os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.0005)
+threading.Thread(target=watch, daemon=True).start()
+rec.write(path)
+time.sleep(5)
+"""
+
+
+def test_a_trace_killed_mid_write_never_leaves_a_cut_file(tmp_path):
+    """A writer killed while the trace is being written leaves the earlier file whole, or
+    none: never rows cut off mid-session with a leg high."""
+    import subprocess
+    import sys as _sys
+    path = tmp_path / "trace.csv"
+    earlier = "t_us,signal,value\n" + "".join(f"0,{name},0\n" for name in SIGNALS)
+    for _ in range(5):
+        path.write_text(earlier)
+        done = subprocess.run([_sys.executable, "-c", KILLED_MID_WRITE, str(path),
+                               str(len(earlier))],
+                              capture_output=True, timeout=120)
+        assert done.returncode == -9, done.stderr.decode()[-500:]
+        assert path.read_text() == earlier

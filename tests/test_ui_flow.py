@@ -16,22 +16,9 @@ if not os.environ.get("DISPLAY"):
                 allow_module_level=True)
 
 from homeapp.ui.testing import UI, texts, write_rx  # noqa: E402
+from tests.uikit import events, ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy
-
-
-@pytest.fixture
-def ui(tmp_path):
-    u = UI(tmp_path)
-    yield u
-    u.close()
-
-
-def events(ui, kind=None):
-    """The events of the current (or last) session, open or ended."""
-    sid = ui.state.session_id if ui.state is not None else ui.device.store.export()["sessions"][-1]["id"]
-    evs = ui.device.store.session(sid)["events"]
-    return [e for e in evs if kind is None or e["kind"] == kind]
 
 
 def test_patient_flow_home_to_after_lands_in_the_log(ui):
@@ -80,7 +67,9 @@ def test_patient_flow_home_to_after_lands_in_the_log(ui):
     after = ui.screen
     assert any(t.startswith("Session stopped") for t in texts(after))
     logged = ui.device.store.session(ui.state.session_id)["channels"]
-    assert f"{logged[0]['contractions']} / {logged[1]['contractions']} contractions" in after.summary.text
+    # Per channel by its name, against the plan, never "x / y contractions".
+    assert f"left quadriceps: {logged[0]['contractions']} of 6 contractions" in after.summary.text
+    assert f"right quadriceps: {logged[1]['contractions']} of 6 contractions" in after.summary.text
     ui.tap(after.save)                                 # nothing chosen yet: stays
     assert ui.app.current == "after"
     ui.tap(after.pain.buttons[2])
@@ -427,7 +416,7 @@ def test_adjust_moves_a_prescribed_value_within_its_range(tmp_path):
         assert [(r.block_index, r.param) for r in view.rows] == [(0, "hz")]
         row = view.rows[0]
         shown = texts(view)
-        assert "Frequency" in shown and "Block 1: strength" in shown
+        assert "Frequency" in shown and "Now, block 1: strength" in shown
         assert "allowed from 45 to 55 Hz" in shown and "50" in shown
         assert not row.plus.disabled and not row.minus.disabled
         for _ in range(10):

@@ -103,3 +103,21 @@ def test_placement_pictures_follow_the_channel_label():
     calf = placement_for("left calf")
     assert calf.view == "back" and calf.pads[0][0] < 0.5
     assert placement_for("target muscle") is None
+
+
+def test_every_start_refusal_the_engine_gives_is_said_in_the_patients_words():
+    """A refusal kind the touchscreen does not know reaches the patient as the log's English
+    sentence, whatever the language: each kind the engine gives has its own text."""
+    import inspect
+
+    from homeapp.ui import prepare
+    kinds = set()
+    for path in (Path(prepare.__file__).parents[1]).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Reason"
+                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
+                kinds.add(node.args[1].value)
+    assert "cannot_run" in kinds
+    said = inspect.getsource(prepare.refusal_text)
+    missing = sorted(k for k in kinds if f'"{k}"' not in said)
+    assert not missing, f"refusal kinds with no patient text: {missing}"

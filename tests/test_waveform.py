@@ -21,10 +21,12 @@ from hw import pigpio_limits as L
 from hw.exc import WaveformError
 from hw.pins import load_pin_map
 from hw.sim import waves as simwaves
-from hw.waveform import (CompiledCycle, CycleSpec, Grid, compile_cycle, continuous_segments,
+from homeapp.plan import continuous_segments
+from hw.waveform import (CompiledCycle, CycleSpec, Grid, compile_cycle,
                          ramp_widths)
 from schedules.limits import INTERPHASE_GAP_US
 from schedules.model import Block
+from tests.strategies import valid_prescriptions
 
 PINS = load_pin_map()
 
@@ -150,7 +152,7 @@ def expected_widths(spec: CycleSpec, n: int, foot: int) -> list[int]:
     hz = Fraction(repr(float(spec.hz)))
     n_up = half_up(Fraction(repr(float(spec.ramp_up_s))) * hz) if spec.ramp_up else 0
     n_down = half_up(Fraction(repr(float(spec.ramp_down_s))) * hz) if spec.ramp_down else 0
-    while n_up + n_down > n:
+    while n_up + n_down > n - 1:  # the plateau keeps at least one pulse at W
         if n_down >= n_up:
             n_down -= 1
         else:
@@ -352,3 +354,44 @@ def test_continuous_block_segments_join_on_the_grid():
     up, plateau, down = ramp_parts(widths, 300)
     assert len(up) == 2 * 149 and len(down) == 3 * 149 and set(plateau) == {300}
     assert segs[0][0].ramp_down is False and segs[-1][0].ramp_up is False
+
+
+@pytest.mark.parametrize("hz, on_s, up_s, down_s, expected", [
+    (2, 2, 1, 1, [133, 267, 400, 200]),   # was 133/267/267/133: never the prescribed 400
+    (1, 1, 0, 1, [400]),                  # was one pulse at 200 µs
+])
+def test_ramps_that_fill_the_contraction_still_reach_the_width(hz, on_s, up_s, down_s, expected):
+    spec = CycleSpec(hz=hz, pulse_us=400, on_s=on_s, off_s=on_s, ramp_up_s=up_s, ramp_down_s=down_s)
+    cycle = compile_cycle(spec, PINS)
+    events, _ = play(cycle)
+    played = [p[1] for p in pulses_of(events, 1 << PINS.ch0_a, 1 << PINS.ch0_b)]
+    assert played == expected
+
+
+def _played_widths(spec: CycleSpec) -> list[list[int]]:
+    """Per channel, the A-phase widths the compiled chain plays, read from its waves."""
+    events, _ = play(compile_cycle(spec, PINS))
+    legs = ((PINS.ch0_a, PINS.ch0_b), (PINS.ch1_a, PINS.ch1_b))[:spec.channels]
+    return [[p[1] for p in pulses_of(events, 1 << a, 1 << b)] for a, b in legs]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_prescriptions(fine=True) | valid_prescriptions(), st.booleans())
+def test_the_top_of_every_contraction_is_the_prescribed_width(data, ends):
+    """Over the valid space (either end of the patient's ranges): every contraction of an
+    intermittent block, and a continuous block as a whole, reaches round(pulse_us)."""
+    from homeapp.plan import block_steps
+    from schedules.validate import parse_prescription
+
+    rx = parse_prescription(data)
+    for i, block in enumerate(rx.blocks):
+        for param, rng in block.ranges.items():
+            block = block.with_value(param, rng.max if ends else rng.min)
+        width = half_up(Fraction(repr(float(block.pulse_us))))
+        specs_played = list(dict.fromkeys(s.spec for s in block_steps(block, i, len(rx.channels))))
+        per_spec = [_played_widths(spec) for spec in specs_played]
+        if block.continuous:
+            assert max(max(ws[0]) for ws in per_spec) == width
+        else:
+            (channels,) = per_spec
+            assert all(max(ws) == width for ws in channels)

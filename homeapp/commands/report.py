@@ -2,9 +2,11 @@
 clinician's one-page review of a log bundle (homeapp/report.py).
 
 The bundle is verified first when the device's public key is given, and the result leads
-the page. Exit 0: report written and the bundle verified (or no key given: the page and
-stderr say it is unverified); 2: a bad argument or file, or the bundle failed verification
-(the report is still written, with the problems at the top).
+the page. Without the key its hash chain is still checked: a bundle with a record changed,
+removed or inserted is refused (no report, exit 2, each record named on stderr). Exit 0:
+report written and the bundle verified (or no key given: the page and stderr say it is
+unverified); 2: a bad argument or file, a broken chain, or the bundle failed verification
+(with the key the report is still written, with the problems at the top).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from schedules.signing import KeyFileError, load_public_key
 
     from ..bundle import BundleError
-    from ..report import build_report
+    from ..report import ChainBroken, build_report
 
     public_key = None
     if args.device_key:
@@ -41,6 +43,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UserError(f"device key: {e}") from None
     try:
         result = build_report(args.bundle, out_html=args.out, device_public_key=public_key, out_pdf=args.pdf)
+    except ChainBroken as e:
+        for p in e.problems:
+            print(f"{args.bundle}: {p}", file=sys.stderr)
+        n = len(e.problems)
+        print(f"{args.bundle}: refused: the bundle was altered ({n} problem{'s' * (n != 1)}); no report written",
+              file=sys.stderr)
+        return 2
     except BundleError as e:
         raise UserError(str(e)) from None
     except OSError as e:

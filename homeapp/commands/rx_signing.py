@@ -48,7 +48,7 @@ def register_rx(rx_subparsers: Any) -> None:
     p.set_defaults(func=cmd_verify)
 
     trust = rx_subparsers.add_parser(
-        "trust", help="the device's trust store: add or list clinician keys",
+        "trust", help="the device's trust store: add, list or remove clinician keys",
         description="The clinician public keys this device accepts. For the installer (as the "
                     "app's user); on the touchscreen, clinician mode does the same.")
     trust_sub = trust.add_subparsers(dest="trust_command", metavar="TRUST_COMMAND", required=True)
@@ -64,6 +64,16 @@ def register_rx(rx_subparsers: Any) -> None:
     p.add_argument("--trust", metavar="DIR",
                    help="trust store directory (default: the configuration's paths.trust_dir)")
     p.set_defaults(func=cmd_trust_list)
+    p = trust_sub.add_parser("remove", help="stop trusting a clinician's key (key rotation); logged",
+                             description="Take a key out of the trust store: prescriptions it signed are "
+                                         "refused from the next session start on. Logged in the device's "
+                                         "log as a device event `trust_removed`.")
+    p.add_argument("key_id", metavar="KEY_ID", help="the key id (as `rx trust list` shows it) or its label")
+    p.add_argument("--trust", metavar="DIR",
+                   help="trust store directory (default: the configuration's paths.trust_dir)")
+    p.add_argument("--db", metavar="DB", help="the device's log, where the removal is recorded "
+                                              "(default: the configuration's paths.db)")
+    p.set_defaults(func=cmd_trust_remove)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -109,7 +119,7 @@ def _validation_problems(rx: dict[str, Any]) -> list[str]:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     rx = read_rx_json(args.rx)
-    rx.pop("signature", None)  # re-signing replaces the old signature
+    old = rx.pop("signature", None)  # re-signing replaces the old signature
     problems = _validation_problems(rx)
     if problems:
         raise UserError(f"{args.rx}: refusing to sign an invalid prescription: " + "; ".join(problems))
@@ -124,6 +134,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot write {out}: {e.strerror}") from None
     print(f"signed {signed.get('id', '?')} with key {signed['signature']['key_id']} -> {out}")
+    if old is not None:
+        old_kid = old.get("key_id", "?") if isinstance(old, dict) else "?"
+        same = old_kid == signed["signature"]["key_id"]
+        print(f"this replaces its earlier signature by key {old_kid}"
+              + (" (the same key)" if same else " (another clinician's key: that signature is gone)"),
+              file=sys.stderr)
     return 0
 
 
@@ -170,13 +186,50 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_list(args: argparse.Namespace) -> int:
-    trust = _existing(_trust_store(args))
+    trust = _trust_store(args)
+    if trust.directory.exists() and not trust.directory.is_dir():
+        raise UserError(f"{trust.directory}: not a directory (the trust store is a directory of *.pub keys)")
     labels = trust.labels()
     for kid, label in labels.items():
         print(f"{kid}  {label}")
     for problem in trust.problems:
         print(f"skipped: {problem}", file=sys.stderr)
     if not labels:
-        print(f"{trust.directory}: no clinician keys (the device refuses every signed "
-              f"prescription until one is added)", file=sys.stderr)
+        print(f"{trust.directory}: empty: no clinician keys yet (the device refuses every signed "
+              f"prescription until one is added with `homeapp rx trust add`)", file=sys.stderr)
+    return 0
+
+
+def cmd_trust_remove(args: argparse.Namespace) -> int:
+    from ..store import Store, StoreError
+
+    trust = _existing(_trust_store(args))
+    db = args.db
+    if db is None:
+        from ..config import ConfigError, load_config
+        try:
+            db = load_config(getattr(args, "config", None)).db_path
+        except ConfigError as e:
+            raise UserError("the configuration is not valid, so the log is unknown: "
+                            + "; ".join(e.problems) + " (or give --db DB)") from None
+    try:
+        store = Store.open(db)
+    except StoreError as e:
+        raise UserError(f"the removal must be logged, but {e}") from None
+    try:
+        try:
+            kid, label = trust.remove(args.key_id)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        except OSError as e:
+            raise UserError(f"cannot change the trust store {trust.directory}: {e.strerror}") from None
+        try:
+            store.add_device_event(kind="trust_removed",
+                                   detail={"key_id": kid, "label": label, "by": "command line"})
+        except StoreError as e:
+            raise UserError(f"the key {kid} was removed but the log could not record it: {e}") from None
+    finally:
+        store.close()
+    print(f"removed {kid} ({label}) from {trust.directory}: prescriptions it signed are refused "
+          f"from the next session start")
     return 0

@@ -22,7 +22,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="the caregiver's unlock that a supervised prescription needs")
     run.add_argument("--trust", metavar="DIR",
                      help="trust store of clinician public keys (default: the configured one)")
+    run.add_argument("--start-at", type=_start_at, metavar="ISO-8601",
+                     help="the session's wall-clock start (with --virtual-time), e.g. 2026-11-03T09:30:00+01:00; "
+                          "no zone = local time")
     run.set_defaults(func=_run)
+
+
+def _start_at(text: str):
+    import datetime as dt
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time "
+                                         f"(e.g. 2026-11-03T09:30:00+01:00)") from None
+    return when if when.tzinfo is not None else when.astimezone()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
         result = run_session(prescription_path=args.prescription, db_path=args.db,
                              trace_path=args.trace, actions_path=args.actions,
                              virtual_time=args.virtual_time, allow_unsigned=args.allow_unsigned,
-                             caregiver_unlocked=args.caregiver_unlocked, trust_dir=trust)
+                             caregiver_unlocked=args.caregiver_unlocked, trust_dir=trust,
+                             start_at=args.start_at)
     except Exception as e:  # noqa: BLE001 - exit 1 is the contract's "internal error"
         from homeapp.errors import UserError
         if isinstance(e, UserError):

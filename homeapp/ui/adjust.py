@@ -7,6 +7,8 @@ shows the value the engine accepted, or the engine's reason when it refused. STO
 on screen; alerts still cover this view (it lives inside the Session screen)."""
 from __future__ import annotations
 
+import math
+
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 
@@ -55,6 +57,7 @@ class AdjustRow(Card):
         self.pending: float | None = None            # asked, not answered yet
         self.message = ""
         self.locked = False                          # running continuous block: fixed now
+        self.now: bool | None = None                 # the block running now (None: not known)
         left = BoxLayout(orientation="vertical", spacing=0)
         self.name = Text("", size=Theme.font_body + 2, bold=True, size_hint_y=None, height=32,
                          shorten=True, shorten_from="right")
@@ -115,10 +118,21 @@ class AdjustRow(Card):
             self.locked = locked
             self.refresh()
 
+    def set_now(self, now: bool | None) -> None:
+        if now != self.now:
+            self.now = now
+            self.refresh()
+
     def refresh(self) -> None:
         name, unit, _step = FIELDS[self.param]
         self.name.text = _(name)
-        self.where.text = f_("Block {i}: {label}", i=self.block_index + 1, label=self.block_label)
+        if self.now is None:
+            self.where.text = f_("Block {i}: {label}", i=self.block_index + 1, label=self.block_label)
+        elif self.now:
+            self.where.text = f_("Now, block {i}: {label}", i=self.block_index + 1, label=self.block_label)
+        else:
+            self.where.text = f_("Later, block {i}: {label}", i=self.block_index + 1, label=self.block_label)
+        self.where.color = Theme.text if self.now else Theme.muted
         self.allowed.text = f_("allowed from {lo} to {hi} {unit}", lo=fmt(self.range.min),
                                hi=fmt(self.range.max), unit=_(unit))
         self.shown.text = fmt(self.value)
@@ -152,6 +166,14 @@ class AdjustView(BoxLayout):
         header.add_widget(self.done)
         header.add_widget(self.stop)
         self.add_widget(header)
+        # CONTRACT / REST and its countdown stay in sight while stimulation goes on.
+        self.cue = Card(size_hint_y=None, height=56, padding=(14, 0))
+        self.cue_phase = Text("", size=Theme.font_large, bold=True, color=Theme.warn_text)
+        self.cue_count = Text("", size=Theme.font_large + 4, bold=True, color=Theme.warn_text,
+                              halign="right", size_hint_x=None, width=90)
+        self.cue.add_widget(self.cue_phase)
+        self.cue.add_widget(self.cue_count)
+        self.add_widget(self.cue)
         self.hint = Text("", size=Theme.font_small, color=Theme.muted, size_hint_y=None, height=28,
                          fit=True)
         self.add_widget(self.hint)
@@ -208,6 +230,22 @@ class AdjustView(BoxLayout):
         for row in self.rows:
             row.set_locked(active and row.block_index == state.block_index
                            and self.blocks[row.block_index].continuous)
+            row.set_now(row.block_index == state.block_index if active else None)
+        self._show_cue(state)
+
+    def _show_cue(self, state) -> None:
+        running = state is not None and state.phase.value == "running"
+        if running:
+            self.cue_phase.text = _("CONTRACT") if state.contracting else _("REST")
+            self.cue_count.text = str(max(0, int(math.ceil(state.phase_left_s))))
+            self.cue.bg = Theme.contract if state.contracting else Theme.rest
+            self.cue_phase.color = self.cue_count.color = Theme.warn_text
+        else:
+            paused = state is not None and state.phase.value == "paused"
+            self.cue_phase.text = _("PAUSED") if paused else ""
+            self.cue_count.text = ""
+            self.cue.bg = Theme.card_hi
+            self.cue_phase.color = Theme.text
 
     def refresh(self) -> None:
         self.title.text = _("Adjust your program")

@@ -26,7 +26,7 @@ def alert_texts(alert, channels) -> tuple[str, str, list[str]]:
                 f_("Channel {n} ({label}) lost contact. Stimulation is paused and set to zero.", n=n, label=label),
                 [_("1. Press the pad firmly onto the skin, or put on a new pad."),
                  _("2. Check that the cable is plugged in."),
-                 _("When contact is back, touch Continue. Or touch STOP.")])
+                 _("3. Then touch Continue.")])
     if kind == "watchdog":
         return (_("STIMULATOR STOPPED"), _("The program stopped answering. Stimulation is off."),
                 [_("1. Take the pads off."), _("2. Touch OK."),
@@ -45,18 +45,23 @@ class AlertOverlay(FloatLayout):
         self.box = BoxLayout(orientation="vertical", padding=(24, 12, 24, 16), spacing=6)
         paint_background(self.box, Theme.stop)
         self.title = Text("", size=52, bold=True, size_hint_y=None, height=64)
-        self.what = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, height=80, valign="top")
+        self.what = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, valign="top", fit=True)
         self.steps = Text("", size=Theme.font_body + 2, valign="top")
-        self.detail = Text("", size=Theme.font_small - 4, size_hint_y=None, height=22)
+        # What the patient must do before OK or Continue works (the technical detail of
+        # the alert is in the log, not on the patient's screen).
+        self.hint = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=0, fit=True)
         row = BoxLayout(size_hint_y=None, height=84, spacing=16)
         self.ok = BigButton("", bg=Theme.text, fg=Theme.warn_text, size=Theme.font_large)
         self.ok.bind(on_release=lambda *_: self.app.acknowledge())
+        # Shown greyed while an electrode is loose: Continue works once contact is back.
+        self.wait_continue = BigButton("", bg=Theme.disabled, size=Theme.font_large)
+        self.wait_continue.disabled = True
         self.stop = BigButton("", bg=Theme.bg, size=Theme.font_large)
         self.stop.bind(on_press=lambda *_: self.app.stop_session())  # as the finger lands
         row.add_widget(self.ok)
         row.add_widget(self.stop)
         self.row = row
-        for w in (self.title, self.what, self.steps, self.detail, row):
+        for w in (self.title, self.what, self.steps, self.hint, row):
             self.box.add_widget(w)
         self.box._bg_color.rgba = Theme.stop
 
@@ -79,6 +84,21 @@ class AlertOverlay(FloatLayout):
         if alert != self.alert:
             self.alert = alert
             self.refresh()
+        self._show_hint(state)
+
+    def _show_hint(self, state) -> None:
+        notice = state.notice if state is not None else None
+        kind = getattr(self.alert.kind, "value", self.alert.kind) if self.alert is not None else None
+        if notice is not None and notice.kind == "estop_pressed":
+            hint = _("The stop button is still pressed. Turn it to release it, then touch OK.")
+        elif kind == "lead_off":
+            hint = _("Continue works again when the pad has contact.")
+        else:
+            hint = ""
+        if hint != self.hint.text:
+            self.hint.text = hint
+        if not hint:
+            self.hint.height = 0
 
     def on_touch_down(self, touch):
         if self.showing and self.collide_point(*touch.pos):
@@ -105,18 +125,21 @@ class AlertOverlay(FloatLayout):
         lead = kind == "lead_off"
         self.box._bg_color.rgba = Theme.warn if lead else Theme.stop
         fg = Theme.warn_text if lead else Theme.text
-        for w in (self.title, self.what, self.steps, self.detail):
+        for w in (self.title, self.what, self.steps, self.hint):
             w.color = fg
         self.title.text = title
         self.what.text = what
         self.steps.text = "\n".join(steps)
-        self.detail.text = a.detail
         self.ok.text = _("OK")
+        self.wait_continue.text = _("Continue")
         self.stop.text = _("STOP")
         self.row.clear_widgets()
         if a.needs_ack:
             self.row.add_widget(self.ok)
+        elif lead:
+            self.row.add_widget(self.wait_continue)
         ended = self.state is not None and self.state.phase.ended
         if not ended:
             self.stop.bg = Theme.stop if lead else Theme.bg
             self.row.add_widget(self.stop)
+        self._show_hint(self.state)

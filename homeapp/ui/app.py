@@ -267,6 +267,23 @@ class HomeApp(App):
         self.overlay.render(None)
         self.go("home")
 
+    def skip_report(self, comment: str = "") -> None:
+        """Skip on After: the log records that pain and effort were not answered (an event
+        `report_skipped`, with the comment if one was typed), and Home shows at once."""
+        link = self.link
+        if link is not None:
+            def logged(_r, error):
+                link.close()
+                if error is not None:
+                    log.error("logging the skipped report failed: %s", error)
+                self.screens["home"].refresh()
+            link.call("note", "report_skipped", answered=False, comment=comment or None, done=logged)
+        self.link = None
+        self.engine = None
+        self.state = None
+        self.overlay.render(None)
+        self.go("home")
+
     def on_stop(self):
         if self._poll_event is not None:
             self._poll_event.cancel()

@@ -23,6 +23,8 @@ def signature_text(reason: str) -> str:
         return _("unsigned")
     if reason.startswith("signed by an unknown key"):
         return _("signed by a key this device does not trust")
+    if reason.startswith("signed by a removed key"):
+        return _("signed by a key that was removed from this device")
     if reason.startswith("altered after signing"):
         return _("changed after it was signed")
     return reason
@@ -103,6 +105,12 @@ class ClinicianScreen(PinScreen):
         if not files:
             box.add_widget(Text(_("No prescription file found. Insert the USB stick."), size=Theme.font_small,
                                 color=Theme.muted, size_hint_y=None, height=40))
+        for kid, label in svc.trusted_keys().items():
+            b = BigButton(f_("Stop trusting {label} ({id})", label=label, id=kid[:9] + "…"), bg=Theme.card_hi,
+                          size=Theme.font_small, size_hint_y=None, height=60)
+            b.bind(on_release=lambda _b, kid=kid, label=label: self.ask_untrust(_b, kid, label))
+            self.file_buttons.append(b)
+            box.add_widget(b)
         sv.add_widget(box)
         self.content.add_widget(sv)
         self.content.add_widget(self.message)
@@ -118,6 +126,29 @@ class ClinicianScreen(PinScreen):
         self.refresh()
         self.message.color = Theme.ok
         self.message.text = f_("Key {id} is trusted now.", id=key_id)
+
+    def ask_untrust(self, button, key_id, label):
+        """Removing a key refuses every prescription it signed: a second touch confirms."""
+        if getattr(button, "confirming", False):
+            self.do_untrust(key_id)
+            return
+        button.confirming = True
+        button.bg = Theme.bad
+        button.text = f_("Touch again to stop trusting {label}", label=label)
+        self.message.color = Theme.warn
+        self.message.text = _("Prescriptions signed by this key will be refused from the next session.")
+
+    def do_untrust(self, key_id):
+        try:
+            label = self.app.svc.untrust_key(key_id)
+        except Exception as e:  # a store that cannot be written, a key already gone: say so
+            self.message.color = Theme.bad
+            self.message.text = _("Refused:") + " " + str(e)
+            return
+        self.app.screens["home"].refresh()
+        self.refresh()
+        self.message.color = Theme.ok
+        self.message.text = f_("Key {id} ({label}) is no longer trusted.", id=key_id[:9] + "…", label=label)
 
     def do_import(self, path):
         ok, problems = self.app.svc.import_prescription(path)

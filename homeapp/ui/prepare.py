@@ -48,7 +48,8 @@ def refusal_text(reason: str, svc) -> str:
     if kind == "expired" and rx is not None:
         return f_("Your program ended on {date}. Ask your clinic for a new one.", date=rx.expires.isoformat())
     if kind == "not_yet_valid":
-        return f_("Your program starts on {date}.", date=rx.issued.isoformat() if rx else "")
+        day = getattr(reason, "params", {}).get("date") or (rx.starts_on if rx else None)
+        return f_("Your program starts on {date}.", date=day.isoformat() if day else "")
     if kind == "schedule":
         due = svc.due_text_params()
         if due.get("when") == "later":
@@ -64,6 +65,8 @@ def refusal_text(reason: str, svc) -> str:
         return _("No contact: press the pad firmly onto the skin.")
     if kind == "caregiver":
         return _("A caregiver must unlock this session.")
+    if kind == "cannot_run":
+        return _("This device cannot run this program. Please call your clinic.")
     return reason
 
 

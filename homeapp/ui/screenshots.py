@@ -76,7 +76,7 @@ def sample_sessions(today=TODAY):
 def channel(i, label, target, cap=40.0, contracting=True, previous=0.0, contact=True, done=3):
     return ChannelState(index=i, label=label, cap_ma=cap, target_ma=target, set_ma=target,
                         previous_ma=previous, contact=contact, contracting=contracting,
-                        contractions_done=done)
+                        contractions_done=done, peak_ma=target)
 
 
 def session_state(**kw):
@@ -178,6 +178,7 @@ def scenes(app):
         app.engine = FakeEngine(st)
         app.state = st
         app.screens["after"].set_result(st)
+        app.screens["after"].planned_contractions = 12   # the FakeEngine holds no prescription
         app.go("after")
         app.render(st)
         a = app.screens["after"]
@@ -239,9 +240,14 @@ def scenes(app):
         ("session-paused", session(phase=Phase.PAUSED, contracting=False,
                                    channels=(channel(0, "left quadriceps", 0, previous=24),
                                              channel(1, "right quadriceps", 0, previous=22)))),
+        ("session-resumed", session(channels=(channel(0, "left quadriceps", 0, previous=24),
+                                              channel(1, "right quadriceps", 0, previous=22)))),
         ("session-adjust", session_adjust),
         ("alert-estop", session(phase=Phase.ABORTED, contracting=False,
                                 alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True))),
+        ("alert-estop-held", session(phase=Phase.ABORTED, contracting=False,
+                                     alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True),
+                                     notice=Notice("estop_pressed", {}, "release the e-stop first"))),
         ("alert-lead-off", session(phase=Phase.PAUSED, contracting=False,
                                    alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="ch1 sense 12 counts"))),
         ("alert-fault", session(phase=Phase.ABORTED, contracting=False,

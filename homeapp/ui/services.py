@@ -359,6 +359,26 @@ class Services:
             self.load_current_prescription()  # its signature may verify now
         return key_id
 
+    def trusted_keys(self) -> dict[str, str]:
+        """key id -> label of the clinician keys this device trusts."""
+        from schedules.signing import TrustStore
+        trust = getattr(self.device, "trust", None) or TrustStore(self.config.trust_dir)
+        return trust.labels()
+
+    def untrust_key(self, key_id: str) -> str:
+        """Stop trusting a clinician's key (clinician mode only), logged as the device event
+        `trust_removed`; a prescription it signed is refused from the next start. Returns
+        the key's label; ValueError with a reason when no trusted key has that id."""
+        from schedules.signing import TrustStore
+        trust = getattr(self.device, "trust", None) or TrustStore(self.config.trust_dir)
+        kid, label = trust.remove(key_id)
+        if self.store is not None:
+            self.store.add_device_event(kind="trust_removed",
+                                        detail={"key_id": kid, "label": label, "by": "clinician mode"})
+        if self.rx is not None:
+            self.load_current_prescription()  # its signature may no longer verify
+        return label
+
     # ------------------------------------------------------------------ home
     def due_text_params(self) -> dict:
         """When the next session may start: {"when": "now" | "later" | "never" | "none",

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 
+from kivy.clock import Clock
 from kivy.uix.boxlayout import BoxLayout
+
+from schedules.limits import INTENSITY_RISE_MA_PER_S, INTENSITY_STEP_MA
 
 from .base import BaseScreen
 from .i18n import _, f_, number
@@ -66,35 +69,71 @@ class ChannelControl(Card):
         mid.add_widget(self.ma)
         mid.add_widget(self.unit)
         self.plus = BigButton("+", bg=Theme.primary, size=64, size_hint_x=None, width=88)
-        self.plus.bind(on_release=lambda *_: screen.app.command("increase", index))
+        # + acts as the finger lands and, held, repeats at the rate the engine lets the
+        # intensity rise (the engine still limits every step); each step shows.
+        self.plus.bind(on_press=lambda *_: self.start_raise(), state=self._plus_state)
+        self._raising = None
+        self._at_cap = False
         row.add_widget(self.minus)
         row.add_widget(mid)
         row.add_widget(self.plus)
         self.add_widget(row)
-        self.restore = BigButton("", bg=Theme.go, size=Theme.font_body - 2, size_hint_y=None, height=60)
+        self.restore = BigButton("", bg=Theme.go, size=Theme.font_large - 2, size_hint_y=None, height=72)
         self.restore.bind(on_release=lambda *_: screen.app.command("restore", index))
-        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=52,
+        self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=80,
                          valign="top")
         self.add_widget(self.note)
         self._showing_restore = False
+
+    #: Seconds between the steps of a held +: one step at the rate the engine lets it rise.
+    HOLD_REPEAT_S = INTENSITY_STEP_MA / INTENSITY_RISE_MA_PER_S
+
+    def start_raise(self) -> None:
+        self.screen.app.command("increase", self.index)
+        self.stop_raise()
+        self._raising = Clock.schedule_interval(self._raise_step, self.HOLD_REPEAT_S)
+
+    def _raise_step(self, _dt) -> bool:
+        if self.plus.state != "down" or self.plus.disabled or self.plus.get_root_window() is None:
+            self.stop_raise()
+            return False
+        if self._at_cap:
+            # One last ask at the cap: the engine refuses it and says why; then no more.
+            self.screen.app.command("increase", self.index)
+            self.stop_raise()
+            return False
+        self.screen.app.command("increase", self.index)
+        return True
+
+    def stop_raise(self) -> None:
+        if self._raising is not None:
+            self._raising.cancel()
+            self._raising = None
+
+    def _plus_state(self, _button, state) -> None:
+        if state != "down":
+            self.stop_raise()
 
     def render(self, ch, state, notice_here: str):
         self.name.text = ch.label
         self.ma.text = number(ch.target_ma, 0 if float(ch.target_ma).is_integer() else 1)
         self.cap.text = f_("max {cap} mA", cap=number(ch.cap_ma))
-        at_cap = ch.target_ma >= ch.cap_ma - 1e-9
+        at_cap = self._at_cap = ch.target_ma >= ch.cap_ma - 1e-9
         self.plus.bg = Theme.disabled if at_cap else Theme.primary
         running = state.phase.value == "running"
         self.plus.disabled = not running
         self.minus.disabled = not running or ch.target_ma <= 0
         want_restore = running and ch.previous_ma > ch.target_ma + 0.5
+        if want_restore and not at_cap:
+            self.plus.bg = Theme.card_hi   # the green way back is the obvious next touch
         if want_restore != self._showing_restore:
             self._showing_restore = want_restore
             self.remove_widget(self.restore if not want_restore else self.note)
             self.add_widget(self.restore if want_restore else self.note)
         self.restore.text = f_("Back to {ma} mA", ma=number(ch.previous_ma))
         if not notice_here and state.phase.value == "paused" and ch.previous_ma > 0:
-            notice_here = f_("Before the pause: {ma} mA", ma=number(ch.previous_ma))
+            notice_here = f_("Before the pause: {ma} mA. After Continue, one touch brings it back.",
+                             ma=number(ch.previous_ma))
         self.note.text = notice_here
 
 
@@ -137,6 +176,7 @@ class SessionScreen(BaseScreen):
         self.body.add_widget(outer)
         self.controls: list[ChannelControl] = []
         self._last = None
+        self._elapsed_seen = (None, 0.0)  # (session id, the most stimulation time shown)
         self.adjust_view = None          # the Adjust view of this session's engine
         self._adjust_engine = None
 
@@ -192,17 +232,34 @@ class SessionScreen(BaseScreen):
         if self._last is not None:
             self.render(self._last)
 
+    def elapsed_seen_s(self, session_id) -> float:
+        """The most stimulation time this screen showed for `session_id` (the state of an
+        ended session may leave out the part of the step it ended in)."""
+        sid, seen = self._elapsed_seen
+        return seen if sid == session_id else 0.0
+
     def render(self, state):
         self._last = state
+        sid, seen = self._elapsed_seen
+        self._elapsed_seen = (state.session_id, max(seen if sid == state.session_id else 0.0,
+                                                    state.elapsed_s))
         if len(self.controls) != len(state.channels):
             self.channels_box.clear_widgets()
             self.controls = [ChannelControl(self, i) for i in range(len(state.channels))]
             for c in self.controls:
                 self.channels_box.add_widget(c)
         if state.block_index >= 0:
-            self.block.text = f_("Block {i} of {n}: {label}  ·  {c} of {cn}", i=state.block_index + 1,
-                                 n=state.blocks_total, label=state.block_label,
-                                 c=min(state.cycle_index + 1, state.cycles_total), cn=state.cycles_total)
+            label = state.block_label
+            blocks = self._blocks()
+            if not label and state.block_index < len(blocks):
+                label = blocks[state.block_index].label   # between steps (a pause): the plan's name
+            if state.cycles_total > 0:
+                self.block.text = f_("Block {i} of {n}: {label}  ·  {c} of {cn}", i=state.block_index + 1,
+                                     n=state.blocks_total, label=label,
+                                     c=min(state.cycle_index + 1, state.cycles_total), cn=state.cycles_total)
+            else:
+                self.block.text = f_("Block {i} of {n}: {label}", i=state.block_index + 1,
+                                     n=state.blocks_total, label=label)
         else:
             self.block.text = ""
         self.left.text = f_("Time left {t}", t=clock_text(state.left_s))

@@ -11,6 +11,9 @@ driver, engine and safety tests (`Trace.read(path)` or `board.trace()`).
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
+import tempfile
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +80,25 @@ class TraceRecorder:
         return keys, lines
 
     def write(self, path: str | Path) -> None:
+        """Write the whole trace, atomically: rows go to a temporary file beside `path`,
+        which replaces `path` only once complete. A kill mid-write leaves the earlier file
+        (or none), never a trace cut mid-row with a leg left high."""
+        path = Path(path)
         keys, lines = self._lines()
         order = sorted(range(len(keys)), key=keys.__getitem__)
-        with open(path, "w", newline="") as f:
-            f.write(HEADER + "\n")
-            for k in range(0, len(order), 65536):
-                f.write("".join([lines[j] for j in order[k:k + 65536]]))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                f.write(HEADER + "\n")
+                for k in range(0, len(order), 65536):
+                    f.write("".join([lines[j] for j in order[k:k + 65536]]))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def to_trace(self) -> "Trace":
         times = {name: self.times[i].tolist() for i, name in enumerate(SIGNALS)}
