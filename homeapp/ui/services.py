@@ -147,30 +147,26 @@ class Services:
 
     def _read_rx(self, path) -> tuple[Any, str | None]:
         """Validated prescription and the signature problem (None when verified)."""
-        from schedules.validate import PrescriptionError, load_prescription
-        try:
-            rx = load_prescription(path, today=self.today())
-        except PrescriptionError as e:
-            raise ValueError("\n".join(e.problems)) from e
-        except OSError as e:
-            raise ValueError(f"{path}: {e.strerror}") from e
-        return rx, self.signature_problem(rx)
+        from homeapp import prescriptions
+        checked = prescriptions.check(path, trust=self._trust(), today=self.today())
+        if checked.rx is None:
+            raise ValueError("\n".join(checked.problems))
+        return checked.rx, checked.signature_problem
 
-    def signature_problem(self, rx) -> str | None:
-        # fails closed: anything but a verified signature is a problem to show
-        from schedules.signing import SignatureError, verify_prescription
+    def _trust(self):
         trust = getattr(self.device, "trust", None)
         if trust is None:
             try:
                 from schedules.signing import TrustStore
                 trust = TrustStore(self.config.trust_dir)
             except Exception:
-                return "no trust store"
-        try:
-            verify_prescription(dict(rx.source), trust)
-        except SignatureError as e:
-            return e.reason
-        return None
+                return None
+        return trust
+
+    def signature_problem(self, rx) -> str | None:
+        # fails closed: anything but a verified signature is a problem to show
+        from homeapp import prescriptions
+        return prescriptions.signature_problem(rx, self._trust())
 
     def check_import(self, path) -> tuple[Any | None, list[str], str | None]:
         """(prescription or None, problems, signature problem) for a file to import."""
@@ -183,19 +179,23 @@ class Services:
     def import_prescription(self, path) -> tuple[bool, list[str]]:
         """Validate, verify and make `path` the device's prescription. On a real board an
         unsigned or untrusted prescription is refused; on the simulated board it is taken
-        with the signature problem shown."""
-        rx, problems, sig = self.check_import(path)
-        if rx is None:
-            return False, problems
-        if sig is not None and not self.simulated:
-            return False, [sig]
-        tmp = self.data_dir / (RX_FILE + ".tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, self.data_dir / RX_FILE)
+        with the signature problem shown. The same path as a prescription from the clinic
+        (homeapp/prescriptions.py), which logs the install or the refusal."""
+        from homeapp import prescriptions
+        store_path = getattr(self.store, "path", None)
+        try:
+            done = prescriptions.install(
+                path, self.data_dir, trust=self._trust(), store=self.store, origin="usb",
+                allow_unsigned=self.simulated, today=self.today(),
+                session_lock=prescriptions.session_lock_path(store_path) if store_path else None)
+        except prescriptions.SessionRunning as e:
+            return False, [str(e)]
+        if not done.ok:
+            return False, done.reasons
         self._ui_state["rx_demo"] = False
         self.save_language(self.language())
         self.load_current_prescription()
-        return True, [sig] if sig else []
+        return True, done.warnings
 
     def demo_available(self) -> bool:
         return self.simulated
