@@ -39,7 +39,7 @@ class UploadRecord:
     data: Any
     prev_hash: str | None
     hash: str | None
-    line: str              # what is stored: the canonical line the device hashed
+    line: str              # what is stored: the line as the device sent it
     intact: bool           # its hash matches its content
     well_formed: bool
 
@@ -80,8 +80,9 @@ def _is_hex64(x: Any) -> bool:
 
 
 def parse_record_line(raw: bytes, number: int) -> UploadRecord:
-    """One line; never raises. The fast path hashes the very bytes received (a line as
-    the device writes it); a line that was merely reformatted is re-serialised."""
+    """One line; never raises. The fast path hashes the very bytes received (a line whose
+    keys are already in sorted order); any other line is hashed in canonical form. The
+    line is stored as received: parsing it again gives the very data that was hashed."""
     try:
         text = raw.decode("utf-8")
         obj = json.loads(text)
@@ -102,11 +103,10 @@ def parse_record_line(raw: bytes, number: int) -> UploadRecord:
         if hashlib.sha256(body).hexdigest() == h:
             rec.intact = True
             return rec
-    canonical = json.dumps({"seq": seq, "kind": kind, "data": data, "prev_hash": prev}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
+    # keys in another order than sorted (the log's own order, kept for the export), or
+    # another layout: the hash is over the canonical form of what the line holds
     if record_hash(seq, kind, data, prev) == h:
         rec.intact = True
-        rec.line = canonical[:-1] + f',"hash":"{h}"}}'
     return rec
 
 

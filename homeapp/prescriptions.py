@@ -154,11 +154,11 @@ def install(source: str | os.PathLike[str] | Mapping[str, Any], data_dir: str | 
         return Installed(False, rx=checked.rx, reasons=[sig])
     sha = sha256_of(checked.source)
     with _no_session(session_lock):
-        _write_atomically(Path(data_dir) / ACTIVE_FILE, _file_bytes(source, checked.source))
+        write_atomically(Path(data_dir) / ACTIVE_FILE, _file_bytes(source, checked.source))
         note = {"id": rx_id, "sha256": sha, "origin": origin,
                 "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         try:
-            _write_atomically(Path(data_dir) / ARRIVAL_FILE, json.dumps(note).encode())
+            write_atomically(Path(data_dir) / ARRIVAL_FILE, json.dumps(note).encode())
         except OSError:
             pass  # only the Home notice is lost
         signed_by = None if sig else (checked.source.get("signature") or {}).get("key_id")
@@ -202,7 +202,7 @@ def session_lock_path(db_path: str | os.PathLike[str]) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
