@@ -135,3 +135,76 @@ def write_sessions(store: Store, count: int, *, first: int = 0, contractions: in
             store.save_report(sid, pain=n % 11, effort=float(n % 21) / 2, comment=f"day {n} ✓" if n % 3 else None)
         ids.append(sid)
     return ids
+
+
+class DropProxy:
+    """A TCP relay in front of the clinic that can cut a connection after a given number
+    of bytes in either direction (a dropped network at any byte of a TLS stream)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+        import threading
+        self.upstream_port = upstream_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.cut_after: int | None = None     # bytes (both directions together) before a cut
+        self.cuts = 0
+        self._stop = False
+        self._threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+        while not self._stop:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            budget = [self.cut_after]
+            for a, b in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b, budget, client, upstream), daemon=True).start()
+
+    def _pipe(self, src, dst, budget, *both) -> None:
+        import socket
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                if budget[0] is not None:
+                    if len(data) >= budget[0]:
+                        dst.sendall(data[:budget[0]])
+                        self.cuts += 1
+                        for s in both:   # an abrupt cut: reset, not a clean close
+                            try:
+                                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                                s.close()
+                            except OSError:
+                                pass
+                        return
+                    budget[0] -= len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in both:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
