@@ -126,6 +126,11 @@ def parse_upload(body: bytes) -> Upload:
     if not isinstance(end, dict) or end.get("kind") != "end" or "seq" in end:
         raise _bad_request("the upload's last line must be the signed end line "
                            '{"kind": "end", "count", "head", "device_key_id", "signature"}')
+    if type(end.get("count")) is not int or not isinstance(end.get("head"), str) \
+            or not isinstance(end.get("device_key_id"), str) or not isinstance(end.get("signature"), str):
+        raise _bad_request("the end line needs count (a whole number), head, device_key_id and signature")
+    if len(lines) == 1:
+        raise _bad_request("an upload holds at least one record before its end line")
     records = [parse_record_line(raw, n) for n, raw in enumerate(lines[:-1], start=1)]
     return Upload(records=records, end=end, problems=[])
 
