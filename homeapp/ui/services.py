@@ -67,6 +67,7 @@ class Services:
         svc = cls(config=config, device=device)
         svc._load_ui_state()
         svc.load_current_prescription()
+        svc.start_clinic_link()
         return svc
 
     def close(self) -> None:
@@ -74,6 +75,11 @@ class Services:
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        if getattr(self, "clinic", None) is not None:
+            try:
+                self.clinic.close()
+            except Exception:
+                log.exception("closing the clinic link")
         if eng is not None:
             try:
                 if not eng.state.phase.ended and eng.state.phase.value in ("running", "paused"):
@@ -133,6 +139,8 @@ class Services:
 
     # ------------------------------------------------------------------ prescription
     def load_current_prescription(self) -> None:
+        from homeapp import prescriptions
+        self._rx_sha = prescriptions.active_sha256(self.data_dir)
         path = self.data_dir / RX_FILE
         self.rx, self.rx_demo, self.rx_problem = None, False, None
         if not path.exists():
@@ -378,6 +386,52 @@ class Services:
         if self.rx is not None:
             self.load_current_prescription()  # its signature may no longer verify
         return label
+
+    # ------------------------------------------------------------------ clinic
+    #: Set by the app: called (from a worker thread) when the clinic link has news.
+    on_clinic_change = None
+
+    def start_clinic_link(self) -> None:
+        """The log's sync with the clinic, on its own threads (homeapp/clinic_link.py)."""
+        from homeapp.clinic_link import ClinicLink
+        self.clinic = ClinicLink(config=self.config, trust=self._trust(), session_running=self._engine_busy,
+                                 on_change=lambda: self.on_clinic_change and self.on_clinic_change())
+
+    def _engine_busy(self) -> bool:
+        # a session running or paused: a new prescription waits until it has ended (the
+        # log's session lock enforces it too; this only spares a useless attempt)
+        eng = self.engine
+        return eng is not None and eng.state.phase.value in ("running", "paused")
+
+    def clinic_status(self) -> dict | None:
+        """The clinic link's status (None: no clinic link in this app)."""
+        link = getattr(self, "clinic", None)
+        return link.status() if link is not None else None
+
+    def sync_soon(self) -> None:
+        link = getattr(self, "clinic", None)
+        if link is not None:
+            link.poke()
+
+    def new_program_notice(self) -> dict | None:
+        """The prescription the clinic sent, while no session has used it yet."""
+        from homeapp import prescriptions
+        note = prescriptions.arrival(self.data_dir)
+        if not note or note.get("origin") != "clinic" or self.rx is None or note.get("id") != self.rx.id:
+            return None
+        if any(s.get("prescription_id") == self.rx.id for s in self.sessions()):
+            return None
+        return note
+
+    def reload_if_changed(self) -> bool:
+        """After a sync installed a prescription: read it (never while an engine is busy)."""
+        from homeapp import prescriptions
+        sha = prescriptions.active_sha256(self.data_dir)
+        if sha == getattr(self, "_rx_sha", None) or self._engine_busy():
+            return False
+        self._rx_sha = sha
+        self.load_current_prescription()
+        return True
 
     # ------------------------------------------------------------------ home
     def due_text_params(self) -> dict:
