@@ -76,7 +76,7 @@ def _bad_request(message: str):
 
 
 def _is_hex64(x: Any) -> bool:
-    return isinstance(x, str) and len(x) == 64 and all(c in "0123456789abcdef" for c in x)
+    return isinstance(x, str) and len(x) == 64 and not x.strip("0123456789abcdef")
 
 
 def parse_record_line(raw: bytes, number: int) -> UploadRecord:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -287,8 +287,8 @@ class Clinic:
             self._audit(db, actor, "pairing_code", patient_id, detail={"expires_at": iso(expires)})
         return f"{code[:4]}-{code[4:]}", expires
 
-    def pair_device(self, code: str, public_key: Ed25519PublicKey, *,
-                    software_version: str | None = None) -> dict[str, Any]:
+    def pair_device(self, code: str, public_key: Ed25519PublicKey, *, software_version: str | None = None,
+                    req: "DeviceRequest | None" = None) -> dict[str, Any]:
         """Bind a device key to the patient the code was made for. The code must exist,
         be unexpired and unused; it is used up by this call."""
         digits = syncproto.normalise_pairing_code(code)
@@ -321,7 +321,7 @@ class Clinic:
         if problem is not None:
             self.audit_denied(actor, "pair", None, problem[0])
             raise Refused(problem[1])
-        with self.Session.begin() as db:
+        with self._device_tx(req) as db:
             row = db.scalar(select(PairingCode).where(PairingCode.code_sha256 == _sha256(digits)).with_for_update())
             if row.used_at is not None:  # another request used it in between
                 raise Refused("the pairing code was already used; ask the clinic for a new one")
@@ -340,10 +340,11 @@ class Clinic:
 
     # ------------------------------------------------------------------ device requests
     def authenticate_device(self, *, method: str, path: str, headers: Mapping[str, str], body: bytes,
-                            public_key: Ed25519PublicKey | None = None) -> Device | Ed25519PublicKey:
+                            public_key: Ed25519PublicKey | None = None) -> "DeviceRequest":
         """Check a signed device request: its key is paired (or, for pairing, is the key
-        given), the time is within the window, the nonce is new, the signature covers this
-        request. Returns the Device (or the key, for pairing); Unauthorized naming why."""
+        given), the time is within the window, the signature covers this request. Writes
+        nothing: the nonce is claimed in the transaction of the request's work
+        (`_device_tx`), so one commit serves both. Unauthorized naming why."""
         got = {h: headers.get(h) for h in syncproto.REQUEST_HEADERS}
         missing = [h for h, v in got.items() if not v]
         if missing:
@@ -355,6 +356,8 @@ class Clinic:
             raise Unauthorized(f"{syncproto.HEADER_TIME} must be whole seconds since 1970") from None
         if len(nonce) > 64 or len(nonce) < 16:
             raise Unauthorized(f"{syncproto.HEADER_NONCE} must have 16 to 64 characters")
+        if len(kid) > 40:
+            raise Unauthorized(f"{syncproto.HEADER_KEY} is not a key id")
         now = utcnow()
         skew = timestamp - now.timestamp()
         if abs(skew) > syncproto.MAX_CLOCK_SKEW_S:
@@ -363,10 +366,13 @@ class Clinic:
                                f"device's clock, or this is a replayed request")
         device = None
         if public_key is None:
-            with self.Session() as db:
-                device = db.scalar(select(Device).where(Device.key_id == kid))
+            with self.engine.connect() as conn:     # a plain read: no ORM session for it
+                row = conn.execute(select(Device.id, Device.key_id, Device.public_key_b64, Device.patient_id)
+                                   .where(Device.key_id == kid)).first()
+            device = None if row is None else DeviceRef(id=row[0], key_id=row[1], public_key_b64=row[2],
+                                                        patient_id=row[3])
             if device is None:
-                self.audit_denied(Actor("device", kid[:40]), "device_request", None, "unpaired device")
+                self.audit_denied(Actor("device", kid), "device_request", None, "unpaired device")
                 raise Unauthorized(f"device key {kid} is not paired to any patient: pair it first "
                                    f"(`homeapp clinic pair`)", status=403)
             public_key = syncproto.public_key_from_b64(device.public_key_b64)
@@ -374,41 +380,62 @@ class Clinic:
             raise Unauthorized(f"{syncproto.HEADER_KEY} {kid} is not the key being paired ({key_id(public_key)})")
         if not syncproto.verify_request_signature(public_key, got[syncproto.HEADER_SIGNATURE], method, path,
                                                   timestamp, nonce, body):
-            self.audit_denied(Actor("device", kid[:40]), "device_request", None, "bad request signature")
+            self.audit_denied(Actor("device", kid), "device_request", None, "bad request signature")
             raise Unauthorized(f"the request's signature does not verify with device key {kid}")
+        return DeviceRequest(device=device, key_id=kid, nonce=nonce, at=now, public_key=public_key)
+
+    @contextmanager
+    def _device_tx(self, req: "DeviceRequest | None") -> Iterator[Session]:
+        """The transaction of a device request's work, claiming its nonce first: a nonce
+        seen before refuses the request (a replay) and nothing of it is kept."""
+        replay = False
         try:
             with self.Session.begin() as db:
-                db.add(RequestNonce(key_id=kid, nonce=nonce, seen_at=now))
-                if device is not None:
-                    db.execute(update(Device).where(Device.id == device.id).values(last_seen_at=now))
-                if random.random() < 0.02:  # now and then, forget nonces too old to replay
-                    cutoff = now - dt.timedelta(seconds=2 * syncproto.MAX_CLOCK_SKEW_S)
-                    db.execute(delete(RequestNonce).where(RequestNonce.seen_at < cutoff))
+                if req is not None:
+                    try:
+                        db.execute(insert(RequestNonce).values(key_id=req.key_id, nonce=req.nonce, seen_at=req.at))
+                    except IntegrityError:
+                        replay = True
+                        raise
+                    if random.random() < 0.01:  # now and then, forget nonces too old to replay
+                        cutoff = req.at - dt.timedelta(seconds=2 * syncproto.MAX_CLOCK_SKEW_S)
+                        db.execute(delete(RequestNonce).where(RequestNonce.seen_at < cutoff))
+                yield db
         except IntegrityError:
-            self.audit_denied(Actor("device", kid), "device_request", None, "replayed request")
+            if not replay:
+                raise
+            self.audit_denied(Actor("device", req.key_id), "device_request", None, "replayed request")
             raise Unauthorized("replayed request: this nonce was already used") from None
-        return device if device is not None else public_key
 
-    def device_state(self, device: Device) -> dict[str, Any]:
+    def device_state(self, req: "DeviceRequest") -> dict[str, Any]:
         """How far the clinic holds this device's log chain."""
-        with self.Session() as db:
-            d = db.get(Device, device.id)
+        with self._device_tx(req) as db:
+            d = db.get(Device, req.device.id)
+            d.last_seen_at = req.at
             patient = db.get(Patient, d.patient_id)
             return {"patient_id": patient.patient_id, "device_key_id": d.key_id,
-                    "acknowledged": d.last_seq, "head": d.last_hash}
+                    "acknowledged": d.last_seq, "head": d.last_hash, "prescription": self._offer(db, d.patient_id)}
 
-    def ingest(self, device: Device, body: bytes) -> dict[str, Any]:
+    def _offer(self, db: Session, patient_pk: int) -> dict[str, str] | None:
+        """The newest published prescription's id and fingerprint, so a device learns of it
+        in the answer it gets anyway and fetches the whole file only when it is new to it."""
+        row = db.execute(select(PublishedPrescription.rx_id, PublishedPrescription.sha256)
+                         .where(PublishedPrescription.patient_id == patient_pk)
+                         .order_by(PublishedPrescription.id.desc()).limit(1)).first()
+        return None if row is None else {"id": row[0], "sha256": row[1]}
+
+    def ingest(self, req: "DeviceRequest", body: bytes) -> dict[str, Any]:
         """Store an upload of chained records whole, or refuse it whole naming every
         problem (Refused). Records the clinic already holds must be identical (a replay
         changes nothing); new ones must continue the chain from the clinic's head and be
         covered by an end line signed with the paired key."""
         upload = ingest.parse_upload(body)          # ClinicError for what is not an upload at all
-        public_key = syncproto.public_key_from_b64(device.public_key_b64)
+        device, public_key = req.device, req.public_key
         actor = Actor("device", device.key_id)
-        with self.Session.begin() as db:
-            q = select(Device).where(Device.id == device.id)
-            d = db.scalar(q.with_for_update() if self.is_postgres else q)
-            patient_ref = db.scalar(select(Patient.patient_id).where(Patient.id == d.patient_id))
+        with self._device_tx(req) as db:
+            q = (select(Device, Patient.patient_id).join(Patient, Patient.id == Device.patient_id)
+                 .where(Device.id == device.id))
+            d, patient_ref = db.execute(q.with_for_update(of=Device) if self.is_postgres else q).one()
             held_seqs = [r.seq for r in upload.records if r.seq is not None and 0 <= r.seq <= d.last_seq]
             held = {}
             if held_seqs:
@@ -419,16 +446,29 @@ class Clinic:
             if problems:
                 raise Refused(f"upload refused: {len(problems)} problem{'s' * (len(problems) != 1)}", problems)
             new = [r for r in upload.records if r.seq > d.last_seq]
-            now = utcnow()
+            now = req.at
+            d.last_seen_at = now
             if new:
-                db.execute(LogRecord.__table__.insert(), [
-                    {"device_id": d.id, "seq": r.seq, "kind": r.kind, "hash": r.hash, "session_id": r.session_id,
-                     "line": r.line, "received_at": now} for r in new])
+                rows = [(d.id, r.seq, r.kind, r.hash, r.session_id, r.line, now) for r in new]
+                self._insert_records(db, rows)
                 d.last_seq, d.last_hash = new[-1].seq, new[-1].hash
                 d.end_json = json.dumps(upload.end, ensure_ascii=False)
                 d.last_upload_at = now
             self._audit(db, actor, "upload", patient_ref, detail={"stored": len(new), "acknowledged": d.last_seq})
-            return {"acknowledged": d.last_seq, "head": d.last_hash, "stored": len(new)}
+            return {"acknowledged": d.last_seq, "head": d.last_hash, "stored": len(new),
+                    "prescription": self._offer(db, d.patient_id)}
+
+    def _insert_records(self, db: Session, rows: list[tuple]) -> None:
+        """Many log records at once: PostgreSQL's COPY (one stream, no statement per row),
+        executemany elsewhere."""
+        columns = ("device_id", "seq", "kind", "hash", "session_id", "line", "received_at")
+        if self.is_postgres:
+            raw = db.connection().connection.driver_connection
+            with raw.cursor().copy(f"COPY log_records ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        db.execute(insert(LogRecord), [dict(zip(columns, row)) for row in rows])
 
     def refuse_upload_audited(self, device: Device, error: ClinicError) -> None:
         """The audit entry of a refused upload, naming its problems."""
@@ -536,9 +576,10 @@ class Clinic:
             self._audit(db, actor, "rx_list", patient_id, is_read=True)
         return out
 
-    def prescription_for_device(self, device: Device) -> dict[str, Any] | None:
+    def prescription_for_device(self, req: "DeviceRequest") -> dict[str, Any] | None:
         """The newest prescription published for the device's patient, or None."""
-        with self.Session.begin() as db:
+        device = req.device
+        with self._device_tx(req) as db:
             row = db.scalar(select(PublishedPrescription).where(PublishedPrescription.patient_id == device.patient_id)
                             .order_by(PublishedPrescription.id.desc()).limit(1))
             if row is None:
@@ -548,11 +589,12 @@ class Clinic:
                         is_read=True)
             return {"id": row.rx_id, "sha256": row.sha256, "prescription": json.loads(row.source_json)}
 
-    def prescription_status(self, device: Device, sha256: str, status: str, reason: str | None) -> None:
+    def prescription_status(self, req: "DeviceRequest", sha256: str, status: str, reason: str | None) -> None:
         """What the device did with a fetched prescription (installed / refused / deferred)."""
         if status not in ("installed", "refused", "deferred"):
             raise ClinicError(f"status {status!r}: use installed, refused or deferred")
-        with self.Session.begin() as db:
+        device = req.device
+        with self._device_tx(req) as db:
             patient_ref = db.scalar(select(Patient.patient_id).where(Patient.id == device.patient_id))
             rows = list(db.scalars(select(PublishedPrescription).where(
                 PublishedPrescription.patient_id == device.patient_id, PublishedPrescription.sha256 == sha256)))
@@ -563,6 +605,28 @@ class Clinic:
                 r.device_reason = (reason or None) and str(reason)[:2000]
             self._audit(db, Actor("device", device.key_id), "rx_status", patient_ref,
                         detail={"sha256": sha256, "status": status, "reason": reason})
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """The paired device a request comes from (what the request's work needs of it)."""
+
+    id: int
+    key_id: str
+    public_key_b64: str
+    patient_id: int
+
+
+@dataclass
+class DeviceRequest:
+    """A device request whose signature verified: the paired device (None while pairing),
+    its key, and the nonce and time to claim with the request's work."""
+
+    device: DeviceRef | None
+    key_id: str
+    nonce: str
+    at: dt.datetime
+    public_key: Ed25519PublicKey
 
 
 def canonical_json_with_signature(rx: Mapping[str, Any]) -> bytes:

@@ -426,10 +426,9 @@ class Syncer:
         client = self._client()
         result = SyncResult()
         try:
-            result.uploaded += self._upload(client)
-            self._prescription(client, result)
-            if result.prescription or result.prescription_refused:
-                result.uploaded += self._upload(client)   # the install or refusal, logged, reaches the clinic now
+            offer = self._upload(client, result)
+            if self._prescription(client, result, offer):
+                self._upload(client, result)      # the install or refusal, logged, reaches the clinic now
         finally:
             client.close()
         result.acknowledged = self.outbox.get("acknowledged", -1)
@@ -439,8 +438,8 @@ class Syncer:
             raise error
         return result
 
-    def _upload(self, client: ClinicClient) -> int:
-        self.outbox.refresh(self.store, device_key_id=self.key_id)
+    def _state(self, client: ClinicClient) -> dict[str, Any]:
+        """Ask the clinic how far it holds our chain; it must be a prefix of ours."""
         state = client.request("GET", "/api/device/state")
         acknowledged = int(state.get("acknowledged", -1))
         local_seq, _ = self.outbox.head()
@@ -448,20 +447,46 @@ class Syncer:
             raise SyncError(f"the clinic holds a different log for this device key ({acknowledged + 1} records that "
                             f"are not this device's): ask the clinic to check the pairing")
         self.outbox.set(acknowledged=acknowledged, patient_id=state.get("patient_id"), paired=True)
-        uploaded = 0
+        return state
+
+    def _upload(self, client: ClinicClient, result: SyncResult) -> dict[str, Any] | None:
+        """Send what the clinic has not acknowledged; returns the clinic's offer of a
+        prescription ({"id", "sha256"} or None), which every answer carries. A sync with
+        records to send and a known acknowledgement is one request."""
+        self.outbox.refresh(self.store, device_key_id=self.key_id)
+        acknowledged = self.outbox.get("acknowledged")
+        local_seq, _ = self.outbox.head()
+        offer = None
+        if acknowledged is None or acknowledged >= local_seq:
+            state = self._state(client)          # never asked, or nothing to send: ask
+            acknowledged, offer = int(state.get("acknowledged", -1)), state.get("prescription")
+        asked_again = False
         while True:
             batch = self._batch(acknowledged)
             if not batch:
-                return uploaded
+                return offer
             last_seq, last_hash = batch[-1][0], batch[-1][1]
             end = {"kind": "end", "count": last_seq, "head": last_hash, "device_key_id": self.key_id,
                    "signature": _b64(self.key.sign(syncproto.end_payload(self.key_id, last_seq, last_hash)))}
             body = ("\n".join(line for _, _, line in batch) + "\n" + json.dumps(end) + "\n").encode("utf-8")
-            answer = client.request("POST", "/api/device/log", body, content_type=syncproto.LOG_CONTENT_TYPE)
+            try:
+                answer = client.request("POST", "/api/device/log", body, content_type=syncproto.LOG_CONTENT_TYPE)
+            except ClinicUnreachable:
+                raise
+            except SyncError:
+                if asked_again:
+                    raise
+                # the clinic may hold less than it once acknowledged (restored from a backup):
+                # ask where it stands, and send from there, once
+                asked_again = True
+                state = self._state(client)
+                acknowledged, offer = int(state.get("acknowledged", -1)), state.get("prescription")
+                continue
             if answer.get("acknowledged") != last_seq or answer.get("head") != last_hash:
                 raise SyncError(f"the clinic acknowledged record {answer.get('acknowledged')}, not {last_seq}")
-            uploaded += len([seq for seq, _, _ in batch if seq > acknowledged])
+            result.uploaded += len([seq for seq, _, _ in batch if seq > acknowledged])
             acknowledged = last_seq
+            offer = answer.get("prescription")
             self.outbox.set(acknowledged=acknowledged)
 
     def _batch(self, after: int) -> list[tuple[int, str, str]]:
@@ -474,40 +499,51 @@ class Syncer:
             out.append(row)
         return out
 
-    def _prescription(self, client: ClinicClient, result: SyncResult) -> None:
-        offer = client.request("GET", "/api/device/prescription")
-        if not offer or not isinstance(offer.get("prescription"), dict):
-            return
-        rx = offer["prescription"]
-        sha = prescriptions.sha256_of(rx)      # our own, not the server's word
-        if sha == prescriptions.active_sha256(self.data_dir):
-            if self.outbox.get("reported_rx_sha") != sha:
-                client.request("POST", "/api/device/prescription/status",
-                               json.dumps({"sha256": offer.get("sha256"), "status": "installed"}).encode())
-                self.outbox.set(reported_rx_sha=sha)
-            return
-        if self.outbox.get("refused_rx_sha") == sha:
-            return                              # refused once, logged once, said once
+    def _prescription(self, client: ClinicClient, result: SyncResult, offer: dict[str, Any] | None) -> bool:
+        """Fetch and install the offered prescription when it is new to this device; True
+        when the log got an install or a refusal to send."""
+        if not isinstance(offer, dict) or not isinstance(offer.get("sha256"), str):
+            return False
+        if offer["sha256"] == self.outbox.get("refused_rx_sha"):
+            return False                        # refused once, logged once, said once
+        if offer["sha256"] == prescriptions.active_sha256(self.data_dir):
+            if self.outbox.get("reported_rx_sha") != offer["sha256"]:
+                _report(client, offer, "installed", None)
+                self.outbox.set(reported_rx_sha=offer["sha256"])
+            return False
         if self.session_running():
             result.prescription_waiting = "a session is running"
-            return
+            return False
+        fetched = client.request("GET", "/api/device/prescription")
+        if not fetched or not isinstance(fetched.get("prescription"), dict):
+            return False
+        rx = fetched["prescription"]
+        sha = prescriptions.sha256_of(rx)      # our own, not the server's word
+        if sha == prescriptions.active_sha256(self.data_dir):
+            return False
+        if sha == self.outbox.get("refused_rx_sha"):
+            return False
         try:
             done = prescriptions.install(rx, self.data_dir, trust=self.trust, store=self.store, origin="clinic",
                                          allow_unsigned=False,
                                          session_lock=prescriptions.session_lock_path(self.db_path))
         except prescriptions.SessionRunning as e:
             result.prescription_waiting = str(e)
-            _report(client, offer, "deferred", str(e))
-            return
+            _report(client, fetched, "deferred", str(e))
+            return False
         if done.ok:
             result.prescription = rx.get("id")
             self.outbox.set(reported_rx_sha=sha)
-            _report(client, offer, "installed", None)
+            _report(client, fetched, "installed", None)
         else:
             reason = "; ".join(done.reasons)
             result.prescription_refused = reason
-            self.outbox.set(refused_rx_sha=sha)
-            _report(client, offer, "refused", reason)
+            self.outbox.set(refused_rx_sha=sha, reported_rx_sha=None)
+            # what the clinic offered and what it sent may differ (a compromised server): both refused
+            if fetched.get("sha256") != sha:
+                self.outbox.set(refused_rx_sha=fetched.get("sha256"))
+            _report(client, fetched, "refused", reason)
+        return True
 
 
 def _report(client: ClinicClient, offer: Mapping[str, Any], status: str, reason: str | None) -> None:

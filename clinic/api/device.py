@@ -20,10 +20,21 @@ from .deps import clinic, json_object, path_with_query
 router = APIRouter(prefix="/api/device")
 
 
-async def _device(request: Request, body: bytes):
-    # the database work runs on the thread pool: the event loop keeps serving other devices
-    return await run_in_threadpool(clinic(request).authenticate_device, method=request.method,
-                                   path=path_with_query(request), headers=request.headers, body=body)
+async def _as_device(request: Request, body: bytes, work, *args):
+    """Authenticate, then `work(device_request, *args)`, in one trip to the thread pool (the
+    database work runs there: the event loop keeps serving other devices)."""
+    svc = clinic(request)
+    method, path, headers = request.method, path_with_query(request), request.headers
+
+    def run():
+        req = svc.authenticate_device(method=method, path=path, headers=headers, body=body)
+        try:
+            return work(req, *args)
+        except ClinicError as e:
+            if work == svc.ingest:
+                svc.refuse_upload_audited(req.device, e)
+            raise
+    return await run_in_threadpool(run)
 
 
 @router.post("/pair")
@@ -38,49 +49,43 @@ async def pair(request: Request) -> dict:
     except ValueError as e:
         raise ClinicError(f"public_key: {e}") from None
     svc = clinic(request)
-    await run_in_threadpool(svc.authenticate_device, method=request.method, path=path_with_query(request),
-                            headers=request.headers, body=body, public_key=public_key)
     version = data.get("software_version")
-    return await run_in_threadpool(svc.pair_device, data["code"], public_key,
-                                   software_version=version if isinstance(version, str) else None)
+    method, path, headers = request.method, path_with_query(request), request.headers
+
+    def run():
+        req = svc.authenticate_device(method=method, path=path, headers=headers, body=body, public_key=public_key)
+        return svc.pair_device(data["code"], public_key, req=req,
+                               software_version=version if isinstance(version, str) else None)
+    return await run_in_threadpool(run)
 
 
 @router.get("/state")
 async def state(request: Request) -> dict:
-    device = await _device(request, await request.body())
-    return await run_in_threadpool(clinic(request).device_state, device)
+    return await _as_device(request, await request.body(), clinic(request).device_state)
 
 
 @router.post("/log")
 async def upload(request: Request) -> dict:
     body = await request.body()
-    device = await _device(request, body)
-    svc = clinic(request)
-    try:
-        return await run_in_threadpool(svc.ingest, device, body)
-    except ClinicError as e:
-        await run_in_threadpool(svc.refuse_upload_audited, device, e)
-        raise
+    return await _as_device(request, body, clinic(request).ingest, body)
 
 
 @router.get("/prescription")
 async def prescription(request: Request) -> Response:
-    device = await _device(request, await request.body())
-    found = await run_in_threadpool(clinic(request).prescription_for_device, device)
+    found = await _as_device(request, await request.body(), clinic(request).prescription_for_device)
     return Response(status_code=204) if found is None else JSONResponse(found)
 
 
 @router.post("/prescription/status")
 async def prescription_status(request: Request) -> dict:
     body = await request.body()
-    device = await _device(request, body)
     data = await json_object(request)
     sha, status, reason = data.get("sha256"), data.get("status"), data.get("reason")
     if not isinstance(sha, str) or not isinstance(status, str):
         raise ClinicError("sha256 and status are required, as text")
     if reason is not None and not isinstance(reason, str):
         raise ClinicError("reason: text or null")
-    await run_in_threadpool(clinic(request).prescription_status, device, sha, status, reason)
+    await _as_device(request, body, clinic(request).prescription_status, sha, status, reason)
     return {"ok": True}
 
 
