@@ -19,7 +19,6 @@ pytestmark = pytest.mark.kivy
 if not os.environ.get("DISPLAY"):
     pytest.skip("needs a display (run under xvfb-run)", allow_module_level=True)
 
-import homeapp.ui.app  # noqa: E402,F401  - first: sets the 800 x 480 window before Kivy makes one
 from clinic.service import CLI  # noqa: E402
 from homeapp.ui.testing import UI, texts  # noqa: E402
 from schedules.signing import TrustStore, generate_keypair, save_public_key, sign_prescription  # noqa: E402
@@ -30,7 +29,14 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _shot(ui, name, tmp_path):
+    """Both languages at the device's 800 x 480 (the other UI tests keep Kivy's own size)."""
+    from kivy.core.window import Window
+
+    from homeapp.ui.app import WINDOW_SIZE
     from homeapp.ui.screenshots import shoot
+    size = tuple(Window.size)
+    Window.size = WINDOW_SIZE
+    ui.root.size = Window.size
     for lang in ("en", "sv"):
         ui.app.set_language(lang)
         ui.pump(0.1)
@@ -40,6 +46,8 @@ def _shot(ui, name, tmp_path):
         if target:
             shutil.copyfile(path, Path(target) / path.name)
     ui.app.set_language("en")
+    Window.size = size
+    ui.root.size = Window.size
     ui.pump(0.1)
 
 
