@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from homeapp import syncproto
-from schedules.signing import KeyFileError, SignatureError, canonical_json, key_id, verify_prescription
+from schedules.signing import KeyFileError, SignatureError, key_id, verify_prescription
 
 from . import ingest
 from .db import session_factory
@@ -647,5 +647,5 @@ class _RegisteredKeys:
                 for kid, k in self._keys.items()}
 
 
-__all__ = ["Clinic", "Actor", "CLI", "ClinicError", "NotFound", "Unauthorized", "Refused", "Conflict", "TooMany",
-           "canonical_json"]
+__all__ = ["Clinic", "Actor", "CLI", "ClinicError", "NotFound", "Unauthorized", "Refused", "Conflict", "TooMany", "DeviceRequest",
+           "DeviceRef", "canonical_json_with_signature"]

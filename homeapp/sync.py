@@ -29,7 +29,6 @@ import os
 import sqlite3
 import ssl
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from homeapp import syncproto
 
-from ..service import ClinicError, Refused
+from ..service import ClinicError
 from .deps import clinic, json_object, path_with_query
 
 router = APIRouter(prefix="/api/device")
@@ -89,4 +89,4 @@ async def prescription_status(request: Request) -> dict:
     return {"ok": True}
 
 
-__all__ = ["router", "Refused"]
+__all__ = ["router"]
