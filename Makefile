@@ -4,15 +4,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: a virtual screen and Mesa's software GL for Kivy,
-# shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units.
-APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd
+# shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units,
+# PostgreSQL for the clinic service's tests (they start a throwaway server of their own).
+APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd postgresql
 APT_RUN  := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1
 # The review's screenshots: a headless browser for the HTML page, poppler for the PDF page.
 APT_REVIEW := chromium poppler-utils
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 XVFB   := xvfb-run -a -s "-screen 0 1280x800x24"
 
-.PHONY: install run test bench fuzz screenshots review-screenshots apt-test apt-run clean
+.PHONY: install run test bench fuzz screenshots review-screenshots apt-test apt-run clean clinic
 
 install: $(BIN)/homeapp
 
@@ -23,7 +24,8 @@ $(BIN)/homeapp: pyproject.toml
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; }
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	@# the clinic extra too: its tests run with the rest (the device image installs without it)
+	$(BIN)/python -m pip install -q -e '.[test,clinic]'
 	touch $@
 
 # Installs only what is missing, so a machine that has everything needs no network.
@@ -69,6 +71,12 @@ review-screenshots: install
 	    --screenshot=$(CURDIR)/docs/review/$$n-html.png file://$(CURDIR)/docs/review/$$n.html 2>/dev/null; \
 	  pdftoppm -png -r 90 -singlefile docs/review/$$n.pdf docs/review/$$n-pdf; \
 	done
+
+# The clinic service on an SQLite file in the clinic's data directory
+# ($$HOMEAPP_CLINIC_DATA, default ~/.local/share/homeapp-clinic); it prints how to log in first.
+CLINIC_PORT ?= 8443
+clinic: install
+	$(BIN)/homeapp-clinic serve --host 127.0.0.1 --port $(CLINIC_PORT)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "homeapp.commands.report",   # report BUNDLE
     "homeapp.commands.sim",      # sim (simulated pigpiod + virtual board)
     "homeapp.commands.config",   # config check
+    "homeapp.commands.clinic",   # clinic pair, sync (the clinic service)
 )
 
 

@@ -36,7 +36,11 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     "pins": (),      # checked by hw.pins.pin_map_from_dict
     "spi": ("channel_dac", "channel_adc", "baud"),
     "board": ("dac_full_scale_ma", "watchdog_ms"),
+    "clinic": ("url", "ca_cert", "sync_interval_min"),
 }
+#: How often the app syncs with the clinic when nothing else asks (minutes), and its bounds.
+SYNC_INTERVAL_MIN = 5
+SYNC_INTERVAL_RANGE = (1, 1440)
 
 
 class ConfigError(UserError, ValueError):
@@ -61,6 +65,11 @@ class Config:
     trust_dir: Path
     device_key_path: Path
     show_trainer_panel: bool
+    #: The clinic service the log goes to (homeapp/sync.py); None: no clinic configured.
+    clinic_url: str | None = None
+    #: The CA certificate that signed the clinic's TLS certificate (None: the system's CAs).
+    clinic_ca_cert: Path | None = None
+    sync_interval_min: int = SYNC_INTERVAL_MIN
     source: Path | None = None
 
 
@@ -191,13 +200,39 @@ def config_from_dict(data: Mapping[str, Any], *, source: Path | None,
     trust_dir = path_of("trust_dir", data_dir / "trust")
     device_key = path_of("device_key", data_dir / "device_key.pem")
 
+    clinic = tables.get("clinic", {})
+    clinic_url = clinic.get("url")
+    if clinic_url is not None:
+        from urllib.parse import urlsplit
+        parts = urlsplit(clinic_url) if isinstance(clinic_url, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+            bad("clinic.url", f"{clinic_url!r} is not a clinic address like https://clinic.example.org:8443")
+            clinic_url = None
+        elif parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+            bad("clinic.url", f"{clinic_url!r}: the log goes to the clinic over https only "
+                              f"(http is allowed for this machine: {', '.join(LOCAL_HOSTS)})")
+            clinic_url = None
+    ca_value = clinic.get("ca_cert")
+    clinic_ca = None
+    if ca_value is not None:
+        if not isinstance(ca_value, str) or not Path(ca_value).is_absolute():
+            bad("clinic.ca_cert", f"{ca_value!r} must be an absolute path")
+        else:
+            clinic_ca = Path(ca_value)
+    interval = clinic.get("sync_interval_min", SYNC_INTERVAL_MIN)
+    lo, hi = SYNC_INTERVAL_RANGE
+    if isinstance(interval, bool) or not isinstance(interval, int) or not lo <= interval <= hi:
+        bad("clinic.sync_interval_min", f"{interval!r} must be whole minutes from {lo} to {hi}")
+        interval = SYNC_INTERVAL_MIN
+
     if problems:
         raise ConfigError(problems)
     return Config(board=board, pigpio_host=host, pigpio_port=port, pins=pins,
                   language=language, caregiver_pin_hash=hashes["caregiver_pin_hash"],
                   clinician_pin_hash=hashes["clinician_pin_hash"], data_dir=data_dir,
                   db_path=db_path, trust_dir=trust_dir, device_key_path=device_key,
-                  show_trainer_panel=panel, source=source)
+                  show_trainer_panel=panel, clinic_url=clinic_url, clinic_ca_cert=clinic_ca,
+                  sync_interval_min=interval, source=source)
 
 
 #: The output lines, enable first: it alone cuts the output, so it goes low before anything else.

@@ -536,18 +536,7 @@ class Store:
     def export_csv(self, out: TextIO, *, since: dt.datetime | None = None) -> None:
         """CSV of the export: header `CSV_COLUMNS`, one row per event; `detail` is the
         event's JSON; a session without events has one row with empty event columns."""
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(CSV_COLUMNS)
-        for s in self.export(since=since)["sessions"]:
-            head = [s["id"], s["prescription_id"], s["started_at"], s["ended_at"] or "",
-                    s["status"], s["planned_contractions"]]
-            for e in s["events"] or [None]:
-                if e is None:
-                    w.writerow(head + ["", "", ""])
-                else:
-                    w.writerow(head + [repr(e["t"]), e["kind"],
-                                       json.dumps(e["detail"], ensure_ascii=False,
-                                                  separators=(",", ":"))])
+        write_export_csv(self.export(since=since), out)
 
     def backup(self, dest: str | os.PathLike[str]) -> Path:
         """A consistent copy of the log at `dest` through SQLite's online backup, safe
@@ -723,6 +712,22 @@ class _Writing:
             return StoreError(f"{self.store.path}: could not write {self.what}: the disk is full "
                               f"(what was logged before is kept)")
         return StoreError(f"{self.store.path}: could not write {self.what} ({error})")
+
+
+def write_export_csv(export: Mapping[str, Any], out: TextIO) -> None:
+    """`Store.export_csv` of an export object (also the clinic's, rebuilt from uploads)."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for s in export["sessions"]:
+        head = [s["id"], s["prescription_id"], s["started_at"], s["ended_at"] or "",
+                s["status"], s["planned_contractions"]]
+        for e in s["events"] or [None]:
+            if e is None:
+                w.writerow(head + ["", "", ""])
+            else:
+                w.writerow(head + [repr(e["t"]), e["kind"],
+                                   json.dumps(e["detail"], ensure_ascii=False,
+                                              separators=(",", ":"))])
 
 
 def _check_path(path: Path, *, create: bool) -> None:

@@ -84,6 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # keygen/sign/verify live with the signing code
     from homeapp.commands import rx_signing
     rx_signing.register_rx(rx_sub)
+    from homeapp.commands import clinic  # rx active: the device's prescription
+    clinic.register_rx(rx_sub)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -115,9 +115,16 @@ class HomeApp(App):
         root.add_widget(stage)
         self.root_widget = root
         self.screens["home"].refresh()
+        self.svc.on_clinic_change = lambda: Clock.schedule_once(self._clinic_changed, 0)
         self._poll_event = Clock.schedule_interval(self._poll, 1 / POLL_HZ)
         Clock.schedule_once(self._first_frame, 0)
         return root
+
+    def _clinic_changed(self, _dt) -> None:
+        """A sync or a pairing finished (a new program may have arrived): show it."""
+        self.svc.reload_if_changed()
+        if self.current in ("home", "clinician"):
+            self.screens[self.current].refresh()
 
     def _first_frame(self, _dt):
         if self.started_at is None:
@@ -268,6 +275,7 @@ class HomeApp(App):
         self.state = None
         self.overlay.render(None)
         self.go("home")
+        self.svc.sync_soon()      # the session goes to the clinic now
 
     def skip_report(self, comment: str = "") -> None:
         """Skip on After: the log records that pain and effort were not answered (an event
@@ -285,6 +293,7 @@ class HomeApp(App):
         self.state = None
         self.overlay.render(None)
         self.go("home")
+        self.svc.sync_soon()
 
     def on_stop(self):
         if self._poll_event is not None:

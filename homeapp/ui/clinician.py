@@ -9,7 +9,7 @@ from kivy.uix.scrollview import ScrollView
 
 from .caregiver import PinScreen
 from .i18n import N_, _, f_, language, ma_text
-from .widgets import BigButton, Card, Text, Theme
+from .widgets import BigButton, Card, PinPad, Text, Theme
 
 
 #: The log's session status, as a clinician reads it on screen.
@@ -30,6 +30,33 @@ def signature_text(reason: str) -> str:
     return reason
 
 
+class CodePad(PinPad):
+    """The digit pad for a pairing code: digits shown (a code is not a secret to hide
+    from the clinician typing it), grouped 1234-5678 as the clinic prints it."""
+
+    def __init__(self, on_code, *, prompt: str, **kw):
+        super().__init__(on_code, **kw)
+        self.prompt = prompt
+        # four columns, three rows: fits beside the device's details even under the
+        # simulated board's trainer panel, every key still 60 px or more
+        grid = self.buttons["0"].parent
+        grid.clear_widgets()
+        grid.cols = 4
+        for key in ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "clear", "ok"):
+            grid.add_widget(self.buttons[key])
+        for key in ("clear", "ok"):
+            self.buttons[key].font_size = Theme.font_small
+        self.display.font_size = Theme.font_body
+        self.display.height = 40
+        self.press("clear")
+
+    def press(self, key: str) -> None:
+        super().press(key)
+        code = self._pin
+        self.display.text = code[:4] + ("-" + code[4:] if len(code) > 4 else "") if code else self.prompt
+        self.display.color = Theme.text if code else Theme.muted
+
+
 class ClinicianScreen(PinScreen):
     role = "clinician"
     title_msg = N_("Clinic")
@@ -41,8 +68,11 @@ class ClinicianScreen(PinScreen):
         self.tab_rx.bind(on_release=lambda *_: self.show_tab("rx"))
         self.tab_log = BigButton("", bg=Theme.card_hi)
         self.tab_log.bind(on_release=lambda *_: self.show_tab("log"))
+        self.tab_clinic = BigButton("", bg=Theme.card_hi)
+        self.tab_clinic.bind(on_release=lambda *_: self.show_tab("clinic"))
         tabs.add_widget(self.tab_rx)
         tabs.add_widget(self.tab_log)
+        tabs.add_widget(self.tab_clinic)
         self.panel.add_widget(tabs)
         self.content = BoxLayout(orientation="vertical", spacing=8)
         self.panel.add_widget(self.content)
@@ -53,6 +83,7 @@ class ClinicianScreen(PinScreen):
 
     def show_tab(self, tab):
         self.tab = tab
+        self.pair_result = None
         self.message.text = ""
         self.refresh()
 
@@ -61,24 +92,34 @@ class ClinicianScreen(PinScreen):
         self.tab_log.text = _("Log")
         self.tab_rx.bg = Theme.primary if self.tab == "rx" else Theme.card_hi
         self.tab_log.bg = Theme.primary if self.tab == "log" else Theme.card_hi
+        self.tab_clinic.text = _("Clinic link")
+        self.tab_clinic.bg = Theme.primary if self.tab == "clinic" else Theme.card_hi
         self.content.clear_widgets()
+        if self.message.parent is not None:      # shared by the tabs, placed by each
+            self.message.parent.remove_widget(self.message)
         # A tab is rebuilt only when what it shows changed; otherwise its widgets are shown
         # again: widgets made anew on every visit leave native memory behind.
         key = self._content_key()
         built = self._built.get(self.tab)
-        if built is not None and built[0] == key:
+        if key is not None and built is not None and built[0] == key:
             for w in built[1]:
                 self.content.add_widget(w)
             return
         if self.tab == "rx":
             self.build_rx()
+        elif self.tab == "clinic":
+            self.build_clinic()
         else:
             self.build_log()
-        self._built[self.tab] = (key, list(reversed(self.content.children)))
+        if key is not None:
+            self._built[self.tab] = (key, list(reversed(self.content.children)))
 
     def _content_key(self):
-        """Everything the current tab shows, to tell when it must be rebuilt."""
+        """Everything the current tab shows, to tell when it must be rebuilt (None: the
+        clinic link tab, whose sync status changes on its own, is always rebuilt)."""
         svc = self.app.svc
+        if self.tab == "clinic":
+            return None
         if self.tab == "rx":
             rx = svc.rx
             shown = None if rx is None else (rx.id, rx.patient_id, rx.issued, rx.expires,
@@ -86,6 +127,59 @@ class ClinicianScreen(PinScreen):
             return (language(), shown, tuple(svc.find_import_files(self.extra_dirs)),
                     tuple(svc.find_key_files(self.extra_dirs)))
         return (language(), tuple(self._log_lines()), tuple(svc.export_dirs()[:3]))
+
+    def build_clinic(self):
+        """The device's key id (to compare with the clinic's), the clinic, the last sync,
+        and pairing by typing the clinic's one-time code."""
+        from .home import sync_text
+        status = self.app.svc.clinic_status() or {}
+        row = BoxLayout(spacing=10)
+        left = BoxLayout(orientation="vertical", spacing=6)
+        info = Card(orientation="vertical", spacing=0, padding=(12, 4), size_hint_y=None, height=196)
+        small = dict(size=Theme.font_small, size_hint_y=None, height=26, shorten=True, shorten_from="right")
+        info.add_widget(Text(_("This device's key:"), **small))
+        kid = status.get("device_key_id") or "…"
+        # two lines of four groups, large enough to read aloud and compare
+        for half in (kid[:19], kid[20:]) if len(kid) > 20 else (kid,):
+            info.add_widget(Text(half, size=Theme.font_body, bold=True, font_name="RobotoMono-Regular",
+                                 size_hint_y=None, height=30))
+        url = status.get("url")
+        info.add_widget(Text(f_("Clinic: {url}", url=url) if url else _("No clinic address is configured (clinic.url)."),
+                             **small))
+        info.add_widget(Text(f_("Paired for patient {patient}", patient=status.get("patient_id") or "?")
+                             if status.get("paired") else _("Not paired with a clinic."),
+                             color=Theme.ok if status.get("paired") else Theme.warn, **small))
+        info.add_widget(Text(sync_text(status), size=Theme.font_small, size_hint_y=None, height=50))
+        left.add_widget(info)
+        left.add_widget(self.message)
+        result = getattr(self, "pair_result", None)      # said again in the language now shown
+        if result == "paired":
+            self.message.color = Theme.ok
+            self.message.text = _("Paired. Compare the key with the one the clinic shows.")
+        elif result is not None:
+            self.message.color = Theme.bad
+            self.message.text = f_("Pairing failed: {why}", why=result)
+        row.add_widget(left)
+        self.code_pad = CodePad(self.do_pair, prompt=_("Code from the clinic"), ok_text=_("Pair"),
+                                clear_text=_("Clear"), size_hint_x=None, width=380)
+        row.add_widget(self.code_pad)
+        self.content.add_widget(row)
+
+    def do_pair(self, code):
+        from kivy.clock import Clock
+        if len(code) != 8:
+            self.message.color = Theme.bad
+            self.message.text = _("The code has 8 digits.")
+            return
+        self.message.color = Theme.text
+        self.message.text = _("Pairing…")
+
+        def done(reason):
+            def show(_dt):
+                self.pair_result = "paired" if reason is None else reason
+                self.refresh()
+            Clock.schedule_once(show, 0)
+        self.app.svc.clinic.pair(code, done)
 
     def build_rx(self):
         svc = self.app.svc

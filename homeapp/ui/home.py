@@ -32,6 +32,24 @@ def warning_text(w) -> str:
     return w.kind
 
 
+def sync_text(status, now=None) -> str:
+    """When the log last reached the clinic ("" when the device has no clinic)."""
+    import datetime as dt
+    if not status or not (status.get("url") or status.get("paired")):
+        return ""
+    last = status.get("last_ok_at")
+    if not last:
+        return _("Log not yet sent to your clinic")
+    try:
+        when = dt.datetime.fromisoformat(last).astimezone()
+    except ValueError:
+        return _("Log not yet sent to your clinic")
+    now = now or dt.datetime.now().astimezone()
+    if when.date() == now.date():
+        return f_("Log sent to your clinic today at {time}", time=when.strftime("%H:%M"))
+    return f_("Log last sent to your clinic on {date}", date=when.strftime("%Y-%m-%d"))
+
+
 class HomeScreen(BaseScreen):
     title_msg = N_("Today's session")
 
@@ -68,6 +86,8 @@ class HomeScreen(BaseScreen):
 
         self.warn_box = BoxLayout(orientation="vertical", size_hint_y=None, spacing=6)
         self.body.add_widget(self.warn_box)
+        self.sync_line = Text("", size=Theme.font_small - 2, color=Theme.muted, size_hint_y=None, height=26)
+        self.body.add_widget(self.sync_line)
 
     def refresh(self):
         super().refresh()
@@ -116,16 +136,25 @@ class HomeScreen(BaseScreen):
             self.side_col.add_widget(self.demo)
         self.warn_box.clear_widgets()
         warnings = svc.warnings()
-        # Three warning cards made once and refilled: made on every refresh they leave
-        # native memory behind on a device left on for months.
+        arrived = svc.new_program_notice() if hasattr(svc, "new_program_notice") else None
+        # The cards are made once and refilled: made on every refresh they leave native
+        # memory behind on a device left on for months.
         if not hasattr(self, "_warn_cards"):
+            self._arrived_card = Card(bg=Theme.ok, size_hint_y=None, height=44, padding=(12, 2))
+            self._arrived_card.message = Text("", color=Theme.warn_text, size=Theme.font_body - 2,
+                                              bold=True)
+            self._arrived_card.add_widget(self._arrived_card.message)
             self._warn_cards = []
             for _i in range(3):
                 c = Card(bg=Theme.warn, size_hint_y=None, height=44, padding=(12, 2))
                 c.message = Text("", color=Theme.warn_text, size=Theme.font_body - 2, bold=True)
                 c.add_widget(c.message)
                 self._warn_cards.append(c)
-        for c, w in zip(self._warn_cards, warnings[:3]):
+        if arrived:
+            self._arrived_card.message.text = _("New program from your clinic. It is used from your next session.")
+            self.warn_box.add_widget(self._arrived_card)
+        for c, w in zip(self._warn_cards, warnings[:3 - bool(arrived)]):
             c.message.text = warning_text(w)
             self.warn_box.add_widget(c)
         self.warn_box.height = 50 * len(self.warn_box.children)
+        self.sync_line.text = sync_text(svc.clinic_status() if hasattr(svc, "clinic_status") else None)

@@ -67,6 +67,7 @@ class Services:
         svc = cls(config=config, device=device)
         svc._load_ui_state()
         svc.load_current_prescription()
+        svc.start_clinic_link()
         return svc
 
     def close(self) -> None:
@@ -74,6 +75,11 @@ class Services:
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        if getattr(self, "clinic", None) is not None:
+            try:
+                self.clinic.close()
+            except Exception:
+                log.exception("closing the clinic link")
         if eng is not None:
             try:
                 if not eng.state.phase.ended and eng.state.phase.value in ("running", "paused"):
@@ -133,6 +139,8 @@ class Services:
 
     # ------------------------------------------------------------------ prescription
     def load_current_prescription(self) -> None:
+        from homeapp import prescriptions
+        self._rx_sha = prescriptions.active_sha256(self.data_dir)
         path = self.data_dir / RX_FILE
         self.rx, self.rx_demo, self.rx_problem = None, False, None
         if not path.exists():
@@ -147,30 +155,26 @@ class Services:
 
     def _read_rx(self, path) -> tuple[Any, str | None]:
         """Validated prescription and the signature problem (None when verified)."""
-        from schedules.validate import PrescriptionError, load_prescription
-        try:
-            rx = load_prescription(path, today=self.today())
-        except PrescriptionError as e:
-            raise ValueError("\n".join(e.problems)) from e
-        except OSError as e:
-            raise ValueError(f"{path}: {e.strerror}") from e
-        return rx, self.signature_problem(rx)
+        from homeapp import prescriptions
+        checked = prescriptions.check(path, trust=self._trust(), today=self.today())
+        if checked.rx is None:
+            raise ValueError("\n".join(checked.problems))
+        return checked.rx, checked.signature_problem
 
-    def signature_problem(self, rx) -> str | None:
-        # fails closed: anything but a verified signature is a problem to show
-        from schedules.signing import SignatureError, verify_prescription
+    def _trust(self):
         trust = getattr(self.device, "trust", None)
         if trust is None:
             try:
                 from schedules.signing import TrustStore
                 trust = TrustStore(self.config.trust_dir)
             except Exception:
-                return "no trust store"
-        try:
-            verify_prescription(dict(rx.source), trust)
-        except SignatureError as e:
-            return e.reason
-        return None
+                return None
+        return trust
+
+    def signature_problem(self, rx) -> str | None:
+        # fails closed: anything but a verified signature is a problem to show
+        from homeapp import prescriptions
+        return prescriptions.signature_problem(rx, self._trust())
 
     def check_import(self, path) -> tuple[Any | None, list[str], str | None]:
         """(prescription or None, problems, signature problem) for a file to import."""
@@ -183,19 +187,23 @@ class Services:
     def import_prescription(self, path) -> tuple[bool, list[str]]:
         """Validate, verify and make `path` the device's prescription. On a real board an
         unsigned or untrusted prescription is refused; on the simulated board it is taken
-        with the signature problem shown."""
-        rx, problems, sig = self.check_import(path)
-        if rx is None:
-            return False, problems
-        if sig is not None and not self.simulated:
-            return False, [sig]
-        tmp = self.data_dir / (RX_FILE + ".tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, self.data_dir / RX_FILE)
+        with the signature problem shown. The same path as a prescription from the clinic
+        (homeapp/prescriptions.py), which logs the install or the refusal."""
+        from homeapp import prescriptions
+        store_path = getattr(self.store, "path", None)
+        try:
+            done = prescriptions.install(
+                path, self.data_dir, trust=self._trust(), store=self.store, origin="usb",
+                allow_unsigned=self.simulated, today=self.today(),
+                session_lock=prescriptions.session_lock_path(store_path) if store_path else None)
+        except prescriptions.SessionRunning as e:
+            return False, [str(e)]
+        if not done.ok:
+            return False, done.reasons
         self._ui_state["rx_demo"] = False
         self.save_language(self.language())
         self.load_current_prescription()
-        return True, [sig] if sig else []
+        return True, done.warnings
 
     def demo_available(self) -> bool:
         return self.simulated
@@ -387,6 +395,52 @@ class Services:
         if self.rx is not None:
             self.load_current_prescription()  # its signature may no longer verify
         return label
+
+    # ------------------------------------------------------------------ clinic
+    #: Set by the app: called (from a worker thread) when the clinic link has news.
+    on_clinic_change = None
+
+    def start_clinic_link(self) -> None:
+        """The log's sync with the clinic, on its own threads (homeapp/clinic_link.py)."""
+        from homeapp.clinic_link import ClinicLink
+        self.clinic = ClinicLink(config=self.config, trust=self._trust(), session_running=self._engine_busy,
+                                 on_change=lambda: self.on_clinic_change and self.on_clinic_change())
+
+    def _engine_busy(self) -> bool:
+        # a session running or paused: a new prescription waits until it has ended (the
+        # log's session lock enforces it too; this only spares a useless attempt)
+        eng = self.engine
+        return eng is not None and eng.state.phase.value in ("running", "paused")
+
+    def clinic_status(self) -> dict | None:
+        """The clinic link's status (None: no clinic link in this app)."""
+        link = getattr(self, "clinic", None)
+        return link.status() if link is not None else None
+
+    def sync_soon(self) -> None:
+        link = getattr(self, "clinic", None)
+        if link is not None:
+            link.poke()
+
+    def new_program_notice(self) -> dict | None:
+        """The prescription the clinic sent, while no session has used it yet."""
+        from homeapp import prescriptions
+        note = prescriptions.arrival(self.data_dir)
+        if not note or note.get("origin") != "clinic" or self.rx is None or note.get("id") != self.rx.id:
+            return None
+        if any(s.get("prescription_id") == self.rx.id for s in self.sessions()):
+            return None
+        return note
+
+    def reload_if_changed(self) -> bool:
+        """After a sync installed a prescription: read it (never while an engine is busy)."""
+        from homeapp import prescriptions
+        sha = prescriptions.active_sha256(self.data_dir)
+        if sha == getattr(self, "_rx_sha", None) or self._engine_busy():
+            return False
+        self._rx_sha = sha
+        self.load_current_prescription()
+        return True
 
     # ------------------------------------------------------------------ home
     def due_text_params(self) -> dict:

@@ -1,0 +1,92 @@
+"""The device API: every request is signed with the device's Ed25519 key (homeapp/syncproto.py).
+
+    POST /api/device/pair                 {"code", "public_key", "software_version"?}
+    GET  /api/device/state                how far the clinic holds this device's chain
+    POST /api/device/log                  chained records + signed end line (JSON lines)
+    GET  /api/device/prescription         the newest published prescription (204: none)
+    POST /api/device/prescription/status  {"sha256", "status", "reason"?}
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from homeapp import syncproto
+
+from ..service import ClinicError
+from .deps import clinic, json_object, path_with_query
+
+router = APIRouter(prefix="/api/device")
+
+
+async def _as_device(request: Request, body: bytes, work, *args):
+    """Authenticate, then `work(device_request, *args)`, in one trip to the thread pool (the
+    database work runs there: the event loop keeps serving other devices)."""
+    svc = clinic(request)
+    method, path, headers = request.method, path_with_query(request), request.headers
+
+    def run():
+        req = svc.authenticate_device(method=method, path=path, headers=headers, body=body)
+        try:
+            return work(req, *args)
+        except ClinicError as e:
+            if work == svc.ingest:
+                svc.refuse_upload_audited(req.device, e)
+            raise
+    return await run_in_threadpool(run)
+
+
+@router.post("/pair")
+async def pair(request: Request) -> dict:
+    body = await request.body()
+    data = await json_object(request)
+    for field in ("code", "public_key"):
+        if not isinstance(data.get(field), str):
+            raise ClinicError(f"{field}: required, as text")
+    try:
+        public_key = syncproto.public_key_from_b64(data["public_key"])
+    except ValueError as e:
+        raise ClinicError(f"public_key: {e}") from None
+    svc = clinic(request)
+    version = data.get("software_version")
+    method, path, headers = request.method, path_with_query(request), request.headers
+
+    def run():
+        req = svc.authenticate_device(method=method, path=path, headers=headers, body=body, public_key=public_key)
+        return svc.pair_device(data["code"], public_key, req=req,
+                               software_version=version if isinstance(version, str) else None)
+    return await run_in_threadpool(run)
+
+
+@router.get("/state")
+async def state(request: Request) -> dict:
+    return await _as_device(request, await request.body(), clinic(request).device_state)
+
+
+@router.post("/log")
+async def upload(request: Request) -> dict:
+    body = await request.body()
+    return await _as_device(request, body, clinic(request).ingest, body)
+
+
+@router.get("/prescription")
+async def prescription(request: Request) -> Response:
+    found = await _as_device(request, await request.body(), clinic(request).prescription_for_device)
+    return Response(status_code=204) if found is None else JSONResponse(found)
+
+
+@router.post("/prescription/status")
+async def prescription_status(request: Request) -> dict:
+    body = await request.body()
+    data = await json_object(request)
+    sha, status, reason = data.get("sha256"), data.get("status"), data.get("reason")
+    if not isinstance(sha, str) or not isinstance(status, str):
+        raise ClinicError("sha256 and status are required, as text")
+    if reason is not None and not isinstance(reason, str):
+        raise ClinicError("reason: text or null")
+    await _as_device(request, body, clinic(request).prescription_status, sha, status, reason)
+    return {"ok": True}
+
+
+__all__ = ["router"]

@@ -1,0 +1,317 @@
+"""Figures of the clinic service (`make bench`), each beside its goal:
+
+- ingest: one day's upload per device (a 20-minute two-channel session: 45 contractions a
+  channel, 40 events, a report), many devices in parallel, each as the device's sync sends
+  it when it knows what the clinic holds (one signed request continuing its chain; the
+  answer carries the prescription offer), against PostgreSQL (goal >= 200 uploads/s:
+  10,000 devices in a minute) and SQLite;
+- the device's side: wall time and bytes of that day's sync over loopback TLS (goal <= 1 s);
+- the engine loop's worst gap (heartbeat to heartbeat, from the board's trace) during a
+  real-time session, without and with the app's sync thread working beside it.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tests.bench import Figure
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICES = 400
+CONCURRENCY = 48
+SERVER_PROCESSES = 2
+CONTRACTIONS, EVENTS = 45, 40
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _serve(db_url: str, *tls: str) -> tuple[subprocess.Popen, int]:
+    args = [sys.executable, "-m", "clinic.cli", "serve", "--port", "0", "--db", db_url]
+    if tls:
+        args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
+    first = proc.stdout.readline()
+    if "listening on" not in first:
+        proc.kill()
+        raise RuntimeError(f"the clinic did not start: {first!r}")
+    return proc, int(first.rsplit(":", 1)[1])
+
+
+def _day_records(kid: str, day: int) -> list[tuple[str, dict]]:
+    """One day's records: a 20-minute two-channel session with its contractions, events, report."""
+    start = dt.datetime(2026, 11, 1, 9, tzinfo=dt.timezone.utc) + dt.timedelta(days=day)
+    sid = f"s-{kid[:9]}-{day}"
+    records = [("session", {"id": sid, "prescription_id": "rx-0001", "started_at": start.isoformat(),
+                            "ended_at": (start + dt.timedelta(minutes=20)).isoformat(), "status": "completed",
+                            "planned_contractions": CONTRACTIONS,
+                            "channels": [{"contractions": CONTRACTIONS, "peak_ma": 41.5, "mean_ma": 38.2,
+                                          "contractions_cut_short": 0}] * 2, "recovered_at": None})]
+    for ch in range(2):
+        for k in range(CONTRACTIONS):
+            records.append(("contraction", {"session_id": sid, "channel": ch, "index": k, "start_t": 10.0 + 26 * k,
+                                            "end_t": 20.0 + 26 * k, "peak_ma": 35.0 + (k % 7), "completed": True}))
+    for k in range(EVENTS):
+        records.append(("event", {"session_id": sid, "t": 3.5 + 29 * k, "kind": "intensity",
+                                  "detail": {"channel": k % 2, "ma": 30 + k % 9}}))
+    records.append(("report", {"session_id": sid, "pain": 2, "effort": 4.5, "comment": None,
+                               "reported_at": (start + dt.timedelta(minutes=22)).isoformat()}))
+    return records
+
+
+def _body(key, kid: str, records: list[tuple[str, dict]], first_seq: int, prev: str) -> tuple[bytes, str]:
+    """An upload body continuing a chain at `first_seq` after the record hashed `prev`."""
+    import base64
+
+    from homeapp import syncproto
+    from homeapp.sync import record_line
+    lines = []
+    for seq, (kind, data) in enumerate(records, start=first_seq):
+        line, prev = record_line(seq, kind, data, prev)
+        lines.append(line)
+    count = first_seq + len(records) - 1
+    end = {"kind": "end", "count": count, "head": prev, "device_key_id": kid,
+           "signature": base64.b64encode(key.sign(syncproto.end_payload(kid, count, prev))).decode()}
+    return ("\n".join(lines) + "\n" + json.dumps(end) + "\n").encode(), prev
+
+
+def _devices(db_url: str, n: int) -> list[tuple]:
+    """n devices paired through the service's own API, each with yesterday's upload (the
+    header and a day, sent before the clock starts) and today's (timed)."""
+    from clinic.db import migrate, open_engine
+    from clinic.service import CLI, Clinic
+    from homeapp import syncproto
+    from homeapp.sync import GENESIS
+    from schedules.signing import generate_keypair, key_id
+    clinic = Clinic(open_engine(db_url))
+    migrate(clinic.engine)
+    clinic.add_clinician("bench", "a long bench password")
+    out = []
+    for i in range(n):
+        clinic.add_patient(f"P-{i:05d}", "bench")
+        code, _ = clinic.new_pairing_code(CLI, f"P-{i:05d}")
+        key, public = generate_keypair()
+        kid = key_id(public)
+        clinic.pair_device(code, public)
+        header = [("header", {"format": syncproto.LOG_FORMAT, "device_key_id": kid,
+                              "created_at": "2026-11-01T08:00:00+00:00", "since": None})]
+        first = header + _day_records(kid, 0)
+        yesterday, head = _body(key, kid, first, 0, GENESIS)
+        today_records = _day_records(kid, 1)
+        today, _ = _body(key, kid, today_records, len(first), head)
+        out.append((key, kid, yesterday, today, len(today_records)))
+    return out
+
+
+async def _sync_all(ports: list[int], devices: list[tuple], which: int) -> float:
+    """Every device sends its upload (`which`: 2 yesterday's, 3 today's) as the device's
+    sync does when it knows what the clinic holds: one signed request, whose answer
+    carries the clinic's prescription offer."""
+    import httpx
+
+    from homeapp import syncproto
+    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=60,
+                                 limits=httpx.Limits(max_connections=CONCURRENCY)) for p in ports]
+    queue = list(enumerate(devices))
+    failures = []
+
+    async def one(i, device):
+        key, kid, body = device[0], device[1], device[which]
+        headers = syncproto.sign_request(key, kid, "POST", "/api/device/log", body)
+        headers["Content-Type"] = syncproto.LOG_CONTENT_TYPE
+        r = await clients[i % len(clients)].post("/api/device/log", content=body, headers=headers)
+        if r.status_code != 200:
+            failures.append(r.text[:200])
+
+    async def worker():
+        while queue:
+            i, device = queue.pop()
+            await one(i, device)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    wall = time.perf_counter() - t0
+    for c in clients:
+        await c.aclose()
+    if failures:
+        raise RuntimeError(f"{len(failures)} uploads failed, e.g. {failures[0]}")
+    return wall
+
+
+def _ingest(db_url: str, processes: int) -> tuple[float, int]:
+    devices = _devices(db_url, DEVICES)
+    servers = [_serve(db_url) for _ in range(processes)]
+    try:
+        ports = [port for _, port in servers]
+        asyncio.run(_sync_all(ports, devices, 2))        # yesterday: the chains begin
+        wall = asyncio.run(_sync_all(ports, devices, 3))  # this evening: timed
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return DEVICES / wall, devices[0][4]
+
+
+def ingest_figures() -> list[Figure]:
+    from tests.clinic.pg import PostgresServer, PostgresUnavailable
+    rows = []
+    try:
+        pg = PostgresServer(fsync=True).start()
+    except PostgresUnavailable as e:
+        rows.append(Figure("clinic ingest on PostgreSQL: NOT MEASURED", float("nan"), "", ">= 200", str(e)))
+    else:
+        try:
+            rate, records = _ingest(pg.new_database(), SERVER_PROCESSES)
+            rows.append(Figure(f"clinic ingest, PostgreSQL, {DEVICES} devices x 1 day ({records} records)",
+                               rate, "uploads/s", ">= 200",
+                               f"{SERVER_PROCESSES} service processes, {CONCURRENCY} devices at once, each a "
+                               f"day's sync (one signed request), fsync on, plain HTTP (TLS in front); "
+                               f"the load generator shares the 2 cores"))
+        finally:
+            pg.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, records = _ingest(f"sqlite:///{tmp}/clinic.db", 1)
+        rows.append(Figure(f"clinic ingest, SQLite, {DEVICES} devices x 1 day ({records} records)", rate,
+                           "uploads/s", "", "1 service process (SQLite has one writer)"))
+    return rows
+
+
+# ---------------------------------------------------------------------------- the device's side
+
+def _tls(folder: Path) -> tuple[str, str, str]:
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_pem.write_to_path(str(folder / "k.pem"))
+    with open(folder / "c.pem", "wb") as f:
+        for blob in cert.cert_chain_pems:
+            f.write(blob.bytes())
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return str(folder / "c.pem"), str(folder / "k.pem"), str(folder / "ca.pem")
+
+
+def _paired_syncer(folder: Path, port: int, ca: str, code: str):
+    from homeapp.device_key import ensure_device_key
+    from homeapp.store import Store
+    from homeapp.sync import Syncer
+    from schedules.signing import TrustStore
+    store = Store.open(folder / "homeapp.db")
+    key, kid = ensure_device_key(folder)
+    syncer = Syncer(data_dir=folder, store=store, device_key=key, device_key_id=kid, trust=TrustStore(folder / "t"))
+    syncer.pair(f"https://localhost:{port}", code, ca_cert=ca)
+    return syncer, store
+
+
+def device_figures() -> list[Figure]:
+    from tests.clinic.kit import clinic_for, set_up_clinic, write_sessions
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        cert, key, ca = _tls(d)
+        db_url = f"sqlite:///{d}/clinic.db"
+        clinic = clinic_for(db_url)
+        proc, port = _serve(db_url, cert, key)
+        try:
+            (d / "dev").mkdir()
+            syncer, store = _paired_syncer(d / "dev", port, ca, set_up_clinic(clinic, patient="P-DAY"))
+            syncer.sync()                                    # the pairing's own record
+            write_sessions(store, 1, contractions=CONTRACTIONS, events=EVENTS,
+                           start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+            t0 = time.perf_counter()
+            result = syncer.sync()
+            wall = time.perf_counter() - t0
+            client = syncer.last_client
+            rows.append(Figure("device sync of one day's session over loopback TLS (in the app)", wall, "s",
+                               "<= 1", f"{result.uploaded} records, {client.bytes_sent} bytes sent, "
+                                       f"{client.bytes_received} received (sent: bodies and signed headers; received: bodies)"))
+            write_sessions(store, 1, first=1, contractions=CONTRACTIONS, events=EVENTS,
+                           start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30))
+            syncer.close()
+            store.close()
+            cfg = d / "dev.toml"
+            cfg.write_text(f'[paths]\ndata_dir = "{d / "dev"}"\n')
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "homeapp.cli", "--config", str(cfg), "sync"],
+                                 capture_output=True, text=True, env=_env())
+            wall = time.perf_counter() - t0
+            rows.append(Figure("`homeapp sync` of one day's session, whole command", wall, "s", "<= 1",
+                               f"Python start-up included; {out.stdout.strip()}"))
+            rows.extend(_engine_gaps(d, port, ca, clinic))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return rows
+
+
+def _engine_gaps(d: Path, port: int, ca: str, clinic) -> list[Figure]:
+    """The engine loop's worst heartbeat gap in a real-time session, alone and with the
+    app's sync thread uploading a backlog of 60 days beside it (same process, as in the app)."""
+    from homeapp.runner import run_session
+    from hw.sim.trace import Trace
+    from tests.clinic.kit import set_up_clinic, write_sessions
+    rx = json.loads((ROOT / "tests" / "data" / "rx-valid-two-channels-adjustable.json").read_text())
+    today = dt.date.today()
+    rx.update(issued=(today - dt.timedelta(days=1)).isoformat(), expires=(today + dt.timedelta(days=30)).isoformat(),
+              max_sessions_per_day=3, min_hours_between=0, supervision="none")
+    rx["blocks"] = [{"label": "short", "minutes": 0.5, "hz": 50, "pulse_us": 300, "on_s": 5, "off_s": 5,
+                     "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"}]
+    (d / "rx.json").write_text(json.dumps(rx))
+    figures = []
+    for with_sync in (False, True):
+        folder = d / f"gap-{with_sync}"
+        folder.mkdir()
+        stop = threading.Event()
+        syncs = [0]
+        if with_sync:
+            syncer, store = _paired_syncer(folder, port, ca, set_up_clinic(clinic, patient=f"P-GAP-{with_sync}"))
+            write_sessions(store, 60, contractions=CONTRACTIONS, events=EVENTS,
+                           start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=61))
+
+            def loop():
+                while not stop.is_set():
+                    try:
+                        syncer.sync()
+                        syncs[0] += 1
+                    except Exception:
+                        pass
+                    stop.wait(0.2)
+            thread = threading.Thread(target=loop, daemon=True)
+            thread.start()
+        result = run_session(prescription_path=str(d / "rx.json"), db_path=str(folder / "homeapp.db"),
+                             trace_path=str(folder / "t.csv"), actions_path=None, virtual_time=False,
+                             allow_unsigned=True)
+        if result.exit_code != 0:
+            raise RuntimeError(f"the session was refused: {result.reasons}")
+        if with_sync:
+            stop.set()
+            thread.join(30)
+            syncer.close()
+            store.close()
+        beats = [t for t, _ in Trace.read(folder / "t.csv").signal("heartbeat")]
+        gap_ms = max(b - a for a, b in zip(beats, beats[1:])) / 1000
+        # the issue's goal: no iteration slower because a sync ran
+        goal = f"<= {figures[0].value:.1f}" if with_sync else ""
+        figures.append(Figure(f"engine loop worst heartbeat gap, 30 s real-time session, "
+                              f"{'with' if with_sync else 'without'} a sync thread", gap_ms, "ms", goal,
+                              f"{syncs[0]} syncs ran beside it (the first uploading 60 days)" if with_sync
+                              else "heartbeat every 100 ms; the watchdog trips at 250"))
+    return figures
+
+
+def figures() -> list[Figure]:
+    return device_figures() + ingest_figures()
+
+
+if __name__ == "__main__":
+    for f in figures():
+        print(f)

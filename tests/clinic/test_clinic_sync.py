@@ -1,0 +1,131 @@
+"""Every session reaches the clinic, once: the device's real `homeapp sync` against the
+real service over TLS on localhost, on SQLite and on PostgreSQL, through kill -9 of
+either side and connections cut at random bytes."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+
+import pytest
+
+from clinic.service import CLI
+
+from .kit import ClinicServer, DeviceDir, DropProxy, clinic_for, set_up_clinic, write_sessions
+
+
+@pytest.fixture
+def paired(db_url, tls_files, tmp_path):
+    """(clinic, server, proxy, device): a device paired through a cuttable relay."""
+    clinic = clinic_for(db_url)
+    code = set_up_clinic(clinic)
+    server = ClinicServer(db_url, tls_files).start()
+    proxy = DropProxy(server.port)
+    device = DeviceDir(tmp_path / "device")
+    pair = device.run("clinic", "pair", "--url", proxy.url, "--code", code, "--ca-cert", str(tls_files[2]))
+    assert pair.returncode == 0, pair.stderr
+    try:
+        yield clinic, server, proxy, device
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def sync(device: DeviceDir) -> tuple[int, dict]:
+    r = device.run("sync")
+    line = json.loads(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
+    assert r.returncode in (0, 3), r.stderr     # never a refusal: everything is genuine
+    assert "Traceback" not in r.stderr
+    return r.returncode, line
+
+
+def test_200_sessions_across_a_dozen_syncs_with_kills_and_drops(paired):
+    clinic, server, proxy, device = paired
+    rng = random.Random(1402)
+    written = 0
+    outcomes = []
+    for round_ in range(12):
+        with device.store() as store:
+            n = 200 // 12 + (1 if round_ < 200 % 12 else 0)
+            write_sessions(store, n, first=written)
+            written += n
+        action = round_ % 4
+        if action == 0:                              # a plain sync
+            code, _ = sync(device)
+            assert code == 0
+        elif action == 1:                            # the connection cut at a random byte
+            proxy.cut_after = rng.randrange(200, 60_000)
+            code, _ = sync(device)
+            proxy.cut_after = None
+        elif action == 2:                            # the device's sync killed -9
+            proc = device.popen("sync")
+            time.sleep(rng.uniform(0.3, 1.2))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            code = -9
+        else:                                        # the clinic killed -9 mid-sync, then restarted
+            proc = device.popen("sync")
+            time.sleep(rng.uniform(0.4, 1.2))
+            server.kill9()
+            proc.wait(timeout=60)
+            code = proc.returncode
+            assert code in (0, 3), proc.stderr.read()
+            server.start()                           # same port: the device knows only that address
+        outcomes.append(code)
+    assert written == 200
+    code, line = sync(device)
+    assert code == 0 and line["status"] == "ok"
+    assert sync(device) == (0, {"uploaded": 0, "prescription": None, "status": "ok"})  # nothing twice
+
+    on_device = device.export()
+    at_clinic = json.loads(clinic.export(CLI, "P-0042"))
+    ids = [s["id"] for s in at_clinic["sessions"]]
+    assert len(ids) == len(set(ids)) == 200
+    assert at_clinic == on_device
+    assert clinic.export(CLI, "P-0042", "csv") == device.run("log", "export", "--db", str(device.db),
+                                                                "--format", "csv").stdout
+    assert clinic.export(CLI, "P-0042") == device.run("log", "export", "--db", str(device.db)).stdout
+    assert proxy.cuts >= 1 and 3 in outcomes, outcomes   # the failures really happened
+
+
+def test_the_clinic_keeps_a_bundle_the_device_key_verifies(paired, tmp_path):
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 3)
+    assert sync(device)[0] == 0
+    bundle = tmp_path / "from-clinic.bundle"
+    bundle.write_text(clinic.bundle(CLI, "P-0042"))
+    r = device.run("log", "verify-bundle", str(bundle), "--device-key", str(device.data / "device_key.pub"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_an_unreachable_clinic_keeps_everything_queued(paired):
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 2)
+    server.stop()
+    r = device.run("sync")
+    assert r.returncode == 3 and json.loads(r.stdout)["status"] == "unreachable"
+    assert "cannot be reached" in r.stderr
+    server.start()
+    # the header, two sessions of 1 + 12 contractions + 4 events + 1 report, the pairing event
+    assert sync(device) == (0, {"uploaded": 1 + 2 * (1 + 12 + 4 + 1) + 1, "prescription": None, "status": "ok"})
+    assert len(json.loads(clinic.export(CLI, "P-0042"))["sessions"]) == 2
+
+
+def test_a_clinic_whose_certificate_is_not_trusted_is_refused(db_url, tls_files, tmp_path):
+    import trustme
+    clinic = clinic_for(db_url)
+    code = set_up_clinic(clinic)
+    server = ClinicServer(db_url, tls_files).start()
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    try:
+        device = DeviceDir(tmp_path / "device")
+        r = device.run("clinic", "pair", "--url", server.url, "--code", code, "--ca-cert", str(other_ca))
+        assert r.returncode == 2 and "certificate is not trusted" in r.stderr
+        r = device.run("clinic", "pair", "--url", "http://clinic.example.org", "--code", code)
+        assert r.returncode == 2 and "https only" in r.stderr
+    finally:
+        server.stop()
