@@ -11,16 +11,10 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from homeapp.ui.testing import UI, texts  # noqa: E402
+from homeapp.ui.testing import texts  # noqa: E402
+from tests.uikit import ui  # noqa: E402,F401  (a fixture)
 
 pytestmark = pytest.mark.kivy
-
-
-@pytest.fixture
-def ui(tmp_path):
-    u = UI(tmp_path)
-    yield u
-    u.close()
 
 
 def test_clinic_log_peaks_read_as_the_patient_saw_them(ui):

@@ -13,17 +13,10 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from homeapp.ui.testing import UI, write_rx  # noqa: E402
+from homeapp.ui.testing import write_rx  # noqa: E402
+from tests.uikit import ui  # noqa: E402,F401  (a fixture)
 
 pytestmark = pytest.mark.kivy
-
-
-@pytest.fixture
-def ui(tmp_path):
-    # a real board's rule: only signed prescriptions are accepted
-    u = UI(tmp_path)
-    yield u
-    u.close()
 
 
 def test_clinician_removes_a_key_and_its_prescription_is_refused_at_the_next_start(ui, tmp_path):

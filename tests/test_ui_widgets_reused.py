@@ -13,16 +13,10 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from homeapp.ui.testing import UI, texts, write_rx  # noqa: E402
+from homeapp.ui.testing import texts, write_rx  # noqa: E402
+from tests.uikit import ui  # noqa: E402,F401  (a fixture)
 
 pytestmark = pytest.mark.kivy
-
-
-@pytest.fixture
-def ui(tmp_path):
-    u = UI(tmp_path)
-    yield u
-    u.close()
 
 
 def _widgets(root) -> set[int]:
