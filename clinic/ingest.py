@@ -254,19 +254,14 @@ def export_from_records(records: Iterable[tuple[str, dict[str, Any], int]]) -> d
 
 
 def parse_prescription_json(raw: bytes | str, max_bytes: int) -> dict[str, Any]:
-    """A prescription as a JSON object; ClinicError naming what is wrong otherwise."""
+    """A prescription as a JSON object, read exactly as the device reads a file (duplicate
+    keys, NaN and Infinity refused too); ClinicError naming what is wrong otherwise."""
+    from schedules.validate import PrescriptionError, json_object_from_bytes
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if len(raw) > max_bytes:
         raise _bad_request(f"too large for a prescription ({len(raw)} bytes; at most {max_bytes})")
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise _bad_request("not JSON (not UTF-8 text)") from None
-    except json.JSONDecodeError as e:
-        raise _bad_request(f"not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    except (ValueError, RecursionError):
-        raise _bad_request("not acceptable JSON (nested too deep or a number too long)") from None
-    if not isinstance(data, dict):
-        raise _bad_request(f"a prescription is a JSON object, not {type(data).__name__}")
-    return data
+        return json_object_from_bytes(raw, name="the prescription")
+    except PrescriptionError as e:
+        raise _bad_request("; ".join(e.problems)) from None

@@ -534,6 +534,13 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise PrescriptionError([f"{name}: is a directory, not a file"]) from None
     except OSError as e:
         raise PrescriptionError([f"{name}: cannot read ({e.strerror or e})"]) from None
+    return json_object_from_bytes(raw, name=name)
+
+
+def json_object_from_bytes(raw: bytes, *, name: str) -> dict[str, Any]:
+    """The JSON object in `raw` (a prescription's bytes, from a file or the network), or
+    `PrescriptionError` with one clear line prefixed by `name`: too large, not UTF-8, not
+    JSON, duplicate keys, NaN or Infinity, or not an object."""
     if len(raw) > _MAX_FILE_BYTES:
         raise PrescriptionError([f"{name}: too large for a prescription (over {_MAX_FILE_BYTES} bytes)"])
     try:

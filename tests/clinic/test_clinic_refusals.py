@@ -204,6 +204,11 @@ def test_hostile_input_gets_a_clear_4xx_never_a_500(service):
             (client.get("/api/patients"), 401, "sign in first"),
             (client.get("/api/patients", headers={"Authorization": "Bearer forged"}), 401, "not signed in"),
             (client.post("/api/patients/P-1/prescriptions", content=b"{]", headers=auth), 400, "not JSON"),
+            # read as the device reads a prescription file: which of two values counts is no guess
+            (client.post("/api/patients/P-1/prescriptions", content=b'{"id": "a", "id": "b"}',
+                         headers=auth), 400, "duplicate key"),
+            (client.post("/api/patients/P-1/prescriptions", content=b'{"sessions_per_week": NaN}',
+                         headers=auth), 400, "NaN is not valid JSON"),
             (client.get("/api/patients/P-1/export?format=xml", headers=auth), 400, "use json or csv"),
             (client.get("/api/nothing-here"), 404, "no such page"),
             (client.post("/api/device/log", content=b"x"), 401, "not a signed device request"),
