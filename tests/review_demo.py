@@ -20,9 +20,10 @@ from schedules.signing import generate_keypair
 UTC = dt.timezone.utc
 
 
-def short_rx(*, issued: dt.date, per_week: int = 5, per_day: int = 1, hours_between: float = 4) -> dict:
+def short_rx(*, issued: dt.date, per_week: int = 5, per_day: int = 1, hours_between: float = 4,
+             rx_id: str = "rx-knee-20261106") -> dict:
     """A one-minute program, so a month of sessions runs in seconds of virtual time."""
-    return {"format": "homeapp.prescription/1", "id": "rx-knee-20261106", "patient_id": "P-0042",
+    return {"format": "homeapp.prescription/1", "id": rx_id, "patient_id": "P-0042",
             "clinician_id": "C-0007", "issued": issued.isoformat(),
             "expires": (issued + dt.timedelta(days=90)).isoformat(),
             "sessions_per_week": per_week, "max_sessions_per_day": per_day,

@@ -18,6 +18,7 @@ from homeapp.report import (Review, SessionRow, build_report, compare_reports, r
                             review_of_bundle)
 from homeapp.store import Store
 from schedules.signing import generate_keypair, save_public_key
+from tests.review_demo import short_rx as demo_rx
 
 UTC = dt.timezone.utc
 MONTH_FIRST = dt.date(2026, 11, 6)
@@ -27,16 +28,9 @@ COMMENT = "sharp pain, pressed stop"
 COMMENT_DAY, ESTOP_DAY = 20, 25
 
 
-def short_rx(*, issued: dt.date, per_week: int = 7, per_day: int = 1, hours_between: float = 4) -> dict:
-    """A one-minute program, so a month of sessions runs in seconds of virtual time."""
-    return {"format": "homeapp.prescription/1", "id": "rx-review", "patient_id": "P-0042",
-            "clinician_id": "C-0007", "issued": issued.isoformat(),
-            "expires": (issued + dt.timedelta(days=90)).isoformat(),
-            "sessions_per_week": per_week, "max_sessions_per_day": per_day,
-            "min_hours_between": hours_between, "supervision": "none",
-            "channels": [{"label": "left quadriceps", "max_ma": 60}],
-            "blocks": [{"label": "strength", "minutes": 1, "hz": 35, "pulse_us": 300, "on_s": 5,
-                        "off_s": 5, "ramp_up_s": 1, "ramp_down_s": 1}]}
+def short_rx(*, issued: dt.date, per_week: int = 7, **kw) -> dict:
+    """The demo's one-minute program, due every day."""
+    return demo_rx(issued=issued, per_week=per_week, rx_id="rx-review", **kw)
 
 
 def run_day(tmp: Path, rx_path: Path, db: Path, start: dt.datetime, actions: list[dict], capsys) -> dict:
