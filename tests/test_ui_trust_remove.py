@@ -61,3 +61,34 @@ def test_clinician_removes_a_key_and_its_prescription_is_refused_at_the_next_sta
     assert ui.svc.signature_problem(ui.svc.rx).startswith("signed by a removed key")
     assert any("signed by a key that was removed from this device" in w.text
                for w in clin.walk() if hasattr(w, "text") and isinstance(w.text, str))
+
+
+def test_the_key_list_follows_a_trust_and_a_removal_that_change_nothing_else(ui, tmp_path):
+    """Trusting or removing a key that signed nothing shown changes only the list of keys:
+    the tab must still show it (it is rebuilt when anything it shows changed)."""
+    from schedules.signing import generate_keypair, save_public_key
+
+    ui.tap(ui.app.screens["home"].header_buttons.children[0])   # Clinic (rightmost)
+    clin = ui.app.screens["clinician"]
+    for k in ("0", "0", "0", "0", "ok"):
+        ui.tap(clin.pad.buttons[k])
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    save_public_key(stick / "dr-lind.pub", generate_keypair()[1])
+    clin.extra_dirs = [str(stick)]
+    clin.refresh()
+    ui.pump(0.1)
+
+    def removers():
+        return [b for b in clin.file_buttons if b.text.startswith("Stop trusting dr-lind")]
+
+    assert removers() == []
+    ui.tap(next(b for b in clin.file_buttons if b.text.startswith("Trust the clinician key")))
+    assert len(removers()) == 1
+    (remove,) = removers()
+    remove.parent.parent.scroll_to(remove, padding=0, animate=False)   # the list scrolls
+    ui.pump(0.1)
+    ui.tap(remove)                            # the first touch only asks
+    ui.tap(remove)
+    assert ui.svc.trusted_keys() == {}
+    assert removers() == []

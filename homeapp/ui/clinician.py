@@ -125,7 +125,7 @@ class ClinicianScreen(PinScreen):
             shown = None if rx is None else (rx.id, rx.patient_id, rx.issued, rx.expires,
                                              svc.signature_problem(rx))
             return (language(), shown, tuple(svc.find_import_files(self.extra_dirs)),
-                    tuple(svc.find_key_files(self.extra_dirs)))
+                    tuple(svc.find_key_files(self.extra_dirs)), tuple(sorted(svc.trusted_keys().items())))
         return (language(), tuple(self._log_lines()), tuple(svc.export_dirs()[:3]))
 
     def build_clinic(self):
