@@ -56,6 +56,10 @@ MAX_PAUSE_US = 600_000_000
 
 #: A heartbeat gap this long is logged as a near miss of the board's watchdog (250 ms) ...
 HEARTBEAT_LAPSE_US = 200_000
+#: A session that ends `aborted` (e-stop, fault, electrode lost) within this many seconds
+#: of its start does not count against the schedule: the patient may start again the
+#: same day rather than lose the day's session to a slip.
+EARLY_ABORT_S = 180
 
 _US = 1_000_000
 
@@ -330,8 +334,12 @@ class Engine:
         return []
 
     def _schedule_refusals(self, now_wall: dt.datetime) -> list[str]:
-        starts = self.store.session_starts(self.rx.id)
+        starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
+                  for s in self._rx_sessions() if not ended_early_by_safety_stop(s)]
         return [Reason(r, "schedule") for r in schedule_allows(self.rx, starts, now=now_wall)]
+
+    def _rx_sessions(self) -> list[dict[str, Any]]:
+        return [s for s in self.store.sessions() if s["prescription_id"] == self.rx.id]
 
     # ----------------------------------------------------------------- start and loop
     def start(self, *, caregiver_unlocked: bool = False, threaded: bool = True) -> str:
@@ -343,6 +351,7 @@ class Engine:
             if reasons:
                 self._record_refused_start(reasons)
                 raise StartRefused(reasons)
+            earlier = self._rx_sessions()
             self._session_id = f"s-{uuid.uuid4().hex[:12]}"
             self._t0_us = self._now_us()
             self.store.save_prescription(self.rx)
@@ -354,6 +363,10 @@ class Engine:
                 self._log("start", caregiver_unlocked=caregiver_unlocked,
                           planned_contractions=self.rx.planned_contractions,
                           planned_s=_s(self._planned_total_us()))
+                if earlier and ended_early_by_safety_stop(earlier[-1]):
+                    self._log("restart_allowed", previous_session=earlier[-1]["id"],
+                              previous_status=earlier[-1]["status"],
+                              previous_ran_s=_ran_s(earlier[-1]), early_abort_s=EARLY_ABORT_S)
                 # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
                 self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
                 for ch in self._channels:
@@ -943,3 +956,17 @@ class Engine:
             if self._session_id is None or not self._phase.ended:
                 raise ValueError("a report can be saved only after a session has ended")
             self.store.save_report(self._session_id, pain=pain, effort=effort, comment=comment)
+
+
+def _ran_s(session: dict[str, Any]) -> float | None:
+    """Seconds from a logged session's start to its end (None while it has not ended)."""
+    if not session.get("ended_at"):
+        return None
+    return (dt.datetime.fromisoformat(session["ended_at"])
+            - dt.datetime.fromisoformat(session["started_at"])).total_seconds()
+
+
+def ended_early_by_safety_stop(session: dict[str, Any]) -> bool:
+    """Ended `aborted` (e-stop, fault, electrode lost) within EARLY_ABORT_S of its start."""
+    ran_s = _ran_s(session)
+    return session["status"] == "aborted" and ran_s is not None and ran_s <= EARLY_ABORT_S

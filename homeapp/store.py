@@ -136,9 +136,18 @@ def _migration_2(db: Database) -> None:
     db["device_events"].create_index(["at"])
 
 
+def _migration_3(db: Database) -> None:
+    # PIN lockouts kept on disk so that a restart or power cut does not lift them.
+    db["pin_lockouts"].create({
+        "role": str,                 # "caregiver" or "clinician"
+        "wrong_pins": int,           # wrong PINs in a row so far
+        "locked_until": str,         # wall clock, ISO 8601 UTC; NULL when not locked
+    }, pk="role", not_null={"role", "wrong_pins"})
+
+
 #: Ordered migrations: MIGRATIONS[i] brings the schema from version i to i + 1.
 #: Append only; never edit one that has shipped.
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2)
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1, _migration_2, _migration_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -426,6 +435,31 @@ class Store:
                "detail_json": json.dumps(_jsonable(detail or {}), ensure_ascii=False)}
         with self._write(f"device event {kind}"):
             self.db["device_events"].insert(row)
+
+    def pin_state(self, role: str) -> tuple[int, dt.datetime | None]:
+        """(wrong PINs in a row so far, locked until) for `role`; (0, None) if none."""
+        with self._lock:
+            rows = list(self.db["pin_lockouts"].rows_where("role = ?", [role]))
+        if not rows:
+            return 0, None
+        return int(rows[0]["wrong_pins"]), _parse(rows[0]["locked_until"])
+
+    def record_pin_state(self, role: str, *, wrong_pins: int,
+                         locked_until: dt.datetime | None = None) -> None:
+        """Keep `role`'s count of wrong PINs and the end of its lockout (None: not locked)."""
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"PIN role must be a non-empty string, not {role!r}")
+        if not isinstance(wrong_pins, int) or wrong_pins < 0:
+            raise ValueError(f"wrong_pins must be a whole number >= 0, not {wrong_pins!r}")
+        row = {"role": role, "wrong_pins": wrong_pins,
+               "locked_until": None if locked_until is None else _iso(locked_until, "locked_until")}
+        with self._write(f"PIN state of {role}"):
+            self.db["pin_lockouts"].upsert(row, pk="role")
+
+    def clear_pin_state(self, role: str) -> None:
+        """Forget `role`'s wrong PINs and lockout (after a right PIN)."""
+        with self._write(f"PIN state of {role}"):
+            self.db.execute("DELETE FROM pin_lockouts WHERE role = ?", [role])
 
     def save_report(self, session_id: str, *, pain: int, effort: float,
                     comment: str | None = None) -> None:

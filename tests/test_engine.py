@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from homeapp.engine import Engine, StartRefused
+from homeapp.engine import EARLY_ABORT_S, Engine, StartRefused
 from homeapp.state import AlertKind, Phase
 from homeapp.store import Store
 from hw.driver import Stimulator
@@ -428,3 +428,32 @@ def test_a_step_that_cannot_be_compiled_mid_session_ends_it_with_a_fault(
     assert st.phase is Phase.ABORTED and "cannot run this program" in st.end_reason
     events = eng.store.session(st.session_id)["events"]
     assert [e for e in events if e["kind"] == "fault"]
+
+
+@pytest.mark.parametrize("estop_at_s, may_restart", [(20.0, True), (EARLY_ABORT_S + 20.0, False)])
+def test_a_session_aborted_in_its_first_minutes_does_not_use_up_the_day(
+        make_engine, sim, virtual_clock, estop_at_s, may_restart):
+    board, _ = sim
+    rx = rx_dict(max_sessions_per_day=1, sessions_per_week=7)
+    rx["blocks"][0]["minutes"] = 10
+    noon = dt.datetime.now(dt.timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+    wall = lambda: noon + dt.timedelta(seconds=virtual_clock.now())  # noqa: E731
+    eng = make_engine(rx, wall_clock=wall)
+    first = eng.start(threaded=False)
+    eng.schedule_at(estop_at_s, lambda: eng.estop("button"))
+    eng.run()
+    assert eng.store.session(first)["status"] == "aborted"
+    eng.acknowledge()
+    again = Engine(prescription=eng.rx, board=eng.board, store=eng.store, clock=virtual_clock,
+                   allow_unsigned=True, wall_clock=wall)
+    schedule = [r for r in again.start_refusals() if r.kind == "schedule"]
+    if not may_restart:
+        assert schedule and "1 session already today" in schedule[0]
+        return
+    assert schedule == []
+    second = again.start(threaded=False)
+    restart = [e for e in eng.store.session(second)["events"] if e["kind"] == "restart_allowed"]
+    assert restart and restart[0]["detail"]["previous_session"] == first
+    assert restart[0]["detail"]["previous_status"] == "aborted"
+    assert restart[0]["detail"]["previous_ran_s"] <= EARLY_ABORT_S
+    again.stop()

@@ -90,7 +90,8 @@ def test_an_older_schema_is_migrated_keeping_its_data(db_path, monkeypatch):
         assert "device_events" not in s.db.table_names()
     monkeypatch.undo()
     with Store.open(db_path) as s:
-        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.schema_version == SCHEMA_VERSION == 3
+        assert s.pin_state("caregiver") == (0, None)
         assert s.session("s1")["events"][0]["detail"] == {"channel": 0, "ma": 10}
         s.add_device_event(kind="start_refused", detail={"reasons": ["too soon"]})
         assert [e["kind"] for e in s.device_events()] == ["start_refused"]

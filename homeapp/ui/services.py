@@ -443,6 +443,16 @@ class Services:
         return True
 
     # ------------------------------------------------------------------ home
+    def _schedule_starts(self) -> list[tuple[dt.datetime, str]]:
+        """The starts that count against the schedule, as the engine counts them: a
+        session aborted within its first minutes does not use up the day's session."""
+        if self.store is None or self.rx is None:
+            return self.session_starts()
+        from homeapp.engine import ended_early_by_safety_stop
+        return [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
+                for s in self.store.sessions()
+                if s["prescription_id"] == self.rx.id and not ended_early_by_safety_stop(s)]
+
     def due_text_params(self) -> dict:
         """When the next session may start: {"when": "now" | "later" | "never" | "none",
         "at": "HH:MM" or a date}."""
@@ -451,7 +461,7 @@ class Services:
         try:
             from schedules.adherence import next_session_at
             now = dt.datetime.now(dt.timezone.utc).astimezone()
-            at = next_session_at(self.rx, self.session_starts(), now=now)
+            at = next_session_at(self.rx, self._schedule_starts(), now=now)
         except Exception:
             log.exception("next session")
             return {"when": "now"}
@@ -494,8 +504,17 @@ class Services:
         return bool(getattr(self.config, f"{role}_pin_hash", None))
 
     def pin_lockout_s(self, role: str) -> float:
-        """Seconds until `role` may try a PIN again (0 when it may now)."""
-        return max(0.0, self._pin_locked_until.get(role, 0.0) - time.monotonic())
+        """Seconds until `role` may try a PIN again (0 when it may now). Kept in the store
+        when there is one, so a restart or power cut does not lift a lockout; capped at
+        PIN_LOCKOUT_S so a clock set back cannot stretch it."""
+        if self.store is None:
+            return max(0.0, self._pin_locked_until.get(role, 0.0) - time.monotonic())
+        _, locked_until = self.store.pin_state(role)
+        if locked_until is None:
+            return 0.0
+        from homeapp.store import now_utc
+        left_s = (locked_until - now_utc()).total_seconds()
+        return min(PIN_LOCKOUT_S, max(0.0, left_s))
 
     def verify_pin(self, role: str, pin: str) -> bool:
         """Checks the role's PIN; after PIN_ATTEMPTS wrong ones in a row the role is locked
@@ -505,19 +524,31 @@ class Services:
         ok = self._pin_matches(role, pin)
         if ok:
             self._pin_failures[role] = 0
-            return True
-        failures = self._pin_failures.get(role, 0) + 1
-        self._pin_failures[role] = failures
-        if failures >= PIN_ATTEMPTS:
-            self._pin_failures[role] = 0
-            self._pin_locked_until[role] = time.monotonic() + PIN_LOCKOUT_S
             if self.store is not None:
-                try:
-                    self.store.add_device_event(kind="pin_lockout",
-                                                detail={"role": role, "wrong_pins": failures,
-                                                        "locked_s": PIN_LOCKOUT_S})
-                except Exception:
-                    log.exception("could not log the PIN lockout")
+                self.store.clear_pin_state(role)
+            return True
+        if self.store is not None:
+            failures = self.store.pin_state(role)[0] + 1
+        else:
+            failures = self._pin_failures.get(role, 0) + 1
+        self._pin_failures[role] = failures
+        if failures < PIN_ATTEMPTS:
+            if self.store is not None:
+                self.store.record_pin_state(role, wrong_pins=failures)
+            return False
+        self._pin_failures[role] = 0
+        self._pin_locked_until[role] = time.monotonic() + PIN_LOCKOUT_S
+        if self.store is not None:
+            from homeapp.store import now_utc
+            self.store.record_pin_state(
+                role, wrong_pins=0,
+                locked_until=now_utc() + dt.timedelta(seconds=PIN_LOCKOUT_S))
+            try:
+                self.store.add_device_event(kind="pin_lockout",
+                                            detail={"role": role, "wrong_pins": failures,
+                                                    "locked_s": PIN_LOCKOUT_S})
+            except Exception:
+                log.exception("could not log the PIN lockout")
         return False
 
     def _pin_matches(self, role: str, pin: str) -> bool:
