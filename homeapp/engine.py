@@ -34,7 +34,7 @@ from typing import Any, Callable
 from hw.clock import Clock
 from hw.exc import BoardFault, WaveformError
 from hw.waveform import compile_cycle
-from schedules.adherence import schedule_allows
+from schedules.adherence import EARLY_ABORT_S, ended_early_by_safety_stop, schedule_allows, session_ran_s
 from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
                               INTENSITY_STEP_MA)
 from schedules.model import Prescription
@@ -56,10 +56,6 @@ MAX_PAUSE_US = 600_000_000
 
 #: A heartbeat gap this long is logged as a near miss of the board's watchdog (250 ms) ...
 HEARTBEAT_LAPSE_US = 200_000
-#: A session that ends `aborted` (e-stop, fault, electrode lost) within this many seconds
-#: of its start does not count against the schedule: the patient may start again the
-#: same day rather than lose the day's session to a slip.
-EARLY_ABORT_S = 180
 
 _US = 1_000_000
 
@@ -366,7 +362,7 @@ class Engine:
                 if earlier and ended_early_by_safety_stop(earlier[-1]):
                     self._log("restart_allowed", previous_session=earlier[-1]["id"],
                               previous_status=earlier[-1]["status"],
-                              previous_ran_s=_ran_s(earlier[-1]), early_abort_s=EARLY_ABORT_S)
+                              previous_ran_s=session_ran_s(earlier[-1]), early_abort_s=EARLY_ABORT_S)
                 # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
                 self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
                 for ch in self._channels:
@@ -957,16 +953,3 @@ class Engine:
                 raise ValueError("a report can be saved only after a session has ended")
             self.store.save_report(self._session_id, pain=pain, effort=effort, comment=comment)
 
-
-def _ran_s(session: dict[str, Any]) -> float | None:
-    """Seconds from a logged session's start to its end (None while it has not ended)."""
-    if not session.get("ended_at"):
-        return None
-    return (dt.datetime.fromisoformat(session["ended_at"])
-            - dt.datetime.fromisoformat(session["started_at"])).total_seconds()
-
-
-def ended_early_by_safety_stop(session: dict[str, Any]) -> bool:
-    """Ended `aborted` (e-stop, fault, electrode lost) within EARLY_ABORT_S of its start."""
-    ran_s = _ran_s(session)
-    return session["status"] == "aborted" and ran_s is not None and ran_s <= EARLY_ABORT_S

@@ -108,6 +108,8 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
             session_id = engine.start(caregiver_unlocked=caregiver_unlocked, threaded=False)
         except StartRefused as refused:
             return RunResult(2, None, refused.reasons)
+        except StoreError as e:  # e.g. the disk filled between opening the log and starting
+            raise UserError(str(e)) from None
         script = ActionScript([a for a in actions if a.do not in AFTER_ACTIONS], engine=engine, board=board)
         script.schedule()
         engine.run()

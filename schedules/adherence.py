@@ -22,7 +22,10 @@ Rules where the prescription format is silent:
 - `schedule_allows`: every session that started counts (whatever its status, also one
   that was interrupted or is still running): the caps are about stimulation given, and a
   started session may have given some. The weekly cap is the full `sessions_per_week`
-  in every week, partial or not.
+  in every week, partial or not. Except: a session that ended `aborted` (an e-stop, a
+  fault, an electrode lost) within `EARLY_ABORT_S` of its start does not count against the
+  caps (`ended_early_by_safety_stop`), so a slip in the first minutes does not use up the
+  day's session; the engine logs a start after one as `restart_allowed`.
 """
 from __future__ import annotations
 
@@ -212,3 +215,22 @@ def next_session_at(rx: Prescription, session_starts: Sequence[SessionStart], *,
     earliest = max(t for t in times if t is not None)
     return None if earliest.date() > rx.expires else earliest
 
+
+#: A session that ends `aborted` within this many seconds of its start does not count
+#: against the schedule: the patient may start again the same day.
+EARLY_ABORT_S = 180
+
+
+def session_ran_s(session: dict) -> float | None:
+    """Seconds from a logged session's start to its end (None while it has not ended);
+    `session` in the log export's shape (`started_at`, `ended_at`)."""
+    if not session.get("ended_at"):
+        return None
+    return (dt.datetime.fromisoformat(session["ended_at"])
+            - dt.datetime.fromisoformat(session["started_at"])).total_seconds()
+
+
+def ended_early_by_safety_stop(session: dict) -> bool:
+    """Ended `aborted` (e-stop, fault, electrode lost) within EARLY_ABORT_S of its start."""
+    ran_s = session_ran_s(session)
+    return session["status"] == "aborted" and ran_s is not None and ran_s <= EARLY_ABORT_S

@@ -378,11 +378,11 @@ def test_kill_9_during_heavy_log_writes_never_damages_the_log_or_loses_a_complet
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 320 KiB tmpfs: a real ENOSPC from the kernel (the suite runs as root in CI's
+    """A 640 KiB tmpfs: a real ENOSPC from the kernel (the suite runs as root in CI's
     container; mounting is part of the test, not an optional extra)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(mnt)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mnt)], check=True)
     try:
         yield mnt
     finally:

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from homeapp.engine import EARLY_ABORT_S
+from schedules.adherence import EARLY_ABORT_S
 from homeapp.store import Store
 from homeapp.ui.services import Services
 from schedules.validate import parse_prescription

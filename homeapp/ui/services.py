@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from homeapp.pin_lockout import PIN_ATTEMPTS, PIN_LOCKOUT_S, PinLockout
+
 log = logging.getLogger(__name__)
 
 #: File names under the data directory.
@@ -26,10 +28,6 @@ UI_FILE = "ui.json"
 #: On the simulated board with no PIN configured, this PIN opens caregiver and clinician
 #: mode (the screen says so). A real board refuses to start without hashed PINs.
 DEMO_PIN = "0000"
-#: Wrong PINs in a row before that role is locked out, and for how long: a PIN of 4 to 8
-#: digits must not be guessable by trying, at a device that may stand in a shared home.
-PIN_ATTEMPTS = 5
-PIN_LOCKOUT_S = 300.0
 #: Where USB sticks appear on Raspberry Pi OS.
 USB_ROOTS = ("/media", "/mnt", "/run/media")
 PAD_WARN_SESSIONS = 20      # self-adhesive pads: replace after about 20 sessions
@@ -56,6 +54,7 @@ class Services:
         self._ui_state: dict[str, Any] = {}
         self._pin_failures: dict[str, int] = {}
         self._pin_locked_until: dict[str, float] = {}
+        self._pin_lockout: PinLockout | None = None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -448,7 +447,7 @@ class Services:
         session aborted within its first minutes does not use up the day's session."""
         if self.store is None or self.rx is None:
             return self.session_starts()
-        from homeapp.engine import ended_early_by_safety_stop
+        from schedules.adherence import ended_early_by_safety_stop
         return [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
                 for s in self.store.sessions()
                 if s["prescription_id"] == self.rx.id and not ended_early_by_safety_stop(s)]
@@ -504,52 +503,36 @@ class Services:
         return bool(getattr(self.config, f"{role}_pin_hash", None))
 
     def pin_lockout_s(self, role: str) -> float:
-        """Seconds until `role` may try a PIN again (0 when it may now). Kept in the store
-        when there is one, so a restart or power cut does not lift a lockout; capped at
-        PIN_LOCKOUT_S so a clock set back cannot stretch it."""
-        if self.store is None:
+        """Seconds until `role` may try a PIN again (0 when it may now); kept in the log
+        when there is one (homeapp.pin_lockout), so a restart does not lift it."""
+        if self._lockout is None:
             return max(0.0, self._pin_locked_until.get(role, 0.0) - time.monotonic())
-        _, locked_until = self.store.pin_state(role)
-        if locked_until is None:
-            return 0.0
-        from homeapp.store import now_utc
-        left_s = (locked_until - now_utc()).total_seconds()
-        return min(PIN_LOCKOUT_S, max(0.0, left_s))
+        return self._lockout.locked_for_s(role)
 
     def verify_pin(self, role: str, pin: str) -> bool:
         """Checks the role's PIN; after PIN_ATTEMPTS wrong ones in a row the role is locked
         for PIN_LOCKOUT_S (every try refused unchecked), and the log says so."""
         if self.pin_lockout_s(role) > 0:
             return False
-        ok = self._pin_matches(role, pin)
-        if ok:
-            self._pin_failures[role] = 0
-            if self.store is not None:
-                self.store.clear_pin_state(role)
-            return True
-        if self.store is not None:
-            failures = self.store.pin_state(role)[0] + 1
-        else:
-            failures = self._pin_failures.get(role, 0) + 1
-        self._pin_failures[role] = failures
-        if failures < PIN_ATTEMPTS:
-            if self.store is not None:
-                self.store.record_pin_state(role, wrong_pins=failures)
-            return False
-        self._pin_failures[role] = 0
-        self._pin_locked_until[role] = time.monotonic() + PIN_LOCKOUT_S
-        if self.store is not None:
-            from homeapp.store import now_utc
-            self.store.record_pin_state(
-                role, wrong_pins=0,
-                locked_until=now_utc() + dt.timedelta(seconds=PIN_LOCKOUT_S))
-            try:
-                self.store.add_device_event(kind="pin_lockout",
-                                            detail={"role": role, "wrong_pins": failures,
-                                                    "locked_s": PIN_LOCKOUT_S})
-            except Exception:
-                log.exception("could not log the PIN lockout")
-        return False
+        right = self._pin_matches(role, pin)
+        if self._lockout is not None:
+            self._lockout.record(role, right=right)
+            return right
+        # no log (a device that could not open it): the count lives as long as the app
+        failures = 0 if right else self._pin_failures.get(role, 0) + 1
+        self._pin_failures[role] = failures % PIN_ATTEMPTS
+        if failures == PIN_ATTEMPTS:
+            self._pin_locked_until[role] = time.monotonic() + PIN_LOCKOUT_S
+        return right
+
+    @property
+    def _lockout(self) -> "PinLockout | None":
+        store = self.store
+        if store is None:
+            return None
+        if self._pin_lockout is None or self._pin_lockout.store is not store:
+            self._pin_lockout = PinLockout(store)
+        return self._pin_lockout
 
     def _pin_matches(self, role: str, pin: str) -> bool:
         hashed = getattr(self.config, f"{role}_pin_hash", None)
