@@ -1,18 +1,27 @@
-"""The device as the app sees it: configuration, clock, board, log and trust store.
+"""The one place that wires a device: configuration, clock, board, log and trust store,
+and the engine of each session built over them.
+
+The touchscreen app (homeapp/ui/services.py), `homeapp session run` (homeapp/runner.py),
+`homeapp sim` (homeapp/commands/sim.py) and the touchscreen tests all come through here,
+so the configured pin map and board constants reach the simulated board and the driver
+alike, whichever way a device is started.
 
 With `board = "simulated"` (the default with no configuration) the simulated pigpiod runs
-inside the app on a loopback port and the real driver talks to it, so everything below the
-driver's socket is exercised as on a Pi. With `board = "real"` the driver connects to the
-local pigpiod of the appliance.
+inside the process on a loopback port and the real driver talks to it, so everything below
+the driver's socket is exercised as on a Pi. With `board = "real"` the driver connects to
+the local pigpiod of the appliance.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from hw.clock import Clock, RealClock
+from hw.pins import PinMap
 from schedules.limits import DEVICE_LIMITS
 
 from .config import Config, load_config
@@ -26,8 +35,40 @@ from .store import Store, StoreError
 SIM_TRACE_MAX_ROWS = 250_000
 
 
+class TrainerHands:
+    """What a trainer's hand does to the simulated board, and what the board shows back:
+    the e-stop button and the electrodes. Only a simulated device has one (`Device.hands`);
+    the touchscreen's trainer's panel acts through it and never holds the board itself."""
+
+    def __init__(self, board: Any) -> None:
+        self._board = board
+
+    def press_estop(self) -> None:
+        self._board.press_estop()
+
+    def release_estop(self) -> None:
+        self._board.release_estop()
+
+    def set_lead(self, channel: int, connected: bool) -> None:
+        """Detach (`connected=False`) or reattach an electrode of `channel` (0 or 1)."""
+        self._board.set_lead(channel, connected)
+
+    @property
+    def estop_pressed(self) -> bool:
+        """The board's e-stop line is low (the button is held down)."""
+        return bool(self._board.estop_pressed)
+
+    def lead_connected(self, channel: int) -> bool:
+        """The electrode of `channel` touches the skin, as the board's sense sees it."""
+        return self._board.lead_connected(channel)
+
+
 @dataclass
 class Device:
+    """An open device: its board (driver, and on the simulated board the simulator behind
+    it), its clock, its log and its trust store. `new_engine` builds a session's engine
+    over them; `close` makes the output safe and releases everything."""
+
     config: Config
     clock: Clock
     stimulator: Any
@@ -36,11 +77,37 @@ class Device:
     sim_board: Any = None
     sim_server: Any = None
     device_key_id: str = ""
+    _previous_sigterm: Any = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     @property
     def simulated(self) -> bool:
         return self.sim_board is not None
+
+    @property
+    def pins(self) -> PinMap:
+        """The pin map and board constants the driver and the simulator were built with."""
+        return self.config.pins
+
+    @property
+    def hands(self) -> TrainerHands | None:
+        """The trainer's hands on the simulated board (None on a real board)."""
+        return TrainerHands(self.sim_board) if self.sim_board is not None else None
+
+    def new_engine(self, prescription: Any, *, allow_unsigned: bool | None = None,
+                   wall_clock: Callable[[], Any] | None = None) -> Any:
+        """The engine of one session of `prescription` on this device. `allow_unsigned`
+        (default: only on the simulated board) lets an unverified prescription start;
+        `wall_clock` (default the engine's) dates the session in the log."""
+        from .engine import Engine
+
+        options: dict[str, Any] = {}
+        if wall_clock is not None:
+            options["wall_clock"] = wall_clock
+        return Engine(prescription=prescription, board=self.stimulator, store=self.store,
+                      clock=self.clock, trust=self.trust,
+                      allow_unsigned=self.simulated if allow_unsigned is None else allow_unsigned,
+                      **options)
 
     def close(self) -> None:
         """Safe stop, then release everything (idempotent)."""
@@ -49,6 +116,9 @@ class Device:
         self._closed = True
         with contextlib.suppress(Exception):
             self.stimulator.close()
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(Exception):
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
         if self.sim_server is not None:
             with contextlib.suppress(Exception):
                 self.sim_server.stop()
@@ -56,15 +126,38 @@ class Device:
             self.store.close()
 
 
+def start_simulated_board(*, pins: PinMap, clock: Clock, host: str = "127.0.0.1", port: int = 0,
+                          trace_max_rows: int | None = None) -> tuple[Any, Any]:
+    """The simulated pigpiod with the virtual board attached, serving on `host:port`
+    (port 0: a free one): (board, server). `trace_max_rows` bounds the board's trace
+    history (None: every row, for a trace that is written). OSError when it cannot listen."""
+    from hw.sim import SimBoard, SimServer
+
+    board = SimBoard(pins=pins, clock=clock, trace_max_rows=trace_max_rows)
+    server = SimServer(board, host=host, port=port)
+    server.start()
+    return board, server
+
+
 def open_device(config: Config | None = None, *, config_path: str | None = None,
-                clock: Clock | None = None) -> Device:
-    """Open the configured board (simulated by default), the log and the trust store."""
+                clock: Clock | None = None, caps_ma: tuple[float, ...] | None = None,
+                trace_max_rows: int | None = SIM_TRACE_MAX_ROWS, trusted_keys: bool = True,
+                device_key: bool = True, sigterm: bool = True) -> Device:
+    """Open the configured board (simulated by default), the log and the trust store.
+
+    `caps_ma`: the driver's per-channel caps until a session arms it (default the device
+    limit). `trace_max_rows`: the simulated board's trace history (None: keep every row).
+    `trusted_keys=False`: no trust store (only unsigned prescriptions can start).
+    `device_key=False`: neither create the data folder nor the device's signing key (a
+    headless run that writes only the log it was given). `sigterm`: on the main thread,
+    SIGTERM runs the driver's safe stop first (the previous handler is back on close)."""
     from hw.driver import Stimulator, install_sigterm_handler
     from schedules.signing import TrustStore
 
     config = config or load_config(config_path)
     clock = clock or RealClock()
-    for folder in (config.data_dir, config.trust_dir):
+    folders = (config.data_dir, config.trust_dir) if device_key else ()
+    for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
@@ -73,27 +166,35 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
         store = Store.open(config.db_path)
     except StoreError as e:
         raise UserError(str(e)) from None
-    _, key_id = ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
+    key_id = ""
+    if device_key:
+        _, key_id = ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
     sim_board = sim_server = None
     host, port = config.pigpio_host, config.pigpio_port
     try:
         if config.board == "simulated":
-            from hw.sim import SimBoard, SimServer
-            # the app may run for hours: keep a bounded window of the board's trace
-            sim_board = SimBoard(pins=config.pins, clock=clock, trace_max_rows=SIM_TRACE_MAX_ROWS)
-            sim_server = SimServer(sim_board, host="127.0.0.1", port=0)
-            sim_server.start()
+            # the app may run for hours: it keeps a bounded window of the board's trace
+            sim_board, sim_server = start_simulated_board(pins=config.pins, clock=clock,
+                                                          trace_max_rows=trace_max_rows)
             host, port = "127.0.0.1", sim_server.port
         stimulator = Stimulator(pins=config.pins, clock=clock, host=host, port=port,
                                 # the device limit until a session arms it with its prescription
-                                caps_ma=(DEVICE_LIMITS["max_ma"].high,) * 2)
+                                caps_ma=caps_ma or (DEVICE_LIMITS["max_ma"].high,) * 2)
     except Exception:
         if sim_server is not None:
             sim_server.stop()
         store.close()
         raise
-    if threading.current_thread() is threading.main_thread():
-        install_sigterm_handler(stimulator)  # systemd stopping the app: safe stop first
+    previous = None
+    if sigterm and threading.current_thread() is threading.main_thread():
+        previous = install_sigterm_handler(stimulator)  # systemd stopping the app: safe stop first
     return Device(config=config, clock=clock, stimulator=stimulator, store=store,
-                  trust=TrustStore(config.trust_dir), sim_board=sim_board,
-                  sim_server=sim_server, device_key_id=key_id)
+                  trust=TrustStore(config.trust_dir) if trusted_keys else None,
+                  sim_board=sim_board, sim_server=sim_server, device_key_id=key_id,
+                  _previous_sigterm=previous)
+
+
+def simulated_config(config: Config, **paths: Any) -> Config:
+    """`config` on the simulated board, with paths replaced (`db_path=`, `trust_dir=`): a
+    headless run keeps the configured pin map and board constants."""
+    return dataclasses.replace(config, board="simulated", **paths)

@@ -10,17 +10,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from hw.clock import RealClock, VirtualClock
-from hw.pins import load_pin_map
 
 from .actions import AFTER_ACTIONS, WORLD_ACTIONS, Action, load_actions
+from .config import Config, load_config
+from .device import open_device, simulated_config
 from .engine import Engine, StartRefused
 from .errors import UserError
 from .store import Store, StoreError
@@ -50,11 +49,13 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
                 actions_path: str | None = None, virtual_time: bool = False,
                 allow_unsigned: bool = False, caregiver_unlocked: bool = False,
                 trust_dir: str | None = None, err: TextIO = sys.stderr,
-                start_at: dt.datetime | None = None) -> RunResult:
+                start_at: dt.datetime | None = None, config: Config | None = None) -> RunResult:
     """Run one session; every input is checked before the first pulse. `start_at` (an
     aware datetime, with `virtual_time`): the session's wall-clock start, so a history
     of sessions on past or future days can be made headless; the prescription's dates
-    and the schedule are judged as of then."""
+    and the schedule are judged as of then. `config` (default: the configured one): its
+    pin map and board constants are the simulated board's and the driver's; the log is
+    `db_path` and the trust store `trust_dir` (None: no trust store)."""
     from schedules.validate import PrescriptionError, load_prescription
 
     if start_at is not None and not virtual_time:
@@ -69,37 +70,20 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         actions = load_actions(actions_path, channels=len(rx.channels), blocks=len(rx.blocks))
     trace = Path(trace_path)
     _check_writable(trace, "trace")
-    try:
-        store = Store.open(db_path)
-    except StoreError as e:
-        raise UserError(str(e)) from None
-    trust = None
-    if trust_dir is not None:
-        from schedules.signing import TrustStore
-        trust = TrustStore(trust_dir)
-
-    from hw.driver import Stimulator, install_sigterm_handler
-    from hw.sim import SimBoard, SimServer
-
+    config = simulated_config(config or load_config(None), db_path=Path(db_path),
+                              **({"trust_dir": Path(trust_dir)} if trust_dir is not None else {}))
     clock = VirtualClock() if virtual_time else RealClock()
-    pins = load_pin_map()
-    board = SimBoard(pins=pins, clock=clock)
-    server = SimServer(board, host="127.0.0.1", port=0)
-    server.start()
-    stim = None
-    previous_handler = None
+    # SIGTERM during the run: the driver's safe stop, then exit 143 (the trace is still written)
+    device = open_device(config, clock=clock, caps_ma=tuple(ch.max_ma for ch in rx.channels),
+                         trace_max_rows=None, trusted_keys=trust_dir is not None, device_key=False)
+    board = device.sim_board
     try:
-        stim = Stimulator(pins=pins, clock=clock, host="127.0.0.1", port=server.port,
-                          caps_ma=tuple(ch.max_ma for ch in rx.channels))
-        if threading.current_thread() is threading.main_thread():
-            # SIGTERM: the driver's safe stop, then exit 143 (the trace is still written)
-            previous_handler = install_sigterm_handler(stim)
+        stim = device.stimulator
         wall: dict[str, Any] = {}
         if start_at is not None:
             t_start = clock.now()
             wall["wall_clock"] = lambda: start_at + dt.timedelta(seconds=clock.now() - t_start)
-        engine = Engine(prescription=rx, board=stim, store=store, clock=clock, trust=trust,
-                        allow_unsigned=allow_unsigned, **wall)
+        engine = device.new_engine(rx, allow_unsigned=allow_unsigned, **wall)
         if not virtual_time:
             # The button's callback reacts at once in real time; in virtual time the loop
             # polls it at the same virtual instant, which keeps runs deterministic.
@@ -134,9 +118,12 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
                                        comment=action.args.get("comment") or None)
         if frozen:
             # As the next start of the app would: the session left open becomes interrupted.
-            store.close()
-            store = Store.open(db_path)
-        session = store.session(session_id)
+            device.store.close()
+            try:
+                device.store = Store.open(db_path)
+            except StoreError as e:
+                raise UserError(str(e)) from None
+        session = device.store.session(session_id)
         summary = {
             "session_id": session_id,
             "status": session["status"],
@@ -147,16 +134,10 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
         }
         return RunResult(0, summary, [])
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-        if stim is not None:
-            with contextlib.suppress(Exception):
-                stim.close()
+        device.close()
         if not trace.exists():
             with contextlib.suppress(Exception):
                 board.write_trace(trace)
-        server.stop()
-        store.close()
 
 
 class ActionScript:

@@ -38,8 +38,8 @@ def _pin_map(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from homeapp.device import start_simulated_board
     from hw.clock import ScaledClock
-    from hw.sim import SimBoard, SimServer
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a TCP port (0 to 65535)")
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    board = SimBoard(pins=pins, clock=ScaledClock(1.0))
-    server = SimServer(board, host=args.host, port=args.port)
     try:
-        server.start()
+        # every row of the trace is kept: it is written when stopped
+        board, server = start_simulated_board(pins=pins, clock=ScaledClock(1.0),
+                                              host=args.host, port=args.port)
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror})") from None
     print(f"listening on {args.host}:{server.port}", flush=True)

@@ -234,6 +234,11 @@ class SimBoard:
     def estop_pressed(self) -> bool:
         return not self._levels & self._estop_bit
 
+    def lead_connected(self, channel: int) -> bool:
+        """The electrode of `channel` is attached (as `set_lead` last left it)."""
+        with self._lock:
+            return self._leads[channel]
+
     def effective_enable(self) -> bool:
         with self._lock:
             self._advance(self.clock_us())
