@@ -39,18 +39,19 @@ def _start_at(text: str):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from homeapp.config import load_config
     from homeapp.runner import run_session
 
+    config = load_config(args.config)   # its pin map and board constants, as the app's
     trust = args.trust
     if trust is None and not args.allow_unsigned:
-        from homeapp.config import load_config
-        trust = str(load_config(args.config).trust_dir)
+        trust = str(config.trust_dir)
     try:
         result = run_session(prescription_path=args.prescription, db_path=args.db,
                              trace_path=args.trace, actions_path=args.actions,
                              virtual_time=args.virtual_time, allow_unsigned=args.allow_unsigned,
                              caregiver_unlocked=args.caregiver_unlocked, trust_dir=trust,
-                             start_at=args.start_at)
+                             start_at=args.start_at, config=config)
     except Exception as e:  # noqa: BLE001 - exit 1 is the contract's "internal error"
         from homeapp.errors import UserError
         if isinstance(e, UserError):
