@@ -15,22 +15,45 @@ HEADER_GPIOS = frozenset(range(2, 28))
 SPI0_GPIOS = frozenset({7, 8, 9, 10, 11})
 
 
+#: Where each field of PinMap lives in a board file: (table, key).
+_FIELD_KEYS: dict[str, tuple[str, str]] = {
+    "ch0_a": ("pins", "ch0_a"), "ch0_b": ("pins", "ch0_b"), "ch1_a": ("pins", "ch1_a"),
+    "ch1_b": ("pins", "ch1_b"), "enable": ("pins", "enable"), "heartbeat": ("pins", "heartbeat"),
+    "estop": ("pins", "estop"), "channel_dac": ("spi", "channel_dac"),
+    "channel_adc": ("spi", "channel_adc"), "spi_baud": ("spi", "baud"),
+    "dac_full_scale_ma": ("board", "dac_full_scale_ma"), "watchdog_ms": ("board", "watchdog_ms"),
+}
+
+
+def _reference_values() -> dict[str, Any]:
+    """The reference board's values, read from hw/board.toml: the one place they are
+    written down (checked by `load_pin_map()`, which a test compares with `PinMap()`)."""
+    data = tomllib.loads(resources.files("hw").joinpath("board.toml").read_text())
+    return {name: data[table][key] for name, (table, key) in _FIELD_KEYS.items()}
+
+
+_REFERENCE = _reference_values()
+
+
 @dataclass(frozen=True, kw_only=True)
 class PinMap:
-    """BCM numbers of the board's lines, SPI channels and analogue scaling."""
+    """BCM numbers of the board's lines, SPI channels and analogue scaling. The defaults
+    are the reference board's, from hw/board.toml."""
 
-    ch0_a: int = 17
-    ch0_b: int = 27
-    ch1_a: int = 22
-    ch1_b: int = 23
-    enable: int = 24
-    heartbeat: int = 25
-    estop: int = 16
-    channel_dac: int = 0
-    channel_adc: int = 1
-    spi_baud: int = 1_000_000
-    dac_full_scale_ma: float = 100.0
-    watchdog_ms: int = 250
+    ch0_a: int = _REFERENCE["ch0_a"]
+    ch0_b: int = _REFERENCE["ch0_b"]
+    ch1_a: int = _REFERENCE["ch1_a"]
+    ch1_b: int = _REFERENCE["ch1_b"]
+    enable: int = _REFERENCE["enable"]
+    heartbeat: int = _REFERENCE["heartbeat"]
+    estop: int = _REFERENCE["estop"]
+    channel_dac: int = _REFERENCE["channel_dac"]
+    channel_adc: int = _REFERENCE["channel_adc"]
+    spi_baud: int = _REFERENCE["spi_baud"]
+    #: The DAC's full scale: the current its highest code sets (the driver scales by it).
+    dac_full_scale_ma: float = float(_REFERENCE["dac_full_scale_ma"])
+    #: The board's heartbeat watchdog: no heartbeat edge for this long cuts the output.
+    watchdog_ms: int = _REFERENCE["watchdog_ms"]
 
     @property
     def legs(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -99,9 +122,10 @@ def pin_map_from_dict(data: Mapping[str, Any], *, source: str = "pin map") -> Pi
             problems.append(f"{source}: spi.baud: {spi['baud']!r} is outside 32000 to 20000000")
         else:
             values["spi_baud"] = spi["baud"]
-    if values.get("channel_dac", 0) == values.get("channel_adc", 1):
+    dac_cs = values.get("channel_dac", PinMap.channel_dac)
+    if dac_cs == values.get("channel_adc", PinMap.channel_adc):
         problems.append(f"{source}: spi.channel_dac and spi.channel_adc are both "
-                        f"{values.get('channel_dac', 0)}: the DAC and ADC need their own chip select")
+                        f"{dac_cs}: the DAC and ADC need their own chip select")
     if "dac_full_scale_ma" in board:
         v = board["dac_full_scale_ma"]
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not 1 <= v <= 100:

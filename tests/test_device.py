@@ -122,3 +122,18 @@ def test_the_app_device_uses_the_configured_pins_and_builds_engines(tmp_path):
     finally:
         device.close()
     assert (tmp_path / "data" / "device_key.pem").exists()
+
+
+def test_the_reference_board_is_written_once_in_board_toml():
+    import re
+    from pathlib import Path
+
+    from homeapp.config import config_from_dict
+    from hw.pins import PinMap, load_pin_map
+
+    assert PinMap() == load_pin_map()
+    assert config_from_dict({}, source=None, data_dir_default=Path("/nonexistent")).pins == load_pin_map()
+    # no second copy of its numbers in the code that reads it
+    source = (Path(__file__).resolve().parents[1] / "hw" / "pins.py").read_text()
+    for value in (17, 27, 22, 23, 24, 25, 16, 250):
+        assert not re.search(rf"[=:]\s*{value}(?![\w.])", source), f"{value} set in hw/pins.py"

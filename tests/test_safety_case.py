@@ -87,13 +87,42 @@ def doc_figure(text: str, name: str) -> float:
     return float(m.group(1))
 
 
+def driver_peak_ma() -> float:
+    """The highest current the driver sets on the reference board: asked for far more
+    than any limit, on the simulated board, read back from what the board's DAC holds."""
+    from homeapp.config import config_from_dict
+    from homeapp.device import open_device
+    from hw.clock import VirtualClock
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        config = config_from_dict({}, source=None, data_dir_default=Path(tmp))
+        device = open_device(config, clock=VirtualClock(), device_key=False, sigterm=False)
+        try:
+            set_ma = device.stimulator.set_amplitude(0, 10_000.0)
+            assert device.sim_board.amplitude_ma(0) == pytest.approx(set_ma, abs=1e-3)
+            return set_ma
+        finally:
+            device.close()
+
+
+def test_the_driver_peak_is_the_board_full_scale_within_the_device_limit():
+    from hw.pins import load_pin_map
+    from schedules.limits import DEVICE_LIMITS
+
+    full_scale_ma = load_pin_map().dac_full_scale_ma     # hw/board.toml, what the driver scales by
+    assert driver_peak_ma() == pytest.approx(min(full_scale_ma, DEVICE_LIMITS["max_ma"].high), abs=0.05)
+
+
 def test_current_density_figures_in_standards_md_match_the_device_limits():
-    from schedules.limits import DAC_FULL_SCALE_MA, DEVICE_LIMITS
+    from schedules.limits import DEVICE_LIMITS
     from schedules.presets import PRESETS, make_prescription
     from schedules.validate import parse_prescription
 
     text = STANDARDS.read_text(encoding="utf-8")
-    peak = min(DAC_FULL_SCALE_MA, DEVICE_LIMITS["max_ma"].high)
+    # the peak the driver really delivers: the board's DAC full scale within the device limit
+    peak = round(driver_peak_ma(), 1)
+    assert peak <= DEVICE_LIMITS["max_ma"].high
     worst = rms_ma(peak, DEVICE_LIMITS["pulse_us"].high, DEVICE_LIMITS["hz"].high)
     assert doc_figure(text, "worst-case r.m.s. current during a contraction") == round(worst, 1)
     assert doc_figure(text, "electrode area for 2 mA/cm² r.m.s. at the worst case") == round(worst / 2, 1)
