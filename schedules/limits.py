@@ -56,9 +56,6 @@ SCHEDULE_LIMITS: dict[str, Limit] = {
     "min_hours_between": Limit(0, 24, "h", "hours between sessions"),
 }
 
-#: Full scale of the MCP4822 current set-point (the reference board).
-DAC_FULL_SCALE_MA = 100.0
-
 #: Interphase gap of every biphasic pulse: short, fixed, the same on every board.
 INTERPHASE_GAP_US = 30
 
