@@ -126,13 +126,8 @@ class AfterScreen(BaseScreen):
                 b.bg = Theme.card_hi
 
     def _logged(self, session_id):
-        store = self.app.svc.store
-        if not session_id or store is None or not hasattr(store, "session"):
-            return None
-        try:
-            return store.session(session_id).get("channels")
-        except Exception:
-            return None
+        session = self.app.svc.logged_session(session_id)
+        return session.get("channels") if session else None
 
     @property
     def missing(self) -> list[str]:
