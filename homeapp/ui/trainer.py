@@ -37,7 +37,8 @@ class TrainerPanel(BoxLayout):
 
     @property
     def board(self):
-        return self.app.svc.sim_board
+        """The trainer's hands on the simulated board (homeapp.device.TrainerHands)."""
+        return self.app.svc.trainer_hands
 
     def toggle_estop(self):
         b = self.board
@@ -67,6 +68,10 @@ class TrainerPanel(BoxLayout):
             threading.Thread(target=eng.check_now, name="trainer-check", daemon=True).start()
 
     def refresh(self):
+        b = self.board
+        if b is not None:
+            self.estop_down = b.estop_pressed
+            self.leads = [b.lead_connected(ch) for ch in range(2)]
         self.label.text = _("TRAINER (simulated board)")
         self.estop.text = _("Release e-stop") if self.estop_down else _("Press e-stop")
         for ch, b in enumerate(self.lead_buttons):
