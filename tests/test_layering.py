@@ -86,15 +86,33 @@ def test_the_engine_reaches_neither_kivy_nor_pigpio_nor_the_driver(module):
     assert not bad, f"{module} imports {bad}"
 
 
-#: UI modules that still import hw/ or the store directly: test tooling that is to move
-#: out of the runtime package. The list may only shrink.
-UI_EXCEPTIONS = {"homeapp.ui.testing"}
-
-
 def test_the_ui_imports_neither_hw_nor_the_store():
     graph = _graph()
     bad = {m: sorted(i for i in imps if _is(i, "hw", "homeapp.store"))
            for m, imps in graph.items() if _is(m, "homeapp.ui")}
     bad = {m: b for m, b in bad.items() if b}
-    assert set(bad) <= UI_EXCEPTIONS, f"the UI imports hw/ or the store: {bad}"
-    assert UI_EXCEPTIONS <= set(bad), "an exception no longer needed: remove it from the list"
+    assert not bad, f"the UI imports hw/ or the store: {bad}"
+
+
+def test_the_runtime_package_holds_no_test_or_screenshot_tooling():
+    # the device image installs homeapp/, hw/, schedules/: tooling lives in tests/ (tests.uitools)
+    graph = _graph()
+    bad = {m: sorted(i for i in imps if _is(i, "tests", "tools", "pytest", "kivy.tests"))
+           for m, imps in graph.items() if _is(m, "homeapp", "hw", "schedules")}
+    assert not {m: b for m, b in bad.items() if b}
+    assert not (ROOT / "homeapp" / "ui" / "testing.py").exists()
+    assert not (ROOT / "homeapp" / "ui" / "screenshots.py").exists()
+
+
+#: What only the wiring holds: a screen asks the services, never the log, the device or the board.
+DEVICE_PARTS = {"store", "device", "sim_board", "stimulator"}
+
+
+def test_no_screen_reaches_for_the_store_the_device_or_the_board():
+    reached = {}
+    for path in sorted((ROOT / "homeapp" / "ui").rglob("*.py")):
+        names = sorted({node.attr for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                        if isinstance(node, ast.Attribute) and node.attr in DEVICE_PARTS})
+        if names:
+            reached[_module(path)] = names
+    assert not reached, f"screens reach past the services: {reached}"

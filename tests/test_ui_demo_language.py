@@ -11,7 +11,7 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from homeapp.ui.testing import texts  # noqa: E402
+from tests.uitools import texts  # noqa: E402
 from tests.uikit import ui  # noqa: E402,F401  (a fixture)
 
 pytestmark = pytest.mark.kivy

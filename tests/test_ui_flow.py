@@ -15,7 +15,7 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from homeapp.ui.testing import UI, texts, write_rx  # noqa: E402
+from tests.uitools import UI, texts, write_rx  # noqa: E402
 from tests.uikit import events, ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy
@@ -394,14 +394,14 @@ def test_five_wrong_pins_lock_the_mode_out_and_the_log_says_so(ui):
     for k in ("0", "0", "0", "0", "ok"):                     # the right PIN, during the lockout
         ui.tap(clin.pad.buttons[k])
     assert not clin.unlocked
-    lockouts = [e for e in ui.svc.store.device_events() if e["kind"] == "pin_lockout"]
+    lockouts = [e for e in ui.device.store.device_events() if e["kind"] == "pin_lockout"]
     assert len(lockouts) == 1 and lockouts[0]["detail"]["role"] == "clinician"
 
 
 def test_adjust_moves_a_prescribed_value_within_its_range(tmp_path):
     """A block's frequency the clinic lets the patient move (45 to 55 Hz): Adjust shows it,
     + goes through the engine one step at a time and stops at 55, the log says `set`."""
-    from homeapp.ui.testing import SHORT_RX
+    from tests.uitools import SHORT_RX
     block = dict(SHORT_RX["blocks"][0], hz={"value": 50, "min": 45, "max": 55})
     u = UI(tmp_path, rx_changes={"blocks": [block]})
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from homeapp.ui.testing import UI
+from tests.uitools import UI
 
 
 @pytest.fixture

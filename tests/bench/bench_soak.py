@@ -7,7 +7,7 @@ split into what can be named: Python objects (tracemalloc), Kivy's texture and f
 the simulated board's trace window, and whether matplotlib was loaded.
 
 Runs in a fresh process under Xvfb (`make bench`), driven by real touches on the held
-clock of homeapp.ui.testing, as the touchscreen tests are. `python -m tests.bench.bench_soak
+clock of tests.uitools, as the touchscreen tests are. `python -m tests.bench.bench_soak
 soak N` runs one soak of N cycles and prints its figures as JSON (BENCH_SOAK_VERBOSE=1: a
 line per cycle on stderr).
 """
@@ -67,7 +67,7 @@ def one_cycle(ui, k: int, usb) -> None:
     """Home, language both ways, History, Caregiver (PIN), Clinic (PIN, both tabs), a
     prescription imported, Preparation, a session to its first contraction, STOP, After,
     skipped, Home."""
-    from homeapp.ui.testing import write_rx
+    from tests.uitools import write_rx
     app = ui.app
     home = app.screens["home"]
     # A new prescription each cycle (as a clinic would send): the schedule's sessions per
@@ -111,7 +111,7 @@ def one_cycle(ui, k: int, usb) -> None:
 def child_soak(cycles: int) -> None:
     from pathlib import Path
 
-    from homeapp.ui.testing import UI
+    from tests.uitools import UI
 
     verbose = bool(os.environ.get("BENCH_SOAK_VERBOSE"))
     tmp = Path(tempfile.mkdtemp(prefix="homeapp-soak-"))
@@ -138,7 +138,7 @@ def child_parts() -> None:
     tracemalloc.start()
     from pathlib import Path
 
-    from homeapp.ui.testing import UI
+    from tests.uitools import UI
     ui = UI(Path(tempfile.mkdtemp(prefix="homeapp-parts-")))
     ui.app.go("home")
     ui.pump(0.1)

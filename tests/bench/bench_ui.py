@@ -78,7 +78,7 @@ def child_session() -> None:
 
     from kivy.base import EventLoop
 
-    from homeapp.ui.testing import UI
+    from tests.uitools import UI
 
     ui = UI(Path(tempfile.mkdtemp(prefix="homeapp-bench-")),
             rx_changes={"blocks": [{"label": "strength", "minutes": 1, "hz": 50, "pulse_us": 300,

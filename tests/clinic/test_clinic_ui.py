@@ -20,7 +20,7 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("needs a display (run under xvfb-run)", allow_module_level=True)
 
 from clinic.service import CLI  # noqa: E402
-from homeapp.ui.testing import UI, texts  # noqa: E402
+from tests.uitools import UI, texts  # noqa: E402
 from schedules.signing import TrustStore, generate_keypair, save_public_key, sign_prescription  # noqa: E402
 
 from .kit import ClinicServer, clinic_for, set_up_clinic  # noqa: E402
@@ -33,7 +33,7 @@ def _shot(ui, name, tmp_path):
     from kivy.core.window import Window
 
     from homeapp.ui.app import WINDOW_SIZE
-    from homeapp.ui.screenshots import shoot
+    from tests.uitools.screenshots import shoot
     size = tuple(Window.size)
     Window.size = WINDOW_SIZE
     ui.root.size = Window.size

@@ -1,4 +1,5 @@
-"""Helpers for the touchscreen tests and benchmarks: a real app on the simulated board, real touches.
+"""Helpers for the touchscreen tests, benchmarks and screenshots: a real app on the
+simulated board, real touches. Tooling, not part of the device image.
 
 The engine, its thread and the simulated board run on a held clock that moves only as the
 test draws frames (at most `FRAME_MAX_S` of session time per frame, never faster than real
@@ -44,16 +45,17 @@ class UI:
 
         from homeapp.config import config_from_dict
         from homeapp.device import open_device
+        from homeapp.services import Services
         from homeapp.ui.app import HomeApp
-        from homeapp.ui.services import Services
         from hw.clock import HeldClock
 
         self.tmp = tmp
         self.config = config_from_dict(config_extra or {}, source=None, data_dir_default=tmp / "data")
         self.clock = HeldClock()
         self._wall = time.monotonic()
+        # the app's own factory, on the held clock; no clinic link unless a test starts one
         self.device = open_device(self.config, clock=self.clock)
-        self.svc = Services(config=self.config, device=self.device)
+        self.svc = Services.open(config=self.config, device=self.device, clinic_link=False)
         ok, problems = self.svc.import_prescription(write_rx(tmp / "usb", **(rx_changes or {})))
         assert ok, problems
         self.app = HomeApp(self.svc)

@@ -1,6 +1,10 @@
-"""`python -m homeapp.ui.screenshots OUTDIR`: a PNG of every screen, in English and
-Swedish, rendered from hand-made engine states (no board needed), 800 x 480 as on the
-official 7-inch touchscreen. Run under Xvfb (`make screenshots`)."""
+"""`python -m tests.uitools.screenshots OUTDIR`: a PNG of every screen, in English and
+Swedish, rendered from hand-made engine states, 800 x 480 as on the official 7-inch
+touchscreen. Run under Xvfb (`make screenshots`).
+
+The pictures show what the simulated board shows (the app's default): the trainer's panel
+across the top, its buttons read from a simulated board whose e-stop and electrodes are
+set as each scene has them, so no screen gets the panel's height for free."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,11 +19,29 @@ TODAY = dt.date(2026, 11, 21)
 
 
 class FakeStore:
+    """The log's reading side over a list of sessions in the export's shape."""
+
     def __init__(self, sessions):
         self._sessions = sessions
 
     def export(self):
         return {"sessions": self._sessions}
+
+    def sessions(self):
+        return list(self._sessions)
+
+    def pin_state(self, role):
+        return 0, None          # no wrong PINs, no lockout
+
+    def clear_pin_state(self, role):
+        pass
+
+    def record_pin_state(self, role, **kw):
+        pass
+
+    def session_starts(self, prescription_id=None):
+        return [(dt.datetime.fromisoformat(s["started_at"]), s["status"]) for s in self._sessions
+                if prescription_id is None or s["prescription_id"] == prescription_id]
 
 
 class FakeEngine:
@@ -40,11 +62,20 @@ class FakeEngine:
 
 
 class FakeDevice:
+    """A simulated device for pictures: the log is `store`, the board a real simulated
+    board (no pigpiod in front of it: only the trainer's hands touch it)."""
+
     simulated = True
 
     def __init__(self, store):
+        from homeapp.device import TrainerHands
+        from hw.clock import VirtualClock
+        from hw.pins import load_pin_map
+        from hw.sim import SimBoard
+
         self.store = store
-        self.sim_board = None
+        self.sim_board = SimBoard(pins=load_pin_map(), clock=VirtualClock())
+        self.hands = TrainerHands(self.sim_board)
         self.trust = None
 
     def close(self):
@@ -89,7 +120,8 @@ def session_state(**kw):
 
 
 def make_services(tmp: Path, sessions):
-    from homeapp.ui.services import Services, demo_prescription_dict
+    from homeapp.active_prescription import demo_prescription_dict
+    from homeapp.services import Services
     import json
 
     class Cfg:
@@ -97,14 +129,14 @@ def make_services(tmp: Path, sessions):
         language = "en"
         caregiver_pin_hash = None
         clinician_pin_hash = None
-        show_trainer_panel = False
+        show_trainer_panel = True       # as on the simulated board, the app's default
         data_dir = tmp
         trust_dir = tmp / "trust"
 
     svc = Services(config=Cfg(), device=FakeDevice(FakeStore(sessions)), today=TODAY)
     data = demo_prescription_dict(TODAY - dt.timedelta(days=80))
     (tmp / "prescription.json").write_text(json.dumps(data))
-    svc._ui_state = {"rx_demo": True}
+    svc.settings.update(rx_demo=True)
     svc.load_current_prescription()
     svc.export_dirs = lambda: [Path("/media/pi/USB-STICK")]     # as on the device
     svc.find_import_files = lambda extra=(): [Path("/media/pi/USB-STICK/rx-0042-2026-11.json")]
@@ -127,6 +159,23 @@ restore: list = []     # undo steps of the last scene
 def scenes(app):
     """(name, setup) for every screen and alert."""
     sv = app.svc
+    hands = sv.trainer_hands
+
+    def board(*, estop=False, leads_off=()):
+        """The simulated board as the scene has it (the e-stop held, electrodes off): the
+        trainer's panel reads its buttons from there."""
+        if estop:
+            hands.press_estop()
+        for ch in leads_off:
+            hands.set_lead(ch, False)
+        app.trainer.refresh()
+
+        def undo():
+            hands.release_estop()
+            for ch in range(2):
+                hands.set_lead(ch, True)
+            app.trainer.refresh()
+        restore.append(undo)
 
     def home():
         app.engine = None
@@ -136,6 +185,7 @@ def scenes(app):
 
     def prepare():
         rx = sv.rx
+        board(leads_off=(1,))
         app.engine = FakeEngine(session_state(phase=Phase.READY), contacts=(True, False))
         app.state = app.engine.state
         app.go("prepare")
@@ -146,8 +196,9 @@ def scenes(app):
         scr.refresh()
         assert rx is not None
 
-    def session(**kw):
+    def session(world=None, **kw):
         def f():
+            board(**(world or {}))
             st = session_state(**kw)
             app.engine = FakeEngine(st)
             app.state = st
@@ -194,14 +245,9 @@ def scenes(app):
         restore.append(lambda: (setattr(sv, "rx", keep[0]), setattr(sv, "rx_demo", keep[1])))
 
     def with_trainer():
-        from homeapp.ui.trainer import TrainerPanel
-        session(alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="electrode contact lost on right quadriceps"),
+        session(world={"leads_off": (1,)},
+                alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="electrode contact lost on right quadriceps"),
                 phase=Phase.PAUSED, contracting=False)()
-        panel = TrainerPanel(app)
-        panel.leads[1] = False
-        panel.refresh()
-        app.root_widget.add_widget(panel, index=len(app.root_widget.children))
-        restore.append(lambda: app.root_widget.remove_widget(panel))
 
     def history():
         app.engine = None
@@ -243,12 +289,12 @@ def scenes(app):
         ("session-resumed", session(channels=(channel(0, "left quadriceps", 0, previous=24),
                                               channel(1, "right quadriceps", 0, previous=22)))),
         ("session-adjust", session_adjust),
-        ("alert-estop", session(phase=Phase.ABORTED, contracting=False,
+        ("alert-estop", session(world={"estop": True}, phase=Phase.ABORTED, contracting=False,
                                 alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True))),
-        ("alert-estop-held", session(phase=Phase.ABORTED, contracting=False,
+        ("alert-estop-held", session(world={"estop": True}, phase=Phase.ABORTED, contracting=False,
                                      alert=Alert(AlertKind.ESTOP, detail="e-stop input low", needs_ack=True),
                                      notice=Notice("estop_pressed", {}, "release the e-stop first"))),
-        ("alert-lead-off", session(phase=Phase.PAUSED, contracting=False,
+        ("alert-lead-off", session(world={"leads_off": (1,)}, phase=Phase.PAUSED, contracting=False,
                                    alert=Alert(AlertKind.LEAD_OFF, channel=1, detail="ch1 sense 12 counts"))),
         ("alert-fault", session(phase=Phase.ABORTED, contracting=False,
                                 alert=Alert(AlertKind.FAULT, detail="BoardFault: pigpio socket closed", needs_ack=True))),
