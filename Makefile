@@ -41,12 +41,13 @@ apt-test:
 apt-run:
 	$(call apt_missing,$(APT_RUN))
 
-# With no screen at all (a server, a CI box) the app still starts, on a virtual screen.
+# With no screen at all (a server, a CI box) the app still starts, on a virtual screen of
+# the device's size, and says how to look at it (tools/run_headless.sh).
+RUN_PICTURE ?= $(or $(TMPDIR),/tmp)/homeapp-screen-$(shell id -un).png
 run: install apt-run
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ -e /dev/dri/card0 -a -n "$$HOMEAPP_KMS" ]; then \
 	  $(BIN)/homeapp; \
-	else echo "no display found: starting the app on a virtual screen (xvfb)"; \
-	  KIVY_NO_ARGS=1 $(XVFB) $(BIN)/homeapp; fi
+	else KIVY_NO_ARGS=1 xvfb-run -a -s "-screen 0 800x480x24" sh tools/run_headless.sh $(BIN)/homeapp $(RUN_PICTURE); fi
 
 test: install apt-test
 	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m pytest -q
@@ -60,7 +61,7 @@ fuzz: install
 	TIMELINE_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_timeline_properties.py
 
 screenshots: install apt-test
-	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m homeapp.ui.screenshots docs/screens
+	KIVY_NO_ARGS=1 KIVY_HOME=$$(mktemp -d) KIVY_NO_CONSOLELOG=1 $(XVFB) $(BIN)/python -m tests.uitools.screenshots docs/screens
 
 # The clinician's review of a month and of one day (docs/review): HTML and PDF, and pictures of both.
 review-screenshots: install
