@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (800, 480)
 POLL_HZ = 20
+#: With no display (`make run` on a virtual screen): where a picture of the screen is
+#: written, and how often, so that someone can look at it.
+SCREEN_PICTURE_ENV = "HOMEAPP_SCREEN_PICTURE"
+SCREEN_PICTURE_EVERY_S = 3.0
 
 
 def configure_kivy() -> None:
@@ -118,6 +122,9 @@ class HomeApp(App):
         self.svc.on_clinic_change = lambda: Clock.schedule_once(self._clinic_changed, 0)
         self._poll_event = Clock.schedule_interval(self._poll, 1 / POLL_HZ)
         Clock.schedule_once(self._first_frame, 0)
+        picture = os.environ.get(SCREEN_PICTURE_ENV)
+        if picture:
+            Clock.schedule_interval(lambda _dt: write_screen_picture(picture), SCREEN_PICTURE_EVERY_S)
         return root
 
     def _clinic_changed(self, _dt) -> None:
@@ -301,6 +308,17 @@ class HomeApp(App):
         if self.link is not None:
             self.link.close()
         self.svc.close()
+
+
+def write_screen_picture(path: str) -> None:
+    """A PNG of the window at `path`, replaced whole (a viewer never reads half of one)."""
+    tmp = f"{path}.tmp.png"
+    try:
+        written = Window.screenshot(tmp)
+        if written:
+            os.replace(written, path)
+    except Exception:
+        log.exception("cannot write the screen picture %s", path)
 
 
 class StartupErrorApp(App):
