@@ -267,7 +267,10 @@ class Services:
 
     def due_text_params(self) -> dict:
         """When the next session may start (SessionLog.next_start)."""
-        return self.session_log.next_start(self.rx)
+        now = None
+        if self._today is not None:       # a fixed date (pictures, tests): its midday
+            now = dt.datetime.combine(self._today, dt.time(12, 0)).astimezone()
+        return self.session_log.next_start(self.rx, now=now)
 
     def warnings(self) -> list[Warning_]:
         return self.session_log.warnings(self.rx, demo=self.rx_demo,

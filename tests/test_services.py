@@ -290,3 +290,18 @@ def test_services_open_a_device_from_the_factory_and_delegate(tmp_path):
     finally:
         svc.close()
     assert os.path.exists(tmp_path / "data" / "homeapp.db")
+
+
+def test_a_fixed_date_is_also_the_date_the_next_start_is_judged_on(store):
+    from types import SimpleNamespace
+
+    from homeapp.services import Services
+
+    day = TODAY - dt.timedelta(days=30)
+    rx = parse_prescription(rx_dict(issued=(day - dt.timedelta(days=5)).isoformat(),
+                                    expires=(day + dt.timedelta(days=5)).isoformat()), today=day)
+    svc = Services(config=SimpleNamespace(), device=SimpleNamespace(store=store), today=day)
+    svc.rx = rx
+    assert svc.due_text_params() == {"when": "now"}          # not "never": it ended in real time
+    assert Services(config=SimpleNamespace(), device=SimpleNamespace(store=store)).session_log \
+        .next_start(rx) == {"when": "never"}

@@ -13,9 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from homeapp.active_prescription import DEMO_PRESET
 from homeapp.state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase
 
 TODAY = dt.date(2026, 11, 21)
+#: The DEMO program's id: the sample log's sessions are of the program Home shows.
+DEMO_RX_ID = "DEMO-" + DEMO_PRESET
 
 
 class FakeStore:
@@ -92,7 +95,7 @@ def sample_sessions(today=TODAY):
             k += 1
             status = "completed" if k % 9 else "stopped"
             ma0, ma1 = min(40, ma0 + 0.7), min(40, ma1 + 0.6)
-            out.append({"id": f"s{k}", "prescription_id": "DEMO-quadriceps",
+            out.append({"id": f"s{k}", "prescription_id": DEMO_RX_ID,
                         "started_at": f"{day.isoformat()}T09:30:00+00:00",
                         "ended_at": f"{day.isoformat()}T09:45:00+00:00", "status": status,
                         "planned_contractions": 12,
@@ -111,7 +114,7 @@ def channel(i, label, target, cap=40.0, contracting=True, previous=0.0, contact=
 
 
 def session_state(**kw):
-    base = dict(phase=Phase.RUNNING, session_id="s1", prescription_id="DEMO-quadriceps",
+    base = dict(phase=Phase.RUNNING, session_id="s1", prescription_id=DEMO_RX_ID,
                 block_index=1, block_label="strength", blocks_total=2, cycle_index=2, cycles_total=6,
                 contracting=True, phase_left_s=6.2, elapsed_s=260, total_s=900,
                 channels=(channel(0, "left quadriceps", 24), channel(1, "right quadriceps", 22)))
