@@ -166,12 +166,13 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
         store = Store.open(config.db_path)
     except StoreError as e:
         raise UserError(str(e)) from None
-    key_id = ""
-    if device_key:
-        _, key_id = ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
     sim_board = sim_server = None
     host, port = config.pigpio_host, config.pigpio_port
     try:
+        key_id = ""
+        if device_key:
+            _, key_id = ensure_device_key(config.data_dir, private_key_path=config.device_key_path)
+        trust = TrustStore(config.trust_dir) if trusted_keys else None
         if config.board == "simulated":
             # the app may run for hours: it keeps a bounded window of the board's trace
             sim_board, sim_server = start_simulated_board(pins=config.pins, clock=clock,
@@ -189,7 +190,7 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
     if sigterm and threading.current_thread() is threading.main_thread():
         previous = install_sigterm_handler(stimulator)  # systemd stopping the app: safe stop first
     return Device(config=config, clock=clock, stimulator=stimulator, store=store,
-                  trust=TrustStore(config.trust_dir) if trusted_keys else None,
+                  trust=trust,
                   sim_board=sim_board, sim_server=sim_server, device_key_id=key_id,
                   _previous_sigterm=previous)
 
