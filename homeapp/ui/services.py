@@ -544,6 +544,15 @@ class Services:
         except Exception:
             return False
 
+    # ------------------------------------------------------------------ Home's start check
+    def start_refusals(self) -> list:
+        """Every reason a session may not start now, as Home shows them: the engine's own
+        check on an idle engine (homeapp.start_check), plus a log that cannot be written."""
+        from homeapp.start_check import StartCheck
+        if getattr(self, "_start_check", None) is None:
+            self._start_check = StartCheck(device=self.device)
+        return self._start_check.refusals(self.rx, caregiver_unlocked=self.caregiver_unlocked)
+
 
 DEMO_PRESET = "quadriceps-after-knee-surgery"
 
