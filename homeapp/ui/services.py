@@ -139,7 +139,10 @@ class Services:
     # ------------------------------------------------------------------ prescription
     def load_current_prescription(self) -> None:
         from homeapp import prescriptions
-        self._rx_sha = prescriptions.active_sha256(self.data_dir)
+        sha = prescriptions.active_sha256(self.data_dir)
+        if sha != getattr(self, "_rx_sha", None):
+            self.caregiver_unlocked = False   # an unlock is for the program it was given under
+        self._rx_sha = sha
         path = self.data_dir / RX_FILE
         self.rx, self.rx_demo, self.rx_problem = None, False, None
         if not path.exists():
