@@ -218,3 +218,35 @@ def test_the_week_circles_are_under_the_week_line_right_after_a_program_is_loade
         box_x, box_y = home.week_dots.to_window(*home.week_dots.pos)
         assert box_y <= y and y + h <= box_y + home.week_dots.height
     shots(ui, "home")
+
+
+def test_many_messages_never_push_the_programs_lines_out_of_their_card(ui):
+    """At 800 x 480 under the trainer's panel, the tightest case: an e-stop held and three
+    warnings. The reason START is off is shown; what does not fit waits, and every line
+    about the program stays inside its card."""
+    from homeapp.ui.services import Warning_
+    size = ui.window.size
+    ui.window.size = (800, 480)
+    try:
+        ui.app.load_demo()
+        plain = ui.svc.warnings
+        ui.svc.warnings = lambda: plain() + [Warning_("rx_expiring", {"days": 3, "date": "-"}),
+                                             Warning_("pads_old", {"n": 25})]
+        home = _home(ui)
+        ui.tap(ui.app.trainer.estop)
+        ui.wait_until(lambda: home.start.disabled, timeout=3.0, what="START greyed by the e-stop")
+        for lang in ("en", "sv"):
+            ui.app.set_language(lang)
+            ui.pump(0.2)
+            cards = list(home.warn_box.children)
+            assert cards and cards[-1].bg == home._refusal_cards[0].bg      # the red reason first
+            info_bottom = home.info.y
+            for w in home.info.children:
+                if w.height:
+                    assert home.info.y <= w.y and w.top <= home.info.top, (lang, w)
+            for c in cards:
+                assert c.top <= info_bottom, f"a message covers the program's card ({lang})"
+            assert home.program.texture_size[1] <= home.program.height
+        ui.app.set_language("en")
+    finally:
+        ui.window.size = size

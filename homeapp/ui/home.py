@@ -138,7 +138,8 @@ class HomeScreen(BaseScreen):
         self.week_dots = BoxLayout(size_hint_y=None, height=36, spacing=8, padding=(0, 2))
         for w in (self.program, self.duration, self.due, self.week, self.week_dots):
             self.info.add_widget(w)
-        self.info.add_widget(BoxLayout())   # the lines sit at the top, the room left below
+        self._info_filler = BoxLayout()      # the lines sit at the top, the room left below
+        self.info.add_widget(self._info_filler)
         row.add_widget(self.info)
 
         right = BoxLayout(orientation="vertical", size_hint_x=None, width=300, spacing=10)
@@ -159,6 +160,12 @@ class HomeScreen(BaseScreen):
         # (the same quick check), so the screen says so at once.
         from kivy.clock import Clock
         self._watch = Clock.schedule_interval(self._check_start, START_CHECK_S)
+        # Laid out again before the next frame is drawn whenever a size changes.
+        self._messages: list = []
+        self._refit = Clock.create_trigger(self._fit_layout, -1)
+        self.body.bind(size=self._refit)
+        for w in (self.program, self.duration):
+            w.bind(height=self._refit)
 
     def _check_start(self, _dt) -> None:
         if self.get_root_window() is None or self.app.engine is not None \
@@ -254,12 +261,13 @@ class HomeScreen(BaseScreen):
             shown.append((self._arrived_card,
                           _("New program from your clinic. It is used from your next session.")))
         shown += [(c, warning_text(w)) for c, w in zip(self._warn_cards, warnings)]
+        self._messages = []
         for card, text in shown[:MAX_CARDS]:
             card.message.text = text
-            self.warn_box.add_widget(card)
-        self._fit_cards()
+            self._messages.append((card, card in self._refusal_cards))
         self.sync_line.text = sync_text(svc.clinic_status() if hasattr(svc, "clinic_status") else None)
         self.sync_line.height = 26 if self.sync_line.text else 0
+        self._fit_layout()
 
     def _card(self, bg, fg) -> Card:
         """A message card that grows to its text (a long reason wraps, never cut)."""
@@ -268,11 +276,40 @@ class HomeScreen(BaseScreen):
 
         def fit(*_a):
             card.height = max(CARD_MIN_H, card.message.height + 8)
-            self._fit_cards()
         card.message.bind(height=fit)
         card.add_widget(card.message)
         return card
 
-    def _fit_cards(self, *_a) -> None:
-        cards = list(self.warn_box.children)
-        self.warn_box.height = sum(c.height for c in cards) + self.warn_box.spacing * max(0, len(cards) - 1)
+    def _fit_layout(self, *_a) -> None:
+        """The messages under the program, as many as leave the program's lines whole, the
+        most important first: the red reasons START is off are always shown, and when even
+        they leave no room the week's line and circles step aside. Everything is measured
+        at the width it is drawn at, before the frame is drawn: right the first time."""
+        width = self.body.width
+        text_w = width - self.side_col.width - 10 - 24          # the row's spacing, the card's padding
+        for t in (self.program, self.duration):
+            t.width = text_w
+            t.texture_update()
+        self._compact(False)
+        rows = [c for c in self.info.children if c is not self._info_filler]
+        info_h = (sum(c.height for c in rows) + self.info.spacing * (len(rows) - 1)
+                  + self.info.padding[1] + self.info.padding[3])
+        room = self.body.height - info_h - self.sync_line.height - 2 * self.body.spacing
+        self.warn_box.clear_widgets()
+        used = 0.0
+        for card, is_refusal in self._messages:
+            card.width = width
+            card.message.width = width - 24
+            card.message.texture_update()
+            h = card.height + (self.warn_box.spacing if used else 0)
+            if used + h > room and not is_refusal:
+                break
+            self.warn_box.add_widget(card)
+            used += h
+        self.warn_box.height = used
+        self._compact(used > room)
+
+    def _compact(self, compact: bool) -> None:
+        for w, h in ((self.week, 32), (self.week_dots, 36)):
+            w.height = 0 if compact else h
+            w.opacity = 0 if compact else 1
