@@ -250,3 +250,26 @@ def test_many_messages_never_push_the_programs_lines_out_of_their_card(ui):
         ui.app.set_language("en")
     finally:
         ui.window.size = size
+
+
+def test_an_estop_still_held_when_home_comes_back_is_said_on_the_first_frame(tmp_path):
+    u = UI(tmp_path, rx_changes={"max_sessions_per_day": 1, "sessions_per_week": 7})
+    try:
+        tp = u.app.trainer
+        u.start_session()
+        u.wait_until(lambda: u.state.phase.value == "running")
+        u.tap(tp.estop)
+        u.wait_until(lambda: u.app.overlay.showing and u.app.overlay.alert.kind.value == "estop")
+        u.tap(tp.estop)                                 # released, OK, and pressed again
+        u.tap(u.app.overlay.ok)
+        u.wait_until(lambda: u.app.current == "after", what="After")
+        u.tap(tp.estop)
+        home = u.app.screens["home"]
+        u.app.skip_report()                             # Home comes back ...
+        assert u.app.current == "home"
+        # ... and says it at once, before any second-by-second check has run
+        assert home.start.disabled
+        assert [c.message.text for c in home.warn_box.children][-1] == \
+            "The emergency stop button is pressed. Turn it to release it."
+    finally:
+        u.close()
