@@ -21,6 +21,12 @@ class FakeStore:
     def export(self):
         return {"sessions": self._sessions}
 
+    def pin_state(self, role):            # no wrong PINs, no lockout (homeapp.pin_lockout)
+        return 0, None
+
+    def clear_pin_state(self, role):
+        pass
+
 
 class FakeEngine:
     """Holds a state; every call is accepted and ignored (for pictures only)."""
