@@ -273,3 +273,18 @@ def test_an_estop_still_held_when_home_comes_back_is_said_on_the_first_frame(tmp
             "The emergency stop button is pressed. Turn it to release it."
     finally:
         u.close()
+
+
+def test_a_program_that_needs_a_caregiver_says_so_and_leaves_start_on(tmp_path):
+    """The caregiver unlocks the session in Preparation, the step after START: Home says it
+    will be asked for, in amber, and does not grey START."""
+    from homeapp.ui.widgets import Theme
+    u = UI(tmp_path, rx_changes={"supervision": "caregiver"})
+    try:
+        home = _home(u)
+        assert not home.start.disabled
+        (card,) = [c for c in home.warn_box.children if c.message.text == "A caregiver must unlock this session."]
+        assert card.bg == Theme.warn
+        assert [r.kind for r in u.svc.start_refusals()] == ["caregiver"]     # the engine's reason
+    finally:
+        u.close()

@@ -255,16 +255,21 @@ class HomeScreen(BaseScreen):
             self._arrived_card = self._card(Theme.ok, Theme.warn_text)
             self._warn_cards = [self._card(Theme.warn, Theme.warn_text) for _i in range(MAX_CARDS)]
             self._refusal_cards = [self._card(Theme.stop, Theme.text) for _i in range(MAX_CARDS)]
-        # Why START is off comes first (red), then what is new, then the warnings (amber).
-        shown = [(c, refusal_text(r)) for c, r in zip(self._refusal_cards, refusals)]
+            self._note_cards = [self._card(Theme.warn, Theme.warn_text) for _i in range(MAX_CARDS)]
+        # Why START is off comes first (red), then what the next step will ask (amber: the
+        # caregiver's unlock), what is new, then the warnings (amber). The first two are
+        # always shown; the others when there is room.
+        notes = [r for r in refusals if r not in blocking]
+        shown = [(c, refusal_text(r), True) for c, r in zip(self._refusal_cards, blocking)]
+        shown += [(c, refusal_text(r), True) for c, r in zip(self._note_cards, notes)]
         if arrived:
             shown.append((self._arrived_card,
-                          _("New program from your clinic. It is used from your next session.")))
-        shown += [(c, warning_text(w)) for c, w in zip(self._warn_cards, warnings)]
+                          _("New program from your clinic. It is used from your next session."), False))
+        shown += [(c, warning_text(w), False) for c, w in zip(self._warn_cards, warnings)]
         self._messages = []
-        for card, text in shown[:MAX_CARDS]:
+        for card, text, always in shown[:MAX_CARDS]:
             card.message.text = text
-            self._messages.append((card, card in self._refusal_cards))
+            self._messages.append((card, always))
         self.sync_line.text = sync_text(svc.clinic_status() if hasattr(svc, "clinic_status") else None)
         self.sync_line.height = 26 if self.sync_line.text else 0
         self._fit_layout()
@@ -297,12 +302,12 @@ class HomeScreen(BaseScreen):
         room = self.body.height - info_h - self.sync_line.height - 2 * self.body.spacing
         self.warn_box.clear_widgets()
         used = 0.0
-        for card, is_refusal in self._messages:
+        for card, always in self._messages:
             card.width = width
             card.message.width = width - 24
             card.message.texture_update()
             h = card.height + (self.warn_box.spacing if used else 0)
-            if used + h > room and not is_refusal:
+            if used + h > room and not always:
                 break
             self.warn_box.add_widget(card)
             used += h
