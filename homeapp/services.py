@@ -41,10 +41,11 @@ class Services:
         self.config = config
         self.device = device
         self._today = today
-        self.caregiver_unlocked = False
+        self._unlocked_for: str | None = None   # the prescription's sha256 an unlock was given under
         self.engine = None
         self.clinic = None
         self._closed = False
+        self._start_check = None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -169,6 +170,18 @@ class Services:
 
     def pads_changed(self) -> None:
         self.settings.update(pads_changed_at_count=len(self.sessions()))
+
+    # ------------------------------------------------------------------ caregiver unlock
+    @property
+    def caregiver_unlocked(self) -> bool:
+        """A caregiver unlocked the next session of the prescription now on the device. An
+        unlock holds only for the prescription it was given under: one imported or sent by
+        the clinic after it is locked again."""
+        return self._unlocked_for is not None and self._unlocked_for == self.prescription.sha256
+
+    @caregiver_unlocked.setter
+    def caregiver_unlocked(self, unlocked: bool) -> None:
+        self._unlocked_for = (self.prescription.sha256 or "") if unlocked else None
 
     # ------------------------------------------------------------------ prescription
     @property
@@ -324,3 +337,12 @@ class Services:
     def verify_pin(self, role: str, pin: str) -> bool:
         """Checks the role's PIN, with the lockout after repeated wrong ones."""
         return self.access.verify(role, pin)
+
+    # ------------------------------------------------------------------ Home's start check
+    def start_refusals(self) -> list:
+        """Every reason a session may not start now, as Home shows them: the engine's own
+        check on an idle engine (homeapp.start_check), plus a log that cannot be written."""
+        if self._start_check is None:
+            from homeapp.start_check import StartCheck
+            self._start_check = StartCheck(device=self.device)
+        return self._start_check.refusals(self.rx, caregiver_unlocked=self.caregiver_unlocked)

@@ -46,6 +46,10 @@ OPEN = "open"  # internal status of a session still running; never in an export
 #: Borg CR10 values the report accepts: 0, 0.5, then 1..10 in steps of 0.5.
 EFFORT_VALUES = tuple(x / 2 for x in range(0, 21))
 
+#: Free space a session needs to start: its start, events and end go through the WAL a
+#: few pages at a time; below this the log may not hold the session's end.
+MIN_FREE_BYTES = 64 * 1024
+
 #: Columns of `export_csv`: one row per event (a session with no event gets one row
 #: with the event columns empty, so no session is missing from the sheet).
 CSV_COLUMNS = ("session_id", "prescription_id", "started_at", "ended_at", "status",
@@ -313,6 +317,21 @@ class Store:
     @property
     def schema_version(self) -> int:
         return int(self.pragma("user_version"))
+
+    def write_problem(self) -> str | None:
+        """Why the log cannot take a new session now (None: it can), in words for a
+        person: the database or its folder not writable, or the disk (nearly) full."""
+        for path in (self.path, self.path.parent):
+            if not os.access(path, os.W_OK):
+                return f"{path} is not writable by this user (permission denied)"
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as e:
+            return f"the free space on {self.path.parent} cannot be read ({e.strerror})"
+        if free < MIN_FREE_BYTES:
+            return (f"the disk is full ({free // 1024} KB free, a session needs "
+                    f"{MIN_FREE_BYTES // 1024} KB)")
+        return None
 
     # -- writes ------------------------------------------------------------------
 

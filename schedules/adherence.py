@@ -157,40 +157,51 @@ def _midnight(day: dt.date, tz: dt.tzinfo | None, like: dt.datetime) -> dt.datet
 
 
 def _blocks(rx: Prescription, session_starts: Sequence[SessionStart], now: dt.datetime,
-            tz: dt.tzinfo | None) -> list[tuple[str, dt.datetime | None]]:
-    """(reason, earliest time this rule allows a session, None = never) per rule broken."""
+            tz: dt.tzinfo | None) -> list[ScheduleBlock]:
+    """Each rule broken, with the earliest time it allows a session (None = never)."""
     local_now = _local(now, tz)
     today = local_now.date()
     starts = sorted(_local(t, tz) for t, _ in session_starts)
-    out: list[tuple[str, dt.datetime | None]] = []
+    out: list[ScheduleBlock] = []
     if today < rx.starts_on:
-        out.append((f"the prescription is valid from {rx.starts_on.isoformat()}; the first "
-                    f"session may start on {rx.starts_on.strftime('%A %Y-%m-%d')}",
-                    _midnight(rx.starts_on, tz, local_now)))
+        out.append(ScheduleBlock(
+            "not_yet_valid",
+            f"the prescription is valid from {rx.starts_on.isoformat()}; the first "
+            f"session may start on {rx.starts_on.strftime('%A %Y-%m-%d')}",
+            _midnight(rx.starts_on, tz, local_now)))
     if today > rx.expires:
-        out.append((f"the prescription expired on {rx.expires.isoformat()}; no session may "
-                    "start until your clinician issues a new one", None))
+        out.append(ScheduleBlock(
+            "expired",
+            f"the prescription expired on {rx.expires.isoformat()}; no session may "
+            "start until your clinician issues a new one", None))
     n_today = sum(1 for s in starts if s.date() == today)
     if n_today >= rx.max_sessions_per_day:
         tomorrow = today + dt.timedelta(days=1)
-        out.append((f"{n_today} session{'s' if n_today != 1 else ''} already today; the "
-                    f"prescription allows {rx.max_sessions_per_day} a day; the next may start "
-                    f"tomorrow, {tomorrow.strftime('%A %Y-%m-%d')}",
-                    _midnight(tomorrow, tz, local_now)))
+        out.append(ScheduleBlock(
+            "day",
+            f"{n_today} session{'s' if n_today != 1 else ''} already today; the "
+            f"prescription allows {rx.max_sessions_per_day} a day; the next may start "
+            f"tomorrow, {tomorrow.strftime('%A %Y-%m-%d')}",
+            _midnight(tomorrow, tz, local_now), n_today, rx.max_sessions_per_day))
     if starts and rx.min_hours_between > 0:
         earliest = _ceil_minute(starts[-1] + dt.timedelta(hours=rx.min_hours_between))
         if earliest > local_now:
-            out.append((f"the last session started at {_fmt(starts[-1])}; the prescription "
-                        f"asks for {rx.min_hours_between:g} hours between sessions; the next "
-                        f"may start at {_fmt(earliest)}", earliest))
+            out.append(ScheduleBlock(
+                "min_hours",
+                f"the last session started at {_fmt(starts[-1])}; the prescription "
+                f"asks for {rx.min_hours_between:g} hours between sessions; the next "
+                f"may start at {_fmt(earliest)}", earliest))
     monday = _monday(today)
     n_week = sum(1 for s in starts if monday <= s.date() <= today)
     if n_week >= rx.sessions_per_week:
         next_monday = monday + dt.timedelta(days=7)
-        out.append((f"{n_week} session{'s' if n_week != 1 else ''} already this week (from "
-                    f"Monday {monday.isoformat()}); the prescription allows "
-                    f"{rx.sessions_per_week} a week; the next may start on Monday "
-                    f"{next_monday.isoformat()}", _midnight(next_monday, tz, local_now)))
+        out.append(ScheduleBlock(
+            "week",
+            f"{n_week} session{'s' if n_week != 1 else ''} already this week (from "
+            f"Monday {monday.isoformat()}); the prescription allows "
+            f"{rx.sessions_per_week} a week; the next may start on Monday "
+            f"{next_monday.isoformat()}",
+            _midnight(next_monday, tz, local_now), n_week, rx.sessions_per_week))
     return out
 
 
@@ -198,7 +209,29 @@ def schedule_allows(rx: Prescription, session_starts: Sequence[SessionStart], *,
                     now: dt.datetime, tz: dt.tzinfo | None = None) -> list[str]:
     """Why a session of `rx` may not start at `now` (empty: it may). `session_starts`
     are this prescription's sessions (`Store.session_starts(rx.id)`)."""
-    return [reason for reason, _ in _blocks(rx, session_starts, now, tz)]
+    return [block.reason for block in _blocks(rx, session_starts, now, tz)]
+
+
+@dataclass(frozen=True)
+class ScheduleBlock:
+    """One schedule rule that keeps a session from starting now: `rule` is "not_yet_valid",
+    "expired", "day", "min_hours" or "week"; `reason` the English sentence
+    `schedule_allows` gives; `at` the earliest time the rule allows one (None: never);
+    `count` and `allowed` the sessions already counted against the rule and how many it
+    allows (day and week rules)."""
+
+    rule: str
+    reason: str
+    at: dt.datetime | None
+    count: int = 0
+    allowed: int = 0
+
+
+def schedule_blocks(rx: Prescription, session_starts: Sequence[SessionStart], *,
+                    now: dt.datetime, tz: dt.tzinfo | None = None) -> list[ScheduleBlock]:
+    """`schedule_allows`'s reasons with the rule each comes from, for a screen that says
+    them in the patient's language."""
+    return _blocks(rx, session_starts, now, tz)
 
 
 def next_session_at(rx: Prescription, session_starts: Sequence[SessionStart], *,
@@ -209,7 +242,7 @@ def next_session_at(rx: Prescription, session_starts: Sequence[SessionStart], *,
     blocks = _blocks(rx, session_starts, now, tz)
     if not blocks:
         return _local(now, tz)
-    times = [when for _, when in blocks]
+    times = [block.at for block in blocks]
     if any(t is None for t in times):
         return None
     earliest = max(t for t in times if t is not None)

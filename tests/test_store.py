@@ -479,3 +479,12 @@ def test_event_details_are_kept_as_strict_json(store):
     assert event["detail"] == {"reading": "nan", "caps": [60.0, 40.0], "day": "2026-11-21",
                                "error": "bus"}
     json.dumps(event, allow_nan=False)  # a NaN would make the export invalid JSON
+
+
+def test_write_problem_says_when_the_log_cannot_take_a_session(tmp_path, monkeypatch):
+    import homeapp.store as store_module
+    with Store.open(tmp_path / "log.db") as store:
+        assert store.write_problem() is None
+        monkeypatch.setattr(store_module, "MIN_FREE_BYTES", 1 << 60)   # more than any disk holds
+        problem = store.write_problem()
+        assert problem is not None and problem.startswith("the disk is full (") and "KB free" in problem

@@ -276,13 +276,16 @@ def test_clinician_imports_validates_and_exports(ui, tmp_path):
     clin.refresh()
     ui.pump(0.1)
     names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
-    ui.tap(names["bad.json"])
-    assert clin.message.text.startswith("Refused:")
+    ui.tap(names["bad.json"])                       # shown for checking: refused, nothing to install
+    assert clin.preview_lines[0] == "Refused:" and clin.install_button is None
+    ui.tap(clin.cancel_button)
     assert ui.svc.rx.id == "rx-ui-test"
     clin.refresh()
     ui.pump(0.1)
     names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
     ui.tap(names["rx-new-0002.json"])
+    assert ui.svc.rx.id == "rx-ui-test"                  # shown for checking first
+    ui.tap(clin.install_button)
     assert ui.svc.rx.id == "rx-new-0002"
     assert "Imported rx-new-0002." in clin.message.text
     assert "unsigned" in clin.message.text               # shown, since the simulated board allows it
@@ -323,6 +326,7 @@ def test_clinician_adds_a_key_and_the_signed_prescription_verifies(ui, tmp_path)
     assert clin.message.text.startswith("Key ") and clin.message.text.endswith(" is trusted now.")
     names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
     ui.tap(names["rx-signed-0003.json"])
+    ui.tap(clin.install_button)                          # after checking the summary
     assert ui.svc.rx.id == "rx-signed-0003"
     assert clin.message.text == "Imported rx-signed-0003."   # verified: no signature warning
 

@@ -110,14 +110,20 @@ def test_every_start_refusal_the_engine_gives_is_said_in_the_patients_words():
     sentence, whatever the language: each kind the engine gives has its own text."""
     import inspect
 
-    from homeapp.ui import prepare
+    from homeapp.start_check import LEFT_TO_PREPARATION
+    from homeapp.ui import home, prepare
     kinds = set()
+    home_kinds = set()     # Home's own check adds to the engine's (homeapp/start_check.py)
     for path in (Path(prepare.__file__).parents[1]).glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Reason"
                     and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
-                kinds.add(node.args[1].value)
-    assert "cannot_run" in kinds
+                (home_kinds if path.name == "start_check.py" else kinds).add(node.args[1].value)
+    assert "cannot_run" in kinds and "log" in home_kinds
     said = inspect.getsource(prepare.refusal_text)
     missing = sorted(k for k in kinds if f'"{k}"' not in said)
     assert not missing, f"refusal kinds with no patient text: {missing}"
+    said_on_home = inspect.getsource(home.refusal_text)
+    missing = sorted(k for k in kinds | home_kinds if f'"{k}"' not in said_on_home
+                     and k not in LEFT_TO_PREPARATION)
+    assert not missing, f"refusal kinds with no patient text on Home: {missing}"

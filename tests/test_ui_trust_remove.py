@@ -37,6 +37,7 @@ def test_clinician_removes_a_key_and_its_prescription_is_refused_at_the_next_sta
     ui.pump(0.1)
     ui.tap(next(b for b in clin.file_buttons if b.text.startswith("Trust the clinician key")))
     ui.tap({b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}["rx-signed-0004.json"])
+    ui.tap(clin.install_button)                 # after checking the summary
     assert ui.svc.signature_problem(ui.svc.rx) is None
 
     remove = [b for b in clin.file_buttons if b.text.startswith("Stop trusting dr-berg")]

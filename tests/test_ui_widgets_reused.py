@@ -112,6 +112,7 @@ def test_clinic_tab_is_shown_again_unless_what_it_shows_changed(ui, tmp_path):
     clin.refresh()                                   # a stick appeared: the list is rebuilt
     names = {b.text.rsplit("/", 1)[-1]: b for b in clin.file_buttons}
     ui.tap(names["rx-new-0003.json"])
+    ui.tap(clin.install_button)                      # after checking the summary
     assert "rx-new-0003" in texts(clin.content) and "Imported rx-new-0003." in clin.message.text
     ui.app.set_language("sv")
     assert "Ordination" in texts(clin) and any("Importera" in t or "USB" in t for t in texts(clin.content))

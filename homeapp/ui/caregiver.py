@@ -1,5 +1,6 @@
-"""Caregiver mode (PIN): unlock a supervised session, stop a session, see alerts and
-history. Also the PIN gate shared with clinician mode."""
+"""Caregiver mode (PIN): unlock a supervised session, note new pads, see alerts and
+history; it says how to stop a session (the STOP on the session screen). Also the PIN
+gate shared with clinician mode."""
 from __future__ import annotations
 
 import datetime as dt
@@ -99,19 +100,26 @@ class CaregiverScreen(PinScreen):
     prompt_msg = N_("Caregiver: enter your PIN")
 
     def build_panel(self):
-        row = BoxLayout(size_hint_y=None, height=90, spacing=8)
+        row = BoxLayout(size_hint_y=None, height=76, spacing=8)
         self.unlock = BigButton("", bg=Theme.primary, size=Theme.font_body)
         self.unlock.bind(on_release=lambda *_: self.toggle_unlock())
-        self.stop = BigButton("", bg=Theme.stop, size=Theme.font_body)
-        self.stop.bind(on_press=lambda *_: self.do_stop())  # as the finger lands
         self.history = BigButton("", bg=Theme.card_hi, size=Theme.font_body)
         self.history.bind(on_release=lambda *_: self.app.go("history"))
         self.pads = BigButton("", bg=Theme.card_hi, size=Theme.font_body)
         self.pads.bind(on_release=lambda *_: self.pads_changed())
-        for w in (self.unlock, self.stop, self.pads, self.history):
+        for w in (self.unlock, self.pads, self.history):
             row.add_widget(w)
         self.panel.add_widget(row)
-        self.status = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=36)
+        # What the unlock does, and where a session is stopped: this screen opens from
+        # Home only, so during a session the STOP on the session screen is the one to touch.
+        self.help = Card(orientation="vertical", spacing=4, padding=(12, 6), size_hint_y=None)
+        self.unlock_help = Text("", size=Theme.font_small, fit=True, size_hint_y=None)
+        self.stop_help = Text("", size=Theme.font_small, fit=True, size_hint_y=None)
+        for w in (self.unlock_help, self.stop_help):
+            self.help.add_widget(w)
+            w.bind(height=self._fit_help)
+        self.panel.add_widget(self.help)
+        self.status = Text("", size=Theme.font_body - 2, bold=True, size_hint_y=None, height=32)
         self.panel.add_widget(self.status)
         card = Card(orientation="vertical")
         self.alerts_title = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=32)
@@ -122,12 +130,11 @@ class CaregiverScreen(PinScreen):
         card.add_widget(sv)
         self.panel.add_widget(card)
 
+    def _fit_help(self, *_a):
+        self.help.height = self.unlock_help.height + self.stop_help.height + 4 + 12
+
     def toggle_unlock(self):
         self.app.svc.caregiver_unlocked = not self.app.svc.caregiver_unlocked
-        self.refresh()
-
-    def do_stop(self):
-        self.app.stop_session()
         self.refresh()
 
     def pads_changed(self):
@@ -139,13 +146,20 @@ class CaregiverScreen(PinScreen):
         svc = self.app.svc
         self.unlock.text = _("Next session unlocked") if svc.caregiver_unlocked else _("Unlock the next session")
         self.unlock.bg = Theme.go if svc.caregiver_unlocked else Theme.primary
-        state = self.app.state
-        active = state is not None and state.phase.value in ("running", "paused")
-        self.stop.text = _("STOP the session")
-        self.stop.disabled = not active
+        self.unlock_help.text = _("Unlock the next session: a program that needs a caregiver present "
+                                  "starts only after this. It holds for one session, and ends when a "
+                                  "new program is installed.")
+        self.stop_help.text = _("To stop a session: touch the red STOP on the session screen. It stops "
+                                "at once, whoever touches it.")
         self.pads.text = _("New pads put on") if not getattr(self, "_pads_done", False) else _("Pads noted")
         self.history.text = _("History")
-        self.status.text = (_("A session is running.") if active else _("No session is running."))
+        rx = svc.rx
+        if rx is None:
+            self.status.text = _("No program on this device yet.")
+        elif rx.supervised:
+            self.status.text = _("This program needs a caregiver present.")
+        else:
+            self.status.text = _("This program does not need a caregiver present.")
         self.alerts_title.text = _("Recent alerts")
         lines = []
         for s in reversed(svc.sessions(full=True)[-30:]):

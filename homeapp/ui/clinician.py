@@ -30,6 +30,48 @@ def signature_text(reason: str) -> str:
     return reason
 
 
+def _num(x: float) -> str:
+    """A prescribed value as written (no trailing .0), with this language's decimal mark."""
+    text = f"{x:g}"
+    return text.replace(".", ",") if language() == "sv" else text
+
+
+def prescription_summary(rx, *, signature_problem: str | None,
+                         key_labels: dict[str, str]) -> tuple[list[str], list[str]]:
+    """What a clinician checks before installing `rx`, as two lists of lines: who signed
+    it, who it is for, the dates and the schedule; then each channel's cap and each block."""
+    lines = [f_("Prescription {id}", id=rx.id)]
+    if signature_problem is None:
+        key = (rx.signature or {}).get("key_id", "")
+        lines.append(f_("Signed by {label} (key {id}), verified", label=key_labels.get(key, "?"),
+                        id=key[:9] + "…"))
+    else:
+        lines.append(f_("Not verified: {why}", why=signature_text(signature_problem)))
+    lines.append(f_("Patient {patient}, clinician {clinician}", patient=rx.patient_id,
+                    clinician=rx.clinician_id))
+    if rx.valid_from is not None and rx.valid_from != rx.issued:
+        lines.append(f_("Valid from {start} to {expires} (issued {issued})", start=rx.starts_on.isoformat(),
+                        expires=rx.expires.isoformat(), issued=rx.issued.isoformat()))
+    else:
+        lines.append(f_("Valid from {start} to {expires}", start=rx.starts_on.isoformat(),
+                        expires=rx.expires.isoformat()))
+    lines.append(f_("{per_week} sessions a week, at most {per_day} a day", per_week=rx.sessions_per_week,
+                    per_day=rx.max_sessions_per_day))
+    if rx.min_hours_between > 0:
+        lines.append(f_("At least {hours} hours between sessions", hours=_num(rx.min_hours_between)))
+    if rx.supervised:
+        lines.append(_("A caregiver must unlock each session."))
+    program: list[str] = []
+    for i, ch in enumerate(rx.channels):
+        program.append(f_("Channel {n}: {label}, at most {max_ma} mA", n=i + 1, label=ch.label,
+                        max_ma=_num(ch.max_ma)))
+    for i, b in enumerate(rx.blocks):
+        program.append(f_("Block {n}: {label}, {minutes} min, {hz} Hz, {pulse_us} µs, {on_s} s on, "
+                        "{off_s} s rest", n=i + 1, label=b.label, minutes=_num(b.minutes), hz=_num(b.hz),
+                        pulse_us=_num(b.pulse_us), on_s=_num(b.on_s), off_s=_num(b.off_s)))
+    return lines, program
+
+
 class CodePad(PinPad):
     """The digit pad for a pairing code: digits shown (a code is not a secret to hide
     from the clinician typing it), grouped 1234-5678 as the clinic prints it."""
@@ -57,6 +99,10 @@ class CodePad(PinPad):
         self.display.color = Theme.text if code else Theme.muted
 
 
+#: Height of a row in the list of files: a whole touch target, never half of one.
+FILE_ROW_H = 64
+
+
 class ClinicianScreen(PinScreen):
     role = "clinician"
     title_msg = N_("Clinic")
@@ -74,15 +120,23 @@ class ClinicianScreen(PinScreen):
         tabs.add_widget(self.tab_log)
         tabs.add_widget(self.tab_clinic)
         self.panel.add_widget(tabs)
+        self.tabs = tabs
         self.content = BoxLayout(orientation="vertical", spacing=8)
         self.panel.add_widget(self.content)
-        self.message = Text("", size=Theme.font_small, bold=True, size_hint_y=None, height=56)
+        # grows to its text (wrapped), beside or under what it is about, never over it
+        self.message = Text("", size=Theme.font_small, bold=True, size_hint_y=None, fit=True)
         self.tab = "rx"
+        self.preview = None               # the file shown for checking before it is installed
         self.extra_dirs: list[str] = []   # tests and demos add folders to look in
         self._built: dict[str, tuple] = {}   # tab -> (what it shows, its widgets)
 
+    def lock(self):
+        self.preview = None
+        super().lock()
+
     def show_tab(self, tab):
         self.tab = tab
+        self.preview = None
         self.pair_result = None
         self.message.text = ""
         self.refresh()
@@ -95,6 +149,12 @@ class ClinicianScreen(PinScreen):
         self.tab_clinic.text = _("Clinic link")
         self.tab_clinic.bg = Theme.primary if self.tab == "clinic" else Theme.card_hi
         self.content.clear_widgets()
+        # a file being checked takes the whole panel: the tabs come back with the list
+        previewing = self.tab == "rx" and self.preview is not None
+        if previewing and self.tabs.parent is not None:
+            self.panel.remove_widget(self.tabs)
+        elif not previewing and self.tabs.parent is None:
+            self.panel.add_widget(self.tabs, index=len(self.panel.children))
         if self.message.parent is not None:      # shared by the tabs, placed by each
             self.message.parent.remove_widget(self.message)
         # A tab is rebuilt only when what it shows changed; otherwise its widgets are shown
@@ -104,6 +164,8 @@ class ClinicianScreen(PinScreen):
         if key is not None and built is not None and built[0] == key:
             for w in built[1]:
                 self.content.add_widget(w)
+            if self.tab == "rx" and self.preview is None and self.message.parent is None:
+                self._rx_message_slot.add_widget(self.message)   # it sits inside the tab
             return
         if self.tab == "rx":
             self.build_rx()
@@ -124,7 +186,7 @@ class ClinicianScreen(PinScreen):
             rx = svc.rx
             shown = None if rx is None else (rx.id, rx.patient_id, rx.issued, rx.expires,
                                              svc.signature_problem(rx))
-            return (language(), shown, tuple(svc.find_import_files(self.extra_dirs)),
+            return (language(), shown, self.preview, tuple(svc.find_import_files(self.extra_dirs)),
                     tuple(svc.find_key_files(self.extra_dirs)), tuple(sorted(svc.trusted_keys().items())))
         return (language(), tuple(self._log_lines()), tuple(svc.export_dirs()[:3]))
 
@@ -182,53 +244,121 @@ class ClinicianScreen(PinScreen):
         self.app.svc.clinic.pair(code, done)
 
     def build_rx(self):
+        """The prescription on the device and the message on the left; on the right the
+        files to import, each a full row (the message never takes the list's room). A
+        touched file is shown for checking before it is installed."""
+        if self.preview is not None:
+            self.build_preview(self.preview)
+            return
         svc = self.app.svc
         rx = svc.rx
-        info = Card(orientation="vertical", size_hint_y=None, height=104, spacing=0, padding=(12, 4))
+        row = BoxLayout(spacing=10)
+        left = BoxLayout(orientation="vertical", spacing=6, size_hint_x=None, width=300)
+        info = Card(orientation="vertical", spacing=2, padding=(12, 6), size_hint_y=None)
+        lines = []
         if rx is None:
-            info.add_widget(Text(_("No prescription on this device."), size=Theme.font_body, bold=True))
+            lines.append(Text(_("No prescription on this device."), size=Theme.font_body, bold=True,
+                              fit=True, size_hint_y=None))
         else:
             sig = svc.signature_problem(rx)
-            info.add_widget(Text(rx.id, size=Theme.font_body, bold=True, shorten=True, shorten_from="right"))
-            info.add_widget(Text(f_("Patient {patient}, valid {issued} to {expires}", patient=rx.patient_id,
-                                    issued=rx.issued.isoformat(), expires=rx.expires.isoformat()),
-                                 size=Theme.font_small, shorten=True, shorten_from="right"))
-            info.add_widget(Text(_("Signature verified") if sig is None
-                                 else f_("Not verified: {why}", why=signature_text(sig)),
-                                 size=Theme.font_small, color=Theme.ok if sig is None else Theme.warn,
-                                 shorten=True, shorten_from="right"))
-        self.content.add_widget(info)
-        self.content.add_widget(Text(_("Import from a USB stick (touch a file):"), size=Theme.font_small,
-                                     size_hint_y=None, height=28))
+            lines.append(Text(rx.id, size=Theme.font_body, bold=True, fit=True, size_hint_y=None))
+            lines.append(Text(f_("Patient {patient}, valid {issued} to {expires}", patient=rx.patient_id,
+                                 issued=rx.starts_on.isoformat(), expires=rx.expires.isoformat()),
+                              size=Theme.font_small, fit=True, size_hint_y=None))
+            lines.append(Text(_("Signature verified") if sig is None
+                              else f_("Not verified: {why}", why=signature_text(sig)),
+                              size=Theme.font_small, color=Theme.ok if sig is None else Theme.warn,
+                              fit=True, size_hint_y=None))
+        for t in lines:
+            info.add_widget(t)
+            t.bind(height=lambda *_a, c=info, ls=lines: setattr(
+                c, "height", sum(x.height for x in ls) + 2 * (len(ls) - 1) + 12))
+        left.add_widget(info)
+        said = ScrollView(do_scroll_x=False, bar_width=8)   # a long refusal scrolls in its place
+        said.add_widget(self.message)
+        self._rx_message_slot = said
+        left.add_widget(said)
+        row.add_widget(left)
+
+        right = BoxLayout(orientation="vertical", spacing=6)
+        right.add_widget(Text(_("Import from a USB stick (touch a file):"), size=Theme.font_small,
+                              size_hint_y=None, height=28))
         files = svc.find_import_files(self.extra_dirs)
         sv = ScrollView(do_scroll_x=False, bar_width=10)
         box = BoxLayout(orientation="vertical", spacing=6, size_hint_y=None)
         box.bind(minimum_height=box.setter("height"))
         self.file_buttons = []
+        self.file_list = sv
         for p in files:
-            b = BigButton(str(p), bg=Theme.card_hi, size=Theme.font_small, size_hint_y=None, height=60)
+            b = BigButton(str(p), bg=Theme.card_hi, size=Theme.font_small, size_hint_y=None, height=FILE_ROW_H)
             b.halign = "left"
-            b.bind(on_release=lambda _b, p=p: self.do_import(p))
+            b.bind(on_release=lambda _b, p=p: self.show_preview(p))
             self.file_buttons.append(b)
             box.add_widget(b)
         for p in svc.find_key_files(self.extra_dirs):
             b = BigButton(f_("Trust the clinician key {file}", file=p.name), bg=Theme.card_hi,
-                          size=Theme.font_small, size_hint_y=None, height=60)
+                          size=Theme.font_small, size_hint_y=None, height=FILE_ROW_H)
             b.bind(on_release=lambda _b, p=p: self.do_trust(p))
             self.file_buttons.append(b)
             box.add_widget(b)
         if not files:
             box.add_widget(Text(_("No prescription file found. Insert the USB stick."), size=Theme.font_small,
-                                color=Theme.muted, size_hint_y=None, height=40))
+                                color=Theme.muted, size_hint_y=None, height=FILE_ROW_H))
         for kid, label in svc.trusted_keys().items():
             b = BigButton(f_("Stop trusting {label} ({id})", label=label, id=kid[:9] + "…"), bg=Theme.card_hi,
-                          size=Theme.font_small, size_hint_y=None, height=60)
+                          size=Theme.font_small, size_hint_y=None, height=FILE_ROW_H)
             b.bind(on_release=lambda _b, kid=kid, label=label: self.ask_untrust(_b, kid, label))
             self.file_buttons.append(b)
             box.add_widget(b)
         sv.add_widget(box)
-        self.content.add_widget(sv)
-        self.content.add_widget(self.message)
+        right.add_widget(sv)
+        row.add_widget(right)
+        self.content.add_widget(row)
+
+    def show_preview(self, path):
+        """A file touched in the list: its summary, to check before installing it."""
+        self.preview = path
+        self.message.text = ""
+        self.refresh()
+
+    def build_preview(self, path):
+        svc = self.app.svc
+        rx, problems, sig = svc.check_import(path)
+        self.content.add_widget(Text(f_("Check before installing: {file}", file=path.name),
+                                     size=Theme.font_body, bold=True, size_hint_y=None, height=34,
+                                     shorten=True, shorten_from="left"))
+        if rx is None:
+            about, program = [_("Refused:")] + [f"- {p}" for p in problems[:8]], []
+        else:
+            about, program = prescription_summary(rx, signature_problem=sig, key_labels=svc.trusted_keys())
+        self.preview_lines = about + program
+        # two columns, each scrolling on its own: the whole summary is seen at 800 x 480
+        columns = BoxLayout(spacing=12)
+        self.preview_texts = []
+        for lines in (about, program) if program else (about,):
+            sv = ScrollView(do_scroll_x=False, bar_width=10)
+            t = Text("\n".join(lines), size=Theme.font_small, fit=True, valign="top", size_hint_y=None,
+                     color=Theme.text if rx is not None else Theme.bad)
+            sv.add_widget(t)
+            columns.add_widget(sv)
+            self.preview_texts.append(t)
+        self.content.add_widget(columns)
+        buttons = BoxLayout(size_hint_y=None, height=64, spacing=8)
+        self.cancel_button = BigButton(_("Cancel") if rx is not None else _("Back"), bg=Theme.card_hi,
+                                       size=Theme.font_body)
+        self.cancel_button.bind(on_release=lambda *_: self.close_preview())
+        buttons.add_widget(self.cancel_button)
+        self.install_button = None
+        if rx is not None:
+            self.install_button = BigButton(_("Install this prescription"), bg=Theme.go, size=Theme.font_body)
+            self.install_button.bind(on_release=lambda *_: self.do_import(path))
+            buttons.add_widget(self.install_button)
+        self.content.add_widget(buttons)
+
+    def close_preview(self):
+        self.preview = None
+        self.message.text = ""
+        self.refresh()
 
     def do_trust(self, path):
         try:
@@ -266,6 +396,7 @@ class ClinicianScreen(PinScreen):
         self.message.text = f_("Key {id} ({label}) is no longer trusted.", id=key_id[:9] + "…", label=label)
 
     def do_import(self, path):
+        self.preview = None
         ok, problems = self.app.svc.import_prescription(path)
         if ok:
             self.message.color = Theme.ok if not problems else Theme.warn

@@ -1,11 +1,15 @@
 """Home: today's session, a large Start, this week's adherence, warnings."""
 from __future__ import annotations
 
+import logging
+
 from kivy.uix.boxlayout import BoxLayout
 
 from .base import BaseScreen
 from .i18n import LANGUAGE_NAMES, N_, _, f_, language
 from .widgets import BigButton, Card, Dot, Text, Theme
+
+log = logging.getLogger(__name__)
 
 
 def minutes_text(seconds: float) -> str:
@@ -32,6 +36,60 @@ def warning_text(w) -> str:
     return w.kind
 
 
+#: Refusals that do not grey START: the caregiver unlocks the session in Preparation.
+NOT_BLOCKING_ON_HOME = ("caregiver",)
+
+
+def _when_text(at) -> str:
+    """A time the schedule allows, as Home says it: the time today, else the date and time."""
+    import datetime as dt
+    if at is None:
+        return ""
+    local = at.astimezone()
+    if local.date() == dt.datetime.now().astimezone().date():
+        return local.strftime("%H:%M")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def refusal_text(reason) -> str:
+    """Why START is off, in plain words in the patient's language (the engine's reason,
+    homeapp.state.Reason, with its kind and params; anything else is shown as it is)."""
+    kind = getattr(reason, "kind", None)
+    p = getattr(reason, "params", {}) or {}
+    date = p.get("date")
+    date = date.isoformat() if hasattr(date, "isoformat") else (date or "")
+    if kind == "expired":
+        return f_("Your program ended on {date}. Ask your clinic for a new one.", date=date)
+    if kind == "not_yet_valid":
+        return f_("Your program starts on {date}. No session before then.", date=date)
+    if kind == "schedule":
+        rule, at = p.get("rule"), p.get("at")
+        if rule == "day":
+            return f_("Today's sessions are done ({count} of {allowed}). The next one may start tomorrow.",
+                      count=p.get("count"), allowed=p.get("allowed"))
+        if rule == "week":
+            return f_("This week's sessions are done ({count} of {allowed}). The next one may start on "
+                      "Monday {date}.", count=p.get("count"), allowed=p.get("allowed"),
+                      date=at.date().isoformat() if at else "")
+        if rule == "min_hours":
+            return f_("Too soon after your last session. The next one may start at {time}.",
+                      time=_when_text(at))
+        return _("Your program's schedule does not allow a session now.")
+    if kind == "estop":
+        return _("The emergency stop button is pressed. Turn it to release it.")
+    if kind == "caregiver":
+        return _("A caregiver must unlock this session.")
+    if kind == "signature":
+        return _("The program's signature is not accepted. Call your clinic.")
+    if kind == "board":
+        return _("The stimulator does not answer. Call your clinic.")
+    if kind == "cannot_run":
+        return _("This device cannot run this program. Please call your clinic.")
+    if kind == "log":
+        return _("The trainer cannot write its log (its memory may be full). Call your clinic.")
+    return str(reason)
+
+
 def sync_text(status, now=None) -> str:
     """When the log last reached the clinic ("" when the device has no clinic)."""
     import datetime as dt
@@ -50,6 +108,13 @@ def sync_text(status, now=None) -> str:
     return f_("Log last sent to your clinic on {date}", date=when.strftime("%Y-%m-%d"))
 
 
+#: How often Home asks again whether a session may start (the e-stop, the log).
+START_CHECK_S = 1.0
+#: Messages Home shows at most under the program, and a one-line card's height.
+MAX_CARDS = 3
+CARD_MIN_H = 44
+
+
 class HomeScreen(BaseScreen):
     title_msg = N_("Today's session")
 
@@ -63,15 +128,18 @@ class HomeScreen(BaseScreen):
 
         row = BoxLayout(spacing=10)
         self.info = Card(orientation="vertical", spacing=4)
+        # the name wraps (fit: the label grows to its lines), never cut with "…"
         self.program = Text("", size=Theme.font_large - 4, bold=True, size_hint_y=None, height=40,
-                            shorten=True, shorten_from="right")
-        self.duration = Text("", size=Theme.font_body - 2, size_hint_y=None, height=32, shorten=True,
-                             shorten_from="right")
+                            fit=True, valign="top")
+        self.duration = Text("", size=Theme.font_body - 2, size_hint_y=None, height=32, fit=True,
+                             valign="top")
         self.due = Text("", size=Theme.font_body, bold=True, size_hint_y=None, height=34)
         self.week = Text("", size=Theme.font_body - 2, size_hint_y=None, height=32)
         self.week_dots = BoxLayout(size_hint_y=None, height=36, spacing=8, padding=(0, 2))
         for w in (self.program, self.duration, self.due, self.week, self.week_dots):
             self.info.add_widget(w)
+        self._info_filler = BoxLayout()      # the lines sit at the top, the room left below
+        self.info.add_widget(self._info_filler)
         row.add_widget(self.info)
 
         right = BoxLayout(orientation="vertical", size_hint_x=None, width=300, spacing=10)
@@ -88,12 +156,48 @@ class HomeScreen(BaseScreen):
         self.body.add_widget(self.warn_box)
         self.sync_line = Text("", size=Theme.font_small - 2, color=Theme.muted, size_hint_y=None, height=26)
         self.body.add_widget(self.sync_line)
+        # The e-stop and the log can change while Home is shown: asked again every second
+        # (the same quick check), so the screen says so at once.
+        from kivy.clock import Clock
+        self._watch = Clock.schedule_interval(self._check_start, START_CHECK_S)
+        # Laid out again before the next frame is drawn whenever a size changes.
+        self._messages: list = []
+        self._refit = Clock.create_trigger(self._fit_layout, -1)
+        self.body.bind(size=self._refit)
+        for w in (self.program, self.duration):
+            w.bind(height=self._refit)
+
+    def _check_start(self, _dt) -> None:
+        if self.get_root_window() is None or self.app.engine is not None \
+                or self.manager is None or self.manager.current != self.name:
+            return
+        if getattr(self.app, "overlay", None) is not None and getattr(self.app.overlay, "showing", False):
+            return
+        if self._refusal_key(self._refusals()) != getattr(self, "_shown_key", None):
+            self.refresh()
+
+    def _refusals(self) -> list:
+        svc = self.app.svc
+        if svc.rx is None or not hasattr(svc, "start_refusals"):
+            return []
+        try:
+            return list(svc.start_refusals())
+        except Exception as e:  # a check that fails is a reason not to start, said as it is
+            log.exception("the start check failed")
+            return [str(e)]
+
+    @staticmethod
+    def _refusal_key(refusals) -> tuple:
+        return tuple((getattr(r, "kind", None), str(r)) for r in refusals)
 
     def refresh(self):
         super().refresh()
         svc = self.app.svc
         self.lang_button.text = LANGUAGE_NAMES["sv" if language() == "en" else "en"]
         rx = svc.rx
+        refusals = self._refusals()
+        self._shown_key = self._refusal_key(refusals)
+        blocking = [r for r in refusals if getattr(r, "kind", None) not in NOT_BLOCKING_ON_HOME]
         if rx is None:
             self.program.text = _("No program")
             self.duration.text = ""
@@ -110,9 +214,13 @@ class HomeScreen(BaseScreen):
             self.due.text = {
                 "now": _("Due: now"),
                 "never": _("No more sessions under this program."),
-                "later": f_("Next session from {at}", at=due.get("at", "")),
+                # a day's first minute is the day itself to a patient
+                "later": f_("Next session from {at}", at=due.get("at", "").removesuffix(" 00:00")),
             }.get(due["when"], "")
             self.due.color = Theme.ok if due["when"] == "later" else Theme.text
+            if blocking and due["when"] == "now":
+                self.due.text = _("You cannot start now. See why below.")
+                self.due.color = Theme.bad
             adh = svc.adherence()
             if adh:
                 done, planned = adh
@@ -120,14 +228,16 @@ class HomeScreen(BaseScreen):
                 dots = [c for c in self.week_dots.children if isinstance(c, Dot)]
                 if len(dots) != max(planned, done):
                     self.week_dots.clear_widgets()
-                    dots = [Dot(size_hint_x=None, width=30) for _i in range(max(planned, done))]
+                    # Made at their final size: a circle is drawn from its size when it is
+                    # placed, and one sized after placing was drawn over the line above.
+                    dots = [Dot(size_hint=(None, None), size=(30, 30)) for _i in range(max(planned, done))]
                     for d in dots:
                         self.week_dots.add_widget(d)
                     self.week_dots.add_widget(BoxLayout())
                     dots.reverse()  # children are listed last-added first
                 for i, d in enumerate(reversed(dots)):
                     d.fill = Theme.ok if i < done else Theme.card_hi
-            self.start.disabled = False
+            self.start.disabled = bool(blocking)
         self.start.text = _("START")
         if self.demo.parent:
             self.side_col.remove_widget(self.demo)
@@ -135,26 +245,76 @@ class HomeScreen(BaseScreen):
             self.demo.text = _("Load DEMO program") if rx is None else _("Reload DEMO program")
             self.side_col.add_widget(self.demo)
         self.warn_box.clear_widgets()
-        warnings = svc.warnings()
+        kinds = {getattr(r, "kind", None) for r in refusals}
+        # what a refusal already says is not said twice
+        warnings = [w for w in svc.warnings() if not (w.kind == "rx_expired" and "expired" in kinds)]
         arrived = svc.new_program_notice() if hasattr(svc, "new_program_notice") else None
         # The cards are made once and refilled: made on every refresh they leave native
         # memory behind on a device left on for months.
         if not hasattr(self, "_warn_cards"):
-            self._arrived_card = Card(bg=Theme.ok, size_hint_y=None, height=44, padding=(12, 2))
-            self._arrived_card.message = Text("", color=Theme.warn_text, size=Theme.font_body - 2,
-                                              bold=True)
-            self._arrived_card.add_widget(self._arrived_card.message)
-            self._warn_cards = []
-            for _i in range(3):
-                c = Card(bg=Theme.warn, size_hint_y=None, height=44, padding=(12, 2))
-                c.message = Text("", color=Theme.warn_text, size=Theme.font_body - 2, bold=True)
-                c.add_widget(c.message)
-                self._warn_cards.append(c)
+            self._arrived_card = self._card(Theme.ok, Theme.warn_text)
+            self._warn_cards = [self._card(Theme.warn, Theme.warn_text) for _i in range(MAX_CARDS)]
+            self._refusal_cards = [self._card(Theme.stop, Theme.text) for _i in range(MAX_CARDS)]
+            self._note_cards = [self._card(Theme.warn, Theme.warn_text) for _i in range(MAX_CARDS)]
+        # Why START is off comes first (red), then what the next step will ask (amber: the
+        # caregiver's unlock), what is new, then the warnings (amber). The first two are
+        # always shown; the others when there is room.
+        notes = [r for r in refusals if r not in blocking]
+        shown = [(c, refusal_text(r), True) for c, r in zip(self._refusal_cards, blocking)]
+        shown += [(c, refusal_text(r), True) for c, r in zip(self._note_cards, notes)]
         if arrived:
-            self._arrived_card.message.text = _("New program from your clinic. It is used from your next session.")
-            self.warn_box.add_widget(self._arrived_card)
-        for c, w in zip(self._warn_cards, warnings[:3 - bool(arrived)]):
-            c.message.text = warning_text(w)
-            self.warn_box.add_widget(c)
-        self.warn_box.height = 50 * len(self.warn_box.children)
+            shown.append((self._arrived_card,
+                          _("New program from your clinic. It is used from your next session."), False))
+        shown += [(c, warning_text(w), False) for c, w in zip(self._warn_cards, warnings)]
+        self._messages = []
+        for card, text, always in shown[:MAX_CARDS]:
+            card.message.text = text
+            self._messages.append((card, always))
         self.sync_line.text = sync_text(svc.clinic_status() if hasattr(svc, "clinic_status") else None)
+        self.sync_line.height = 26 if self.sync_line.text else 0
+        self._fit_layout()
+
+    def _card(self, bg, fg) -> Card:
+        """A message card that grows to its text (a long reason wraps, never cut)."""
+        card = Card(bg=bg, size_hint_y=None, height=CARD_MIN_H, padding=(12, 4))
+        card.message = Text("", color=fg, size=Theme.font_body - 2, bold=True, fit=True)
+
+        def fit(*_a):
+            card.height = max(CARD_MIN_H, card.message.height + 8)
+        card.message.bind(height=fit)
+        card.add_widget(card.message)
+        return card
+
+    def _fit_layout(self, *_a) -> None:
+        """The messages under the program, as many as leave the program's lines whole, the
+        most important first: the red reasons START is off are always shown, and when even
+        they leave no room the week's line and circles step aside. Everything is measured
+        at the width it is drawn at, before the frame is drawn: right the first time."""
+        width = self.body.width
+        text_w = width - self.side_col.width - 10 - 24          # the row's spacing, the card's padding
+        for t in (self.program, self.duration):
+            t.width = text_w
+            t.texture_update()
+        self._compact(False)
+        rows = [c for c in self.info.children if c is not self._info_filler]
+        info_h = (sum(c.height for c in rows) + self.info.spacing * (len(rows) - 1)
+                  + self.info.padding[1] + self.info.padding[3])
+        room = self.body.height - info_h - self.sync_line.height - 2 * self.body.spacing
+        self.warn_box.clear_widgets()
+        used = 0.0
+        for card, always in self._messages:
+            card.width = width
+            card.message.width = width - 24
+            card.message.texture_update()
+            h = card.height + (self.warn_box.spacing if used else 0)
+            if used + h > room and not always:
+                break
+            self.warn_box.add_widget(card)
+            used += h
+        self.warn_box.height = used
+        self._compact(used > room)
+
+    def _compact(self, compact: bool) -> None:
+        for w, h in ((self.week, 32), (self.week_dots, 36)):
+            w.height = 0 if compact else h
+            w.opacity = 0 if compact else 1

@@ -1,0 +1,81 @@
+"""Why a session may not start now, as Home shows it before the patient touches START.
+
+Home asks the engine's own check (`Engine.start_refusals`) on an engine that is never
+started, so Home and the engine never disagree. Two things are added for the screen:
+each schedule refusal carries the rule it comes from (`schedules.adherence.schedule_blocks`)
+so it can be said in the patient's language, and a log that cannot take a new session
+(`Store.write_problem`) is a refusal too. No electrode contact is not one here: the pads
+go on in Preparation, which checks them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from schedules.adherence import ended_early_by_safety_stop, schedule_blocks
+
+from . import store as store_module
+from .state import Reason
+
+log = logging.getLogger(__name__)
+
+#: Refusal kinds Home leaves to Preparation.
+LEFT_TO_PREPARATION = ("contact",)
+
+
+class StartCheck:
+    """The start refusals of the current prescription on `device` (its board, log, clock
+    and trust store), through one idle engine per prescription."""
+
+    def __init__(self, *, device: Any) -> None:
+        self.device = device
+        self._engine: Any = None
+
+    def _engine_for(self, rx: Any) -> Any:
+        if self._engine is None or self._engine.rx is not rx:
+            # the log's wall clock, looked up at each call (a test may hold it)
+            self._engine = self.device.new_engine(rx, wall_clock=lambda: store_module.now_utc())
+        return self._engine
+
+    def refusals(self, rx: Any, *, caregiver_unlocked: bool = False) -> list[Reason]:
+        """Every reason a session of `rx` may not start now (empty: it may)."""
+        if rx is None or getattr(self.device, "stimulator", None) is None:
+            return []
+        engine = self._engine_for(rx)
+        reasons = [r for r in engine.start_refusals(caregiver_unlocked=caregiver_unlocked)
+                   if getattr(r, "kind", "") not in LEFT_TO_PREPARATION]
+        if any(getattr(r, "kind", "") == "schedule" for r in reasons):
+            reasons = self._with_rules(engine, reasons)
+        problem = _log_problem(self.device.store)
+        if problem:
+            reasons.append(Reason(f"the log cannot be written: {problem}", "log", why=problem))
+        return reasons
+
+    @staticmethod
+    def _with_rules(engine: Any, reasons: list[Reason]) -> list[Reason]:
+        """The engine's schedule reasons, each with its rule (matched by its sentence)."""
+        starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
+                  for s in engine.store.sessions()
+                  if s["prescription_id"] == engine.rx.id and not ended_early_by_safety_stop(s)]
+        by_text = {b.reason: b for b in schedule_blocks(engine.rx, starts, now=engine.wall_clock())}
+        out = []
+        for r in reasons:
+            block = by_text.get(str(r)) if r.kind == "schedule" else None
+            if block is None:
+                out.append(r)
+            else:
+                out.append(Reason(str(r), "schedule", rule=block.rule, at=block.at,
+                                  count=block.count, allowed=block.allowed))
+        return out
+
+
+def _log_problem(store: Any) -> str | None:
+    check = getattr(store, "write_problem", None)
+    if check is None:
+        return None
+    try:
+        return check()
+    except Exception as e:  # a log that cannot even be asked cannot take a session
+        log.exception("checking the log")
+        return str(e)
