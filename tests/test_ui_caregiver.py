@@ -15,7 +15,7 @@ if not os.environ.get("DISPLAY"):
                 allow_module_level=True)
 
 import homeapp.store as store_mod  # noqa: E402
-from homeapp.ui.testing import UI, texts, write_rx  # noqa: E402
+from tests.uitools import UI, texts, write_rx  # noqa: E402
 from tests.uikit import ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy
@@ -90,7 +90,7 @@ def test_a_caregiver_lockout_holds_across_a_real_restart(tmp_path, wall):
         _enter_pin(second, care, "0000")
         assert care.unlocked
         assert care.panel.parent is not None
-        lockouts = [e for e in second.svc.store.device_events() if e["kind"] == "pin_lockout"]
+        lockouts = [e for e in second.device.store.device_events() if e["kind"] == "pin_lockout"]
         assert [e["detail"]["role"] for e in lockouts] == ["caregiver"]
     finally:
         second.close()

@@ -17,7 +17,7 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from homeapp.ui.testing import texts, write_rx  # noqa: E402
+from tests.uitools import texts, write_rx  # noqa: E402
 from tests.uikit import ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy

@@ -16,7 +16,7 @@ if not os.environ.get("DISPLAY"):
                 allow_module_level=True)
 
 import homeapp.store as store_mod  # noqa: E402
-from homeapp.ui.testing import UI, texts  # noqa: E402
+from tests.uitools import UI, texts  # noqa: E402
 from homeapp.ui.widgets import Dot  # noqa: E402
 from tests.uikit import ui  # noqa: E402,F401  (ui is a fixture)
 
