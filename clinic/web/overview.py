@@ -244,23 +244,9 @@ class PatientRow:
         return (self.week_done or 0) / self.per_week
 
 
-def compute_row(patient_id: str, sessions: list[dict[str, Any]], prescriptions: list[dict[str, Any]], *,
-                today: dt.date, tz: dt.tzinfo | None = None, data_until: dt.date | None = None) -> dict[str, Any]:
-    """The cached part of a row (JSON-ready) from the last WINDOW_DAYS days of digested
-    sessions and the log's prescriptions: the review's flags, this week's sessions, the
-    last session, sessions ended early, and the progression rules' suggestion.
-    `data_until`: the day the device last reached the clinic; adherence counts up to it,
-    not to today (days the clinic has not heard of are not missed sessions: the "device
-    not syncing" flag says so instead)."""
-    window_from = today - dt.timedelta(days=WINDOW_DAYS - 1)
-    until = data_until if data_until is not None and window_from <= data_until < today else today
-    end_of_today = _local(until, dt.time(23, 59, 59), tz)
-    review = review_of_export({"sessions": sessions, "prescriptions": prescriptions},
-                              created_at=end_of_today.isoformat(), since=window_from.isoformat(), tz=tz)
-    monday = today - dt.timedelta(days=today.weekday())
-    week = adherence_over(review.sessions, review.prescriptions, end_day=today, since=monday, tz=tz)
-    rx = review.rx_in_force
-    src = (rx.get("source") if isinstance(rx, dict) and isinstance(rx.get("source"), dict) else rx) or {}
+def review_flag_views(review: Review) -> list[dict[str, Any]]:
+    """The review's own flags (`homeapp.report.review_flags`) with the values the pages
+    word them from: {"kind", "level", "values"}."""
     by_id = {r.session_id: r for r in review.rows}
     flags: list[dict[str, Any]] = []
     for f in review.flags:
@@ -287,6 +273,27 @@ def compute_row(patient_id: str, sessions: list[dict[str, Any]], prescriptions: 
                           last=max(hits).date().isoformat() if hits else "")
         flags.append({"kind": f.kind, "level": "warn" if f.kind in ("adherence_low", "electrode") else "bad",
                       "values": values})
+    return flags
+
+
+def compute_row(patient_id: str, sessions: list[dict[str, Any]], prescriptions: list[dict[str, Any]], *,
+                today: dt.date, tz: dt.tzinfo | None = None, data_until: dt.date | None = None) -> dict[str, Any]:
+    """The cached part of a row (JSON-ready) from the last WINDOW_DAYS days of digested
+    sessions and the log's prescriptions: the review's flags, this week's sessions, the
+    last session, sessions ended early, and the progression rules' suggestion.
+    `data_until`: the day the device last reached the clinic; adherence counts up to it,
+    not to today (days the clinic has not heard of are not missed sessions: the "device
+    not syncing" flag says so instead)."""
+    window_from = today - dt.timedelta(days=WINDOW_DAYS - 1)
+    until = data_until if data_until is not None and window_from <= data_until < today else today
+    end_of_today = _local(until, dt.time(23, 59, 59), tz)
+    review = review_of_export({"sessions": sessions, "prescriptions": prescriptions},
+                              created_at=end_of_today.isoformat(), since=window_from.isoformat(), tz=tz)
+    monday = today - dt.timedelta(days=today.weekday())
+    week = adherence_over(review.sessions, review.prescriptions, end_day=today, since=monday, tz=tz)
+    rx = review.rx_in_force
+    src = (rx.get("source") if isinstance(rx, dict) and isinstance(rx.get("source"), dict) else rx) or {}
+    flags = review_flag_views(review)
     early_from = today - dt.timedelta(days=EARLY_DAYS - 1)
     early = [r for r in review.rows if r.status != "completed" and r.started.date() >= early_from]
     if early:
