@@ -129,8 +129,8 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
         last_sync -= dt.timedelta(days=5)
     h.last_sync = last_sync
     level = [rng.uniform(22, 30), rng.uniform(20, 28)]
+    starts: list[dt.datetime] = []
     day = first
-    n = 0
     while day <= today:
         week_slots = _week_days(rng, day, per_week)
         for offset in range(7):
@@ -140,13 +140,16 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
             if offset not in week_slots or (stop_training and d >= stop_training):
                 continue
             start = dt.datetime.combine(d, dt.time(rng.randint(8, 18), rng.randint(0, 59)), UTC)
-            if start >= last_sync:
-                continue        # not yet uploaded
-            recent = (today - d).days < 12
-            h.sessions.append(_session(profile, program, n, start, rng, level, recent=recent,
-                                       contractions=contractions))
-            n += 1
+            if start < last_sync:       # later ones are not uploaded yet
+                starts.append(start)
         day += dt.timedelta(days=7)
+    # the situation shows for sure in the last sessions, whatever the draws
+    forced = {"estop": {2: "estop", 4: "fault"}, "electrode": {1: "lead_off", 3: "lead_off"},
+              "pain": {1: "pain", 2: "pain"}}.get(profile, {})
+    for n, start in enumerate(starts):
+        recent = (today - start.date()).days < 12
+        h.sessions.append(_session(profile, program, n, start, rng, level, recent=recent,
+                                   contractions=contractions, force=forced.get(len(starts) - n)))
     return h
 
 
@@ -155,7 +158,7 @@ def _week_days(rng: random.Random, monday_or_first: dt.date, per_week: int) -> s
 
 
 def _session(profile: str, program: Program, n: int, start: dt.datetime, rng: random.Random, level: list[float],
-             *, recent: bool, contractions: bool) -> dict[str, Any]:
+             *, recent: bool, contractions: bool, force: str | None = None) -> dict[str, Any]:
     sid = f"{program.patient_id.lower()}-{start:%Y%m%d-%H%M}"
     planned = program.contractions
     caps = program.caps_ma
@@ -170,12 +173,12 @@ def _session(profile: str, program: Program, n: int, start: dt.datetime, rng: ra
     pain = rng.choice((0, 1, 1, 2, 2, 3))
     comment = None
     if profile == "pain":
-        pain = rng.choice((6, 7, 7, 8)) if recent else rng.choice((2, 3, 3, 4))
+        pain = rng.choice((6, 7, 7, 8)) if recent or force else rng.choice((2, 3, 3, 4))
         if recent and rng.random() < 0.35:
             status, reason, done = "stopped", "stopped by the patient", rng.randint(planned // 3, planned - 5)
         if recent and rng.random() < 0.6:
             comment = rng.choice(COMMENTS["pain"])
-    elif profile == "electrode" and recent and rng.random() < 0.7:
+    elif profile == "electrode" and (force == "lead_off" or recent and rng.random() < 0.7):
         cut_channel = 0
         t = rng.uniform(60, program.minutes * 60 - 60)
         events.append({"t": round(t, 3), "kind": "lead_off", "detail": {"channel": 0}})
@@ -184,12 +187,12 @@ def _session(profile: str, program: Program, n: int, start: dt.datetime, rng: ra
         done = int(t // (program.on_s + program.off_s))
         if rng.random() < 0.6:
             comment = rng.choice(COMMENTS["electrode"])
-    elif profile == "estop" and recent and rng.random() < 0.3:
+    elif profile == "estop" and (force == "estop" or recent and not force and rng.random() < 0.3):
         t = rng.uniform(30, 300)
         events.append({"t": round(t, 3), "kind": "estop", "detail": {"source": "button"}})
         status, reason = "aborted", "e-stop pressed"
         done = int(t // (program.on_s + program.off_s))
-    elif profile == "estop" and recent and rng.random() < 0.2:
+    elif profile == "estop" and (force == "fault" or recent and not force and rng.random() < 0.2):
         t = rng.uniform(30, 500)
         events.append({"t": round(t, 3), "kind": "fault", "detail": {"error": "board reports over-current on channel 1",
                                                                       "type": "BoardFault"}})
