@@ -133,6 +133,8 @@ def signed_in(request: Request) -> Actor:
     except Unauthorized:
         raise SignInRequired(expired=True) from None
     request.state.actor, request.state.session_token = actor, token
+    from .overview import ensure_warmer
+    ensure_warmer(clinic(request))
     return actor
 
 

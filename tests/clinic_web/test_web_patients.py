@@ -125,6 +125,25 @@ def test_a_new_upload_changes_the_row(made_app, web):
     assert "Pain 6/10 or more" in after
 
 
+def test_the_background_warmer_computes_the_rows_before_anyone_looks(made_app, web):
+    """After an upload, one warmer pass digests it and recomputes the row: the next view
+    finds the row's key unchanged and recomputes nothing."""
+    app, made = made_app
+    svc = app.state.clinic
+    web.get("/patients")
+    upload_one_more(svc, "DEMO-001", made["device_keys"]["DEMO-001"], pain=8)
+    warmer = overview.Warmer(svc, interval_s=3600)
+    assert warmer.run_once() >= 10 and warmer.passes == 1
+    computed = []
+    real = overview.compute_row
+    overview.compute_row = lambda *a, **k: computed.append(a[0]) or real(*a, **k)
+    try:
+        html = web.get("/patients").text
+    finally:
+        overview.compute_row = real
+    assert computed == [] and "Pain 6/10 or more" in _rows(html)["DEMO-001"]
+
+
 def upload_one_more(svc, patient_id: str, key, *, pain: int) -> None:
     """One more session on the patient's device, continuing its chain, through the ingest."""
     import base64
