@@ -99,8 +99,7 @@ def _iso(when: dt.datetime) -> str:
 
 
 COMMENTS = {
-    "pain": ["it burns under the left pad", "sore afterwards, worse than last week", "had to stop, too painful",
-             "knee aches all evening"],
+    "pain": ["it burns under the left pad", "sore afterwards, worse than last week", "knee aches all evening"],
     "electrode": ["the left pad keeps coming loose", "beeped about the electrode again", "pad does not stick"],
     "adherent": ["felt strong today", "easy", "good session", "walked to the shop after"],
     "progress": ["too easy now", "could go higher", "no problem at all"],
@@ -175,7 +174,8 @@ def _session(profile: str, program: Program, n: int, start: dt.datetime, rng: ra
         pain = rng.choice((6, 7, 7, 8)) if recent or force else rng.choice((2, 3, 3, 4))
         if recent and rng.random() < 0.35:
             status, reason, done = "stopped", "stopped by the patient", rng.randint(planned // 3, planned - 5)
-        if recent and rng.random() < 0.6:
+            comment = "had to stop, too painful"
+        elif recent and rng.random() < 0.6:
             comment = rng.choice(COMMENTS["pain"])
     elif profile == "electrode" and (force == "lead_off" or recent and rng.random() < 0.7):
         cut_channel = 0
