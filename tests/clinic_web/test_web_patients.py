@@ -18,7 +18,7 @@ from .webkit import alert, all_routes, csrf_of, demo_app, sign_in
 
 @pytest.fixture(scope="module")
 def made_app(tmp_path_factory):
-    return demo_app(tmp_path_factory.mktemp("patients"), patients=10, days=35)
+    return demo_app(tmp_path_factory.mktemp("patients"), patients=10, days=28)
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +270,12 @@ def test_the_exports(clinic_app, web):
     assert 'filename="DEMO-008-log.csv"' in r.headers["content-disposition"]
     r = web.get("/patients/DEMO-008/review.pdf")
     assert r.status_code == 200 and r.content.startswith(b"%PDF-") and len(r.content) > 20_000
+    import shutil
+    import subprocess
+    if shutil.which("pdftotext"):   # poppler-utils: what the PDF says
+        text = subprocess.run(["pdftotext", "-", "-"], input=r.content, capture_output=True, check=True).stdout.decode()
+        assert "patient DEMO-008" in text and "Verified: complete, unaltered and signed by device key" in text
+        assert "E-stop pressed" in text
     assert web.get("/patients/DEMO-009/review.pdf").status_code == 404   # no log uploaded yet
 
 
