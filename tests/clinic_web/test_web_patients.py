@@ -232,6 +232,9 @@ def test_the_review_page_over_a_chosen_range(clinic_app, web):
     in_range = [s for s in export["sessions"]
                 if first <= dt.datetime.fromisoformat(s["started_at"]).astimezone().date() <= today]
     assert len(dates) == len(in_range)
+    # the prescription history says when the prescription was in use over the whole log, not the range
+    first_ever = min(dt.datetime.fromisoformat(s["started_at"]).astimezone().date() for s in export["sessions"])
+    assert first_ever < first and first_ever.isoformat().replace("-", "\u2011") in html
     # the chart is the review's PNG over the same range
     png = re.search(r'<img class="charts" src="([^"]+)"', html).group(1).replace("&amp;", "&")
     assert f"from={first}" in png
