@@ -28,6 +28,11 @@ synced, recomputes each row once (a few milliseconds per patient: the figures in
 `make bench`). So that no clinician waits for that, the serving process keeps every
 list warm in the background (`Warmer`, a pass a minute, started with the first page).
 
+Where the issue is silent: "pain rising" is the review's own rule (the last 14 days of
+reports against the 14 before, or quarters of the reports), not a separate "last week"
+rule, so the list and the patient's review never disagree; "ended early" counts the
+sessions of the last EARLY_DAYS days that were stopped, aborted or interrupted.
+
 Days are the local days of the machine serving the pages (as in `homeapp report`).
 """
 from __future__ import annotations

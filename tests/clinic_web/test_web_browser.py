@@ -99,3 +99,20 @@ def test_another_clinicians_patient_is_not_found_in_the_browser(served, page):
     response = page.goto(served.url + "/patients/OTHER-001")
     assert response.status == 404
     assert page.locator("h1").inner_text() == "Page not found"
+
+
+def test_a_form_on_another_site_cannot_act_for_the_signed_in_clinician(served, page):
+    """A page of another site that posts to the clinic (here: sign the clinician out) is
+    refused: the browser sends no session cookie (SameSite=Strict), and the clinic refuses
+    the form (its Origin, no token). The clinician stays signed in."""
+    sign_in(page, served.url, "demo", demo.DEMO_PASSWORD)
+    page.route("http://evil.test/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body=f'<form id="f" method="post" action="{served.url}/signout"></form>'
+             '<script>document.getElementById("f").submit()</script>'))
+    page.goto("http://evil.test/")
+    page.wait_for_url(served.url + "/signout")
+    assert "form expired or came from another site" in page.locator("p.error").inner_text()
+    page.goto(served.url + "/patients")
+    assert page.url == served.url + "/patients"
+    expect(page.locator("h1")).to_have_text("Patients")
