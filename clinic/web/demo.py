@@ -151,7 +151,8 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
     return h
 
 
-def _week_days(rng: random.Random, monday_or_first: dt.date, per_week: int) -> set[int]:
+def _week_days(rng: random.Random, monday: dt.date, per_week: int) -> set[int]:
+    """Which days of the week starting `monday` the patient trains (offsets 0-6)."""
     return set(rng.sample(range(7), min(7, per_week)))
 
 
@@ -358,7 +359,7 @@ def add_history(clinic: Clinic, h: History, *, clinician: str, device_key: Ed255
     h.prescriptions[0]["sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
     for s in h.sessions:
         s["prescription_sha256"] = h.prescriptions[0]["sha256"]
-    published = _publish_backdated(clinic, h.patient_id, signed)
+    published = clinic.publish_prescription(CLI, h.patient_id, json.dumps(signed).encode("utf-8"))
     lines = chain_lines(h, device_key_id=kid, created_at=dt.datetime.combine(
         dt.date.fromisoformat(src["issued"]), dt.time(8, 0), UTC))
     upload(clinic, h, device_key, ref, at=h.last_sync or dt.datetime.now(UTC), lines=lines)
@@ -376,10 +377,3 @@ def add_history(clinic: Clinic, h: History, *, clinician: str, device_key: Ed255
         d = db.get(Device, ref.id)
         d.paired_at = issued - dt.timedelta(hours=3)
         d.last_seen_at = d.last_upload_at = h.last_sync
-
-
-def _publish_backdated(clinic: Clinic, patient_id: str, signed: dict[str, Any]) -> dict[str, Any]:
-    """Publish through the service; a demo history starts weeks ago, and the validator
-    (rightly) refuses a prescription issued in the past only when expired, so this is
-    the real path."""
-    return clinic.publish_prescription(CLI, patient_id, json.dumps(signed).encode("utf-8"))
