@@ -11,7 +11,7 @@ the device's answer through `Clinic.prescription_status`.
 
 Everything is drawn from `random.Random(seed)`, and days count back from `today`: the same
 seed and today give the same clinic. The first patients show each situation a clinician
-acts on; the rest ("mixed", "mixed_low") train four or five days a week, or two or three
+acts on; the rest ("mixed", "mixed_low") train four to six days a week, or two or three
 ("daily", every day, is for the figures):
 
     DEMO-001  adherent, progressing slowly (nothing to flag)
@@ -120,7 +120,7 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
                             "patient_id": patient_id, "clinician_id": clinician, "issued": src["issued"],
                             "expires": src["expires"], "signature_key_id": None, "source": src,
                             "imported_at": _iso(dt.datetime.combine(first, dt.time(8, 0), UTC))})
-    per_week = {"low": 2, "mixed_low": rng.choice((2, 3)), "mixed": rng.choice((4, 5, 5)), "daily": 7}.get(profile, 5)
+    per_week = {"low": 2, "mixed_low": rng.choice((2, 3)), "mixed": rng.choice((6, 6, 5, 4)), "daily": 7}.get(profile, 5)
     stop_training = today - dt.timedelta(days=4) if profile == "stopped" else None
     last_sync = dt.datetime.combine(today, dt.time(7, 30), UTC) - dt.timedelta(hours=rng.randint(0, 10))
     if profile == "no_sync":
@@ -316,7 +316,7 @@ def fill(clinic: Clinic, *, patients: int = 30, days: int = 60, seed: int = 7, t
         pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         made["clinicians"][name] = clinic.add_clinician_key(name, pem)
     plan = [(DEMO_CLINICIAN, f"DEMO-{i + 1:03d}", PROFILES[i] if i < len(PROFILES)
-             else ("mixed_low" if rng.random() < 0.3 else "mixed")) for i in range(patients)]
+             else ("mixed_low" if rng.random() < 0.2 else "mixed")) for i in range(patients)]
     plan += [(OTHER_CLINICIAN, f"OTHER-{i + 1:03d}", "mixed") for i in range(other_patients)]
     for clinician, patient_id, profile in plan:
         if progress:
