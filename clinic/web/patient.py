@@ -27,6 +27,10 @@ from .patients import _nobreak, explain
 
 router = page_router()
 
+#: Links another page module adds to the patient page's menu: (English label, path with
+#: `{patient_id}`), e.g. `PATIENT_LINKS.append(("Program", "/patients/{patient_id}/program"))`.
+PATIENT_LINKS: list[tuple[str, str]] = []
+
 
 def _fmt(x: float | None, digits: int = 0) -> str:
     if x is None:
@@ -71,6 +75,7 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
         pain_high=PAIN_HIGH, rx_lines=_rx_lines(r.rx_in_force, _), today=today,
         presets=[(label, (today - dt.timedelta(days=days - 1)).isoformat(), today.isoformat())
                  for label, days in presets],
+        links=[(label, path.replace("{patient_id}", _quote(patient_id))) for label, path in PATIENT_LINKS],
         png=f"/patients/{_quote(patient_id)}/review.png?{rng.query()}",
         exports={"csv": f"/patients/{_quote(patient_id)}/export.csv",
                  "pdf": f"/patients/{_quote(patient_id)}/review.pdf?{rng.query()}",

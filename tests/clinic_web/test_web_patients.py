@@ -244,6 +244,13 @@ def test_the_review_page_over_a_chosen_range(clinic_app, web):
     assert "rx-demo-002-1" in html and "installed" in html and "demo" in html
     device = clinic_app.state.clinic.patient(CLI, "DEMO-002")["devices"][0]
     assert device["key_id"] in html and (device["software_version"] or "") in html
+    # another page module's link on the patient's menu
+    from clinic.web import patient
+    patient.PATIENT_LINKS.append(("Program", "/patients/{patient_id}/program"))
+    try:
+        assert '<a href="/patients/DEMO-002/program">Program</a>' in web.get("/patients/DEMO-002").text
+    finally:
+        patient.PATIENT_LINKS.pop()
     # a device that stopped syncing says so on the patient's page too, and its silent days are not missed
     quiet = web.get("/patients/DEMO-005").text
     assert "Device not syncing" in quiet and "Adherence counts up to" in quiet
