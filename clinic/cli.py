@@ -274,6 +274,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     print(f"listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
+    print(f"the clinician's pages: {'https' if tls else 'http'}://{host}:{port}/ (sign in with a clinician's "
+          f"name and password)", file=sys.stderr, flush=True)
     from .models import Clinician
     from sqlalchemy import func, select
     with app.state.clinic.Session() as db:
