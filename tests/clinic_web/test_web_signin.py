@@ -9,7 +9,7 @@ import pytest
 from clinic.web import auth
 from clinic.web.core import SESSION_COOKIE
 
-from .webkit import alert, client, csrf_of, demo_app, sign_in
+from .webkit import alert, client, csrf_of, sign_in
 
 PASSWORD = "a long test password"
 
