@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import ipaddress
 import json
 import os
@@ -284,6 +285,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"  {PROG} clinician add YOUR_NAME --db {describe(engine)}\n"
                   f"then a patient with `{PROG} patient add PATIENT_ID --clinician YOUR_NAME` and a pairing code "
                   f"with `{PROG} pair PATIENT_ID`", file=sys.stderr, flush=True)
+    if importlib.util.find_spec("clinic.web") is not None:
+        # the patient lists are kept computed from now on, not from the first sign-in
+        from .web.overview import ensure_warmer
+        ensure_warmer(app.state.clinic)
     config = uvicorn.Config(app, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, log_level="warning",
                             access_log=False, lifespan="off", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
