@@ -26,7 +26,8 @@ read live from the devices table on every view. So the steady list costs a few i
 queries and a JSON decode per patient; the first view of a day, or after every device
 synced, recomputes each row once (a few milliseconds per patient: the figures in
 `make bench`). So that no clinician waits for that, the serving process keeps every
-list warm in the background (`Warmer`, a pass a minute, started with the first page).
+list warm in the background (`Warmer`, a pass a minute, started by `serve`, or by the
+first signed-in page of an app made otherwise).
 
 Where the issue is silent: "pain rising" is the review's own rule (the last 14 days of
 reports against the 14 before, or quarters of the reports), not a separate "last week"
