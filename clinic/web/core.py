@@ -67,13 +67,13 @@ SESSION_MAX_AGE_S = 12 * 3600
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
-#: Headers on every page: no framing, no foreign script or style, no referrer, no caching
+#: Headers on every page: no framing, no foreign script or style, no referrer to other sites, no caching
 #: of patient data (a shared clinic computer's back button must not show it after sign-out).
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                 "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",   # not no-referrer: then a form's Origin is "null"
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
