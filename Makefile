@@ -5,8 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: a virtual screen and Mesa's software GL for Kivy,
 # shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units,
-# PostgreSQL for the clinic service's tests (they start a throwaway server of their own).
-APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd postgresql
+# PostgreSQL for the clinic service's tests (they start a throwaway server of their own),
+# chromium for the clinician's pages in a real browser (Playwright drives Debian's build).
+APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd postgresql chromium
 APT_RUN  := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1
 # The review's screenshots: a headless browser for the HTML page, poppler for the PDF page.
 APT_REVIEW := chromium poppler-utils
