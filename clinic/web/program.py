@@ -387,6 +387,7 @@ async def unsigned(patient_id: str, request: Request, actor: Actor = Depends(sig
 
 @router.post("/patients/{patient_id}/program/publish", dependencies=[Depends(require_csrf)])
 async def publish(patient_id: str, request: Request, actor: Actor = Depends(signed_in)) -> Response:
+    published(request, actor, patient_id)  # only this clinician's patient (404 and audited otherwise)
     form = await request.form()
     draft = _draft_field(form, patient_id)
     raw_sig = form.get("signature")
@@ -404,6 +405,7 @@ async def publish(patient_id: str, request: Request, actor: Actor = Depends(sign
 
 @router.post("/patients/{patient_id}/program/upload", dependencies=[Depends(require_csrf)])
 async def upload(patient_id: str, request: Request, actor: Actor = Depends(signed_in)) -> Response:
+    published(request, actor, patient_id)  # only this clinician's patient (404 and audited otherwise)
     form = await request.form()
     file = form.get("file")
     if file is None or isinstance(file, str):

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from schedules.signing import key_id, load_public_key
+from schedules.signing import TrustStore, key_id, load_public_key, verify_prescription
 
 from .browser import browser, chromium_path, save_download, sign_in, web_tls  # noqa: F401 (fixtures)
 from .program_kit import CAP_MA, CLINICIAN, PATIENT, ProgramWorld, homeapp
@@ -78,6 +78,7 @@ def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(b
     signed = world.published_source(rx_id)
     assert signed["signature"] == signature and signed["channels"][0]["max_ma"] == new_cap
     assert signed["blocks"][0]["hz"] == 40
+    assert verify_prescription(signed, TrustStore(world.device.data / "trust")) == world.key_id
     path = tmp_path / "signed.json"
     path.write_text(json.dumps(signed))
     r = homeapp("rx", "verify", str(path), "--trust", str(world.device.data / "trust"))
