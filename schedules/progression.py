@@ -345,14 +345,16 @@ def suggest(export: Mapping[str, Any], rx: Mapping[str, Any], *, today: dt.date,
                                         + ", ".join(f"{_fmt(round(h, 1)) if h is not None else '-'} of "
                                                     f"{_fmt(c.max_ma)} mA"
                                                     for h, c in zip(highest, in_force.channels)) + ").",
-                           {"highest_ma": highest}), judged=len(sessions))
+                           {"highest_ma": highest, "caps_ma": [c.max_ma for c in in_force.channels]}),
+                    judged=len(sessions))
     if not ok_pain:
         return hold(Reason("pain_not_low", f"Not every one of the last {len(last)} sessions has a pain report "
                                            f"of {PAIN_OK_MAX}/10 or less.", {"limit": PAIN_OK_MAX}),
                     judged=len(sessions))
     reasons.append(Reason("tolerated", f"Pain at most {_fmt(max(s.pain for s in last))}/10 in the last "
                                        f"{len(last)} sessions and adherence {adherence.describe()}.",
-                          {"pain": max(s.pain for s in last), "adherence": adherence.ratio}))
+                          {"pain": max(s.pain for s in last), "adherence": adherence.ratio,
+                           "done": adherence.done, "due": adherence.due, "sessions": len(last)}))
 
     base = _base(rx, today)
     for attempt in (_raise_caps, _lengthen_contraction, _shorten_rest):
