@@ -240,6 +240,95 @@ def fresh_draft(rx: Mapping[str, Any], day: dt.date) -> dict[str, Any]:
     return d
 
 
+# --------------------------------------------------------------------------- the suggestion's reasons
+
+_INCIDENTS_SV = {"estop": "nödstopp", "fault": "fel", "watchdog": "vakthundsfel", "lead_off": "elektrod lossnade"}
+_SOURCE_SV = {"the guidance": "riktlinjerna"}
+
+
+def _n(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _pct(ratio: Any) -> str:
+    return "–" if ratio is None else f"{100 * ratio:.0f} %"
+
+
+def _sv_reason(code: str, v: Mapping[str, Any]) -> str | None:
+    """A progression reason in Swedish, from its code and values (None: show the English)."""
+    def src(x: str) -> str:
+        return _SOURCE_SV.get(x, x.replace("preset ", "mallen "))
+
+    def block(i: Any) -> str:
+        return f"block {int(i) + 1}"
+
+    texts = {
+        "raise_cap": lambda: "Höj maxintensiteten: " + "; ".join(
+            f"kanal {int(re.search(r'[0-9]+', p).group()) + 1} {_n(o)} → {_n(n)} mA" for p, o, n in v["changes"])
+            + " (cirka 10 %, inom enhetens gräns 100 mA).",
+        "cap_reached": lambda: (f"Kanal {v['channel'] + 1} ({v['label']}) nådde sin maxintensitet {_n(v['cap_ma'])} mA "
+                                f"i {v['hits']} av de senaste {v['sessions']} passen."),
+        "tolerated": lambda: (f"Smärta högst {_n(v['pain'])}/10 under de senaste {v['sessions']} passen och "
+                              f"följsamhet {_pct(v['adherence'])} ({v['done']} av {v['due']} planerade)."),
+        "below_cap": lambda: ("Ingen kanal nådde sin maxintensitet i de flesta av de senaste passen: patienten kan "
+                              "fortfarande höja intensiteten inom programmet (högst: " + ", ".join(
+                                  f"{'-' if h is None else _n(round(h, 1))} av {_n(c)} mA"
+                                  for h, c in zip(v["highest_ma"], v["caps_ma"])) + ")."),
+        "pain_high": lambda: (f"Smärtan nådde {_n(v['pain'])}/10 efter ett pass de senaste 14 dagarna "
+                              f"({v['limit']}/10 eller mer): ingen progression."),
+        "pain_rising": lambda: f"Smärtan ökar: från {v['earlier']} till {v['later']} av 10 i genomsnitt.",
+        "adherence_low": lambda: (f"Följsamhet {_pct(v['adherence'])} ({v['done']} av {v['due']} planerade), under "
+                                  f"{_pct(v['limit'])}: programmet har inte prövats som ordinerat."),
+        "incidents": lambda: ("De senaste 14 dagarna: " + ", ".join(_INCIDENTS_SV.get(k, k) for k in v["kinds"])
+                              + ". Ta reda på varför innan programmet ändras."),
+        "ended_early": lambda: f"{v['sessions']} pass avslutades i förtid.",
+        "cut_short": lambda: f"Kontraktioner avbröts i {v['sessions']} pass.",
+        "effort_hard": lambda: (f"Patienten upplever arbetet som tungt (ansträngning {v['effort']}/10 i genomsnitt, "
+                                f"{_n(v['limit'])} eller mer)."),
+        "too_few_sessions": lambda: (f"Bara {v['sessions']} pass med programmet de senaste {v['days']} dagarna: "
+                                     f"minst {v['needed']} behövs för att bedöma det."),
+        "too_early": lambda: (f"Programmet har gällt i {v['days']} dagar: ge det minst {v['needed']} dagar innan "
+                              f"det ändras."),
+        "pain_not_low": lambda: f"Inte alla de senaste passen har en smärtrapport på {v['limit']}/10 eller lägre.",
+        "lengthen_contraction": lambda: (f"Förläng kontraktionen i {block(v['block'])}: on_s {_n(v['old'])} → "
+                                         f"{_n(v['new'])} s (inom {src(v['source'])}: {_n(v['low'])} till "
+                                         f"{_n(v['high'])} s), eftersom maxintensiteten är vid enhetens gräns."),
+        "shorten_rest": lambda: (f"Korta vilan i {block(v['block'])}: off_s {_n(v['old'])} → {_n(v['new'])} s "
+                                 f"(inom {src(v['source'])}: {_n(v['low'])} till {_n(v['high'])} s), eftersom "
+                                 f"maxintensiteten är vid enhetens gräns."),
+        "cap_at_device_limit": lambda: f"Maxintensiteten är vid enhetens gräns {_n(v['limit_ma'])} mA.",
+        "lengthen_contraction_at_limit": lambda: (f"{block(v['block'])}: kontraktionen är redan vid gränsen för "
+                                                  f"{src(v['source'])} ({_n(v['low'])} till {_n(v['high'])} s)."),
+        "shorten_rest_at_limit": lambda: (f"{block(v['block'])}: vilan är redan vid gränsen för {src(v['source'])} "
+                                          f"({_n(v['low'])} till {_n(v['high'])} s)."),
+        "lengthen_contraction_adjustable": lambda: (f"{block(v['block'])}: patienten justerar redan kontraktionen "
+                                                    f"inom ett intervall; det lämnas åt dig."),
+        "shorten_rest_adjustable": lambda: (f"{block(v['block'])}: patienten justerar redan vilan inom ett "
+                                            f"intervall; det lämnas åt dig."),
+        "at_limits": lambda: ("Patienten har vuxit ur programmet, men varje steg reglerna tar är vid sin gräns: "
+                              "bedöm det själv."),
+    }
+    make = texts.get(code)
+    try:
+        return make() if make else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def reason_text(reason: Any, lang: str) -> str:
+    """The reason in the page's language (Swedish where written, else the rules' English)."""
+    if lang == "sv":
+        return _sv_reason(reason.code, reason.values) or reason.text
+    return reason.text
+
+
+def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, str]:
+    """Form field -> the value in force, for every field the draft changes (shown as "was")."""
+    return {field_key(path.replace(".value", "")): before for path, before, _after in _changes(old, new)}
+
+
 # --------------------------------------------------------------------------- pages
 
 @router.get("/patients/{patient_id}/program")
@@ -284,7 +373,7 @@ def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[st
         request, "program.html", status_code=status_code, patient_id=patient_id, draft=draft,
         values=fields_of(draft), errors=by_field, general=general, checked=checked, n_channels=n_channels,
         n_blocks=n_blocks, current=current, rows=rows, start=start, preset=preset, suggestion=suggestion,
-        notice=notice, changes=changes,
+        notice=notice, changes=[(path_label(p, translator(request)), o, n) for p, o, n in changes],
         presets=[(name, preset_text(name, lang).title) for name in PRESETS],
         preset_rationale=preset_text(preset, lang).rationale if start == "preset" and preset in PRESETS else None,
         limits=DEVICE_LIMITS, schedule_limits=SCHEDULE_LIMITS, numeric=BLOCK_NUMERIC_FIELDS,
@@ -293,7 +382,9 @@ def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[st
         draft_json=json.dumps(draft, ensure_ascii=False) if checked else "",
         canonical_b64=base64.b64encode(canonical_json(draft)).decode("ascii") if checked else "",
         keys=registered_keys(request, actor), csrf_token=csrf_token(request),
-        limit_text=lambda limit: _limit_text(translator(request), limit))
+        limit_text=lambda limit: _limit_text(translator(request), limit),
+        reason_text=lambda reason: reason_text(reason, lang),
+        was=changed_fields(current["source"] if current else None, draft))
 
 
 def _limit_text(_: Any, limit: Any) -> str:
@@ -328,9 +419,31 @@ def _changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[tupl
     return out
 
 
+def path_label(path: str, _: Any) -> str:
+    """A validator path as a person reads it: `blocks[1].hz` -> "Block 2 · Frequency"."""
+    m = re.fullmatch(r"(channels|blocks)\[(\d+)\](?:\.(\w+))?", path)
+    if m is None:
+        name = FIELD_NAMES.get(path) or TOP_NAMES.get(path)
+        return _(name) if name else path
+    part = _("Channel {n}" if m.group(1) == "channels" else "Block {n}", n=int(m.group(2)) + 1)
+    field = m.group(3)
+    if field is None:
+        return part
+    name = FIELD_NAMES.get(field) or {"label": "Label", "pattern": "Pattern"}.get(field)
+    return f"{part} · {_(name) if name else field}"
+
+
+TOP_NAMES = {"clinician_id": "Clinician id", "supervision": "Supervision", "patient_id": "Patient"}
+
+
 def _show(v: Any) -> str:
     if v is None:
         return "—"
+    if isinstance(v, Mapping) and "label" in v and ("hz" in v or "max_ma" in v):
+        # a whole block or channel added or removed: its label and numbers, in the form's order
+        units = {k: DEVICE_LIMITS[k].unit for k in DEVICE_LIMITS}
+        rest = [f"{_show(v[k])} {units[k]}" for k in (*BLOCK_NUMERIC_FIELDS, "max_ma") if k in v]
+        return f"{v['label']}: " + ", ".join(rest)
     if isinstance(v, Mapping) and set(v) <= {"value", "min", "max"}:
         return f"{_show(v.get('value'))} ({_show(v.get('min'))}–{_show(v.get('max'))})"
     if isinstance(v, float) and v.is_integer():
@@ -471,7 +584,8 @@ i18n.add("sv", {
     "synchronous": "synkront",
     "alternating": "alternerande",
     "value": "värde",
-    "patient may adjust from": "patienten får justera från",
+    "Patient may adjust": "Patienten får justera",
+    "from": "från",
     "to": "till",
     "allowed {range}": "tillåtet {range}",
     "{low} to {high}": "{low} till {high}",
@@ -532,4 +646,5 @@ i18n.add("sv", {
     "The device refused {id}: {reason}": "Enheten nekade {id}: {reason}",
     "Edit the program again": "Redigera programmet igen",
     "Program": "Program",
+    "was {value}": "var {value}",
 })

@@ -49,6 +49,7 @@ def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(b
     assert "Raise the cap" in page.inner_text(".suggestion")
     new_cap = CAP_MA + 4
     assert page.input_value("#f-channels-0-max_ma") == str(new_cap)
+    assert f"was {CAP_MA}" in page.inner_text("#h-channels-0-max_ma")      # what changes, at a glance
     # the clinician edits it; a value beyond the device limits gets the validator's own message beside it
     page.fill("#f-blocks-0-hz", "400")
     check(page)
@@ -60,7 +61,7 @@ def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(b
     check(page)
     assert page.locator(".ready .ok").is_visible()
     changes = page.inner_text("table.changes")
-    assert "channels[0].max_ma" in changes and "blocks[0].hz" in changes
+    assert "Channel 1 · Amplitude cap" in changes and "Block 1 · Frequency" in changes
     # sign in the browser with the key file rx keygen wrote; the key never leaves the page
     page.set_input_files("#keyfile", str(world.key_file))
     page.click("#sign-button")
@@ -170,6 +171,7 @@ def test_the_editor_speaks_swedish_and_refuses_a_form_without_its_token(browser,
     assert page.get_attribute("html", "lang") == "sv"
     assert "Nytt program för P-0042" in page.inner_text("h1")
     assert "tillåtet 1 till 150 Hz" in page.inner_text("#h-blocks-0-hz")
+    assert "Bara 0 pass med programmet" in page.inner_text(".suggestion")   # the new program has no session yet
     page.fill("#f-blocks-0-on_s", "")
     check(page)
     assert "blocks[0].on_s: missing" in page.inner_text("#e-blocks-0-on_s")

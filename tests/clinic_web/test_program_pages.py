@@ -145,3 +145,19 @@ def test_without_a_published_program_the_editor_starts_from_a_preset_and_says_wh
     r = client.get("/patients/P-1/program?start=suggestion")
     assert r.status_code == 200 and "start from a preset" in r.text
     assert 'aria-current="true"' not in r.text.split("preset-pick")[0] or "start=preset" in r.text
+
+
+def test_every_reason_the_rules_give_reads_in_swedish():
+    import ast
+    import inspect
+
+    from clinic.web import program
+    from schedules import progression
+    codes = {node.args[0].value for node in ast.walk(ast.parse(inspect.getsource(progression)))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Reason"
+             and isinstance(node.args[0], ast.Constant)}
+    codes |= {f"{c}_{end}" for c in ("lengthen_contraction", "shorten_rest") for end in ("at_limit", "adjustable")}
+    # these two quote the validator's own English messages, so they stay as the rules wrote them
+    codes -= {"rx_invalid", "invalid_step"}
+    source = inspect.getsource(program._sv_reason)
+    assert codes and all(f'"{code}"' in source for code in codes), sorted(c for c in codes if f'"{c}"' not in source)
