@@ -172,3 +172,39 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16))         # ok, denied, refused
     detail_json: Mapped[str] = mapped_column(Text, default="{}")
     is_read: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebSessionDigest(Base):
+    """What the clinician's patient list needs of one session (or prescription) of a
+    device's log, kept so the list never reads the whole log: the session record with
+    its incident and end events and its latest report (clinic/web/overview.py)."""
+
+    __tablename__ = "web_session_digests"
+    __table_args__ = (UniqueConstraint("device_id", "kind", "ref", name="uq_web_session_digests_ref"),
+                      Index("ix_web_session_digests_patient_started", "patient_id", "started_at"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    kind: Mapped[str] = mapped_column(String(16))            # session, prescription
+    ref: Mapped[str] = mapped_column(String(200))            # the session id; rx id:sha256
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    digest_json: Mapped[str] = mapped_column(Text)
+
+
+class WebDigestMark(Base):
+    """How far (log seq) a device's records are digested into web_session_digests."""
+
+    __tablename__ = "web_digest_marks"
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    through_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebPatientRow(Base):
+    """A patient's computed row of the patient list, valid while `cache_key` (the day,
+    the digested log's extent, the newest prescription) is unchanged."""
+
+    __tablename__ = "web_patient_rows"
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    cache_key: Mapped[str] = mapped_column(String(200))
+    row_json: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -465,6 +465,18 @@ def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.Path
     return ReportResult(out_html, pdf_path, verified, problems, len(data.sessions))
 
 
+def review_pdf(bundle: Bundle, review: Review, *, verified: bool | None,
+               problems: Sequence[str] = ()) -> bytes:
+    """The one-page PDF of `review` (as `build_report` writes it), as bytes: for a review
+    over any range of days, e.g. the clinic's web page's. `bundle` and `verified` /
+    `problems` are what the verification line speaks of."""
+    fig = _pdf_figure(bundle, review, verified=verified, problems=list(problems))
+    buf = io.BytesIO()
+    with PdfPages(buf) as pdf:
+        pdf.savefig(fig)
+    return buf.getvalue()
+
+
 #: The data the pages are drawn from (the old private name, kept for callers).
 _Data = Review
 

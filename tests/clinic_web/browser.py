@@ -1,39 +1,113 @@
-"""A real browser for the clinic's web pages: Playwright for Python driving Debian's
-`chromium` (installed by `make test` through apt), and the real clinic service over TLS
-(trustme CA) in its own process.
+"""The clinician's pages in a real browser: Debian's chromium driven by Playwright, and
+the real clinic service in its own process (shared by the browser tests and the
+screenshots).
 
-Use in a test module:
+Two ways in, both on the same chromium and arguments:
+- plain helpers: `chromium_missing()`, `launch(playwright)`, `Served(db_url)` (the service on
+  a free loopback port, http or TLS), `sign_in(page, base, username, password)`;
+- pytest fixtures, imported into a test module:
 
-    from .browser import browser, chromium_path, web_tls   # noqa: F401 (fixtures)
+      from .browser import browser, chromium_path, web_tls   # noqa: F401 (fixtures)
 
-    def test_x(browser, ...):
-        page = browser.new_page()           # a fresh context per call: no shared cookies
-        sign_in(page, server_url, "alice", PASSWORD)
+      def test_x(browser):
+          page = browser.new_page(lang="sv-SE")   # a fresh context: its own cookies
 
-`browser` is session-scoped (one chromium for the run); `new_page(lang=...)` makes a new
-context (its own cookies, downloads accepted, the trustme certificate accepted since the
-CA is not in chromium's store). The tests skip, with the reason, only when
-/usr/bin/chromium or the playwright package is missing.
+  `browser` is session-scoped (one chromium for the run); `new_page()` accepts downloads and
+  the throwaway CA's certificate (`web_tls`, trustme), which is not in chromium's store.
+  The tests skip, with the reason, only when chromium or the playwright package is missing.
 """
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("HOMEAPP_CHROMIUM", "/usr/bin/chromium")
+#: Chromium as the tests run it: no sandbox (root in a container), no GPU, nothing fetched.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing (`make test` installs Debian's chromium through apt)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is missing (pip install playwright)"
+    return None
+
+
+def launch(playwright, *, args: tuple[str, ...] = ()):
+    """Chromium, headless, from Debian's package (never a downloaded build)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args], headless=True)
+
+
+class Served:
+    """`homeapp-clinic serve` on a free loopback port over plain http (browsers keep
+    Secure cookies of http://127.0.0.1), as a separate process."""
+
+    def __init__(self, db_url: str, *, tls: tuple[Path, Path] | None = None) -> None:
+        self.db_url, self.tls = db_url, tls
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def __enter__(self) -> "Served":
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        argv = [sys.executable, "-m", "clinic.cli", "serve", "--port", "0", "--db", self.db_url]
+        if self.tls:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                     cwd=ROOT)
+        first = self.proc.stdout.readline().strip()
+        if not first.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"the clinic did not start: {first!r}")
+        self.url = first.removeprefix("listening on ").replace("://127.0.0.1", "://127.0.0.1")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def sign_in(page, base: str, username: str, password: str, *, next_path: str = "/patients") -> None:
+    """Sign in through the form, as a person does, and land on `next_path`."""
+    page.goto(base + "/signin" + (f"?next={next_path}" if next_path != "/patients" else ""))
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("form[action='/signin'] button[type=submit]")
+    page.wait_for_url(base + next_path)
+
+
+def save_download(download: Any, folder: Path) -> Path:
+    """A Playwright download saved under its suggested name in `folder`."""
+    path = folder / download.suggested_filename
+    download.save_as(str(path))
+    return path
+
+
+# --------------------------------------------------------------------------- pytest fixtures
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip(f"{CHROMIUM} is not installed (make test installs the Debian package chromium through apt)")
-    return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    """The chromium the tests drive (skips, saying why, when it or Playwright is missing)."""
+    missing = chromium_missing()
+    if missing:
+        pytest.skip(missing)
+    return CHROMIUM
 
 
 class Browser:
@@ -62,12 +136,9 @@ class Browser:
 
 @pytest.fixture(scope="session")
 def browser(chromium_path):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install '.[test]')")
+    from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        b = Browser(pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True))
+        b = Browser(launch(pw))
         try:
             yield b
         finally:
@@ -88,18 +159,3 @@ def web_tls(tmp_path_factory):
             f.write(blob.bytes())
     ca.cert_pem.write_to_path(str(ca_pem))
     return chain, key, ca_pem
-
-
-def sign_in(page: Any, base_url: str, username: str, password: str, *, next_path: str = "/patients") -> None:
-    """Sign in through the form, as a person does, and land on `next_path`."""
-    page.goto(f"{base_url}/signin?next={next_path}")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("form[action='/signin'] button[type=submit]")
-    page.wait_for_url(f"**{next_path.split('?')[0]}*")
-
-
-def save_download(download: Any, folder: Path) -> Path:
-    path = folder / download.suggested_filename
-    download.save_as(str(path))
-    return path
