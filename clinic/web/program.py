@@ -329,6 +329,41 @@ def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dic
     return {field_key(path.replace(".value", "")): before for path, before, _after in _changes(old, new)}
 
 
+# --------------------------------------------------------------------------- the patients page's flag
+
+class ReadyToProgress:
+    """What the patients page shows for a patient the progression rules would move on:
+    `summary` (the proposed step) and `reasons` (why), in the rules' words."""
+
+    def __init__(self, suggestion: Any) -> None:
+        self.summary = suggestion.reasons[0].text
+        self.reasons = [r.text for r in suggestion.reasons[1:]]
+        self.suggestion = suggestion
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def progression_rule(review: Any) -> ReadyToProgress | None:
+    """The progression rules over a patient's review (clinic/web/overview.py asks every
+    registered rule): a flag when they propose a step, nothing when they hold."""
+    rx = review.rx_in_force
+    if not isinstance(rx, Mapping):
+        return None
+    source = rx.get("source") if isinstance(rx.get("source"), Mapping) else rx
+    day = review.end_day or today()
+    s = suggest({"sessions": review.sessions}, source, today=day, tz=dt.timezone.utc)
+    return ReadyToProgress(s) if s.change else None
+
+
+def _register() -> None:
+    from . import overview
+    overview.register_progression(progression_rule)
+
+
+_register()
+
+
 # --------------------------------------------------------------------------- pages
 
 @router.get("/patients/{patient_id}/program")
@@ -634,10 +669,8 @@ i18n.add("sv", {
     "Published": "Publicerad",
     "Signed by key": "Signerad med nyckel",
     "On the device": "På enheten",
-    "pending": "väntar på enheten",
     "installed": "installerad",
     "refused": "nekad",
-    "deferred": "uppskjuten (ett pass pågick)",
     "Nothing published yet.": "Inget publicerat än.",
     "Program status": "Programstatus",
     "Published {id}. The device installs it at its next sync; this page updates by itself.":
