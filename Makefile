@@ -5,8 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: a virtual screen and Mesa's software GL for Kivy,
 # shellcheck for the deploy scripts, gettext for the translations, systemd-analyze for the units,
-# PostgreSQL for the clinic service's tests (they start a throwaway server of their own),
-# chromium for the clinician's pages in a real browser (Playwright drives Debian's build).
+# PostgreSQL for the clinic service's tests (they start a throwaway server of their own), chromium for
+# the clinician pages' browser tests (Playwright drives Debian's build, never a downloaded one).
 APT_TEST := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1 shellcheck gettext systemd postgresql chromium
 APT_RUN  := xvfb xauth libgl1 libgl1-mesa-dri libmtdev1
 # The review's screenshots: a headless browser for the HTML page, poppler for the PDF page.
@@ -14,7 +14,7 @@ APT_REVIEW := chromium poppler-utils
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 XVFB   := xvfb-run -a -s "-screen 0 1280x800x24"
 
-.PHONY: install run test bench fuzz screenshots review-screenshots apt-test apt-run clean clinic
+.PHONY: install run test bench fuzz screenshots review-screenshots apt-test apt-run clean clinic clinic-screenshots
 
 install: $(BIN)/homeapp
 
@@ -72,6 +72,12 @@ review-screenshots: install
 	    --screenshot=$(CURDIR)/docs/review/$$n-html.png file://$(CURDIR)/docs/review/$$n.html 2>/dev/null; \
 	  pdftoppm -png -r 90 -singlefile docs/review/$$n.pdf docs/review/$$n-pdf; \
 	done
+
+# The clinician's web pages, every one in English and Swedish (docs/clinic-screens), from a
+# demo clinic (`homeapp-clinic demo`) served on loopback and photographed by Debian's chromium.
+clinic-screenshots: install
+	$(call apt_missing,chromium)
+	$(BIN)/python -m tests.clinic_web.screens docs/clinic-screens
 
 # The clinic service on an SQLite file in the clinic's data directory
 # ($$HOMEAPP_CLINIC_DATA, default ~/.local/share/homeapp-clinic); it prints how to log in first.

@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("json", "csv"), default="json")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("demo", parents=[common], help="fill a database with generated demo patients (for trying "
+                                                     "the web pages; never on a real clinic's database)")
+    p.add_argument("--patients", type=int, default=30, help="patients of the demo clinician (default 30)")
+    p.add_argument("--days", type=int, default=60, help="days of history per patient (default 60)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed and day give the same clinic")
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="the last day of the history (default: today)")
+    p.set_defaults(func=cmd_demo)
+
     p = sub.add_parser("audit", parents=[common], help="the audit trail, newest first (JSON lines)")
     p.add_argument("--patient", metavar="PATIENT_ID")
     p.add_argument("--limit", type=int, default=100)
@@ -179,6 +187,39 @@ def cmd_rx_publish(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     sys.stdout.write(_clinic(args).export(CLI, args.patient_id, args.format))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from .models import Patient
+    from .web import demo
+    if not 1 <= args.patients <= 5000:
+        raise CommandError(f"--patients {args.patients}: give 1 to 5000")
+    if not 7 <= args.days <= 730:
+        raise CommandError(f"--days {args.days}: give 7 to 730")
+    today = None
+    if args.today:
+        try:
+            today = dt.date.fromisoformat(args.today)
+        except ValueError:
+            raise CommandError(f"--today {args.today!r}: give a date as YYYY-MM-DD") from None
+    svc = _clinic(args)
+    with svc.Session() as db:
+        if db.scalar(select(func.count()).select_from(Patient)):
+            raise CommandError("the database already has patients: the demo fills only an empty one "
+                               "(give a new --db sqlite:///PATH)")
+    made = demo.fill(svc, patients=args.patients, days=args.days, seed=args.seed, today=today,
+                     progress=lambda pid: print(f"  {pid}", file=sys.stderr, flush=True) if sys.stderr.isatty()
+                     else None)
+    print(f"demo clinic: {args.patients} patients of {demo.DEMO_CLINICIAN!r}, "
+          f"{len(made['patients']) - args.patients} of {demo.OTHER_CLINICIAN!r}; sign in as either with the "
+          f"password {demo.DEMO_PASSWORD!r}")
+    for pid, profile in list(made["patients"].items())[:len(demo.PROFILES)]:
+        print(f"  {pid}: {profile}")
     return 0
 
 

@@ -11,7 +11,7 @@ the device's answer through `Clinic.prescription_status`.
 
 Everything is drawn from `random.Random(seed)`, and days count back from `today`: the same
 seed and today give the same clinic. The first patients show each situation a clinician
-acts on; the rest are a mix of adherent and less adherent patients:
+acts on; the rest ("mixed", "mixed_low") train four or five days a week, or two or three:
 
     DEMO-001  adherent, progressing slowly (nothing to flag)
     DEMO-002  in pain: 7/10 after recent sessions, rising
@@ -49,7 +49,7 @@ DEMO_PASSWORD = "demo clinic password"
 DEMO_CLINICIAN = "demo"
 OTHER_CLINICIAN = "other"
 
-#: Situations of the first patients, in order (the rest are "adherent" or "low").
+#: Situations of the first patients, in order (the rest are "mixed" or "mixed_low").
 PROFILES = ("adherent", "pain", "electrode", "progress", "no_sync", "low", "stopped", "estop", "new")
 
 
@@ -120,9 +120,7 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
                             "patient_id": patient_id, "clinician_id": clinician, "issued": src["issued"],
                             "expires": src["expires"], "signature_key_id": None, "source": src,
                             "imported_at": _iso(dt.datetime.combine(first, dt.time(8, 0), UTC))})
-    per_week = {"low": 2, "stopped": 5}.get(profile, 5 if profile in ("progress", "pain") else rng.choice((4, 5, 5)))
-    if profile == "mixed_low":
-        per_week = rng.choice((2, 3))
+    per_week = {"low": 2, "mixed_low": rng.choice((2, 3)), "mixed": rng.choice((4, 5, 5))}.get(profile, 5)
     stop_training = today - dt.timedelta(days=4) if profile == "stopped" else None
     last_sync = dt.datetime.combine(today, dt.time(7, 30), UTC) - dt.timedelta(hours=rng.randint(0, 10))
     if profile == "no_sync":
@@ -301,11 +299,12 @@ def fill(clinic: Clinic, *, patients: int = 30, days: int = 60, seed: int = 7, t
          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fill `clinic` with the demo: clinician `demo` with `patients` patients (the
     situations of PROFILES first), clinician `other` with `other_patients` of their own.
-    Returns what was made (names, patient ids, the clinicians' key ids)."""
+    Returns what was made (names, patient ids and profiles, the clinicians' key ids, the
+    devices' private keys by patient, for a demo device or a test to upload more)."""
     from cryptography.hazmat.primitives import serialization
     rng = random.Random(seed)
     today = today or dt.datetime.now(UTC).date()
-    made: dict[str, Any] = {"clinicians": {}, "patients": {}, "password": DEMO_PASSWORD}
+    made: dict[str, Any] = {"clinicians": {}, "patients": {}, "password": DEMO_PASSWORD, "device_keys": {}}
     for name in (DEMO_CLINICIAN, OTHER_CLINICIAN):
         try:
             clinic.clinician(name)
@@ -315,16 +314,19 @@ def fill(clinic: Clinic, *, patients: int = 30, days: int = 60, seed: int = 7, t
         pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         made["clinicians"][name] = clinic.add_clinician_key(name, pem)
     plan = [(DEMO_CLINICIAN, f"DEMO-{i + 1:03d}", PROFILES[i] if i < len(PROFILES)
-             else ("mixed_low" if rng.random() < 0.3 else "adherent")) for i in range(patients)]
-    plan += [(OTHER_CLINICIAN, f"OTHER-{i + 1:03d}", "adherent") for i in range(other_patients)]
+             else ("mixed_low" if rng.random() < 0.3 else "mixed")) for i in range(patients)]
+    plan += [(OTHER_CLINICIAN, f"OTHER-{i + 1:03d}", "mixed") for i in range(other_patients)]
     for clinician, patient_id, profile in plan:
         if progress:
             progress(patient_id)
         h = history(profile, patient_id, rng=rng, today=today, days=days, clinician=clinician,
                     contractions=contractions)
-        add_history(clinic, h, clinician=clinician, device_key=_device_key(rng),
+        device_key = _device_key(rng)
+        add_history(clinic, h, clinician=clinician, device_key=device_key,
                     clinician_key=_clinician_key(seed, clinician), rng=rng)
         made["patients"][patient_id] = profile
+        if h.prescriptions:
+            made["device_keys"][patient_id] = device_key
     return made
 
 

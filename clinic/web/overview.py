@@ -431,22 +431,30 @@ def _row(patient_id: str, data: dict[str, Any], *, devices: int, last_contact: d
                      adherence_window=data["adherence_window"], rx_id=data["rx_id"], devices=devices,
                      last_contact=last_contact, last_upload=last_upload,
                      flags=[FlagView(f["kind"], f["level"], f["values"]) for f in data["flags"]])
-    quiet = dt.timedelta(days=QUIET_DAYS)
-    live: list[FlagView] = []
-    if devices == 0:
-        live.append(FlagView("no_device", "info", {}))
-    elif last_contact is None or now - last_contact >= quiet:
-        live.append(FlagView("no_sync", "bad", {
-            "since": last_contact.astimezone(tz).date().isoformat() if last_contact else None,
-            "days": (now - last_contact).days if last_contact else None,
-            "last_session": row.last_session.astimezone(tz).date().isoformat() if row.last_session else None}))
-    elif row.last_session is None or now - row.last_session >= quiet:
-        live.append(FlagView("no_training", "bad", {
-            "synced": last_contact.astimezone(tz).date().isoformat(),
-            "last_session": row.last_session.astimezone(tz).date().isoformat() if row.last_session else None,
-            "days": (now - row.last_session).days if row.last_session else None}))
-    row.flags = live + row.flags
+    row.flags = sync_flags(devices=devices, last_contact=last_contact, last_session=row.last_session,
+                           now=now, tz=tz) + row.flags
     return row
+
+
+def sync_flags(*, devices: int, last_contact: dt.datetime | None, last_session: dt.datetime | None,
+               now: dt.datetime, tz: dt.tzinfo | None = None) -> list[FlagView]:
+    """No data for QUIET_DAYS days or more, and why: no device paired; the device stopped
+    reaching the clinic (its last request, whatever it carried, is older than that); or
+    the device reaches the clinic but the last session is older than that (or none)."""
+    quiet = dt.timedelta(days=QUIET_DAYS)
+    day = lambda when: when.astimezone(tz).date().isoformat()  # noqa: E731
+    if devices == 0:
+        return [FlagView("no_device", "info", {})]
+    if last_contact is None or now - last_contact >= quiet:
+        return [FlagView("no_sync", "bad", {
+            "since": day(last_contact) if last_contact else None,
+            "days": (now - last_contact).days if last_contact else None,
+            "last_session": day(last_session) if last_session else None})]
+    if last_session is None or now - last_session >= quiet:
+        return [FlagView("no_training", "bad", {
+            "synced": day(last_contact), "last_session": day(last_session) if last_session else None,
+            "days": (now - last_session).days if last_session else None})]
+    return []
 
 
 # ------------------------------------------------------------------------------ the list's query

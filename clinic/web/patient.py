@@ -50,21 +50,23 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     data = review.load(clinic(request), actor, patient_id, rng, contractions=False)
     _ = translator(request)
+    today = dt.datetime.now().astimezone().date()
     r = data.review
     statuses = Counter(s.get("status") for s in r.sessions)
     incidents = Counter(k for _w, _s, k, _d in r.incidents)
-    flags = [(f["level"], *explain(FlagView(f["kind"], f["level"], f["values"]), _))
-             for f in overview.review_flag_views(r)]
+    live = overview.sync_flags(devices=len(data.devices), last_contact=data.last_contact,
+                               last_session=data.latest_session, now=dt.datetime.now(dt.timezone.utc))
+    flags = [(f.level, *explain(f, _)) for f in live] + [
+        (f["level"], *explain(FlagView(f["kind"], f["level"], f["values"]), _)) for f in overview.review_flag_views(r)]
     rx_channels = []
     if r.rx_in_force:
         src = r.rx_in_force.get("source") if isinstance(r.rx_in_force.get("source"), dict) else r.rx_in_force
         rx_channels = [c.get("label", f"ch {i}") for i, c in enumerate(src.get("channels") or ())]
     n_channels = max([len(row.peak_ma) for row in r.rows] + [len(rx_channels), 1])
-    today = dt.datetime.now().astimezone().date()
     presets = [(_("4 weeks"), 28), (_("3 months"), 91), (_("6 months"), 182), (_("1 year"), 365)]
     return render(
         request, "patient.html", patient_id=patient_id, data=data, r=r, statuses=statuses, incidents=incidents,
-        flags=flags, rx_channels=rx_channels, n_channels=n_channels, fmt=_fmt, when=_when, nobreak=_nobreak,
+        flags=flags, rx_channels=rx_channels, incident_names={k: _(v) for k, v in INCIDENT_KINDS.items()}, n_channels=n_channels, fmt=_fmt, when=_when, nobreak=_nobreak,
         pain_high=PAIN_HIGH, rx_lines=_rx_lines(r.rx_in_force, _), today=today,
         presets=[(label, (today - dt.timedelta(days=days - 1)).isoformat(), today.isoformat())
                  for label, days in presets],
@@ -197,6 +199,12 @@ i18n.add("sv", {
     "whole log": "hela loggen",
     "these days": "dessa dagar",
     "Session {id}": "Pass {id}",
+    "e-stop": "nödstopp",
+    "fault": "fel",
+    "watchdog": "vakthund",
+    "electrode off": "elektrod lossnade",
+    "Adherence counts up to {day}, the last day the device reached the clinic.":
+        "Följsamheten räknas till {day}, sista dagen enheten nådde kliniken.",
     "Back to patient {id}": "Tillbaka till patient {id}",
     "Started": "Start",
     "Ended": "Slut",

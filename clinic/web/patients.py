@@ -132,7 +132,7 @@ i18n.add("sv", {
     "No patient matches.": "Ingen patient matchar.",
     "You have no patients yet.": "Du har inga patienter än.",
     "{done} of {per_week}": "{done} av {per_week}",
-    "{due} due by today": "{due} att göra hittills",
+    "{due} due by today": "{due} ordinerade hittills",
     "no prescription": "ingen ordination",
     "never": "aldrig",
     "nothing to flag": "inget att flagga",

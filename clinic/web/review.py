@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from homeapp.report import Review, review_of_export
 
@@ -26,6 +26,7 @@ from ..models import (AuditEntry, ClinicianKey, Clinician, Device, LogRecord, Pa
                       WebSessionDigest)
 from ..service import Actor, Clinic, ClinicError, NotFound
 from ..timeutil import utcnow
+from . import overview
 from .overview import _local, refresh_digests
 
 #: The range shown when none is asked for: the last four weeks.
@@ -82,6 +83,9 @@ class PatientData:
     export: dict[str, Any]          # sessions of the range (with contraction_list, events) + prescriptions
     devices: list[dict[str, Any]]
     history: list[dict[str, Any]]   # prescription history, newest first
+    counted_until: dt.date           # adherence counts to this day (the device's last contact, at most)
+    last_contact: dt.datetime | None
+    latest_session: dt.datetime | None   # of the whole log, whatever the range
 
 
 def _patient_pk(clinic: Clinic, patient_id: str) -> int:
@@ -123,6 +127,8 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
                                LogRecord.kind.in_(kinds))):
                     records.append((kind, json.loads(line)["data"], order[device_id] * 10 ** 12 + seq))
         history = _history(db, pk, prescriptions)
+        latest_session = db.scalar(select(func.max(WebSessionDigest.started_at)).where(
+            WebSessionDigest.patient_id == pk, WebSessionDigest.kind == "session"))
         db.add(AuditEntry(at=utcnow(), actor=str(actor), action=action, patient_ref=patient_id[:64], outcome="ok",
                           detail_json=json.dumps({"from": rng.first.isoformat(), "to": rng.last.isoformat(),
                                                   "sessions": len(wanted)}), is_read=True))
@@ -130,13 +136,19 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
     records.sort(key=lambda r: r[2])
     export = export_from_records(records)
     export["prescriptions"] = prescriptions
-    end_day = min(rng.last, dt.datetime.now(tz).astimezone(tz).date()) if tz else min(
-        rng.last, dt.datetime.now().astimezone().date())
+    today = (dt.datetime.now(tz) if tz else dt.datetime.now().astimezone()).date()
+    end_day = min(rng.last, today)
+    contact = max((d["last_seen_at"] for d in summary["devices"] if d.get("last_seen_at")), default=None)
+    contact_day = overview._when(contact).astimezone(tz).date() if contact else None
+    if contact_day is not None and rng.first <= contact_day < end_day:
+        end_day = contact_day      # days the clinic has not heard of are not missed sessions
     review = review_of_export(export, created_at=_local(end_day, dt.time(23, 59, 59), tz).isoformat(),
                               since=rng.first.isoformat(), tz=tz)
     _note_use(history, review)
     return PatientData(patient_id=patient_id, range=rng, review=review, export=export,
-                       devices=summary["devices"], history=history)
+                       devices=summary["devices"], history=history, counted_until=end_day,
+                       last_contact=overview._when(contact) if contact else None,
+                       latest_session=latest_session)
 
 
 def _history(db, patient_pk: int, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -223,6 +223,10 @@ def test_the_review_page_over_a_chosen_range(clinic_app, web):
     assert "rx-demo-002-1" in html and "installed" in html and "demo" in html
     device = clinic_app.state.clinic.patient(CLI, "DEMO-002")["devices"][0]
     assert device["key_id"] in html and (device["software_version"] or "") in html
+    # a device that stopped syncing says so on the patient's page too, and its silent days are not missed
+    quiet = web.get("/patients/DEMO-005").text
+    assert "Device not syncing" in quiet and "Adherence counts up to" in quiet
+    assert "Device not syncing" not in html
     # a bad range is a clear refusal
     r = web.get("/patients/DEMO-002?from=2026-02-30")
     assert r.status_code == 400 and "give a date as YYYY-MM-DD" in alert(r.text)
