@@ -44,7 +44,21 @@ def check(page):
 
 
 def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(browser, world, tmp_path):
-    page = program_page(browser, world, "?start=suggestion")
+    page = browser.new_page()
+    page.js_errors = []
+    page.on("pageerror", lambda e: page.js_errors.append(str(e)))
+    # the clinician signs in and finds the flagged patient on the patients page
+    sign_in(page, world.url, CLINICIAN, PASSWORD)
+    row = page.locator("tbody tr", has_text=PATIENT)
+    assert "Ready to progress" in row.inner_text()
+    # opens the review, then the program editor from the progression suggestion
+    row.locator(f"a:text-is('{PATIENT}')").click()
+    page.wait_for_url(f"**/patients/{PATIENT}")
+    assert page.locator("#h-review").is_visible()
+    page.click("#new-program")
+    page.wait_for_url(f"**/patients/{PATIENT}/program")
+    page.click("a[href$='start=suggestion']")
+    page.wait_for_url("**start=suggestion")
     # the progression rules' proposal, with its reasons
     assert "Raise the cap" in page.inner_text(".suggestion")
     new_cap = CAP_MA + 4
