@@ -125,12 +125,18 @@ class Browser:
         self.contexts.append(context)
         return context.new_page()
 
-    def close(self) -> None:
+    def close_contexts(self) -> None:
+        """Close every page opened so far (their keep-alive connections would hold a
+        server's graceful shutdown for seconds)."""
         for context in self.contexts:
             try:
                 context.close()
             except Exception:
                 pass
+        self.contexts = []
+
+    def close(self) -> None:
+        self.close_contexts()
         self.browser.close()
 
 

@@ -20,11 +20,12 @@ from tests.clinic.kit import PASSWORD
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, web_tls):
+def world(tmp_path_factory, web_tls, browser):
     w = ProgramWorld(tmp_path_factory.mktemp("program-world"), web_tls).start()
     try:
         yield w
     finally:
+        browser.close_contexts()
         w.stop()
 
 
