@@ -40,7 +40,7 @@ from schedules.signing import SIGNATURE_FIELD, canonical_json
 from schedules.validate import PrescriptionError, check_prescription, json_object_from_bytes
 
 from ..models import ClinicianKey, Patient, PublishedPrescription
-from ..service import Actor, ClinicError
+from ..service import Actor, ClinicError, Refused
 from . import i18n
 from .core import clinic, csrf_token, language, page_router, render, require_csrf, signed_in, translator
 
@@ -398,7 +398,7 @@ def editor(patient_id: str, request: Request, start: str = "", preset: str = "",
 
 def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[str, Any], *, rows, current,
                  start: str, preset: str, suggestion, notice, problems: list[str] | None,
-                 status_code: int = 200) -> Response:
+                 refused: list[str] | None = None, status_code: int = 200) -> Response:
     n_channels, n_blocks = len(draft.get("channels") or ()), len(draft.get("blocks") or ())
     by_field, general = problems_by_field(problems or [], known_keys(n_channels, n_blocks))
     checked = problems is not None and not problems
@@ -408,7 +408,8 @@ def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[st
         request, "program.html", status_code=status_code, patient_id=patient_id, draft=draft,
         values=fields_of(draft), errors=by_field, general=general, checked=checked, n_channels=n_channels,
         n_blocks=n_blocks, current=current, rows=rows, start=start, preset=preset, suggestion=suggestion,
-        notice=notice, changes=[(path_label(p, translator(request)), o, n) for p, o, n in changes],
+        notice=notice, refused=refused or [], error_links=_error_links(by_field, translator(request)),
+        changes=[(path_label(p, translator(request)), o, n) for p, o, n in changes],
         presets=[(name, preset_text(name, lang).title) for name in PRESETS],
         preset_rationale=preset_text(preset, lang).rationale if start == "preset" and preset in PRESETS else None,
         limits=DEVICE_LIMITS, schedule_limits=SCHEDULE_LIMITS, numeric=BLOCK_NUMERIC_FIELDS,
@@ -420,6 +421,17 @@ def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[st
         limit_text=lambda limit: _limit_text(translator(request), limit),
         reason_text=lambda reason: reason_text(reason, lang),
         was=changed_fields(current["source"] if current else None, draft))
+
+
+def _error_links(by_field: Mapping[str, list[str]], _: Any) -> list[tuple[str, str]]:
+    """(anchor, what) for the summary above the form: each refused field or part, linked."""
+    out = []
+    for key in by_field:
+        base = re.sub(r"-(value|min|max)$", "", key)
+        path = re.sub(r"-(\d+)", r"[\1]", base).replace("-", ".")
+        anchor = f"f-{base}" if re.search(r"[a-z_]$", base) and base not in ("channels", "blocks") else f"part-{base}"
+        out.append((anchor, path_label(path, _)))
+    return out
 
 
 def _limit_text(_: Any, limit: Any) -> str:
@@ -535,7 +547,7 @@ async def unsigned(patient_id: str, request: Request, actor: Actor = Depends(sig
 
 @router.post("/patients/{patient_id}/program/publish", dependencies=[Depends(require_csrf)])
 async def publish(patient_id: str, request: Request, actor: Actor = Depends(signed_in)) -> Response:
-    published(request, actor, patient_id)  # only this clinician's patient (404 and audited otherwise)
+    rows = published(request, actor, patient_id)  # only this clinician's patient (404 and audited otherwise)
     form = await request.form()
     draft = _draft_field(form, patient_id)
     raw_sig = form.get("signature")
@@ -546,8 +558,15 @@ async def publish(patient_id: str, request: Request, actor: Actor = Depends(sign
     if not isinstance(signature, dict):
         raise ClinicError("the program was not signed: sign it in the browser first (or upload a signed file)")
     draft.pop(SIGNATURE_FIELD, None)
-    draft[SIGNATURE_FIELD] = signature
-    result = clinic(request).publish_prescription(actor, patient_id, json.dumps(draft, ensure_ascii=False))
+    try:
+        result = clinic(request).publish_prescription(
+            actor, patient_id, json.dumps({**draft, SIGNATURE_FIELD: signature}, ensure_ascii=False))
+    except Refused as e:
+        # the same program again, ready to sign, with the clinic's reasons above the signing
+        problems = check_prescription(draft, today=today())
+        return _editor_page(request, actor, patient_id, draft, rows=rows, current=in_force(rows),
+                            start=str(form.get("start", "")), preset="", suggestion=None, notice=None,
+                            problems=problems, refused=[e.message, *e.problems], status_code=422)
     return RedirectResponse(f"/patients/{patient_id}/program/status?published={result['sha256']}", status_code=303)
 
 
@@ -680,4 +699,5 @@ i18n.add("sv", {
     "Edit the program again": "Redigera programmet igen",
     "Program": "Program",
     "was {value}": "var {value}",
+    "The clinic refused to publish it:": "Kliniken vägrade publicera det:",
 })

@@ -68,6 +68,8 @@ def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(b
     # the clinician edits it; a value beyond the device limits gets the validator's own message beside it
     page.fill("#f-blocks-0-hz", "400")
     check(page)
+    page.click("#problems a[href='#f-blocks-0-hz']")          # the summary links to the field
+    assert page.evaluate("document.activeElement.id") == "f-blocks-0-hz"
     problem = page.inner_text("#e-blocks-0-hz")
     assert "blocks[0].hz: 400 is above the device limit of 150 (allowed 1 to 150 Hz)" in problem
     assert page.get_attribute("#f-blocks-0-hz", "aria-invalid") == "true"
@@ -140,7 +142,8 @@ def test_a_key_made_in_the_browser_is_a_key_file_the_command_line_reads(browser,
     # and the clinic refuses what a key not registered to the clinician signed, saying why
     with page.expect_navigation():
         page.click("#publish")
-    assert "not registered to clinician alice" in page.inner_text("main")
+    assert "not registered to clinician alice" in page.inner_text("#publish-refused")
+    assert page.is_visible("#sign-button")              # the same program, ready to sign again
     assert page.js_errors == []
 
 
