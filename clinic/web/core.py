@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Callable
@@ -133,6 +134,8 @@ def signed_in(request: Request) -> Actor:
     except Unauthorized:
         raise SignInRequired(expired=True) from None
     request.state.actor, request.state.session_token = actor, token
+    from .overview import ensure_warmer
+    ensure_warmer(clinic(request))
     return actor
 
 
@@ -271,7 +274,7 @@ class WebRoute(APIRoute):
             except ClinicError as e:
                 _ = translator(request)
                 title = _("Page not found") if e.status == 404 else _("Refused")
-                response = error_page(request, e.status, title, e.message, e.problems)
+                response = error_page(request, e.status, title, _service_message(e.message, _), e.problems)
             except RequestValidationError as e:
                 problems = [f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in e.errors()]
                 response = error_page(request, 400, translator(request)("Refused"), "bad request", problems)
@@ -289,6 +292,21 @@ class WebRoute(APIRoute):
             return response
 
         return page
+
+
+#: The service's refusals a page shows most, in the reader's language (others stay as the service words them).
+_SERVICE_MESSAGES = (
+    (re.compile(r"^no patient '(?P<id>.*)' among your patients$"), "No patient {id} among your patients."),
+    (re.compile(r"^patient '(?P<id>.*)': no log uploaded yet$"), "Patient {id}: no log uploaded yet."),
+)
+
+
+def _service_message(message: str, _: Callable[..., str]) -> str:
+    for pattern, text in _SERVICE_MESSAGES:
+        found = pattern.match(message)
+        if found:
+            return _(text, **found.groupdict())
+    return message
 
 
 def page_router() -> APIRouter:

@@ -11,7 +11,8 @@ the device's answer through `Clinic.prescription_status`.
 
 Everything is drawn from `random.Random(seed)`, and days count back from `today`: the same
 seed and today give the same clinic. The first patients show each situation a clinician
-acts on; the rest ("mixed", "mixed_low") train four or five days a week, or two or three:
+acts on; the rest ("mixed", "mixed_low") train four or five days a week, or two or three
+("daily", every day, is for the figures):
 
     DEMO-001  adherent, progressing slowly (nothing to flag)
     DEMO-002  in pain: 7/10 after recent sessions, rising
@@ -98,8 +99,7 @@ def _iso(when: dt.datetime) -> str:
 
 
 COMMENTS = {
-    "pain": ["it burns under the left pad", "sore afterwards, worse than last week", "had to stop, too painful",
-             "knee aches all evening"],
+    "pain": ["it burns under the left pad", "sore afterwards, worse than last week", "knee aches all evening"],
     "electrode": ["the left pad keeps coming loose", "beeped about the electrode again", "pad does not stick"],
     "adherent": ["felt strong today", "easy", "good session", "walked to the shop after"],
     "progress": ["too easy now", "could go higher", "no problem at all"],
@@ -120,7 +120,7 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
                             "patient_id": patient_id, "clinician_id": clinician, "issued": src["issued"],
                             "expires": src["expires"], "signature_key_id": None, "source": src,
                             "imported_at": _iso(dt.datetime.combine(first, dt.time(8, 0), UTC))})
-    per_week = {"low": 2, "mixed_low": rng.choice((2, 3)), "mixed": rng.choice((4, 5, 5))}.get(profile, 5)
+    per_week = {"low": 2, "mixed_low": rng.choice((2, 3)), "mixed": rng.choice((4, 5, 5)), "daily": 7}.get(profile, 5)
     stop_training = today - dt.timedelta(days=4) if profile == "stopped" else None
     last_sync = dt.datetime.combine(today, dt.time(7, 30), UTC) - dt.timedelta(hours=rng.randint(0, 10))
     if profile == "no_sync":
@@ -174,7 +174,8 @@ def _session(profile: str, program: Program, n: int, start: dt.datetime, rng: ra
         pain = rng.choice((6, 7, 7, 8)) if recent or force else rng.choice((2, 3, 3, 4))
         if recent and rng.random() < 0.35:
             status, reason, done = "stopped", "stopped by the patient", rng.randint(planned // 3, planned - 5)
-        if recent and rng.random() < 0.6:
+            comment = "had to stop, too painful"
+        elif recent and rng.random() < 0.6:
             comment = rng.choice(COMMENTS["pain"])
     elif profile == "electrode" and (force == "lead_off" or recent and rng.random() < 0.7):
         cut_channel = 0

@@ -90,6 +90,8 @@ add("sv", {
     "Back to the patients": "Tillbaka till patienterna",
     "The form expired or came from another site. Reload the page and try again.":
         "Formuläret har gått ut eller kom från en annan webbplats. Ladda om sidan och försök igen.",
+    "No patient {id} among your patients.": "Ingen patient {id} bland dina patienter.",
+    "Patient {id}: no log uploaded yet.": "Patient {id}: ingen logg uppladdad än.",
     "Something went wrong in the clinic service (it is logged on the server).":
         "Något gick fel i kliniktjänsten (det är loggat på servern).",
 })

@@ -24,8 +24,9 @@ each kept by key, never by guess:
 What depends on the minute, not the day (when the device last reached the clinic), is
 read live from the devices table on every view. So the steady list costs a few indexed
 queries and a JSON decode per patient; the first view of a day, or after every device
-synced, recomputes each row once (about a millisecond per patient: the figures in
-`make bench`).
+synced, recomputes each row once (a few milliseconds per patient: the figures in
+`make bench`). So that no clinician waits for that, the serving process keeps every
+list warm in the background (`Warmer`, a pass a minute, started with the first page).
 
 Days are the local days of the machine serving the pages (as in `homeapp report`).
 """
@@ -33,6 +34,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -72,19 +76,30 @@ def register_progression(rule: Callable[[Review], Any]) -> None:
 
 # ------------------------------------------------------------------------------ digests
 
+#: Devices digested per transaction (bounds the memory and the time a lock is held).
+DIGEST_BATCH = 100
+
+
 def refresh_digests(clinic: Clinic, *, clinician_id: int | None = None) -> int:
     """Digest every record uploaded since the last call (of one clinician's patients'
     devices, or all); returns how many devices were brought up to date."""
+    mark = func.coalesce(WebDigestMark.through_seq, -1)
+    q = (select(Device.id, Device.patient_id, Device.last_seq, mark)
+         .outerjoin(WebDigestMark, WebDigestMark.device_id == Device.id)
+         .where(Device.last_seq > mark))
+    if clinician_id is not None:
+        q = q.join(Patient, Patient.id == Device.patient_id).where(Patient.clinician_id == clinician_id)
+    with clinic.engine.connect() as conn:
+        stale = conn.execute(q.order_by(Device.id)).all()
+    done = 0
+    for i in range(0, len(stale), DIGEST_BATCH):
+        done += _digest(clinic, stale[i:i + DIGEST_BATCH])
+    return done
+
+
+def _digest(clinic: Clinic, stale: Sequence[Any]) -> int:
+    """Digest the new records of these devices ((id, patient, last_seq, mark) rows) in one transaction."""
     with clinic.Session.begin() as db:
-        mark = func.coalesce(WebDigestMark.through_seq, -1)
-        q = (select(Device.id, Device.patient_id, Device.last_seq, mark)
-             .outerjoin(WebDigestMark, WebDigestMark.device_id == Device.id)
-             .where(Device.last_seq > mark))
-        if clinician_id is not None:
-            q = q.join(Patient, Patient.id == Device.patient_id).where(Patient.clinician_id == clinician_id)
-        stale = db.execute(q).all()
-        if not stale:
-            return 0
         ids = [s[0] for s in stale]
         _ensure_marks(db, clinic, ids)
         # the marks, locked: a second viewer waits here, then finds the work done
@@ -487,3 +502,62 @@ def sort_and_filter(rows: list[PatientRow], *, sort: str = "attention", descendi
         out.sort(key=lambda r: r.patient_id)
         out.sort(key=lambda r: r.severity, reverse=True)
     return out
+
+
+# ------------------------------------------------------------------------------ keeping it warm
+
+#: Seconds between the background passes that keep every clinician's list computed
+#: ($HOMEAPP_CLINIC_WEB_WARM_S; 0: none, every list computes what changed when viewed).
+WARM_INTERVAL_S = float(os.environ.get("HOMEAPP_CLINIC_WEB_WARM_S", "60"))
+_warmers: "weakref.WeakKeyDictionary[Clinic, Warmer]" = weakref.WeakKeyDictionary()
+_warmers_lock = threading.Lock()
+
+
+class Warmer:
+    """A daemon thread that, every `interval_s`, digests what devices uploaded and
+    recomputes the rows whose key changed, for every clinician: after the evening's
+    syncs (1,000 devices: a few seconds of work) the first clinician of the morning finds
+    the list ready instead of waiting for it. Failures are logged and retried next pass."""
+
+    def __init__(self, clinic: Clinic, *, interval_s: float) -> None:
+        self.clinic, self.interval_s = clinic, interval_s
+        self._stop = threading.Event()
+        self.passes = 0
+        self.thread = threading.Thread(target=self._run, name="clinic-web-warmer", daemon=True)
+
+    def start(self) -> "Warmer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_once(self) -> int:
+        """One pass over every clinician; returns the patients listed."""
+        from ..models import Clinician
+        with self.clinic.Session() as db:
+            clinicians = db.execute(select(Clinician.id, Clinician.username)).all()
+        listed = 0
+        for cid, name in clinicians:
+            listed += len(patient_rows(self.clinic, Actor("clinician", name, cid), audit=False))
+        self.passes += 1
+        return listed
+
+    def _run(self) -> None:
+        import logging
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception:
+                logging.getLogger(__name__).exception("warming the patient lists failed (retried next pass)")
+
+
+def ensure_warmer(clinic: Clinic) -> Warmer | None:
+    """The clinic's background warmer, started on first use (None when WARM_INTERVAL_S is 0)."""
+    if WARM_INTERVAL_S <= 0:
+        return None
+    with _warmers_lock:
+        warmer = _warmers.get(clinic)
+        if warmer is None:
+            warmer = _warmers[clinic] = Warmer(clinic, interval_s=WARM_INTERVAL_S).start()
+        return warmer

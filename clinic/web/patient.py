@@ -66,7 +66,8 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
     presets = [(_("4 weeks"), 28), (_("3 months"), 91), (_("6 months"), 182), (_("1 year"), 365)]
     return render(
         request, "patient.html", patient_id=patient_id, data=data, r=r, statuses=statuses, incidents=incidents,
-        flags=flags, rx_channels=rx_channels, incident_names={k: _(v) for k, v in INCIDENT_KINDS.items()}, n_channels=n_channels, fmt=_fmt, when=_when, nobreak=_nobreak,
+        flags=flags, rx_channels=rx_channels, incident_names={k: _(v) for k, v in INCIDENT_KINDS.items()},
+        ended=lambda row: _ended(row, _), started=lambda when: _started(when, _), n_channels=n_channels, fmt=_fmt, when=_when, nobreak=_nobreak,
         pain_high=PAIN_HIGH, rx_lines=_rx_lines(r.rx_in_force, _), today=today,
         presets=[(label, (today - dt.timedelta(days=days - 1)).isoformat(), today.isoformat())
                  for label, days in presets],
@@ -74,6 +75,23 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
         exports={"csv": f"/patients/{_quote(patient_id)}/export.csv",
                  "pdf": f"/patients/{_quote(patient_id)}/review.pdf?{rng.query()}",
                  "fhir": f"/patients/{_quote(patient_id)}/fhir.json?{rng.query()}"})
+
+
+STATUS_WORDS = {"completed": "completed", "stopped": "stopped", "aborted": "aborted", "interrupted": "interrupted"}
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _ended(row: Any, _) -> str:
+    """How a session ended: the status in the reader's language, then the device's own reason."""
+    status = _(STATUS_WORDS[row.status]) if row.status in STATUS_WORDS else row.status
+    if row.status == "interrupted":
+        return _("interrupted (the app stopped during the session)")
+    prefix = f"{row.status}: "
+    return f"{status}: {row.ended[len(prefix):]}" if row.ended.startswith(prefix) else status
+
+
+def _started(when: dt.datetime, _) -> str:
+    return f"{_(WEEKDAYS[when.weekday()])} {when:%Y-%m-%d %H:%M}"
 
 
 def _quote(text: str) -> str:
@@ -140,7 +158,8 @@ i18n.add("sv", {
     "Needs attention": "Behöver uppmärksamhet",
     "Nothing flagged in these days.": "Inget flaggat dessa dagar.",
     "sessions": "pass",
-    "completed": "genomförda",
+    "{n} completed": "{n} genomförda",
+    "completed": "genomfört",
     "stopped early": "stoppade i förtid",
     "aborted or interrupted": "avbrutna",
     "e-stops": "nödstopp",
@@ -200,6 +219,11 @@ i18n.add("sv", {
     "these days": "dessa dagar",
     "Session {id}": "Pass {id}",
     "e-stop": "nödstopp",
+    "stopped": "stoppat",
+    "aborted": "avbrutet",
+    "interrupted": "avbrutet av appen",
+    "interrupted (the app stopped during the session)": "avbrutet (appen stannade under passet)",
+    "Mon": "mån", "Tue": "tis", "Wed": "ons", "Thu": "tor", "Fri": "fre", "Sat": "lör", "Sun": "sön",
     "fault": "fel",
     "watchdog": "vakthund",
     "electrode off": "elektrod lossnade",

@@ -129,6 +129,13 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
         history = _history(db, pk, prescriptions)
         latest_session = db.scalar(select(func.max(WebSessionDigest.started_at)).where(
             WebSessionDigest.patient_id == pk, WebSessionDigest.kind == "session"))
+        # which prescription every session of the whole log ran under (the history's "active when")
+        used = []
+        for started, text in db.execute(select(WebSessionDigest.started_at, WebSessionDigest.digest_json)
+                                        .where(WebSessionDigest.patient_id == pk, WebSessionDigest.kind == "session")
+                                        .order_by(WebSessionDigest.started_at)):
+            d = json.loads(text)
+            used.append((started, d.get("prescription_id"), d.get("prescription_sha256")))
         db.add(AuditEntry(at=utcnow(), actor=str(actor), action=action, patient_ref=patient_id[:64], outcome="ok",
                           detail_json=json.dumps({"from": rng.first.isoformat(), "to": rng.last.isoformat(),
                                                   "sessions": len(wanted)}), is_read=True))
@@ -144,7 +151,7 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
         end_day = contact_day      # days the clinic has not heard of are not missed sessions
     review = review_of_export(export, created_at=_local(end_day, dt.time(23, 59, 59), tz).isoformat(),
                               since=rng.first.isoformat(), tz=tz)
-    _note_use(history, review)
+    _note_use(history, used, tz)
     return PatientData(patient_id=patient_id, range=rng, review=review, export=export,
                        devices=summary["devices"], history=history, counted_until=end_day,
                        last_contact=overview._when(contact) if contact else None,
@@ -185,13 +192,14 @@ def _history(db, patient_pk: int, logged: list[dict[str, Any]]) -> list[dict[str
     return rows
 
 
-def _note_use(history: list[dict[str, Any]], review: Review) -> None:
-    """Which prescription the sessions of the range ran under, first and last day."""
-    for s, start in zip(review.sessions, review.starts):
+def _note_use(history: list[dict[str, Any]], used: list[tuple[dt.datetime, Any, Any]],
+              tz: dt.tzinfo | None) -> None:
+    """The first and last day of the sessions each prescription of the history ran (the
+    whole log, whatever range the page shows)."""
+    for start, rx_id, sha in used:
         for r in history:
-            if r["id"] == s.get("prescription_id") and (not s.get("prescription_sha256")
-                                                        or s.get("prescription_sha256") == r["sha256"]):
-                day = start.date().isoformat()
+            if r["id"] == rx_id and (not sha or sha == r["sha256"]):
+                day = start.astimezone(tz).date().isoformat()
                 r["first_session"] = r["first_session"] or day
                 r["last_session"] = day
                 break

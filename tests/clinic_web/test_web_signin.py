@@ -172,3 +172,36 @@ def test_the_language_switch_turns_the_pages_swedish(app):
     assert r.status_code == 400 and "choose one of en, sv" in alert(r.text)
     anon = client(app).get("/signin", headers={"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.5"})
     assert "<h1>Logga in</h1>" in anon.text
+
+
+def test_over_the_tls_server_the_secure_cookie_travels(tmp_path):
+    """The real `homeapp-clinic serve` process behind TLS (a throwaway CA): the session
+    cookie is set Secure and comes back with each request over https."""
+    import httpx
+    import trustme
+
+    from clinic.db import migrate, open_engine
+    from clinic.service import Clinic
+
+    from .browser import Served
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_file))
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    engine = open_engine(url)
+    migrate(engine)
+    Clinic(engine).add_clinician("alice", PASSWORD)
+    engine.dispose()
+    with Served(url, tls=(chain, key)) as served:
+        assert served.url.startswith("https://")
+        import ssl
+        context = ssl.create_default_context(cafile=str(ca_file))
+        with httpx.Client(base_url=served.url, verify=context, follow_redirects=False) as c:
+            page = c.get("/signin")
+            r = c.post("/signin", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_of(page.text)})
+            flags = _cookie_flags(next(v for v in r.headers.get_list("set-cookie") if v.startswith(SESSION_COOKIE)))
+            assert flags["secure"] and flags["httponly"] and flags["samesite"].lower() == "strict"
+            assert c.get("/patients").status_code == 200      # the cookie came back over TLS
