@@ -12,7 +12,7 @@ Two ways in, both on the same chromium and arguments:
       def test_x(browser):
           page = browser.new_page(lang="sv-SE")   # a fresh context: its own cookies
 
-  `browser` is session-scoped (one chromium for the run); `new_page()` accepts downloads and
+  `browser` is module-scoped (one chromium per test module); `new_page()` accepts downloads and
   the throwaway CA's certificate (`web_tls`, trustme), which is not in chromium's store.
   The tests skip, with the reason, only when chromium or the playwright package is missing.
 """
@@ -140,8 +140,10 @@ class Browser:
         self.browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path):
+    # module-scoped: Playwright's sync API allows one running instance per thread, and
+    # other modules start their own
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         b = Browser(launch(pw))
