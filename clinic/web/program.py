@@ -700,4 +700,8 @@ i18n.add("sv", {
     "Program": "Program",
     "was {value}": "var {value}",
     "The clinic refused to publish it:": "Kliniken vägrade publicera det:",
+    "What you sign": "Det här signerar du",
+    "week": "vecka",
+    "day": "dag",
+    "The program to sign cannot be read: reload the page.": "Programmet som ska signeras kan inte läsas: ladda om sidan.",
 })

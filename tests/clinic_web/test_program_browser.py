@@ -79,6 +79,9 @@ def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(b
     assert page.locator(".ready .ok").is_visible()
     changes = page.inner_text("table.changes")
     assert "Channel 1 · Amplitude cap" in changes and "Block 1 · Frequency" in changes
+    # what the signature will cover, decoded from the very bytes to be signed
+    what = page.inner_text("#signing-what")
+    assert f"left quadriceps: ≤ {new_cap} mA" in what and "strength: 1 min, 40 Hz, 300 µs, 5 s / 5 s" in what
     # sign in the browser with the key file rx keygen wrote; the key never leaves the page
     page.set_input_files("#keyfile", str(world.key_file))
     page.click("#sign-button")

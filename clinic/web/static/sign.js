@@ -139,6 +139,44 @@
     }
   });
 
+  /* Show what the bytes to be signed say (display only: the page shows the form, but a
+     signature covers these bytes, so the clinician sees them decoded before signing). */
+  function shown(v) {
+    if (v && typeof v === "object") { return v.value + " (" + v.min + "–" + v.max + ")"; }
+    return String(v);
+  }
+  function describe() {
+    var box = document.getElementById("signing-what");
+    if (!box) { return; }
+    var rx;
+    try {
+      rx = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(fromB64(root.dataset.canonical)));
+    } catch (e) {
+      box.textContent = msg("unreadable");
+      return;
+    }
+    var list = document.createElement("ul");
+    function line(text) {
+      var li = document.createElement("li");
+      li.textContent = text;
+      list.appendChild(li);
+    }
+    line(rx.id + " · " + rx.patient_id + " · " + rx.issued + " – " + rx.expires +
+         (rx.valid_from ? " (" + rx.valid_from + ")" : "") + " · " + rx.sessions_per_week + "/" +
+         msg("week") + ", ≤ " + rx.max_sessions_per_day + "/" + msg("day") + ", ≥ " + rx.min_hours_between + " h");
+    (rx.channels || []).forEach(function (c, i) {
+      line((i + 1) + ". " + (c.label || "") + ": ≤ " + shown(c.max_ma) + " mA");
+    });
+    (rx.blocks || []).forEach(function (b, i) {
+      line((i + 1) + ". " + (b.label || "") + ": " + shown(b.minutes) + " min, " + shown(b.hz) + " Hz, " +
+           shown(b.pulse_us) + " µs, " + shown(b.on_s) + " s / " + shown(b.off_s) + " s, " +
+           shown(b.ramp_up_s) + " s ↗ " + shown(b.ramp_down_s) + " s ↘" +
+           (b.pattern && b.pattern !== "synchronous" ? ", " + b.pattern : ""));
+    });
+    box.appendChild(list);
+  }
+  describe();
+
   supported().then(function (ok) {
     root.dataset.ed25519 = ok ? "yes" : "no";
     if (!ok) {
