@@ -79,6 +79,7 @@ review-screenshots: install
 clinic-screenshots: install
 	$(call apt_missing,chromium)
 	$(BIN)/python -m tests.clinic_web.screens docs/clinic-screens
+	$(BIN)/python -m tests.clinic_web.program_screens docs/clinic-screens
 
 # The clinic service on an SQLite file in the clinic's data directory
 # ($$HOMEAPP_CLINIC_DATA, default ~/.local/share/homeapp-clinic); it prints how to log in first.

@@ -1,12 +1,30 @@
 """The clinician's pages in a real browser: Debian's chromium driven by Playwright, and
-the real clinic service in its own process on loopback (shared by the browser tests and
-`make clinic-screenshots`)."""
+the real clinic service in its own process (shared by the browser tests and the
+screenshots).
+
+Two ways in, both on the same chromium and arguments:
+- plain helpers: `chromium_missing()`, `launch(playwright)`, `Served(db_url)` (the service on
+  a free loopback port, http or TLS), `sign_in(page, base, username, password)`;
+- pytest fixtures, imported into a test module:
+
+      from .browser import browser, chromium_path, web_tls   # noqa: F401 (fixtures)
+
+      def test_x(browser):
+          page = browser.new_page(lang="sv-SE")   # a fresh context: its own cookies
+
+  `browser` is module-scoped (one chromium per test module); `new_page()` accepts downloads and
+  the throwaway CA's certificate (`web_tls`, trustme), which is not in chromium's store.
+  The tests skip, with the reason, only when chromium or the playwright package is missing.
+"""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("HOMEAPP_CHROMIUM", "/usr/bin/chromium")
@@ -26,9 +44,9 @@ def chromium_missing() -> str | None:
     return None
 
 
-def launch(playwright):
+def launch(playwright, *, args: tuple[str, ...] = ()):
     """Chromium, headless, from Debian's package (never a downloaded build)."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args], headless=True)
 
 
 class Served:
@@ -65,9 +83,87 @@ class Served:
                 self.proc.wait()
 
 
-def sign_in(page, base: str, username: str, password: str) -> None:
-    page.goto(base + "/signin")
+def sign_in(page, base: str, username: str, password: str, *, next_path: str = "/patients") -> None:
+    """Sign in through the form, as a person does, and land on `next_path`."""
+    page.goto(base + "/signin" + (f"?next={next_path}" if next_path != "/patients" else ""))
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("form[action='/signin'] button[type=submit]")
-    page.wait_for_url(base + "/patients")
+    page.wait_for_url(base + next_path)
+
+
+def save_download(download: Any, folder: Path) -> Path:
+    """A Playwright download saved under its suggested name in `folder`."""
+    path = folder / download.suggested_filename
+    download.save_as(str(path))
+    return path
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The chromium the tests drive (skips, saying why, when it or Playwright is missing)."""
+    missing = chromium_missing()
+    if missing:
+        pytest.skip(missing)
+    return CHROMIUM
+
+
+class Browser:
+    """One chromium; `new_page()` opens a page in a fresh context (cookies of its own)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.contexts: list[Any] = []
+
+    def new_page(self, *, lang: str = "en-GB", width: int = 1280, height: int = 900) -> Any:
+        context = self.browser.new_context(ignore_https_errors=True, accept_downloads=True, locale=lang,
+                                           extra_http_headers={"Accept-Language": lang},
+                                           viewport={"width": width, "height": height})
+        context.set_default_timeout(15_000)
+        self.contexts.append(context)
+        return context.new_page()
+
+    def close_contexts(self) -> None:
+        """Close every page opened so far (their keep-alive connections would hold a
+        server's graceful shutdown for seconds)."""
+        for context in self.contexts:
+            try:
+                context.close()
+            except Exception:
+                pass
+        self.contexts = []
+
+    def close(self) -> None:
+        self.close_contexts()
+        self.browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path):
+    # module-scoped: Playwright's sync API allows one running instance per thread, and
+    # other modules start their own
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = Browser(launch(pw))
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="session")
+def web_tls(tmp_path_factory):
+    """(cert chain PEM, key PEM, CA PEM) of a throwaway CA for a server on localhost."""
+    import trustme
+    ca = trustme.CA()
+    folder = tmp_path_factory.mktemp("web-tls")
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    chain, key, ca_pem = folder / "server.pem", folder / "server.key", folder / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    with open(chain, "wb") as f:
+        for blob in cert.cert_chain_pems:
+            f.write(blob.bytes())
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return chain, key, ca_pem
