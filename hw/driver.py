@@ -46,7 +46,7 @@ from hw.boards import check_supported
 from hw.clock import Clock, RealClock
 from hw.exc import BoardFault, ConnectionLost, HwError, NotArmed, PigpioError, WaveformError
 from hw.pins import PinMap, load_pin_map
-from hw.waveform import CompiledCycle
+from hw.waveform import CompiledCycle, CycleSpec, compile_cycle
 from schedules.limits import DEVICE_LIMITS
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,14 @@ class Stimulator:
         with Stimulator(pins=pins, clock=clock, host=h, port=p, caps_ma=(60.0, 40.0)) as stim:
             stim.arm(compile_cycle(spec, pins)); stim.start(); ...
 
-    `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0)."""
+    `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0).
+
+    `arm()` takes a step of the plan (a `CycleSpec`) and compiles it itself, each spec
+    once (`compile()`, cached), or an already compiled cycle."""
+
+    #: Compiled cycles kept (a session's distinct steps are a few; continuous blocks
+    #: repeat the same middle segment).
+    COMPILE_CACHE_SIZE = 64
 
     def __init__(self, *, pins: PinMap | None = None, clock: Clock | None = None,
                  host: str = "localhost", port: int = 8888,
@@ -177,6 +184,7 @@ class Stimulator:
         self._faulted: BaseException | None = None
         self._closed = False
         self._armed: CompiledCycle | None = None
+        self._compiled: dict[CycleSpec, CompiledCycle] = {}
         self._created_key: tuple | None = None
         self._wave_ids: list[int] = []
         self._prepared: tuple[tuple, list[int]] | None = None  # created alongside, not yet playing
@@ -484,12 +492,31 @@ class Stimulator:
             raise BoardFault(f"the board faulted earlier ({self._faulted}); not restarting")
 
     # ------------------------------------------------------------------ public API
-    def arm(self, cycle: CompiledCycle) -> None:
-        """Make `cycle` the next to play: its waves are checked and created now when
-        possible (reused when the same waves are already there; created alongside the
-        playing cycle when they fit; otherwise at `start()`). Never starts anything."""
+    @property
+    def watchdog_ms(self) -> int:
+        """The board's heartbeat watchdog (from the pin map): no edge this long cuts the output."""
+        return int(self.pins.watchdog_ms)
+
+    def compile(self, spec: CycleSpec) -> CompiledCycle:
+        """`spec` compiled for this board's legs (each spec once; the oldest of more than
+        COMPILE_CACHE_SIZE is forgotten). Raises `WaveformError` when it cannot be played."""
+        cycle = self._compiled.get(spec)
+        if cycle is None:
+            cycle = compile_cycle(spec, self.pins)
+            if len(self._compiled) >= self.COMPILE_CACHE_SIZE:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[spec] = cycle
+        return cycle
+
+    def arm(self, cycle: CycleSpec | CompiledCycle) -> None:
+        """Make `cycle` the next to play (a `CycleSpec` is compiled first, see `compile`):
+        its waves are checked and created now when possible (reused when the same waves
+        are already there; created alongside the playing cycle when they fit; otherwise
+        at `start()`). Never starts anything."""
+        if isinstance(cycle, CycleSpec):
+            cycle = self.compile(cycle)
         if not isinstance(cycle, CompiledCycle):
-            raise TypeError(f"arm() takes a CompiledCycle, not {type(cycle).__name__}")
+            raise TypeError(f"arm() takes a CycleSpec or a CompiledCycle, not {type(cycle).__name__}")
         with self._lock:
             self._check_usable()
             self._verify(cycle)
