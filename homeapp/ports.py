@@ -57,7 +57,11 @@ class Board(Protocol):
     def watchdog_ms(self) -> int:
         """The board's heartbeat watchdog: no heartbeat edge this long cuts the output."""
 
-    def arm(self, spec: Hashable) -> None:
+    def compile(self, spec: Hashable) -> Any:
+        """Compile one step of the plan (a `hw.waveform.CycleSpec`) now, each once, without
+        arming it: the check before a session starts. Raises `ProgramError`."""
+
+    def arm(self, cycle: Hashable) -> None:
         """Make one step of the plan (a `hw.waveform.CycleSpec`) the next to play: the
         board compiles it (each once) and checks its waves. Raises `ProgramError` when it
         cannot be played. Never starts anything."""
@@ -72,7 +76,7 @@ class Board(Protocol):
     def set_caps(self, caps_ma: Sequence[float]) -> tuple[float, ...]:
         """Lower the per-channel caps (never raise them); returns the caps in force."""
 
-    def set_amplitude(self, channel: int, max_ma: float, *, balanced: bool = False) -> float:
+    def set_amplitude(self, channel: int, ma: float, *, balanced: bool = False) -> float:
         """Set a channel's current, clamped by the board; returns the mA really set."""
 
     def heartbeat(self) -> None:
