@@ -34,11 +34,12 @@ import itertools
 import logging
 import threading
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from schedules.adherence import EARLY_ABORT_S, ended_early_by_safety_stop, session_ran_s
 from schedules.limits import INTENSITY_STEP_MA
 from schedules.model import Prescription
+from schedules.signing import TrustStore
 
 from .plan import PlanError, Step
 from .ports import Board, BoardFault, Clock, ProgramError, Store
@@ -87,7 +88,7 @@ class Engine:
     `wall_clock`: the date and time the log and the schedule use."""
 
     def __init__(self, *, prescription: Prescription, board: Board, store: Store, clock: Clock,
-                 trust: Any = None, allow_unsigned: bool = False,
+                 trust: TrustStore | None = None, allow_unsigned: bool = False,
                  wall_clock: Callable[[], dt.datetime] = now_utc) -> None:
         self.rx = prescription
         self.board = board
@@ -106,7 +107,7 @@ class Engine:
         self._end_reason = ""
         self._frozen = False
         self._paused_at_us = 0
-        self._armed_spec: Any = None
+        self._armed_spec: Hashable | None = None  # the step the board holds armed
         labels = [ch.label for ch in prescription.channels]
         self._contact = [True] * len(labels)
         # the parts
@@ -231,7 +232,7 @@ class Engine:
                 self._program_error = e.__cause__ or e
         return self._program_error
 
-    def _compile(self, spec: Any) -> None:
+    def _compile(self, spec: Hashable) -> None:
         """The board compiles `spec` (each once) now; a refusal is a ProgramFault."""
         try:
             self.board.compile(spec)

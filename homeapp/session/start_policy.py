@@ -15,7 +15,7 @@ from homeapp.ports import Board, BoardFault, Store
 from homeapp.state import DeviceEventKind, Reason, RefusalKind
 from schedules.adherence import ended_early_by_safety_stop, schedule_allows
 from schedules.model import Prescription
-from schedules.signing import SIGNATURE_FIELD, SignatureError, verify_prescription
+from schedules.signing import SIGNATURE_FIELD, SignatureError, TrustStore, verify_prescription
 
 #: What the patient reads (and the log keeps) when the device cannot play a program.
 CANNOT_RUN = "this device cannot run this program: please call your clinic"
@@ -27,7 +27,7 @@ class StartPolicy:
     `program_error()` says why the program cannot be played (None: it can);
     `poll_contacts()` reads every channel's contact (and lets the engine keep it)."""
 
-    def __init__(self, *, rx: Prescription, store: Store, board: Board, trust: Any,
+    def __init__(self, *, rx: Prescription, store: Store, board: Board, trust: TrustStore | None,
                  allow_unsigned: bool, wall_clock: Callable[[], dt.datetime],
                  program_error: Callable[[], Exception | None],
                  poll_contacts: Callable[[], Sequence[bool]],
