@@ -107,17 +107,20 @@ def test_placement_pictures_follow_the_channel_label():
 
 def test_every_start_refusal_the_engine_gives_is_said_in_the_patients_words():
     """A refusal kind the touchscreen does not know reaches the patient as the log's English
-    sentence, whatever the language: each kind the engine gives has its own text."""
-    import inspect
-
-    from homeapp.ui import prepare
+    sentence, whatever the language: each kind the engine gives has its own text (in the
+    one table of the engine's kinds, homeapp/ui/kind_texts.py)."""
+    from homeapp.state import RefusalKind
+    from homeapp.ui.kind_texts import REFUSAL_TEXTS
     kinds = set()
-    for path in (Path(prepare.__file__).parents[1]).glob("*.py"):
+    for path in (Path(i18n.__file__).parents[1]).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Reason"
-                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
-                kinds.add(node.args[1].value)
+                    and len(node.args) >= 2):
+                kind = node.args[1]
+                if isinstance(kind, ast.Constant):
+                    kinds.add(kind.value)
+                elif isinstance(kind, ast.Attribute) and getattr(kind.value, "id", None) == "RefusalKind":
+                    kinds.add(RefusalKind[kind.attr].value)
     assert "cannot_run" in kinds
-    said = inspect.getsource(prepare.refusal_text)
-    missing = sorted(k for k in kinds if f'"{k}"' not in said)
+    missing = sorted(k for k in kinds if k not in REFUSAL_TEXTS)
     assert not missing, f"refusal kinds with no patient text: {missing}"
