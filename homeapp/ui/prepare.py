@@ -3,7 +3,6 @@ the caregiver's PIN when the prescription asks for supervision."""
 from __future__ import annotations
 
 import logging
-import threading
 
 from kivy.clock import Clock
 from kivy.uix.boxlayout import BoxLayout
@@ -146,24 +145,16 @@ class PrepareScreen(BaseScreen):
             self._event = None
 
     def poll_now(self):
-        """Ask the engine for contact and refusals on a worker thread (never blocks the UI)."""
-        eng = self.app.engine
-        if eng is None or self._busy:
+        """Ask the engine for contact and refusals on the link's worker (never blocks the UI)."""
+        link = self.app.link
+        if link is None or self._busy:
             return
         self._busy = True
 
-        def work():
-            try:
-                contacts = tuple(eng.poll_contacts())
-                refusals = list(eng.start_refusals(caregiver_unlocked=self.app.svc.caregiver_unlocked))
-            except Exception as e:
-                log.warning("contact poll failed: %s", e)
-                contacts, refusals = None, [str(e)]
-            finally:
-                self._busy = False
-            Clock.schedule_once(lambda _dt: self._polled(contacts, refusals), 0)
-
-        threading.Thread(target=work, name="contact-poll", daemon=True).start()
+        def polled(contacts, refusals):
+            self._busy = False
+            self._polled(contacts, refusals)
+        link.check_contact(polled, caregiver_unlocked=self.app.svc.caregiver_unlocked)
 
     def _polled(self, contacts, refusals):
         self.contacts = contacts
