@@ -240,6 +240,9 @@ class Stimulator:
     # ------------------------------------------------------------------ plumbing
     @staticmethod
     def _clean_cap(c: float) -> float:
+        """A cap as the driver keeps it: a number from 0 to the device limit. The one place
+        the device's amplitude limit is applied on this side (the validator refuses a
+        prescription above it); every set-point is held under the caps."""
         try:
             c = float(c)
         except (TypeError, ValueError):
@@ -686,7 +689,7 @@ class Stimulator:
             self._check_usable()
             if balanced:
                 self._let_pulse_finish((channel,))
-            limit = min(self._caps[channel], DEVICE_LIMITS["max_ma"].high, full)
+            limit = min(self._caps[channel], full)  # the caps hold the device limit already
             ma = min(ma, limit)
             code = min(_DAC_MAX_CODE, int(math.floor(ma * 4096 / full + 1e-9)))
             while code and code * full / 4096 > limit:
