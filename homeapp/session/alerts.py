@@ -26,6 +26,7 @@ class AlertDesk:
         return self.alert is not None and self.alert.needs_ack
 
     def is_up(self, *kinds: AlertKind) -> bool:
+        """An alert of one of `kinds` is up."""
         return self.alert is not None and self.alert.kind in kinds
 
     def clear(self, *kinds: AlertKind) -> None:
@@ -52,28 +53,34 @@ class AlertDesk:
 # The notices, each with its English text (also what the log records).
 
 def not_running(phase: str) -> Notice:
+    """Intensity asked for while the session does not run."""
     return Notice(NoticeKind.NOT_RUNNING, {"phase": phase},
                   f"intensity can be changed only while the session runs (it is {phase})")
 
 
 def at_cap(channel: int, label: str, cap_ma: float) -> Notice:
+    """The patient asked for more than the clinician's cap on a channel."""
     return Notice(NoticeKind.AT_CAP, {"channel": channel, "label": label, "cap_ma": cap_ma},
                   f"{cap_ma:g} mA is the most your prescription allows on {label}")
 
 
 def param_range(block_index: int, param: str, text: str) -> Notice:
+    """An adjustment outside the prescription's range (or one the device cannot play)."""
     return Notice(NoticeKind.PARAM_RANGE, {"block": block_index, "param": param}, text)
 
 
 def alert_open() -> Notice:
+    """Resume asked for while an alert waits for OK."""
     return Notice(NoticeKind.ALERT_OPEN, {}, "acknowledge the alert first")
 
 
 def contact_missing(labels: str) -> Notice:
+    """Resume asked for while an electrode has no contact."""
     return Notice(NoticeKind.CONTACT_MISSING, {"labels": labels},
                   f"reattach the electrode on {labels} to continue")
 
 
 def estop_pressed() -> Notice:
+    """OK touched on the e-stop alert while the button is still pressed."""
     return Notice(NoticeKind.ESTOP_PRESSED, {},
                   "release the emergency stop button (turn it) first, then touch OK")

@@ -23,6 +23,7 @@ class Lapse:
 
     @property
     def gap_ms(self) -> int:
+        """The gap in whole ms, as the log records it."""
         return round(self.gap_us / 1000)
 
 
@@ -42,6 +43,7 @@ class Heartbeat:
         self.next_tick_us = now_us
 
     def due(self, now_us: int) -> bool:
+        """The loop must tick at clock µs `now_us`."""
         return now_us >= self.next_tick_us
 
     def tick(self, now_us: int) -> Lapse:

@@ -39,6 +39,7 @@ class IntensityRamp:
         self.last_ramp_us = 0
 
     def __getitem__(self, channel: int) -> Level:
+        """Channel `channel`'s state."""
         return self.levels[channel]
 
     def __len__(self) -> int:

@@ -103,6 +103,7 @@ class Timeline:
         self.windows = [WindowState.PENDING] * self.channels
 
     def in_step_us(self, now_us: int) -> int:
+        """µs since the current step's start, at clock µs `now_us`."""
         return now_us - self.step_t0_us
 
     def due_us(self, now_us: int) -> list[int]:
