@@ -15,8 +15,11 @@ Safety rules it keeps (docs/design.md):
   fails; a failed step makes the stop raise `BoardFault`.
 - nothing is queued further ahead than one cycle: the chain of a cycle ends with it;
   `start()` sends one chain, the caller re-arms/starts the next.
-- amplitude is clamped to min(cap of the channel, device limit, DAC full scale) and never
-  negative, whatever the caller asks; caps can be lowered, never raised.
+- amplitude is clamped to min(cap of the channel, DAC full scale) and never negative,
+  whatever the caller asks; every cap is held at or under the device limit (the one
+  place it is applied on this side); caps can be lowered, never raised.
+- one path from a step of the plan to pulses: `arm(spec)` compiles a `CycleSpec`
+  (`hw.waveform`, each spec once) and checks its waves.
 - the waves of a cycle are checked before they reach pigpio (only the armed channels'
   legs, both phases equal, never both legs high, never longer than the prescribed width).
 - any pigpio error or lost/silent socket: safe stop attempted, the driver is marked
@@ -157,7 +160,7 @@ class Stimulator:
     """The stimulation board.
 
         with Stimulator(pins=pins, clock=clock, host=h, port=p, caps_ma=(60.0, 40.0)) as stim:
-            stim.arm(compile_cycle(spec, pins)); stim.start(); ...
+            stim.arm(spec); stim.start(); ...   # spec: a hw.waveform.CycleSpec
 
     `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0).
 
