@@ -50,8 +50,7 @@ from .session.heartbeat import HEARTBEAT_LAPSE_US, TICK_US, Heartbeat
 from .session.intensity import IntensityRamp
 from .session.start_policy import CANNOT_RUN, StartPolicy
 from .session.timeline import Timeline
-from .state import (AlertKind, ChannelState, EngineState, EventKind as E, Phase, Reason,
-                    WindowState)
+from .state import AlertKind, ChannelState, EngineState, EventKind as E, Phase, WindowState
 from .store import StoreError, now_utc
 
 __all__ = ["Engine", "StartRefused", "ProgramFault", "CANNOT_RUN", "WindowState", "TICK_US",
