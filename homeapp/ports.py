@@ -10,6 +10,7 @@ shared names: the `Clock` protocol and the two error bases that cross the seam.
   aborts on any of them without knowing the driver.
 - `ProgramError`: the board cannot be given this program (the waveform compiler refused a
   cycle); `hw.exc.WaveformError` derives from it.
+- `LogError`: the log cannot be written; `homeapp.store.StoreError` derives from it.
 
 Times at this seam: the clock speaks float seconds since its epoch; the engine turns
 them into integer µs in one place (`homeapp.session.eventlog.now_us`).
@@ -27,6 +28,15 @@ class BoardFault(Exception):
 
 class ProgramError(ValueError):
     """The board cannot be given this program (a cycle the compiler cannot fit)."""
+
+
+class LogError(Exception):
+    """The log cannot be used (written, read): nothing already written is lost."""
+
+
+def now_utc() -> dt.datetime:
+    """The wall clock's now, in UTC (what the log records a session's start and end at)."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 @runtime_checkable
@@ -92,7 +102,7 @@ class Board(Protocol):
 @runtime_checkable
 class Store(Protocol):
     """The session log as the engine writes it (`homeapp.store.Store`). A write that
-    fails raises `homeapp.store.StoreError`; nothing already written is lost."""
+    fails raises `LogError` (`homeapp.store.StoreError`); nothing already written is lost."""
 
     def save_prescription(self, rx: Any) -> str: ...
 
