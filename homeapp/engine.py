@@ -42,7 +42,7 @@ from schedules.model import Prescription
 from schedules.signing import TrustStore
 
 from .plan import PlanError, Step
-from .ports import Board, BoardFault, Clock, ProgramError, Store
+from .ports import Board, BoardFault, Clock, LogError, ProgramError, Store, now_utc
 from .session.alerts import (AlertDesk, alert_open, at_cap, contact_missing, estop_pressed,
                              not_running, param_range)
 from .session.eventlog import ContractionTally, SessionLog, seconds
@@ -51,7 +51,6 @@ from .session.intensity import IntensityRamp
 from .session.start_policy import CANNOT_RUN, StartPolicy
 from .session.timeline import Timeline
 from .state import AlertKind, ChannelState, EngineState, EventKind as E, Phase, WindowState
-from .store import StoreError, now_utc
 
 __all__ = ["Engine", "StartRefused", "ProgramFault", "CANNOT_RUN", "WindowState", "TICK_US",
            "MAX_PAUSE_US", "HEARTBEAT_LAPSE_US", "EARLY_ABORT_S"]
@@ -128,8 +127,9 @@ class Engine:
         except (PlanError, ProgramError) as e:
             log.exception("the program cannot be planned")
             self._program_error = e
-        #: A write to the log that failed (the session was aborted because of it).
-        self.log_error: StoreError | None = None
+        #: A write to the log that failed (the session was aborted because of it): a
+        #: `homeapp.store.StoreError` from the SQLite log.
+        self.log_error: LogError | None = None
 
     def _wall_now(self) -> dt.datetime:
         return self.wall_clock()  # read late: a test may replace `wall_clock`
@@ -307,7 +307,7 @@ class Engine:
                 try:
                     with self._fault_aborts():
                         self._service()
-                except (BoardFault, StoreError):
+                except (BoardFault, LogError):
                     pass  # the session has ended with a fault; the loop sees it ended
                 except Exception as e:  # our own bug: fail safe, then say so
                     log.exception("engine failure")
@@ -321,8 +321,8 @@ class Engine:
         the caller. Hold the lock."""
         try:
             yield
-        except (BoardFault, StoreError) as e:
-            if isinstance(e, StoreError):
+        except (BoardFault, LogError) as e:
+            if isinstance(e, LogError):
                 self.log_error = e
             self._abort_fault(e)
             raise
@@ -663,7 +663,7 @@ class Engine:
         with self._lock:
             if self._phase.ended or self._frozen:
                 return
-            with contextlib.suppress(BoardFault, StoreError), self._fault_aborts():
+            with contextlib.suppress(BoardFault, LogError), self._fault_aborts():
                 if self.board.estop_pressed():
                     self._on_estop("button")
                     return
@@ -740,7 +740,7 @@ class Engine:
             try:
                 self._log(E.END, status=phase.value, reason=reason)
                 self._log_.close(status=phase.value, ended_at=self.wall_clock())
-            except StoreError:  # the output is already off; the open session is found next start
+            except LogError:  # the output is already off; the open session is found next start
                 log.exception("the log could not record the end of the session")
         self._emit("ended", status=phase.value, reason=reason)
 

@@ -51,7 +51,9 @@ def test_the_real_driver_is_a_board(sim, pin_map, virtual_clock, tmp_path):
     assert isinstance(virtual_clock, ports.Clock)
 
 
-def test_the_boards_errors_are_the_seams_errors():
+def test_the_boards_and_the_logs_errors_are_the_seams_errors():
+    from homeapp.store import StoreError
+    assert issubclass(StoreError, ports.LogError)
     assert issubclass(exc.BoardFault, ports.BoardFault) and issubclass(exc.ConnectionLost, ports.BoardFault)
     assert issubclass(exc.WaveformError, ports.ProgramError) and issubclass(exc.WaveformError, ValueError)
     assert issubclass(exc.BoardFault, exc.HwError)
