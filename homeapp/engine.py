@@ -45,6 +45,7 @@ from .plan import PlanError, Step
 from .ports import Board, BoardFault, Clock, LogError, ProgramError, Store, now_utc
 from .session.alerts import (AlertDesk, alert_open, at_cap, contact_missing, estop_pressed,
                              not_running, param_range)
+from .session.contacts import Contacts
 from .session.eventlog import ContractionTally, SessionLog, seconds
 from .session.heartbeat import HEARTBEAT_LAPSE_US, TICK_US, Heartbeat
 from .session.intensity import IntensityRamp
@@ -107,7 +108,7 @@ class Engine:
         self._paused_at_us = 0
         self._armed_spec: Hashable | None = None  # the step the board holds armed
         labels = [ch.label for ch in prescription.channels]
-        self._contact = [True] * len(labels)
+        self._contacts = Contacts(labels)
         # the parts
         self._log_ = SessionLog(store=store, clock=clock)
         self._tally = ContractionTally(self._log_, len(labels))
@@ -171,7 +172,7 @@ class Engine:
     def _channel_state(self, i: int) -> ChannelState:
         lv = self._ramp[i]
         return ChannelState(index=i, label=lv.label, cap_ma=lv.cap_ma, target_ma=lv.target_ma,
-                            set_ma=lv.set_ma, previous_ma=lv.previous_ma, contact=self._contact[i],
+                            set_ma=lv.set_ma, previous_ma=lv.previous_ma, contact=self._contacts.ok[i],
                             contracting=self._timeline.contracting[i],
                             contractions_done=self._tally.done[i], peak_ma=lv.session_peak_ma)
 
@@ -212,9 +213,7 @@ class Engine:
     def poll_contacts(self) -> tuple[bool, ...]:
         """Electrode contact per channel, read from the board now."""
         with self._lock:
-            for i in range(len(self._contact)):
-                self._contact[i] = bool(self.board.contact(i))
-            return tuple(self._contact)
+            return self._contacts.poll(self.board.contact)
 
     def start_refusals(self, *, caregiver_unlocked: bool = False) -> list[str]:
         """Every reason this session may not start now (empty: it may)."""
@@ -256,7 +255,7 @@ class Engine:
             self.store.start_session(session_id=session_id, prescription_id=self.rx.id,
                                      started_at=self.wall_clock(),
                                      planned_contractions=self.rx.planned_contractions,
-                                     channels=len(self._contact))
+                                     channels=len(self._contacts))
             with self._fault_aborts():
                 self._log(E.START, caregiver_unlocked=caregiver_unlocked,
                           planned_contractions=self.rx.planned_contractions,
@@ -385,7 +384,7 @@ class Engine:
             self._ramp.step(now_us)
         elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
             self._log(E.STOP, by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
-            lost = [lv.label for lv, ok in zip(self._ramp.levels, self._contact) if not ok]
+            lost = self._contacts.missing()
             if lost:  # contract.md: an electrode lost and not recovered aborts the session
                 self._finish(Phase.ABORTED, f"electrode lost on {', '.join(lost)} and not reattached "
                                             f"within {MAX_PAUSE_US / 60_000_000:g} minutes")
@@ -577,7 +576,7 @@ class Engine:
                 self._alerts.say(alert_open())
                 self._log(E.REFUSED, what="resume", reason="an alert needs acknowledging")
                 return
-            missing = [lv.label for lv, ok in zip(self._ramp.levels, self._contact) if not ok]
+            missing = self._contacts.missing()
             if missing:
                 labels = ", ".join(missing)
                 self._alerts.say(contact_missing(labels))
@@ -633,18 +632,14 @@ class Engine:
         self._wake.set()
 
     def _check_contacts(self) -> None:
-        for i, lv in enumerate(self._ramp.levels):
-            contact = bool(self.board.contact(i))
-            if contact == self._contact[i]:
-                continue
-            self._contact[i] = contact
+        for i, contact in self._contacts.changes(self.board.contact):
             if self._session_id is None or self._phase.ended:
                 continue
             if not contact:
                 self._on_lead_off(i)
             else:
                 self._log(E.LEAD_ON, channel=i)
-                if self._alerts.is_up(AlertKind.LEAD_OFF) and all(self._contact):
+                if self._alerts.is_up(AlertKind.LEAD_OFF) and self._contacts.all_ok:
                     self._alerts.clear(AlertKind.LEAD_OFF)
 
     def _on_lead_off(self, channel: int) -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from homeapp.session.alerts import AlertDesk, at_cap, estop_pressed
+from homeapp.session.contacts import Contacts
 from homeapp.session.eventlog import ContractionTally, SessionLog
 from homeapp.session.heartbeat import Heartbeat
 from homeapp.session.intensity import IntensityRamp
@@ -199,6 +200,25 @@ def test_the_tick_skips_missed_ticks_and_names_the_lapse():
     assert lapse.near_miss and lapse.cut
     hb.beat(250_000)
     assert not hb.tick(300_000).near_miss
+
+
+# ------------------------------------------------------------------ contacts
+def test_contact_changes_are_read_one_channel_at_a_time_and_reported_once():
+    board = {0: True, 1: False}
+    reads = []
+
+    def read(ch):
+        reads.append(ch)
+        return board[ch]
+    contacts = Contacts(["left", "right"])
+    changes = contacts.changes(read)
+    assert next(changes) == (1, False) and reads == [0, 1]   # lazily: channel 1 read only now
+    assert list(changes) == [] and contacts.missing() == ["right"] and not contacts.all_ok
+    assert list(contacts.changes(read)) == []                # no change, nothing reported
+    board[1] = True
+    assert list(contacts.changes(read)) == [(1, True)] and contacts.all_ok
+    board[0] = False
+    assert contacts.poll(read) == (False, True) and contacts.missing() == ["left"]
 
 
 # ------------------------------------------------------------------ alerts

@@ -5,6 +5,7 @@
 - `timeline`: the plan's steps, the cursor through them, the contraction windows, replanning.
 - `intensity`: each channel's target and set-point, and the rate-limited ramp between them.
 - `heartbeat`: the loop's tick, the heartbeat and the watchdog's lapse.
+- `contacts`: each electrode's contact as the board last reported it, and its changes.
 - `alerts`: the whole-screen alert and the notice beside the controls.
 
 Pure Python like the engine: none of them imports `hw/`, Kivy or pigpio. The engine holds
