@@ -1,8 +1,14 @@
 """The session engine: a state machine that runs a prescription on a board under a clock.
 
-Pure Python: it imports neither Kivy nor pigpio. The board is anything with the
-`hw.driver.Stimulator` methods (the real driver against pigpiod or the simulator), the
-clock is `hw.clock`'s, the log is `homeapp.store.Store`.
+Pure Python: it imports neither Kivy nor pigpio nor anything of `hw/`. Its collaborators
+are typed by the seams of `homeapp.ports`: a `Board` (`hw.driver.Stimulator`, against
+pigpiod or the simulator), a `Store` (`homeapp.store.Store`), a `Clock` (`hw.clock`'s).
+
+The engine composes parts with one job each (`homeapp.session`): the start policy and
+its refusals, the timeline (the plan's steps, the cursor, the contraction windows,
+replanning), the intensity ramp, the heartbeat and the watchdog's lapse, the alerts, and
+the session's log. The engine holds the one lock, runs the loop, talks to the board and
+calls the parts in order.
 
 Fence 2 of the design lives here: every request outside the prescription is refused and
 logged. The engine's own loop drives the board's heartbeat, so an engine that hangs lets
@@ -13,56 +19,50 @@ thread (`start()`), or in the caller's (`start(threaded=False)` then `run()`, as
 headless runner does in virtual time).
 
 Time: the session's timeline (steps, contraction windows, wake-ups, ticks, timers) is
-integer µs, read from the clock once per use (`_now_us`); seconds appear only where a
-time is written out (the log, the state the UI renders). No two times are ever compared
-as floats, so no rounding can leave an edge unpassed. One re-entrant lock guards all state; safety
-commands (stop, pause, e-stop) act on the board at once, in the caller's thread.
+integer µs, read from the clock in one place (`SessionLog.now_us`); seconds appear only
+where a time is written out (the log, the state the UI renders). No two times are ever
+compared as floats, so no rounding can leave an edge unpassed. One re-entrant lock guards
+all state; safety commands (stop, pause, e-stop) act on the board at once, in the
+caller's thread.
 """
 from __future__ import annotations
 
 import contextlib
-import enum
 import datetime as dt
 import heapq
 import itertools
-from collections import deque
 import logging
 import threading
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
-from hw.clock import Clock
-from hw.exc import BoardFault, WaveformError
-from hw.waveform import compile_cycle
-from schedules.adherence import EARLY_ABORT_S, ended_early_by_safety_stop, schedule_allows, session_ran_s
-from schedules.limits import (DEVICE_LIMITS, INTENSITY_RESTORE_MA_PER_S, INTENSITY_RISE_MA_PER_S,
-                              INTENSITY_STEP_MA)
+from schedules.adherence import EARLY_ABORT_S, ended_early_by_safety_stop, session_ran_s
+from schedules.limits import INTENSITY_STEP_MA
 from schedules.model import Prescription
-from schedules.signing import SIGNATURE_FIELD, SignatureError, verify_prescription
+from schedules.signing import TrustStore
 
-from .plan import PlanError, Step, block_steps
-from .store import StoreError, now_utc
-from .state import Alert, AlertKind, ChannelState, EngineState, Notice, Phase, Reason
+from .plan import PlanError, Step
+from .ports import Board, BoardFault, Clock, LogError, ProgramError, Store, now_utc
+from .session.alerts import (AlertDesk, alert_open, at_cap, contact_missing, estop_pressed,
+                             not_running, param_range)
+from .session.contacts import Contacts
+from .session.eventlog import ContractionTally, SessionLog, seconds
+from .session.heartbeat import HEARTBEAT_LAPSE_US, TICK_US, Heartbeat
+from .session.intensity import IntensityRamp
+from .session.start_policy import CANNOT_RUN, StartPolicy
+from .session.timeline import Timeline
+from .state import AlertKind, ChannelState, EngineState, EventKind as E, Phase, WindowState
+
+__all__ = ["Engine", "StartRefused", "ProgramFault", "CANNOT_RUN", "WindowState", "TICK_US",
+           "MAX_PAUSE_US", "HEARTBEAT_LAPSE_US", "EARLY_ABORT_S"]
 
 log = logging.getLogger(__name__)
-
-#: The loop's tick: heartbeat edge, e-stop and contact polls, intensity ramp steps.
-#: 100 ms keeps the watchdog (250 ms) fed with margin and reacts within a tenth of a second.
-TICK_US = 100_000
 
 #: A session paused this long ends (stopped): nobody is there to resume it, and a patient
 #: should not sit for longer with the electrodes on and the program unfinished.
 MAX_PAUSE_US = 600_000_000
 
-#: A heartbeat gap this long is logged as a near miss of the board's watchdog (250 ms) ...
-HEARTBEAT_LAPSE_US = 200_000
-
-_US = 1_000_000
-
-
-def _s(t_us: int) -> float:
-    """µs as the seconds the log and the UI show."""
-    return t_us / _US
+_s = seconds
 
 
 class StartRefused(Exception):
@@ -79,50 +79,15 @@ class ProgramFault(BoardFault):
     crash. Before the start it is a refusal; during a session it ends it with a fault."""
 
 
-#: What the patient reads (and the log keeps) when the device cannot play a program.
-CANNOT_RUN = "this device cannot run this program: please call your clinic"
-
-
-class WindowState(enum.Enum):
-    """Where a channel is in the current step's contraction window."""
-
-    PENDING = "pending"   # not begun (or cut short and to be replayed)
-    ACTIVE = "active"     # the board is playing its pulses
-    DONE = "done"         # over for this step
-
-
-class _Channel:
-    """Mutable per-channel state inside the engine (snapshots are ChannelState)."""
-
-    def __init__(self, index: int, label: str, cap_ma: float) -> None:
-        self.index = index
-        self.label = label
-        self.cap_ma = min(cap_ma, DEVICE_LIMITS["max_ma"].high)
-        self.target_ma = 0.0
-        self.set_ma = 0.0
-        self.previous_ma = 0.0
-        self.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
-        self.contact = True
-        self.contracting = False
-        self.window = WindowState.PENDING  # this step's contraction
-        self.contraction_start_us: int | None = None  # session time
-        self.peak_ma = 0.0
-        self.session_peak_ma = 0.0
-        self.done = 0
-
-    def snapshot(self) -> ChannelState:
-        return ChannelState(index=self.index, label=self.label, cap_ma=self.cap_ma,
-                            target_ma=self.target_ma, set_ma=self.set_ma,
-                            previous_ma=self.previous_ma, contact=self.contact,
-                            contracting=self.contracting, contractions_done=self.done,
-                            peak_ma=self.session_peak_ma)
-
-
 class Engine:
-    """Runs one session of `prescription` on `board`, logging to `store`."""
+    """Runs one session of `prescription` on `board`, logging to `store`.
 
-    def __init__(self, *, prescription: Prescription, board: Any, store: Any, clock: Clock,
-                 trust: Any = None, allow_unsigned: bool = False,
+    `trust`: the trust store the prescription's signature is checked against;
+    `allow_unsigned`: admit an unsigned prescription (simulation and tests only);
+    `wall_clock`: the date and time the log and the schedule use."""
+
+    def __init__(self, *, prescription: Prescription, board: Board, store: Store, clock: Clock,
+                 trust: TrustStore | None = None, allow_unsigned: bool = False,
                  wall_clock: Callable[[], dt.datetime] = now_utc) -> None:
         self.rx = prescription
         self.board = board
@@ -137,71 +102,79 @@ class Engine:
         self._listeners: list[Callable[[str, dict], None]] = []
         self._timers: list[tuple[int, int, Callable[[], None]]] = []  # (clock µs, seq, fn)
         self._timer_seq = itertools.count()
-        self._blocks = list(prescription.blocks)
-        self._channels = [_Channel(i, ch.label, ch.max_ma) for i, ch in enumerate(prescription.channels)]
         self._phase = Phase.READY
-        self._session_id: str | None = None
-        self._alert: Alert | None = None
-        self._notice: Notice | None = None
         self._end_reason = ""
         self._frozen = False
-        # Timeline (clock µs). The session's t = _now_us() - _t0_us.
-        self._t0_us = 0
-        self._pending: deque[Step] = deque()
-        self._pending_us = 0          # their total duration (the UI asks for it 20 times a second)
+        self._paused_at_us = 0
+        self._armed_spec: Hashable | None = None  # the step the board holds armed
+        labels = [ch.label for ch in prescription.channels]
+        self._contacts = Contacts(labels)
+        # the parts
+        self._log_ = SessionLog(store=store, clock=clock)
+        self._tally = ContractionTally(self._log_, len(labels))
+        self._timeline = Timeline(prescription.blocks, len(labels))
+        self._ramp = IntensityRamp([(ch.label, ch.max_ma) for ch in prescription.channels],
+                                   write=self._write_amplitude)
+        self._pulse = Heartbeat(watchdog_ms=board.watchdog_ms)
+        self._alerts = AlertDesk()
+        self._policy = StartPolicy(rx=prescription, store=store, board=board, trust=trust,
+                                   allow_unsigned=allow_unsigned, wall_clock=self._wall_now,
+                                   program_error=self._check_program,
+                                   poll_contacts=self.poll_contacts, channel_labels=labels)
         #: Why this program cannot be played (found while planning or compiling it).
         self._program_error: Exception | None = None
         try:
-            self._set_pending(self._plan_from(0))
-        except (PlanError, WaveformError) as e:
+            self._timeline.set_pending(self._timeline.plan_from(0))
+        except (PlanError, ProgramError) as e:
             log.exception("the program cannot be planned")
             self._program_error = e
-        self._block_index = -1
-        self._step: Step | None = None
-        self._step_t0_us = 0          # nominal start of the current step (no drift)
-        self._step_started = False    # the current step is playing on the board
-        self._last_begun: Step | None = None  # the step most recently begun (kept after it ends)
-        self._armed_spec: Any = None
-        self._compiled: dict[Any, Any] = {}
-        self._elapsed_done_us = 0     # stimulation time of the steps already finished
-        self._next_tick_us = 0
-        self._last_ramp_us = 0
-        self._paused_at_us = 0
-        self._last_heartbeat_us = 0
-        #: A write to the log that failed (the session was aborted because of it).
-        self.log_error: StoreError | None = None
+        #: A write to the log that failed (the session was aborted because of it): a
+        #: `homeapp.store.StoreError` from the SQLite log.
+        self.log_error: LogError | None = None
+
+    def _wall_now(self) -> dt.datetime:
+        return self.wall_clock()  # read late: a test may replace `wall_clock`
 
     # ----------------------------------------------------------------- observers
     @property
+    def _blocks(self) -> list:
+        """The blocks as the patient has adjusted them (tests read them)."""
+        return self._timeline.blocks
+
+    @property
+    def _session_id(self) -> str | None:
+        return self._log_.session_id
+
+    @property
     def state(self) -> EngineState:
+        """A snapshot of the whole session, for the screen."""
         with self._lock:
-            now_us = self._now_us()
-            step = self._step
+            tl = self._timeline
+            step = tl.step
             if step is not None and self._phase in (Phase.RUNNING, Phase.PAUSED):
-                in_step = max(0, now_us - self._step_t0_us) if self._phase is Phase.RUNNING else 0
-                contracting = any(ch.contracting for ch in self._channels)
-                windows = [w for w in step.windows_us if w is not None]
-                if contracting:
-                    end = max(b for a, b in windows if a <= in_step) if windows else 0
-                    phase_left_us = max(0, end - in_step)
-                else:
-                    later = [a for a, b in windows if a > in_step]
-                    phase_left_us = (min(later) if later else step.duration_us) - in_step
-                elapsed_us = self._elapsed_done_us + min(in_step, step.duration_us)
-                block = self._blocks[step.block_index]
+                contracting, phase_left_us, elapsed_us = tl.countdown(
+                    self._now_us(), running=self._phase is Phase.RUNNING)
+                block = tl.blocks[step.block_index]
                 block_label, cycle, cycles = block.label, step.cycle_index, step.cycles_total
             else:
                 contracting, phase_left_us = False, 0
-                elapsed_us = self._elapsed_done_us
+                elapsed_us = tl.elapsed_done_us
                 block_label, cycle, cycles = "", 0, 0
             return EngineState(
                 phase=self._phase, session_id=self._session_id, prescription_id=self.rx.id,
-                block_index=self._block_index, block_label=block_label,
-                blocks_total=len(self._blocks), cycle_index=cycle, cycles_total=cycles,
-                contracting=contracting, phase_left_s=_s(max(0, phase_left_us)),
-                elapsed_s=_s(elapsed_us), total_s=_s(self._planned_total_us()),
-                channels=tuple(ch.snapshot() for ch in self._channels),
-                alert=self._alert, notice=self._notice, end_reason=self._end_reason)
+                block_index=tl.block_index, block_label=block_label,
+                blocks_total=len(tl.blocks), cycle_index=cycle, cycles_total=cycles,
+                contracting=contracting, phase_left_s=_s(phase_left_us),
+                elapsed_s=_s(elapsed_us), total_s=_s(tl.planned_total_us()),
+                channels=tuple(self._channel_state(i) for i in range(len(self._ramp))),
+                alert=self._alerts.alert, notice=self._alerts.notice, end_reason=self._end_reason)
+
+    def _channel_state(self, i: int) -> ChannelState:
+        lv = self._ramp[i]
+        return ChannelState(index=i, label=lv.label, cap_ma=lv.cap_ma, target_ma=lv.target_ma,
+                            set_ma=lv.set_ma, previous_ma=lv.previous_ma, contact=self._contacts.ok[i],
+                            contracting=self._timeline.contracting[i],
+                            contractions_done=self._tally.done[i], peak_ma=lv.session_peak_ma)
 
     def add_listener(self, fn: Callable[[str, dict], None]) -> None:
         """`fn(kind, detail)` on "contraction_start", "rest_start", "alert", "ended"."""
@@ -217,125 +190,53 @@ class Engine:
     # ----------------------------------------------------------------- logging
     def _now_us(self) -> int:
         """The clock's now in whole µs: the one place the timeline reads the clock."""
-        return round(self.clock.now() * _US)
-
-    def _t(self) -> float:
-        """Session time now, in seconds, as the log records it."""
-        return _s(self._now_us() - self._t0_us)
+        return self._log_.now_us()
 
     def _log(self, kind: str, t: float | None = None, **detail: Any) -> None:
-        if self._session_id is None:
-            return
-        self.store.add_event(self._session_id, t=self._t() if t is None else t, kind=kind,
-                             detail=detail)
+        self._log_.event(kind, t, **detail)
 
     @property
     def session_clock_start(self) -> float:
         """The clock time (seconds) of the session's t = 0."""
-        return _s(self._t0_us)
+        return _s(self._log_.t0_us)
 
     def note(self, kind: str, **detail: Any) -> None:
         """Log something that happened outside the engine (e.g. the e-stop released)."""
         with self._lock:
             self._log(kind, **detail)
 
+    def note_report_skipped(self, *, comment: str | None = None) -> None:
+        """The patient touched Skip on the After screen (pain and effort not answered)."""
+        self.note(E.REPORT_SKIPPED, answered=False, comment=comment)
+
     # ----------------------------------------------------------------- before the start
     def poll_contacts(self) -> tuple[bool, ...]:
         """Electrode contact per channel, read from the board now."""
         with self._lock:
-            for ch in self._channels:
-                ch.contact = bool(self.board.contact(ch.index))
-            return tuple(ch.contact for ch in self._channels)
+            return self._contacts.poll(self.board.contact)
 
     def start_refusals(self, *, caregiver_unlocked: bool = False) -> list[str]:
         """Every reason this session may not start now (empty: it may)."""
-        reasons: list[str] = []
-        now_wall = self.wall_clock()
-        # The clinician's dates are days where the patient lives, as for the schedule.
-        today = now_wall.astimezone().date()
-        active = self.rx.active_on(today)
-        if not active:
-            if today > self.rx.expires:
-                reasons.append(Reason(f"the prescription {self.rx.id} expired on "
-                                      f"{self.rx.expires.isoformat()}; ask your clinician for a new one",
-                                      "expired", date=self.rx.expires))
-            else:
-                reasons.append(Reason(f"the prescription {self.rx.id} is valid only from "
-                                      f"{self.rx.starts_on.isoformat()}", "not_yet_valid",
-                                      date=self.rx.starts_on))
-        if not self.allow_unsigned:
-            reasons.extend(self._signature_refusals())
-        elif SIGNATURE_FIELD in self.rx.source and self.trust is not None:
-            # --allow-unsigned admits an unsigned prescription (simulation, tests), never a
-            # signed one that shows it was changed after signing. A key this trust store
-            # does not hold cannot tell either way, so it counts as unsigned.
-            reasons.extend(r for r in self._signature_refusals()
-                           if not str(r.params.get("why", "")).startswith("signed by an unknown key"))
-        if active:  # else the schedule would only say the dates again
-            reasons.extend(self._schedule_refusals(now_wall))
-        reasons.extend(self._program_refusals())
-        if self.rx.supervised and not caregiver_unlocked:
-            reasons.append(Reason("this prescription needs a caregiver: the caregiver must unlock "
-                                  "the session", "caregiver"))
-        try:
-            estop = bool(self.board.estop_pressed())
-            contacts = self.poll_contacts()
-        except BoardFault as e:
-            reasons.append(Reason(f"the stimulator does not answer ({e}); stimulation is not possible",
-                                  "board", error=str(e)))
-        else:
-            if estop:
-                reasons.append(Reason("the emergency stop button is pressed: release it (turn it) first",
-                                      "estop"))
-            for ch, ok in zip(self._channels, contacts):
-                if not ok:
-                    reasons.append(Reason(f"no electrode contact on channel {ch.index + 1} ({ch.label}): "
-                                          f"check the pads and the cable", "contact",
-                                          channel=ch.index, label=ch.label))
-        return reasons
+        return self._policy.refusals(caregiver_unlocked=caregiver_unlocked)
 
-    def _program_refusals(self) -> list[str]:
+    def _check_program(self) -> Exception | None:
         """The program planned and compiled, step by step, before any pulse: a step the
         board could not be given is found here, not in the middle of a session."""
         if self._program_error is None:
             try:
-                for step in self._pending:
+                for step in self._timeline.pending:
                     self._compile(step.spec)
             except ProgramFault as e:
                 self._program_error = e.__cause__ or e
-        if self._program_error is None:
-            return []
-        return [Reason(f"{CANNOT_RUN} ({type(self._program_error).__name__}: {self._program_error})",
-                       "cannot_run", error=str(self._program_error))]
+        return self._program_error
 
-    def _compile(self, spec: Any) -> Any:
-        """The compiled cycle of `spec` (each compiled once)."""
-        if spec not in self._compiled:
-            try:
-                self._compiled[spec] = compile_cycle(spec, self.board.pins)
-            except WaveformError as e:
-                log.exception("a step of the program cannot be compiled")
-                raise ProgramFault(f"{CANNOT_RUN} ({e})") from e
-        return self._compiled[spec]
-
-    def _signature_refusals(self) -> list[str]:
-        if self.trust is None:
-            return [Reason("no trust store of clinician keys is installed, so the prescription "
-                           "cannot be verified", "signature", why="no trust store")]
+    def _compile(self, spec: Hashable) -> None:
+        """The board compiles `spec` (each once) now; a refusal is a ProgramFault."""
         try:
-            verify_prescription(dict(self.rx.source), self.trust)
-        except SignatureError as e:
-            return [Reason(f"the prescription's signature is not accepted: {e}", "signature",
-                           why=e.reason)]
-        return []
-
-    def _schedule_refusals(self, now_wall: dt.datetime) -> list[str]:
-        starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
-                  for s in self._rx_sessions() if not ended_early_by_safety_stop(s)]
-        return [Reason(r, "schedule") for r in schedule_allows(self.rx, starts, now=now_wall)]
-
-    def _rx_sessions(self) -> list[dict[str, Any]]:
-        return [s for s in self.store.sessions() if s["prescription_id"] == self.rx.id]
+            self.board.compile(spec)
+        except ProgramError as e:
+            log.exception("a step of the program cannot be compiled")
+            raise ProgramFault(f"{CANNOT_RUN} ({e})") from e
 
     # ----------------------------------------------------------------- start and loop
     def start(self, *, caregiver_unlocked: bool = False, threaded: bool = True) -> str:
@@ -345,69 +246,49 @@ class Engine:
                 raise StartRefused([f"a session cannot start from the {self._phase.value} state"])
             reasons = self.start_refusals(caregiver_unlocked=caregiver_unlocked)
             if reasons:
-                self._record_refused_start(reasons)
+                self._policy.record_refused(reasons)
                 raise StartRefused(reasons)
-            earlier = self._rx_sessions()
-            self._session_id = f"s-{uuid.uuid4().hex[:12]}"
-            self._t0_us = self._now_us()
+            earlier = self._policy.earlier_sessions()
+            session_id = f"s-{uuid.uuid4().hex[:12]}"
+            self._log_.open(session_id=session_id, t0_us=self._now_us())
             self.store.save_prescription(self.rx)
-            self.store.start_session(session_id=self._session_id, prescription_id=self.rx.id,
+            self.store.start_session(session_id=session_id, prescription_id=self.rx.id,
                                      started_at=self.wall_clock(),
                                      planned_contractions=self.rx.planned_contractions,
-                                     channels=len(self._channels))
+                                     channels=len(self._contacts))
             with self._fault_aborts():
-                self._log("start", caregiver_unlocked=caregiver_unlocked,
+                self._log(E.START, caregiver_unlocked=caregiver_unlocked,
                           planned_contractions=self.rx.planned_contractions,
-                          planned_s=_s(self._planned_total_us()))
+                          planned_s=_s(self._timeline.planned_total_us()))
                 if earlier and ended_early_by_safety_stop(earlier[-1]):
-                    self._log("restart_allowed", previous_session=earlier[-1]["id"],
+                    self._log(E.RESTART_ALLOWED, previous_session=earlier[-1]["id"],
                               previous_status=earlier[-1]["status"],
                               previous_ran_s=session_ran_s(earlier[-1]), early_abort_s=EARLY_ABORT_S)
                 # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
-                self.board.set_caps(tuple(ch.cap_ma for ch in self._channels))
-                for ch in self._channels:
-                    ch.target_ma = ch.set_ma = 0.0
-                    self.board.set_amplitude(ch.index, 0.0)
+                self.board.set_caps(tuple(lv.cap_ma for lv in self._ramp.levels))
+                for lv in self._ramp.levels:
+                    lv.target_ma = lv.set_ma = 0.0
+                    self.board.set_amplitude(lv.index, 0.0)
                 self._phase = Phase.RUNNING
                 now_us = self._now_us()
-                self._next_tick_us = now_us
-                self._last_ramp_us = now_us
+                self._pulse.restart(now_us)
+                self._ramp.restart(now_us)
                 self._heartbeat()
                 self._begin_next_step(now_us)
         if threaded:
             self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
             self._thread.start()
-        return self._session_id
-
-    def _record_refused_start(self, reasons: list[str]) -> None:
-        self.store.add_device_event(kind="start_refused",
-                                    detail={"prescription_id": self.rx.id, "reasons": reasons},
-                                    at=self.wall_clock())
-
-    def _plan_from(self, block_index: int, *, first_cycle: int = 0) -> list[Step]:
-        """The steps from `block_index` on, with the block values as they are now."""
-        steps: list[Step] = []
-        for index in range(block_index, len(self._blocks)):
-            for step in block_steps(self._blocks[index], index, len(self._channels)):
-                if index > block_index or step.cycle_index >= first_cycle:
-                    steps.append(step)
-        return steps
-
-    def _set_pending(self, steps: list[Step]) -> None:
-        self._pending = deque(steps)
-        self._pending_us = sum(step.duration_us for step in steps)
-
-    def _planned_total_us(self) -> int:
-        current = self._step.duration_us if self._step is not None else 0
-        return self._elapsed_done_us + current + self._pending_us
+        return session_id
 
     def schedule_at(self, t: float, fn: Callable[[], None]) -> None:
         """Call `fn` from the loop at session time `t` (the headless runner's actions)."""
         with self._lock:
-            heapq.heappush(self._timers, (self._t0_us + round(t * _US), next(self._timer_seq), fn))
+            heapq.heappush(self._timers, (self._log_.t0_us + round(t * 1_000_000),
+                                          next(self._timer_seq), fn))
         self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the engine's own thread (after `start()`) to end."""
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -425,7 +306,7 @@ class Engine:
                 try:
                     with self._fault_aborts():
                         self._service()
-                except (BoardFault, StoreError):
+                except (BoardFault, LogError):
                     pass  # the session has ended with a fault; the loop sees it ended
                 except Exception as e:  # our own bug: fail safe, then say so
                     log.exception("engine failure")
@@ -439,8 +320,8 @@ class Engine:
         the caller. Hold the lock."""
         try:
             yield
-        except (BoardFault, StoreError) as e:
-            if isinstance(e, StoreError):
+        except (BoardFault, LogError) as e:
+            if isinstance(e, LogError):
                 self.log_error = e
             self._abort_fault(e)
             raise
@@ -449,19 +330,15 @@ class Engine:
         # A command (pause, stop, a new timer) sets `_wake` so the loop need not sleep on.
         # µs / 1e6 comes back as the same µs through `_now_us` (round trip exact far
         # beyond any session's length), so waking at an edge means being at it.
-        self.clock.sleep_until(t_us / _US, wake=self._wake)
+        self.clock.sleep_until(t_us / 1_000_000, wake=self._wake)
         self._wake.clear()
 
     def _next_due(self) -> int:
-        due = [self._next_tick_us]
+        due = [self._pulse.next_tick_us]
         if self._timers:
             due.append(self._timers[0][0])
-        if self._phase is Phase.RUNNING and self._step is not None:
-            due.append(self._step_t0_us + self._step.duration_us)
-            in_step = self._now_us() - self._step_t0_us
-            for w in self._step.windows_us:
-                if w is not None:
-                    due.extend(self._step_t0_us + edge for edge in w if edge > in_step)
+        if self._phase is Phase.RUNNING:
+            due.extend(self._timeline.due_us(self._now_us()))
         return min(due)
 
     def _service(self) -> None:
@@ -474,7 +351,7 @@ class Engine:
             if self._phase.ended or self._frozen:
                 return
             now_us = self._now_us()  # a timer may have taken time (a stall in a test)
-        if now_us >= self._next_tick_us:
+        if self._pulse.due(now_us):
             self._tick(now_us)
             if self._phase.ended:
                 return
@@ -482,17 +359,14 @@ class Engine:
             self._advance_timeline(now_us)
 
     def _tick(self, now_us: int) -> None:
-        # Skip missed ticks rather than bursting: a late loop is logged, not hidden.
-        self._next_tick_us = max(self._next_tick_us + TICK_US, now_us)
-        lapse_us = now_us - self._last_heartbeat_us
-        near_miss = lapse_us >= HEARTBEAT_LAPSE_US and self._session_id is not None
-        watchdog_us = getattr(getattr(self.board, "pins", None), "watchdog_ms", 250) * 1000
-        if near_miss and self._phase is Phase.RUNNING and lapse_us >= watchdog_us:
+        lapse = self._pulse.tick(now_us)
+        near_miss = lapse.near_miss and self._session_id is not None
+        if near_miss and self._phase is Phase.RUNNING and lapse.cut:
             # As long as the watchdog itself: it may have cut the output mid-contraction,
             # which must not come back at the old level with the heartbeat. Pause.
             near_miss = False
-            self._log("watchdog", heartbeat_gap_ms=round(lapse_us / 1000))
-            self._alert = Alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse_us / 1000:.0f} ms")
+            self._log(E.WATCHDOG, heartbeat_gap_ms=lapse.gap_ms)
+            self._alerts.raise_alert(AlertKind.WATCHDOG, detail=f"no heartbeat for {lapse.gap_us / 1000:.0f} ms")
             self._emit("alert", kind="watchdog")
             self.pause(reason="watchdog")
             if self._phase is not Phase.PAUSED:
@@ -501,16 +375,16 @@ class Engine:
         if near_miss:
             # A near miss is logged after the heartbeat: the log's fsync (tens of ms on an
             # SD card) must not be what pushes the gap past the watchdog.
-            self._log("watchdog", heartbeat_gap_ms=round(lapse_us / 1000))
+            self._log(E.WATCHDOG, heartbeat_gap_ms=lapse.gap_ms)
         if self.board.estop_pressed():
             self._on_estop("button")
             return
         self._check_contacts()
         if self._phase is Phase.RUNNING:
-            self._ramp_intensity(now_us)
+            self._ramp.step(now_us)
         elif self._phase is Phase.PAUSED and now_us - self._paused_at_us >= MAX_PAUSE_US:
-            self._log("stop", by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
-            lost = [ch.label for ch in self._channels if not ch.contact]
+            self._log(E.STOP, by="pause_timeout", paused_s=round(_s(now_us - self._paused_at_us), 3))
+            lost = self._contacts.missing()
             if lost:  # contract.md: an electrode lost and not recovered aborts the session
                 self._finish(Phase.ABORTED, f"electrode lost on {', '.join(lost)} and not reattached "
                                             f"within {MAX_PAUSE_US / 60_000_000:g} minutes")
@@ -519,237 +393,166 @@ class Engine:
 
     def _heartbeat(self) -> None:
         self.board.heartbeat()
-        self._last_heartbeat_us = self._now_us()
+        self._pulse.beat(self._now_us())
 
     # ----------------------------------------------------------------- the timeline
     def _begin_next_step(self, t_start_us: int) -> None:
-        if not self._pending:
-            self._step = None
+        step, new_block = self._timeline.begin_next(t_start_us)
+        if step is None:
             self._finish(Phase.COMPLETED, "completed")
             return
-        step = self._pending.popleft()
-        self._pending_us -= step.duration_us
-        if step.block_index != self._block_index:
-            self._block_index = step.block_index
-            self._log("block", block=step.block_index, label=self._blocks[step.block_index].label)
-        self._step = self._last_begun = step
-        self._step_t0_us = t_start_us
+        if new_block:
+            self._log(E.BLOCK, block=step.block_index, label=self._timeline.blocks[step.block_index].label)
         self._play_step()
 
     def _play_step(self) -> None:
         """Arm the current step on the board and start it (one cycle queued, never more)."""
-        step = self._step
+        step = self._timeline.step
         assert step is not None
         spec = step.spec
         if self._armed_spec != spec:
-            self.board.arm(self._compile(spec))
+            self._compile(spec)
+            self.board.arm(spec)
             self._armed_spec = spec
-        for ch in self._channels:
-            ch.window = WindowState.PENDING  # every (re)played step plays every channel's window
+        self._timeline.rewind_windows()
         self.board.start()
-        self._step_started = True
+        self._timeline.step_started = True
 
     def _advance_timeline(self, now_us: int) -> None:
-        step = self._step
-        if step is None:
-            return
-        in_step = now_us - self._step_t0_us
-        for ch, w in zip(self._channels, step.windows_us):
-            if w is None:
-                continue
-            a, b = w
-            if ch.window == WindowState.PENDING and in_step >= a:
-                ch.window = WindowState.ACTIVE
-                ch.contracting = True
-                if step.starts_contraction or ch.contraction_start_us is None:
-                    ch.contraction_start_us = self._step_t0_us + a - self._t0_us
-                    ch.peak_ma = ch.set_ma
-                    self._emit("contraction_start", channel=ch.index)
-            if ch.window == WindowState.ACTIVE and in_step >= b:
-                ch.window = WindowState.DONE
-                ch.contracting = False
-                if step.ends_contraction:
-                    self._end_contraction(ch, self._step_t0_us + b - self._t0_us, completed=True)
-                    self._emit("rest_start", channel=ch.index)
-        end = self._step_t0_us + step.duration_us
-        if now_us >= end:
-            self._elapsed_done_us += step.duration_us
-            self._step_started = False
-            self._begin_next_step(end)  # nominal: cycles follow each other with no drift
+        next_at = self._timeline.advance(now_us, self._on_edge)
+        if next_at is not None:
+            self._begin_next_step(next_at)
 
-    def _end_contraction(self, ch: _Channel, t_end_us: int, *, completed: bool) -> None:
-        if ch.contraction_start_us is None:
-            return
-        assert self._session_id is not None
-        self.store.add_contraction(self._session_id, channel=ch.index, index=ch.done if completed else -1,
-                                   start_t=_s(ch.contraction_start_us), end_t=_s(t_end_us),
-                                   peak_ma=round(ch.peak_ma, 3), completed=completed)
-        if completed:
-            ch.done += 1
-        ch.contraction_start_us = None
-        ch.peak_ma = 0.0
+    def _on_edge(self, channel: int, begins: bool, t_us: int, step: Step) -> None:
+        t_session = self._log_.session_us(t_us)
+        if begins:
+            if step.starts_contraction or not self._tally.is_open(channel):
+                self._tally.begin(channel, t_session, self._ramp[channel].set_ma)
+                self._emit("contraction_start", channel=channel)
+        elif step.ends_contraction:
+            self._tally.end(channel, t_session, completed=True)
+            self._emit("rest_start", channel=channel)
 
     def _cut_contractions(self) -> None:
         """A contraction interrupted by pause, stop or abort is logged as cut short; the
         interrupted cycle is played again from its start on resume."""
         now_us = self._now_us()
-        for ch in self._channels:
-            if ch.contraction_start_us is not None and ch.window != WindowState.DONE:
-                self._end_contraction(ch, now_us - self._t0_us, completed=False)
-            ch.contracting = False
-            if ch.window == WindowState.ACTIVE:
-                ch.window = WindowState.PENDING
-        step = self._step
-        if step is not None and self._step_started:
-            in_step = now_us - self._step_t0_us
-            all_done = step.ends_contraction and all(w is None or in_step >= w[1] for w in step.windows_us)
-            if all_done:
-                # Paused in the rest after a whole contraction: resume with the next cycle.
-                self._elapsed_done_us += step.duration_us
-                self._step = None
-        self._step_started = False
+        for ch in self._timeline.cut(now_us):
+            self._tally.end(ch, self._log_.session_us(now_us), completed=False)
 
     # ----------------------------------------------------------------- intensity
-    def _ramp_intensity(self, now_us: int) -> None:
-        dt_s = _s(max(0, now_us - self._last_ramp_us))
-        self._last_ramp_us = now_us
-        for ch in self._channels:
-            if ch.set_ma < ch.target_ma:
-                self._apply(ch, min(ch.target_ma, ch.set_ma + ch.rise_ma_per_s * dt_s))
-            elif ch.set_ma >= ch.target_ma:
-                ch.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
+    def _write_amplitude(self, channel: int, ma: float) -> float:
+        set_ma = float(self.board.set_amplitude(channel, ma))
+        if self._timeline.contracting[channel]:
+            self._tally.saw(channel, set_ma)
+        return set_ma
 
-    def _apply(self, ch: _Channel, ma: float) -> None:
-        ch.set_ma = float(self.board.set_amplitude(ch.index, min(ma, ch.target_ma, ch.cap_ma)))
-        ch.session_peak_ma = max(ch.session_peak_ma, ch.set_ma)
-        if ch.contracting:
-            ch.peak_ma = max(ch.peak_ma, ch.set_ma)
-
-    def _check_channel(self, channel: int) -> _Channel:
-        if not isinstance(channel, int) or not 0 <= channel < len(self._channels):
+    def _check_channel(self, channel: int) -> None:
+        n = len(self._ramp)
+        if not isinstance(channel, int) or not 0 <= channel < n:
             raise ValueError(f"channel {channel!r} does not exist (this prescription has "
-                             f"channels 0 to {len(self._channels) - 1})")
-        return self._channels[channel]
+                             f"channels 0 to {n - 1})")
 
     def request_intensity(self, channel: int, ma: float) -> float:
         """The patient asks for `ma` on `channel`: above the cap is refused and logged;
         lowering acts at once; raising rises at a limited rate. Returns the new target."""
         with self._lock:
-            ch = self._check_channel(channel)
+            self._check_channel(channel)
+            lv = self._ramp[channel]
             if self._phase is not Phase.RUNNING:
-                self._notice = Notice("not_running", {"phase": self._phase.value},
-                                      f"intensity can be changed only while the session runs "
-                                      f"(it is {self._phase.value})")
-                self._log("refused", what="intensity", channel=channel, asked_ma=ma,
+                self._alerts.say(not_running(self._phase.value))
+                self._log(E.REFUSED, what="intensity", channel=channel, asked_ma=ma,
                           reason=f"session is {self._phase.value}")
-                return ch.target_ma
+                return lv.target_ma
             if not isinstance(ma, (int, float)) or isinstance(ma, bool) or ma != ma or ma < 0:
-                self._log("refused", what="intensity", channel=channel, asked_ma=str(ma),
+                self._log(E.REFUSED, what="intensity", channel=channel, asked_ma=str(ma),
                           reason="not a current in mA")
-                raise ValueError(f"intensity must be a number of mA from 0 to {ch.cap_ma:g}, got {ma!r}")
-            if ma > ch.cap_ma:
-                self._notice = Notice("at_cap", {"channel": channel, "label": ch.label, "cap_ma": ch.cap_ma},
-                                      f"{ch.cap_ma:g} mA is the most your prescription allows on "
-                                      f"{ch.label}")
-                self._log("refused", what="intensity", channel=channel, asked_ma=ma, limit_ma=ch.cap_ma)
-                ma = ch.cap_ma
-                if ch.target_ma >= ma:
-                    return ch.target_ma
+                raise ValueError(f"intensity must be a number of mA from 0 to {lv.cap_ma:g}, got {ma!r}")
+            if ma > lv.cap_ma:
+                self._alerts.say(at_cap(channel, lv.label, lv.cap_ma))
+                self._log(E.REFUSED, what="intensity", channel=channel, asked_ma=ma, limit_ma=lv.cap_ma)
+                ma = lv.cap_ma
+                if lv.target_ma >= ma:
+                    return lv.target_ma
             else:
-                self._notice = None
-            ch.target_ma = float(ma)
-            ch.rise_ma_per_s = INTENSITY_RISE_MA_PER_S
-            self._log("intensity", channel=channel, ma=ch.target_ma)
-            if ch.target_ma < ch.set_ma:
+                self._alerts.say(None)
+            target = self._ramp.set_target(channel, ma)
+            self._log(E.INTENSITY, channel=channel, ma=target)
+            if lv.target_ma < lv.set_ma:
                 with self._fault_aborts():
-                    self._apply(ch, ch.target_ma)  # lowering acts at once
+                    self._ramp.apply(channel, lv.target_ma)  # lowering acts at once
             self._wake.set()
-            return ch.target_ma
+            return lv.target_ma
 
     def increase(self, channel: int) -> float:
+        """One step up on `channel` (the + button)."""
         with self._lock:
-            ch = self._check_channel(channel)
-            return self.request_intensity(channel, round(ch.target_ma + INTENSITY_STEP_MA, 3))
+            self._check_channel(channel)
+            return self.request_intensity(channel, round(self._ramp[channel].target_ma + INTENSITY_STEP_MA, 3))
 
     def decrease(self, channel: int) -> float:
+        """One step down on `channel` (the - button)."""
         with self._lock:
-            ch = self._check_channel(channel)
-            return self.request_intensity(channel, max(0.0, round(ch.target_ma - INTENSITY_STEP_MA, 3)))
+            self._check_channel(channel)
+            return self.request_intensity(
+                channel, max(0.0, round(self._ramp[channel].target_ma - INTENSITY_STEP_MA, 3)))
 
     def restore(self, channel: int) -> float:
         """One touch back to the level before the last pause or electrode loss, by a ramp."""
         with self._lock:
-            ch = self._check_channel(channel)
-            if self._phase is not Phase.RUNNING or ch.previous_ma <= ch.target_ma:
-                return ch.target_ma
-            target = self.request_intensity(channel, min(ch.previous_ma, ch.cap_ma))
-            ch.rise_ma_per_s = INTENSITY_RESTORE_MA_PER_S
+            self._check_channel(channel)
+            lv = self._ramp[channel]
+            if self._phase is not Phase.RUNNING or lv.previous_ma <= lv.target_ma:
+                return lv.target_ma
+            target = self.request_intensity(channel, min(lv.previous_ma, lv.cap_ma))
+            self._ramp.restore_rate(channel)
             return target
-
-    def _zero_all(self) -> None:
-        for ch in self._channels:
-            if ch.target_ma > 0 or ch.set_ma > 0:
-                ch.previous_ma = max(ch.target_ma, ch.set_ma)
-            ch.target_ma = ch.set_ma = 0.0
 
     # ----------------------------------------------------------------- adjustments
     def set_param(self, block_index: int, param: str, value: float) -> None:
         """A patient adjustment of a block value, only within the prescription's range."""
         with self._lock:
-            if not isinstance(block_index, int) or not 0 <= block_index < len(self._blocks):
-                msg = (f"block {block_index!r} does not exist (blocks 0 to {len(self._blocks) - 1})")
-                self._log("refused", what="set", block=block_index, param=param, value=value, reason=msg)
+            blocks = self._timeline.blocks
+            if not isinstance(block_index, int) or not 0 <= block_index < len(blocks):
+                msg = (f"block {block_index!r} does not exist (blocks 0 to {len(blocks) - 1})")
+                self._log(E.REFUSED, what="set", block=block_index, param=param, value=value, reason=msg)
                 raise ValueError(msg)
-            block = self._blocks[block_index]
+            block = blocks[block_index]
             try:
                 new_block = block.with_value(param, value)
             except ValueError as e:
-                self._notice = Notice("param_range", {"block": block_index, "param": param}, str(e))
+                self._alerts.say(param_range(block_index, param, str(e)))
                 rng = block.ranges.get(param)
-                self._log("refused", what="set", block=block_index, param=param, value=value,
+                self._log(E.REFUSED, what="set", block=block_index, param=param, value=value,
                           limit=None if rng is None else [rng.min, rng.max], reason=str(e))
                 raise
-            running = self._phase in (Phase.RUNNING, Phase.PAUSED)
-            if running and (block_index < self._block_index
-                            or (block_index == self._block_index and block.continuous)):
+            under_way = self._phase in (Phase.RUNNING, Phase.PAUSED)
+            current = self._timeline.block_index
+            if under_way and (block_index < current or (block_index == current and block.continuous)):
                 msg = (f"block {block_index} ({block.label}) is already over"
-                       if block_index < self._block_index else
+                       if block_index < current else
                        f"block {block_index} ({block.label}) runs without rest: its values can "
                        f"change only before it begins")
-                self._log("refused", what="set", block=block_index, param=param, value=value, reason=msg)
+                self._log(E.REFUSED, what="set", block=block_index, param=param, value=value, reason=msg)
                 raise ValueError(msg)
-            self._blocks[block_index] = new_block
+            blocks[block_index] = new_block
             try:
-                self._replan_after_set(block_index, block)
-            except (PlanError, WaveformError) as e:  # never for a valid range: still no crash
-                self._blocks[block_index] = block
+                if self._timeline.replan_after_set(block_index, block, under_way=under_way,
+                                                   ended=self._phase.ended):
+                    self._program_error = None  # the new plan is checked again before the start
+            except (PlanError, ProgramError) as e:  # never for a valid range: still no crash
+                blocks[block_index] = block
                 log.exception("the adjusted program cannot be planned")
                 msg = f"{CANNOT_RUN} with {param} = {value!r}"
-                self._notice = Notice("param_range", {"block": block_index, "param": param}, msg)
-                self._log("refused", what="set", block=block_index, param=param, value=value,
+                self._alerts.say(param_range(block_index, param, msg))
+                self._log(E.REFUSED, what="set", block=block_index, param=param, value=value,
                           reason=f"{msg} ({e})")
                 raise ValueError(msg) from e
-            self._log("set", block=block_index, param=param, value=value)
-
-    def _replan_after_set(self, block_index: int, block: Any) -> None:
-        # Takes effect from the next cycle of the current block, or when its block begins.
-        # A running continuous block keeps its segments (they were cut as it began).
-        # The last step begun is the reference: a step cut by a pause is replayed as it
-        # is, and one finished before a pause is not played again.
-        begun = self._last_begun
-        if self._phase in (Phase.RUNNING, Phase.PAUSED) and begun is not None:
-            current = begun.block_index
-            if block_index == current and not block.continuous:
-                self._set_pending(self._plan_from(current, first_cycle=begun.cycle_index + 1))
-            elif block_index > current:
-                keep = [st for st in self._pending if st.block_index <= current]
-                self._set_pending(keep + self._plan_from(current + 1))
-        elif not self._phase.ended:
-            self._set_pending(self._plan_from(max(self._block_index, 0)))
-            self._program_error = None  # the new plan is checked again before the start
+            self._log(E.SET, block=block_index, param=param, value=value)
 
     # ----------------------------------------------------------------- pause, stop, alerts
     def pause(self, *, reason: str = "patient") -> None:
+        """Pause (the patient's, an electrode lost, the watchdog): output off, intensity to zero."""
         with self._lock:
             if self._phase is not Phase.RUNNING:
                 return
@@ -758,40 +561,39 @@ class Engine:
             if not self._safe_stop(balanced=reason != "watchdog"):
                 return
             self._cut_contractions()
-            self._zero_all()
+            self._ramp.zero_all()
             self._phase = Phase.PAUSED
             self._paused_at_us = self._now_us()
-            self._log("pause", reason=reason)
+            self._log(E.PAUSE, reason=reason)
             self._wake.set()
 
     def resume(self) -> None:
+        """Go on after a pause: refused while an alert needs OK or an electrode is off."""
         with self._lock:
             if self._phase is not Phase.PAUSED:
                 return
-            if self._alert is not None and self._alert.needs_ack:
-                self._notice = Notice("alert_open", {}, "acknowledge the alert first")
-                self._log("refused", what="resume", reason="an alert needs acknowledging")
+            if self._alerts.needs_ack:
+                self._alerts.say(alert_open())
+                self._log(E.REFUSED, what="resume", reason="an alert needs acknowledging")
                 return
-            missing = [ch for ch in self._channels if not ch.contact]
+            missing = self._contacts.missing()
             if missing:
-                labels = ", ".join(ch.label for ch in missing)
-                self._notice = Notice("contact_missing", {"labels": labels},
-                                      f"reattach the electrode on {labels} to continue")
-                self._log("refused", what="resume", reason=f"no electrode contact on {labels}")
+                labels = ", ".join(missing)
+                self._alerts.say(contact_missing(labels))
+                self._log(E.REFUSED, what="resume", reason=f"no electrode contact on {labels}")
                 return
-            if self._alert is not None and self._alert.kind in (AlertKind.LEAD_OFF, AlertKind.WATCHDOG):
-                self._alert = None
+            self._alerts.clear(AlertKind.LEAD_OFF, AlertKind.WATCHDOG)
             now_us = self._now_us()
             self._phase = Phase.RUNNING
             with self._fault_aborts():
-                self._log("resume")
-                self._next_tick_us = now_us
-                self._last_ramp_us = now_us
+                self._log(E.RESUME)
+                self._pulse.restart(now_us)
+                self._ramp.restart(now_us)
                 self._heartbeat()
-                if self._step is None:
+                if self._timeline.step is None:
                     self._begin_next_step(now_us)
                 else:
-                    self._step_t0_us = now_us
+                    self._timeline.replay_from(now_us)
                     self._play_step()
             self._wake.set()
 
@@ -800,7 +602,7 @@ class Engine:
         with self._lock:
             if self._safe_stop(balanced=True) and self._phase in (Phase.RUNNING, Phase.PAUSED):
                 self._cut_contractions()
-                self._log("stop", by=by)
+                self._log(E.STOP, by=by)
                 self._finish(Phase.STOPPED, f"stopped by the {by}", stop_board=False)  # stopped above
             self._wake.set()
 
@@ -816,12 +618,12 @@ class Engine:
         error = self._board_stop()
         if self._phase in (Phase.RUNNING, Phase.PAUSED):
             self._cut_contractions()
-            self._zero_all()
-            self._alert = Alert(AlertKind.ESTOP, detail=f"e-stop pressed ({source})", needs_ack=True)
+            self._ramp.zero_all()
+            self._alerts.raise_alert(AlertKind.ESTOP, detail=f"e-stop pressed ({source})", needs_ack=True)
             if error is None:
-                self._log("estop", source=source)
+                self._log(E.ESTOP, source=source)
             else:
-                self._log("estop", source=source, safe_stop_failed=str(error))
+                self._log(E.ESTOP, source=source, safe_stop_failed=str(error))
             self._emit("alert", kind="estop")
             if error is None:
                 self._finish(Phase.ABORTED, "e-stop pressed", stop_board=False)  # stopped above
@@ -830,29 +632,24 @@ class Engine:
         self._wake.set()
 
     def _check_contacts(self) -> None:
-        for ch in self._channels:
-            contact = bool(self.board.contact(ch.index))
-            if contact == ch.contact:
-                continue
-            ch.contact = contact
+        for i, contact in self._contacts.changes(self.board.contact):
             if self._session_id is None or self._phase.ended:
                 continue
             if not contact:
-                self._on_lead_off(ch)
+                self._on_lead_off(i)
             else:
-                self._log("lead_on", channel=ch.index)
-                if (self._alert is not None and self._alert.kind is AlertKind.LEAD_OFF
-                        and all(c.contact for c in self._channels)):
-                    self._alert = None
+                self._log(E.LEAD_ON, channel=i)
+                if self._alerts.is_up(AlertKind.LEAD_OFF) and self._contacts.all_ok:
+                    self._alerts.clear(AlertKind.LEAD_OFF)
 
-    def _on_lead_off(self, ch: _Channel) -> None:
+    def _on_lead_off(self, channel: int) -> None:
         # That channel's output off once its pulse under way has ended, then the whole
         # session pauses with an alert.
-        self.board.set_amplitude(ch.index, 0.0, balanced=True)
-        self._log("lead_off", channel=ch.index)
-        self._alert = Alert(AlertKind.LEAD_OFF, channel=ch.index,
-                            detail=f"electrode contact lost on {ch.label}")
-        self._emit("alert", kind="lead_off", channel=ch.index)
+        self.board.set_amplitude(channel, 0.0, balanced=True)
+        self._log(E.LEAD_OFF, channel=channel)
+        self._alerts.raise_alert(AlertKind.LEAD_OFF, channel=channel,
+                                 detail=f"electrode contact lost on {self._ramp[channel].label}")
+        self._emit("alert", kind="lead_off", channel=channel)
         if self._phase is Phase.RUNNING:
             self.pause(reason="lead_off")
 
@@ -861,7 +658,7 @@ class Engine:
         with self._lock:
             if self._phase.ended or self._frozen:
                 return
-            with contextlib.suppress(BoardFault, StoreError), self._fault_aborts():
+            with contextlib.suppress(BoardFault, LogError), self._fault_aborts():
                 if self.board.estop_pressed():
                     self._on_estop("button")
                     return
@@ -890,11 +687,11 @@ class Engine:
             self._board_stop()
         if self._phase.ended:
             return
-        self._alert = Alert(AlertKind.FAULT, detail=str(error), needs_ack=True)
+        self._alerts.raise_alert(AlertKind.FAULT, detail=str(error), needs_ack=True)
         if self._session_id is not None:
             try:
                 self._cut_contractions()
-                self._log("fault", error=str(error), type=type(error).__name__)
+                self._log(E.FAULT, error=str(error), type=type(error).__name__)
             except Exception:
                 log.exception("could not log the fault")
         self._emit("alert", kind="fault")
@@ -904,15 +701,14 @@ class Engine:
         """OK on a whole-screen alert. An e-stop alert stays while the button is still
         pressed (the notice `estop_pressed` says so); returns whether the alert is gone."""
         with self._lock:
-            if self._alert is not None and self._alert.needs_ack:
-                if self._alert.kind is AlertKind.ESTOP and self._estop_still_pressed():
-                    self._notice = Notice("estop_pressed", {}, "release the emergency stop button "
-                                          "(turn it) first, then touch OK")
-                    self._log("refused", what="acknowledge", alert="estop", reason="e-stop still pressed")
+            alert = self._alerts.alert
+            if alert is not None and alert.needs_ack:
+                if alert.kind is AlertKind.ESTOP and self._estop_still_pressed():
+                    self._alerts.say(estop_pressed())
+                    self._log(E.REFUSED, what="acknowledge", alert="estop", reason="e-stop still pressed")
                     return False
-                self._log("acknowledge", alert=self._alert.kind.value)
-                self._alert = None
-            self._notice = None
+                self._log(E.ACKNOWLEDGE, alert=alert.kind.value)
+            self._alerts.acknowledged()
             return True
 
     def _estop_still_pressed(self) -> bool:
@@ -931,25 +727,22 @@ class Engine:
     def _finish(self, phase: Phase, reason: str, *, stop_board: bool = True) -> None:
         if stop_board and not self._safe_stop():
             return  # _safe_stop has finished the session as aborted with a fault
-        for ch in self._channels:
-            ch.contracting = False
-        if self._alert is not None and not self._alert.needs_ack:
-            self._alert = None  # a loose-electrode or watchdog alert ends with the session
+        self._timeline.end()
+        self._alerts.session_ended()
         self._phase = phase
         self._end_reason = reason
-        self._step = None
         if self._session_id is not None:
             try:
-                self._log("end", status=phase.value, reason=reason)
-                self.store.end_session(self._session_id, status=phase.value, ended_at=self.wall_clock())
-            except StoreError:  # the output is already off; the open session is found next start
+                self._log(E.END, status=phase.value, reason=reason)
+                self._log_.close(status=phase.value, ended_at=self.wall_clock())
+            except LogError:  # the output is already off; the open session is found next start
                 log.exception("the log could not record the end of the session")
         self._emit("ended", status=phase.value, reason=reason)
 
     # ----------------------------------------------------------------- after
     def save_report(self, *, pain: int, effort: float, comment: str | None = None) -> None:
+        """The patient's answers on the After screen (only once the session has ended)."""
         with self._lock:
             if self._session_id is None or not self._phase.ended:
                 raise ValueError("a report can be saved only after a session has ended")
             self.store.save_report(self._session_id, pain=pain, effort=effort, comment=comment)
-

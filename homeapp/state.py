@@ -11,24 +11,91 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
+class EventKind(enum.StrEnum):
+    """What the session log records (`events.kind`; docs/contract.md, "Log export").
+
+    str-valued: a member is its log string (`EventKind.LEAD_OFF == "lead_off"`)."""
+
+    START = "start"
+    BLOCK = "block"
+    INTENSITY = "intensity"
+    REFUSED = "refused"                 # a request beyond the prescription, and why
+    SET = "set"                         # a patient adjustment of a block value
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    ESTOP = "estop"
+    ESTOP_RELEASE = "estop_release"
+    LEAD_OFF = "lead_off"
+    LEAD_ON = "lead_on"
+    FAULT = "fault"
+    WATCHDOG = "watchdog"
+    ACKNOWLEDGE = "acknowledge"
+    RESTART_ALLOWED = "restart_allowed"
+    REPORT_SKIPPED = "report_skipped"
+    END = "end"
+
+
+class DeviceEventKind(enum.StrEnum):
+    """What the log records outside a session, from the engine."""
+
+    START_REFUSED = "start_refused"
+
+
+class RefusalKind(enum.StrEnum):
+    """Why a session may not start (`Reason.kind`)."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    SIGNATURE = "signature"
+    SCHEDULE = "schedule"
+    CAREGIVER = "caregiver"
+    BOARD = "board"
+    ESTOP = "estop"
+    CONTACT = "contact"
+    CANNOT_RUN = "cannot_run"
+    LOG = "log"              # Home's own check: the log cannot take a new session
+
+
+class NoticeKind(enum.StrEnum):
+    """The short messages beside the controls (`Notice.kind`)."""
+
+    AT_CAP = "at_cap"
+    REFUSED = "refused"
+    AT_ZERO = "at_zero"
+    CONTACT_MISSING = "contact_missing"
+    NOT_RUNNING = "not_running"
+    ALERT_OPEN = "alert_open"
+    PARAM_RANGE = "param_range"
+    ESTOP_PRESSED = "estop_pressed"
+
+
+class WindowState(enum.StrEnum):
+    """Where a channel is in the current step's contraction window."""
+
+    PENDING = "pending"   # not begun (or cut short and to be replayed)
+    ACTIVE = "active"     # the board is playing its pulses
+    DONE = "done"         # over for this step
+
+
 class Reason(str):
     """Why a session may not start: the English sentence (what the log records) that also
-    carries a `kind` and its `params`, so the UI can say it in the patient's language.
-
-    Kinds: expired, not_yet_valid, signature, schedule, caregiver, board, estop, contact,
-    cannot_run."""
+    carries a `kind` (a `RefusalKind`) and its `params`, so the UI can say it in the
+    patient's language."""
 
     kind: str
     params: dict[str, Any]
 
     def __new__(cls, text: str, kind: str, **params: Any) -> "Reason":
         obj = super().__new__(cls, text)
-        obj.kind = kind
+        obj.kind = RefusalKind(kind) if kind in RefusalKind._value2member_map_ else kind
         obj.params = params
         return obj
 
 
 class Phase(str, enum.Enum):
+    """Where the session is; the ended ones are also its end status in the log."""
+
     IDLE = "idle"            # nothing loaded
     READY = "ready"          # a prescription is loaded and may start
     RUNNING = "running"
@@ -43,6 +110,8 @@ class Phase(str, enum.Enum):
 
 
 class AlertKind(str, enum.Enum):
+    """The whole-screen alerts."""
+
     ESTOP = "estop"              # the e-stop was pressed: session aborted, needs acknowledging
     LEAD_OFF = "lead_off"        # an electrode came loose: paused until it is back
     FAULT = "fault"              # the board or its connection failed: session aborted
@@ -51,6 +120,8 @@ class AlertKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Alert:
+    """A whole-screen alert: what happened, on which channel, whether OK must be touched."""
+
     kind: AlertKind
     channel: int | None = None
     detail: str = ""             # technical detail for the log and the clinician
@@ -61,13 +132,15 @@ class Alert:
 class Notice:
     """A short message beside the controls, e.g. why + did nothing at the cap."""
 
-    kind: str                    # "at_cap", "refused", "contact_missing", "param_range", ...
+    kind: str                    # a NoticeKind: "at_cap", "contact_missing", "param_range", ...
     params: Mapping[str, Any] = field(default_factory=dict)
     text: str = ""               # the English text (also what the log records)
 
 
 @dataclass(frozen=True)
 class ChannelState:
+    """One channel as the screen shows it."""
+
     index: int
     label: str
     cap_ma: float                # the clinician's cap: the + button stops here
@@ -82,6 +155,8 @@ class ChannelState:
 
 @dataclass(frozen=True)
 class EngineState:
+    """The whole session as the screen shows it (a snapshot: never changes)."""
+
     phase: Phase
     session_id: str | None
     prescription_id: str | None

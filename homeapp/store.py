@@ -37,6 +37,8 @@ from typing import Any, Callable, Iterator, TextIO
 
 from sqlite_utils import Database
 
+from homeapp.ports import LogError
+
 #: 'HMAP': marks a SQLite file as a homeapp log (PRAGMA application_id).
 APPLICATION_ID = 0x484D4150
 
@@ -56,7 +58,7 @@ CSV_COLUMNS = ("session_id", "prescription_id", "started_at", "ended_at", "statu
                "planned_contractions", "t", "kind", "detail")
 
 
-class StoreError(Exception):
+class StoreError(LogError):
     """The log cannot be used: the message names the file and what is wrong."""
 
 

@@ -9,28 +9,18 @@ while the engine's thread sleeps on it, so a busy machine slows the session down
 of making its heartbeat late.
 
 Times are float seconds since the clock's epoch (its creation), never wall-clock dates.
+The protocol they share (`Clock`) lives in the neutral `homeapp.ports`, so the engine
+needs nothing of `hw/` to name it; it is re-exported here.
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Protocol
+from typing import Callable
 
+from homeapp.ports import Clock  # the protocol every clock here satisfies
 
-class Clock(Protocol):
-    """What the engine, the driver and the simulator need of time."""
-
-    virtual: bool
-
-    def now(self) -> float:
-        """Seconds since this clock's epoch."""
-
-    def sleep_until(self, t: float, wake: threading.Event | None = None) -> None:
-        """Return once `now() >= t` (at once if it already is), or earlier once `wake` is
-        set, where the clock can be woken (a command for the engine's loop)."""
-
-    def sleep(self, dt: float) -> None:
-        """Sleep for `dt` seconds of this clock's time."""
+__all__ = ["Clock", "RealClock", "ScaledClock", "VirtualClock", "HeldClock"]
 
 
 def _wait_real(dt_s: float, wake: threading.Event | None) -> None:

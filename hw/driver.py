@@ -15,8 +15,11 @@ Safety rules it keeps (docs/design.md):
   fails; a failed step makes the stop raise `BoardFault`.
 - nothing is queued further ahead than one cycle: the chain of a cycle ends with it;
   `start()` sends one chain, the caller re-arms/starts the next.
-- amplitude is clamped to min(cap of the channel, device limit, DAC full scale) and never
-  negative, whatever the caller asks; caps can be lowered, never raised.
+- amplitude is clamped to min(cap of the channel, DAC full scale) and never negative,
+  whatever the caller asks; every cap is held at or under the device limit (the one
+  place it is applied on this side); caps can be lowered, never raised.
+- one path from a step of the plan to pulses: `arm(spec)` compiles a `CycleSpec`
+  (`hw.waveform`, each spec once) and checks its waves.
 - the waves of a cycle are checked before they reach pigpio (only the armed channels'
   legs, both phases equal, never both legs high, never longer than the prescribed width).
 - any pigpio error or lost/silent socket: safe stop attempted, the driver is marked
@@ -46,7 +49,7 @@ from hw.boards import check_supported
 from hw.clock import Clock, RealClock
 from hw.exc import BoardFault, ConnectionLost, HwError, NotArmed, PigpioError, WaveformError
 from hw.pins import PinMap, load_pin_map
-from hw.waveform import CompiledCycle
+from hw.waveform import CompiledCycle, CycleSpec, compile_cycle
 from schedules.limits import DEVICE_LIMITS
 
 log = logging.getLogger(__name__)
@@ -157,9 +160,16 @@ class Stimulator:
     """The stimulation board.
 
         with Stimulator(pins=pins, clock=clock, host=h, port=p, caps_ma=(60.0, 40.0)) as stim:
-            stim.arm(compile_cycle(spec, pins)); stim.start(); ...
+            stim.arm(spec); stim.start(); ...   # spec: a hw.waveform.CycleSpec
 
-    `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0)."""
+    `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0).
+
+    `arm()` takes a step of the plan (a `CycleSpec`) and compiles it itself, each spec
+    once (`compile()`, cached), or an already compiled cycle."""
+
+    #: Compiled cycles kept (a session's distinct steps are a few; continuous blocks
+    #: repeat the same middle segment).
+    COMPILE_CACHE_SIZE = 64
 
     def __init__(self, *, pins: PinMap | None = None, clock: Clock | None = None,
                  host: str = "localhost", port: int = 8888,
@@ -177,6 +187,7 @@ class Stimulator:
         self._faulted: BaseException | None = None
         self._closed = False
         self._armed: CompiledCycle | None = None
+        self._compiled: dict[CycleSpec, CompiledCycle] = {}
         self._created_key: tuple | None = None
         self._wave_ids: list[int] = []
         self._prepared: tuple[tuple, list[int]] | None = None  # created alongside, not yet playing
@@ -232,6 +243,9 @@ class Stimulator:
     # ------------------------------------------------------------------ plumbing
     @staticmethod
     def _clean_cap(c: float) -> float:
+        """A cap as the driver keeps it: a number from 0 to the device limit. The one place
+        the device's amplitude limit is applied on this side (the validator refuses a
+        prescription above it); every set-point is held under the caps."""
         try:
             c = float(c)
         except (TypeError, ValueError):
@@ -484,12 +498,31 @@ class Stimulator:
             raise BoardFault(f"the board faulted earlier ({self._faulted}); not restarting")
 
     # ------------------------------------------------------------------ public API
-    def arm(self, cycle: CompiledCycle) -> None:
-        """Make `cycle` the next to play: its waves are checked and created now when
-        possible (reused when the same waves are already there; created alongside the
-        playing cycle when they fit; otherwise at `start()`). Never starts anything."""
+    @property
+    def watchdog_ms(self) -> int:
+        """The board's heartbeat watchdog (from the pin map): no edge this long cuts the output."""
+        return int(self.pins.watchdog_ms)
+
+    def compile(self, spec: CycleSpec) -> CompiledCycle:
+        """`spec` compiled for this board's legs (each spec once; the oldest of more than
+        COMPILE_CACHE_SIZE is forgotten). Raises `WaveformError` when it cannot be played."""
+        cycle = self._compiled.get(spec)
+        if cycle is None:
+            cycle = compile_cycle(spec, self.pins)
+            if len(self._compiled) >= self.COMPILE_CACHE_SIZE:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[spec] = cycle
+        return cycle
+
+    def arm(self, cycle: CycleSpec | CompiledCycle) -> None:
+        """Make `cycle` the next to play (a `CycleSpec` is compiled first, see `compile`):
+        its waves are checked and created now when possible (reused when the same waves
+        are already there; created alongside the playing cycle when they fit; otherwise
+        at `start()`). Never starts anything."""
+        if isinstance(cycle, CycleSpec):
+            cycle = self.compile(cycle)
         if not isinstance(cycle, CompiledCycle):
-            raise TypeError(f"arm() takes a CompiledCycle, not {type(cycle).__name__}")
+            raise TypeError(f"arm() takes a CycleSpec or a CompiledCycle, not {type(cycle).__name__}")
         with self._lock:
             self._check_usable()
             self._verify(cycle)
@@ -659,7 +692,7 @@ class Stimulator:
             self._check_usable()
             if balanced:
                 self._let_pulse_finish((channel,))
-            limit = min(self._caps[channel], DEVICE_LIMITS["max_ma"].high, full)
+            limit = min(self._caps[channel], full)  # the caps hold the device limit already
             ma = min(ma, limit)
             code = min(_DAC_MAX_CODE, int(math.floor(ma * 4096 / full + 1e-9)))
             while code and code * full / 4096 > limit:

@@ -2,7 +2,10 @@
 
 Every error that means "the output may not be safe" derives from `BoardFault`; the engine
 treats any of them as a reason to abort the session with a fault, never to retry.
+The two errors that cross the engine's seam derive from `homeapp.ports`' neutral bases,
+so the engine catches them without importing `hw/`.
 """
+from homeapp import ports
 
 
 class HwError(Exception):
@@ -13,12 +16,12 @@ class PinMapError(HwError, ValueError):
     """The pin map is wrong: an unknown line, a line used twice, a value out of range."""
 
 
-class WaveformError(HwError, ValueError):
+class WaveformError(HwError, ports.ProgramError):
     """A cycle cannot be compiled (parameters outside the device limits, or a cycle that
     would not fit pigpio's limits)."""
 
 
-class BoardFault(HwError):
+class BoardFault(HwError, ports.BoardFault):
     """The board cannot be trusted to be safe: stop, report, do not retry."""
 
 

@@ -323,6 +323,21 @@ def test_estop_cuts_output_and_reports(sim, stim, virtual_clock):
 
 
 # ----------------------------------------------------------------------------- amplitude
+def test_the_device_limit_holds_whatever_caps_the_driver_is_given(sim, pin_map, virtual_clock):
+    """The device's amplitude limit is clamped in one place on the driver side (its caps),
+    so no cap a caller passes, at construction or later, lets the DAC go above it."""
+    from schedules.limits import DEVICE_LIMITS
+    board, server = sim
+    limit = DEVICE_LIMITS["max_ma"].high
+    with Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
+                    caps_ma=(1e6, float("inf"))) as stim:
+        assert stim.caps_ma == (limit, 0.0)         # inf is no number: no current at all
+        assert stim.set_caps((500.0, 500.0)) == (limit, 0.0)
+        virtual_clock.advance_to(0.01)
+        assert stim.set_amplitude(0, 1e9) <= limit
+        assert board.amplitude_ma(0) <= limit
+
+
 def test_request_above_cap_never_reaches_the_dac(sim, stim, virtual_clock):
     board, _ = sim
     requests = [(0, 95, 60), (1, 1e9, 40), (0, -5, 0), (0, float("nan"), 0),

@@ -383,14 +383,15 @@ def test_a_program_the_board_cannot_be_given_is_refused_and_logged_not_a_crash(
     """Should the compiler still refuse a step of a valid prescription, the session does
     not start: the patient reads that the device cannot run the program and should call
     the clinic, the device log keeps it, and `session run` exits 2, not 1."""
-    import homeapp.engine as engine_module
+    import hw.driver as driver_module
     from hw.exc import WaveformError
     from tests.sessionkit import run_session
 
     def refuse(spec, pins):
         raise WaveformError("a test's stand-in for a compiler bug")
 
-    monkeypatch.setattr(engine_module, "compile_cycle", refuse)
+    # The board compiles what the engine arms (one path from a block to pulses).
+    monkeypatch.setattr(driver_module, "compile_cycle", refuse)
     run = run_session(tmp_path, rx_dict(), capsys=capsys)
     assert run.code == 2 and run.summary is None
     assert "cannot run this program: please call your clinic" in run.stderr
@@ -405,7 +406,7 @@ def test_a_program_the_board_cannot_be_given_is_refused_and_logged_not_a_crash(
 
 def test_a_step_that_cannot_be_compiled_mid_session_ends_it_with_a_fault(
         make_engine, virtual_clock, monkeypatch):
-    import homeapp.engine as engine_module
+    import hw.driver as driver_module
     from hw.exc import WaveformError
 
     eng = make_engine(rx_dict(blocks=[
@@ -414,15 +415,15 @@ def test_a_step_that_cannot_be_compiled_mid_session_ends_it_with_a_fault(
         {"label": "b", "minutes": 0.5, "hz": 40, "pulse_us": 300, "on_s": 4, "off_s": 6,
          "ramp_up_s": 1, "ramp_down_s": 1}]))
     eng.start(threaded=False)
-    real = engine_module.compile_cycle
+    real = driver_module.compile_cycle
 
     def refuse_40_hz(spec, pins):
         if spec.hz == 40:
             raise WaveformError("a test's stand-in for a compiler bug")
         return real(spec, pins)
 
-    monkeypatch.setattr(engine_module, "compile_cycle", refuse_40_hz)
-    eng._compiled = {k: v for k, v in eng._compiled.items() if k.hz != 40}  # noqa: SLF001
+    monkeypatch.setattr(driver_module, "compile_cycle", refuse_40_hz)
+    eng.board._compiled = {k: v for k, v in eng.board._compiled.items() if k.hz != 40}  # noqa: SLF001
     eng.run()
     st = eng.state
     assert st.phase is Phase.ABORTED and "cannot run this program" in st.end_reason

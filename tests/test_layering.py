@@ -86,6 +86,38 @@ def test_the_engine_reaches_neither_kivy_nor_pigpio_nor_the_driver(module):
     assert not bad, f"{module} imports {bad}"
 
 
+#: The engine and its parts: they import nothing of hw/ nor the SQLite store (their seams
+#: are homeapp.ports).
+ENGINE = ("homeapp.engine", "homeapp.ports", "homeapp.state", "homeapp.session")
+#: The one road from the engine to hw/: the plan reads the pure waveform compiler's
+#: timing (when each channel contracts, how long a cycle lasts) and builds its CycleSpecs.
+PURE_HW = ("hw.waveform", "hw.pigpio_limits", "hw.exc")
+
+
+def test_the_engine_and_its_parts_import_nothing_of_hw_kivy_or_pigpio():
+    graph = _graph()
+    mine = [m for m in graph if _is(m, *ENGINE)]
+    assert "homeapp.session.timeline" in mine and "homeapp.engine" in mine
+    direct = {m: sorted(i for i in graph[m]
+                        if _is(i, "hw", "kivy", "pigpio", "gpiozero", "homeapp.store", "sqlite3"))
+              for m in mine}
+    assert not {m: b for m, b in direct.items() if b}, f"the engine imports hw/: {direct}"
+    for m in mine:
+        reach = _reachable(graph, m)
+        bad = sorted(i for i in reach if _is(i, "kivy", "pigpio", "gpiozero")
+                     or (_is(i, "hw") and i != "hw" and not _is(i, *PURE_HW)))
+        assert not bad, f"{m} reaches {bad}"
+
+
+def test_hw_imports_of_homeapp_only_the_ports():
+    """The adapters depend on the core's seams, never on the engine itself."""
+    graph = _graph()
+    bad = {m: sorted(i for i in imps if _is(i, "homeapp") and i != "homeapp"
+                     and not _is(i, "homeapp.ports"))
+           for m, imps in graph.items() if _is(m, "hw")}
+    assert not {m: b for m, b in bad.items() if b}
+
+
 def test_the_ui_imports_neither_hw_nor_the_store():
     graph = _graph()
     bad = {m: sorted(i for i in imps if _is(i, "hw", "homeapp.store"))

@@ -395,3 +395,19 @@ def test_the_top_of_every_contraction_is_the_prescribed_width(data, ends):
         else:
             (channels,) = per_spec
             assert all(max(ws) == width for ws in channels)
+
+
+def test_a_spec_from_a_validated_block_is_not_checked_against_the_device_limits_again():
+    """The validator is the one check of a block's values; `CycleSpec.from_block` checks
+    only what the cycle adds (here a segment longer than the block's on_s allows, without
+    ramps), while a spec built directly still meets the compiler's own fence."""
+    from types import SimpleNamespace
+    block = SimpleNamespace(hz=50, pulse_us=300, on_s=10, off_s=0, ramp_up_s=1, ramp_down_s=1,
+                            pattern="synchronous")
+    seg = CycleSpec.from_block(block, 2, on_s=100, ramp_up=False, ramp_down=False)
+    assert seg == CycleSpec(hz=50, pulse_us=300, on_s=100, off_s=0, ramp_up_s=1, ramp_down_s=1,
+                            channels=2, ramp_up=False, ramp_down=False)
+    with pytest.raises(WaveformError, match="on_s"):        # the segment's own rules still hold
+        CycleSpec.from_block(block, 1, on_s=121)
+    with pytest.raises(WaveformError, match="alternating"):
+        CycleSpec.from_block(block, 1, pattern="alternating")

@@ -205,8 +205,8 @@ class AdjustView(BoxLayout):
         if link is None:
             row.answered(value, RuntimeError(_("The session is not running.")))
             return
-        link.call("set_param", row.block_index, row.param, value,
-                  done=lambda _r, error, v=value: row.answered(v, error))
+        link.set_param(row.block_index, row.param, value,
+                       done=lambda _r, error, v=value: row.answered(v, error))
 
     def _build_rows(self, shown: list[int]) -> None:
         old = {(r.block_index, r.param): r for r in self.rows}

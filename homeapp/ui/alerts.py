@@ -5,35 +5,9 @@ from __future__ import annotations
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 
-from .i18n import _, f_
+from .i18n import _
+from .kind_texts import alert_texts  # the one table of the engine's kinds
 from .widgets import BigButton, Text, Theme, paint_background
-
-
-def alert_texts(alert, channels) -> tuple[str, str, list[str]]:
-    """(title, what happened, steps) for an alert, in the current language."""
-    kind = getattr(alert.kind, "value", alert.kind)
-    label = ""
-    if alert.channel is not None and alert.channel < len(channels):
-        label = channels[alert.channel].label
-    if kind == "estop":
-        return (_("EMERGENCY STOP"), _("The stop button was pressed. Stimulation is off."),
-                [_("1. Take the pads off the skin if anything hurts."),
-                 _("2. Turn the red stop button to release it."),
-                 _("3. Touch OK.")])
-    if kind == "lead_off":
-        n = (alert.channel or 0) + 1
-        return (_("ELECTRODE LOOSE"),
-                f_("Channel {n} ({label}) lost contact. Stimulation is paused and set to zero.", n=n, label=label),
-                [_("1. Press the pad firmly onto the skin, or put on a new pad."),
-                 _("2. Check that the cable is plugged in."),
-                 _("3. Then touch Continue.")])
-    if kind == "watchdog":
-        return (_("STIMULATOR STOPPED"), _("The program stopped answering. Stimulation is off."),
-                [_("1. Take the pads off."), _("2. Touch OK."),
-                 _("3. If it happens again, call your clinic.")])
-    return (_("STIMULATOR STOPPED"), _("The stimulator reported a fault. Stimulation is off."),
-            [_("1. Take the pads off."), _("2. Touch OK."),
-             _("3. If it happens again, call your clinic.")])
 
 
 class AlertOverlay(FloatLayout):

@@ -223,13 +223,13 @@ class HomeApp(App):
                 on_result(list(error.reasons))
             else:
                 on_result([str(error)])
-        self.link.call("start", caregiver_unlocked=unlocked, done=done)
+        self.link.start(caregiver_unlocked=unlocked, done=done)
 
     def command(self, name: str, *args) -> None:
         """A touch on the session screen (+, -, back to level, pause, resume): one engine
         call, run beside the UI."""
         if self.link is not None:
-            self.link.call(name, *args)
+            self.link.command(name, *args)
 
     def stop_session(self) -> None:
         """STOP: always works, in any phase, and never waits behind another command."""
@@ -276,7 +276,7 @@ class HomeApp(App):
                 if error is not None:
                     log.error("saving the report failed: %s", error)
                 self.screens["home"].refresh()
-            link.call("save_report", pain=pain, effort=effort, comment=comment or None, done=saved)
+            link.save_report(pain=pain, effort=effort, comment=comment or None, done=saved)
         self.link = None
         self.engine = None
         self.state = None
@@ -294,7 +294,7 @@ class HomeApp(App):
                 if error is not None:
                     log.error("logging the skipped report failed: %s", error)
                 self.screens["home"].refresh()
-            link.call("note", "report_skipped", answered=False, comment=comment or None, done=logged)
+            link.note_report_skipped(comment=comment or None, done=logged)
         self.link = None
         self.engine = None
         self.state = None

@@ -10,23 +10,10 @@ from kivy.uix.scrollview import ScrollView
 
 from .base import BaseScreen
 from .i18n import N_, _, f_
+from .kind_texts import event_text  # the one table of the engine's kinds
 from .widgets import BigButton, Card, PinPad, Text, Theme
 
 ALERT_KINDS = ("estop", "lead_off", "fault", "watchdog", "refused")
-
-
-def event_text(kind: str, detail: dict) -> str:
-    ch = detail.get("channel")
-    if kind == "refused" and not isinstance(ch, int):
-        return _("Request refused (outside the prescription)")
-    n = (ch + 1) if isinstance(ch, int) else ""
-    return {
-        "estop": _("Emergency stop pressed"),
-        "lead_off": f_("Electrode {n} lost contact", n=n),
-        "fault": _("Stimulator fault"),
-        "watchdog": _("Program stopped answering"),
-        "refused": f_("Request refused on channel {n} (above the limit)", n=n),
-    }.get(kind, kind)
 
 
 class PinScreen(BaseScreen):

@@ -7,6 +7,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from .base import BaseScreen
 from .i18n import LANGUAGE_NAMES, N_, _, f_, language
+from .kind_texts import refusal_text  # the one table of the engine's kinds
 from .widgets import BigButton, Card, Dot, Text, Theme
 
 log = logging.getLogger(__name__)
@@ -38,56 +39,6 @@ def warning_text(w) -> str:
 
 #: Refusals that do not grey START: the caregiver unlocks the session in Preparation.
 NOT_BLOCKING_ON_HOME = ("caregiver",)
-
-
-def _when_text(at) -> str:
-    """A time the schedule allows, as Home says it: the time today, else the date and time."""
-    import datetime as dt
-    if at is None:
-        return ""
-    local = at.astimezone()
-    if local.date() == dt.datetime.now().astimezone().date():
-        return local.strftime("%H:%M")
-    return local.strftime("%Y-%m-%d %H:%M")
-
-
-def refusal_text(reason) -> str:
-    """Why START is off, in plain words in the patient's language (the engine's reason,
-    homeapp.state.Reason, with its kind and params; anything else is shown as it is)."""
-    kind = getattr(reason, "kind", None)
-    p = getattr(reason, "params", {}) or {}
-    date = p.get("date")
-    date = date.isoformat() if hasattr(date, "isoformat") else (date or "")
-    if kind == "expired":
-        return f_("Your program ended on {date}. Ask your clinic for a new one.", date=date)
-    if kind == "not_yet_valid":
-        return f_("Your program starts on {date}. No session before then.", date=date)
-    if kind == "schedule":
-        rule, at = p.get("rule"), p.get("at")
-        if rule == "day":
-            return f_("Today's sessions are done ({count} of {allowed}). The next one may start tomorrow.",
-                      count=p.get("count"), allowed=p.get("allowed"))
-        if rule == "week":
-            return f_("This week's sessions are done ({count} of {allowed}). The next one may start on "
-                      "Monday {date}.", count=p.get("count"), allowed=p.get("allowed"),
-                      date=at.date().isoformat() if at else "")
-        if rule == "min_hours":
-            return f_("Too soon after your last session. The next one may start at {time}.",
-                      time=_when_text(at))
-        return _("Your program's schedule does not allow a session now.")
-    if kind == "estop":
-        return _("The emergency stop button is pressed. Turn it to release it.")
-    if kind == "caregiver":
-        return _("A caregiver must unlock this session.")
-    if kind == "signature":
-        return _("The program's signature is not accepted. Call your clinic.")
-    if kind == "board":
-        return _("The stimulator does not answer. Call your clinic.")
-    if kind == "cannot_run":
-        return _("This device cannot run this program. Please call your clinic.")
-    if kind == "log":
-        return _("The trainer cannot write its log (its memory may be full). Call your clinic.")
-    return str(reason)
 
 
 def sync_text(status, now=None) -> str:
@@ -260,8 +211,8 @@ class HomeScreen(BaseScreen):
         # caregiver's unlock), what is new, then the warnings (amber). The first two are
         # always shown; the others when there is room.
         notes = [r for r in refusals if r not in blocking]
-        shown = [(c, refusal_text(r), True) for c, r in zip(self._refusal_cards, blocking)]
-        shown += [(c, refusal_text(r), True) for c, r in zip(self._note_cards, notes)]
+        shown = [(c, refusal_text(r, self.app.svc), True) for c, r in zip(self._refusal_cards, blocking)]
+        shown += [(c, refusal_text(r, self.app.svc), True) for c, r in zip(self._note_cards, notes)]
         if arrived:
             shown.append((self._arrived_card,
                           _("New program from your clinic. It is used from your next session."), False))

@@ -3,7 +3,6 @@ the caregiver's PIN when the prescription asks for supervision."""
 from __future__ import annotations
 
 import logging
-import threading
 
 from kivy.clock import Clock
 from kivy.uix.boxlayout import BoxLayout
@@ -11,6 +10,7 @@ from kivy.uix.modalview import ModalView
 
 from .base import BaseScreen
 from .i18n import N_, _, f_
+from .kind_texts import refusal_text  # the one table of the engine's kinds
 from .placement import PlacementPicture, placement_for
 from .widgets import BigButton, Card, Dot, PinPad, Text, Theme
 
@@ -38,36 +38,6 @@ def placement_text(label: str) -> str:
         "lower back": _("Lower back: one pad either side of the spine, never on the spine itself."),
     }
     return texts[p.key].replace("{side}", side).strip().capitalize()
-
-
-def refusal_text(reason: str, svc) -> str:
-    """A reason the engine gives for not starting, in the patient's language. The engine's
-    reasons carry a `kind` (homeapp.state.Reason); anything else is shown as it is."""
-    rx = svc.rx
-    kind = getattr(reason, "kind", None)
-    if kind == "expired" and rx is not None:
-        return f_("Your program ended on {date}. Ask your clinic for a new one.", date=rx.expires.isoformat())
-    if kind == "not_yet_valid":
-        day = getattr(reason, "params", {}).get("date") or (rx.starts_on if rx else None)
-        return f_("Your program starts on {date}.", date=day.isoformat() if day else "")
-    if kind == "schedule":
-        due = svc.due_text_params()
-        if due.get("when") == "later":
-            return f_("Next session from {at}", at=due["at"])
-        return _("No more sessions allowed now.")
-    if kind == "signature":
-        return _("The program's signature is not accepted. Call your clinic.")
-    if kind == "board":
-        return _("The stimulator does not answer. Call your clinic.")
-    if kind == "estop":
-        return _("Release the emergency stop button (turn it) first.")
-    if kind == "contact":
-        return _("No contact: press the pad firmly onto the skin.")
-    if kind == "caregiver":
-        return _("A caregiver must unlock this session.")
-    if kind == "cannot_run":
-        return _("This device cannot run this program. Please call your clinic.")
-    return reason
 
 
 class ChannelPrep(Card):
@@ -175,24 +145,16 @@ class PrepareScreen(BaseScreen):
             self._event = None
 
     def poll_now(self):
-        """Ask the engine for contact and refusals on a worker thread (never blocks the UI)."""
-        eng = self.app.engine
-        if eng is None or self._busy:
+        """Ask the engine for contact and refusals on the link's worker (never blocks the UI)."""
+        link = self.app.link
+        if link is None or self._busy:
             return
         self._busy = True
 
-        def work():
-            try:
-                contacts = tuple(eng.poll_contacts())
-                refusals = list(eng.start_refusals(caregiver_unlocked=self.app.svc.caregiver_unlocked))
-            except Exception as e:
-                log.warning("contact poll failed: %s", e)
-                contacts, refusals = None, [str(e)]
-            finally:
-                self._busy = False
-            Clock.schedule_once(lambda _dt: self._polled(contacts, refusals), 0)
-
-        threading.Thread(target=work, name="contact-poll", daemon=True).start()
+        def polled(contacts, refusals):
+            self._busy = False
+            self._polled(contacts, refusals)
+        link.check_contact(polled, caregiver_unlocked=self.app.svc.caregiver_unlocked)
 
     def _polled(self, contacts, refusals):
         self.contacts = contacts

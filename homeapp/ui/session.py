@@ -13,39 +13,13 @@ from schedules.limits import INTENSITY_RISE_MA_PER_S, INTENSITY_STEP_MA
 
 from .base import BaseScreen
 from .i18n import _, f_, ma_text
+from .kind_texts import notice_text  # the one table of the engine's kinds
 from .widgets import BigButton, Card, Text, Theme
 
 
 def clock_text(seconds: float) -> str:
     s = max(0, int(math.ceil(seconds)))
     return f"{s // 60}:{s % 60:02d}"
-
-
-def notice_text(notice) -> str:
-    """The patient-language text of an engine notice (falls back to the engine's English)."""
-    if notice is None:
-        return ""
-    p = dict(notice.params)
-    cap = p.get("cap_ma", p.get("cap", p.get("limit")))
-    if notice.kind == "at_cap" and cap is not None:
-        return f_("{cap} mA is the most your clinic allows.", cap=ma_text(cap))
-    if notice.kind == "at_cap":
-        return _("This is the most your clinic allows.")
-    if notice.kind == "refused" and cap is not None:
-        return f_("Not allowed: your clinic's limit is {cap} mA.", cap=ma_text(cap))
-    if notice.kind == "refused":
-        return _("Not allowed by your prescription.")
-    if notice.kind == "at_zero":
-        return _("Intensity is already at zero.")
-    if notice.kind == "contact_missing":
-        return f_("Put the electrode back on {labels} to continue.", labels=p.get("labels", ""))
-    if notice.kind == "not_running":
-        return _("Intensity can be changed only while the session runs.")
-    if notice.kind == "alert_open":
-        return _("Touch OK on the alert first.")
-    if notice.kind == "param_range":
-        return _("That setting is outside your prescription.")
-    return notice.text
 
 
 class ChannelControl(Card):

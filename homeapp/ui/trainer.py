@@ -4,7 +4,6 @@ demonstration can show every alert. It acts on the simulated board, as a hand wo
 from __future__ import annotations
 
 import logging
-import threading
 
 from kivy.uix.boxlayout import BoxLayout
 
@@ -62,10 +61,11 @@ class TrainerPanel(BoxLayout):
         self.refresh()
 
     def _check(self):
-        """Let the engine see the change now rather than at its next tick."""
-        eng = self.app.engine
-        if eng is not None and hasattr(eng, "check_now"):
-            threading.Thread(target=eng.check_now, name="trainer-check", daemon=True).start()
+        """Let the engine see the change now rather than at its next tick (on the link's
+        worker: never on the UI thread, never on a thread of the panel's own)."""
+        link = self.app.link
+        if link is not None:
+            link.check_now()
 
     def refresh(self):
         b = self.board
