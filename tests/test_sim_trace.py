@@ -114,10 +114,19 @@ def test_a_trace_killed_mid_write_never_leaves_a_cut_file(tmp_path):
     import sys as _sys
     path = tmp_path / "trace.csv"
     earlier = "t_us,signal,value\n" + "".join(f"0,{name},0\n" for name in SIGNALS)
+    # the whole new trace, as the killed writer would have written it
+    rec = TraceRecorder({name: 0 for name in SIGNALS})
+    for t in range(1, 400_001):
+        rec.record(t % 4, t, float(t % 2))
+    rec.write(tmp_path / "whole.csv")
+    whole = (tmp_path / "whole.csv").read_text()
     for _ in range(5):
         path.write_text(earlier)
         done = subprocess.run([_sys.executable, "-c", KILLED_MID_WRITE, str(path),
                                str(len(earlier))],
                               capture_output=True, timeout=120)
         assert done.returncode == -9, done.stderr.decode()[-500:]
-        assert path.read_text() == earlier
+        # the kill may land just after the rename on a loaded machine: then the new trace
+        # is there whole; never anything in between
+        got = path.read_text()
+        assert got == earlier or got == whole, f"a cut trace of {len(got)} characters"
