@@ -63,6 +63,33 @@ def _trace_rows(ui) -> int:
     return sum(len(t) for t in rec.times) if rec is not None else 0
 
 
+#: Sessions already in the log when the soak starts: more than any screen lists (History's
+#: chart 20, Caregiver's alerts 30, the clinic log 100), as on a device used for months, so
+#: what the screens show no longer grows with each session the soak adds and what is left
+#: is what the app keeps.
+PAST_SESSIONS = 120
+
+
+def fill_log(store, sessions: int = PAST_SESSIONS) -> None:
+    """Past sessions, one a day before today: two contractions a channel, an electrode
+    alert in every ninth, every seventh stopped early."""
+    import datetime as dt
+    now = dt.datetime.now(dt.timezone.utc)
+    for i in range(sessions):
+        sid = f"past-{i}"
+        start = now - dt.timedelta(days=sessions - i)
+        store.start_session(session_id=sid, prescription_id="rx-past", started_at=start,
+                            planned_contractions=2, channels=2)
+        for ch in range(2):
+            for k in range(2):
+                store.add_contraction(sid, channel=ch, index=k, start_t=10.0 * k, end_t=10.0 * k + 5,
+                                      peak_ma=10.0 + ch + (i % 10), completed=True)
+        if i % 9 == 0:
+            store.add_event(sid, t=12.0, kind="lead_off", detail={"channel": 1})
+        store.end_session(sid, status="stopped" if i % 7 == 0 else "completed",
+                          ended_at=start + dt.timedelta(minutes=15))
+
+
 def one_cycle(ui, k: int, usb) -> None:
     """Home, language both ways, History, Caregiver (PIN), Clinic (PIN, both tabs), a
     prescription imported, Preparation, a session to its first contraction, STOP, After,
@@ -116,6 +143,8 @@ def child_soak(cycles: int) -> None:
     verbose = bool(os.environ.get("BENCH_SOAK_VERBOSE"))
     tmp = Path(tempfile.mkdtemp(prefix="homeapp-soak-"))
     ui = UI(tmp)
+    if PAST_SESSIONS:
+        fill_log(ui.device.store)
     start = _settled_rss_mb()
     t0 = time.monotonic()
     rss = []
