@@ -14,7 +14,7 @@ from __future__ import annotations
 from kivy.core.text import Label as CoreLabel
 from kivy.core.text.markup import MarkupLabel
 from kivy.uix.boxlayout import BoxLayout
-from kivy.uix.button import Button
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.scrollview import ScrollView
@@ -86,7 +86,7 @@ def problems(root, window, *, skip=()) -> list[str]:
         if not scrolled and isinstance(parent, (BoxLayout, GridLayout)) and not inside(r, rect(parent)):
             out.append(f"{_name(w)} spills out of its {type(parent).__name__}: "
                        f"{tuple(round(v) for v in r)} in {tuple(round(v) for v in rect(parent))}")
-        if isinstance(w, Button):
+        if isinstance(w, ButtonBehavior):
             targets.append((w, r))
             if w.width < MIN_TOUCH_PX - SLACK_PX or w.height < MIN_TOUCH_PX - SLACK_PX:
                 out.append(f"{_name(w)} is {w.width:.0f} x {w.height:.0f} px, under {MIN_TOUCH_PX} px")

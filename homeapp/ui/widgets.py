@@ -60,15 +60,18 @@ class Text(Label):
                          valign=valign, **kw)
         self.fit = fit
         # Bound once: binding in _wrap added one more handler on every width change.
-        self.bind(width=self._wrap, height=self._wrap, fit=self._wrap, texture_size=self._grow)
+        self.bind(width=self._wrap, height=self._wrap, fit=self._wrap, texture_size=self._grow,
+                  text=self._grow)
         self._wrap()
+        self._grow()
 
     def _wrap(self, *_):
         self.text_size = (self.width, None if self.fit else self.height)
 
     def _grow(self, *_):
         if self.fit:
-            self.height = self.texture_size[1]
+            # No text, no height (Kivy leaves an empty label's texture size alone).
+            self.height = self.texture_size[1] if self.text else 0
 
 
 class BigButton(Button):
