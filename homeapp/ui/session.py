@@ -54,9 +54,11 @@ class ChannelControl(Card):
         self.screen = screen
         self.index = index
         top = BoxLayout(size_hint_y=None, height=30)
+        # The clinic's name for the channel wraps rather than being cut; the row grows with it.
         self.name = Text("", size=Theme.font_small + 2, bold=True, color=Theme.channel[index % 2],
-                         shorten=True, shorten_from="right")
-        self.cap = Text("", size=Theme.font_small, color=Theme.muted, halign="right", size_hint_x=None, width=120)
+                         size_hint_y=None, fit=True)
+        self.name.bind(height=lambda _w, h: setattr(top, "height", max(30, h)))
+        self.cap = Text("", size=Theme.font_small, color=Theme.muted, halign="right", size_hint_x=None, width=96)
         top.add_widget(self.name)
         top.add_widget(self.cap)
         self.add_widget(top)
@@ -64,7 +66,7 @@ class ChannelControl(Card):
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
         self.minus.bind(on_release=lambda *_: screen.app.command("decrease", index))
         mid = BoxLayout(orientation="vertical")
-        self.ma = Text("", size=56, bold=True, halign="center")
+        self.ma = Text("", size=52, bold=True, halign="center")
         self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
         mid.add_widget(self.ma)
         mid.add_widget(self.unit)
@@ -151,7 +153,7 @@ class SessionScreen(BaseScreen):
         info.add_widget(self.block)
         info.add_widget(self.left)
         main.add_widget(info)
-        phase = Card(size_hint_y=None, height=140, padding=(16, 0))
+        phase = Card(size_hint_y=None, height=120, padding=(16, 0))
         self.phase_card = phase
         self.phase = Text("", size=76, bold=True)
         self.count = Text("", size=100, bold=True, halign="right", size_hint_x=0.28)
