@@ -135,9 +135,16 @@ def one_cycle(ui, k: int, usb) -> None:
     assert app.current == "home"
 
 
+def _as_the_app_starts() -> None:
+    """What `homeapp` does first (homeapp.ui.app.main): numpy kept out of the process."""
+    from homeapp.ui.app import keep_numpy_out
+    keep_numpy_out()
+
+
 def child_soak(cycles: int) -> None:
     from pathlib import Path
 
+    _as_the_app_starts()
     from homeapp.ui.testing import UI
 
     verbose = bool(os.environ.get("BENCH_SOAK_VERBOSE"))
@@ -157,13 +164,15 @@ def child_soak(cycles: int) -> None:
     print(json.dumps({"start_mb": start, "after_first_mb": rss[0], "end_mb": rss[-1],
                       "max_mb": max(rss), "cycles": cycles, "seconds": time.monotonic() - t0,
                       "soft_gl_mb": _soft_gl_mb(), "trace_rows": _trace_rows(ui),
-                      "matplotlib": "matplotlib" in sys.modules}), flush=True)
+                      "matplotlib": "matplotlib" in sys.modules,
+                      "numpy": sys.modules.get("numpy") is not None}), flush=True)
     ui.close()
 
 
 def child_parts() -> None:
     """The app at Home after a start, and what of it can be named."""
     import tracemalloc
+    _as_the_app_starts()
     tracemalloc.start()
     from pathlib import Path
 
@@ -177,6 +186,7 @@ def child_parts() -> None:
     fonts = len(getattr(CoreLabel, "_fonts_cache", {}) or {})
     print(json.dumps({"rss_mb": _settled_rss_mb(), "soft_gl_mb": _soft_gl_mb(),
                       "python_mb": python_mb, "matplotlib": "matplotlib" in sys.modules,
+                      "numpy": "numpy" in sys.modules and sys.modules["numpy"] is not None,
                       "modules": len(sys.modules), "fonts": fonts,
                       "caches": _cache_sizes(), "trace_rows": _trace_rows(ui)}), flush=True)
     ui.close()
@@ -208,7 +218,8 @@ def figures() -> list[Figure]:
                f"{parts['soft_gl_mb']:.0f} MB of it software GL"),
         Figure("soak: the app's own share at Home (RSS - baseline)", parts["rss_mb"] - base["rss_mb"], "MB", "",
                f"Python objects {parts['python_mb']:.1f} MB, {parts['modules']} modules, "
-               f"matplotlib loaded: {parts['matplotlib']}, trace rows {parts['trace_rows']}"),
+               f"matplotlib loaded: {parts['matplotlib']}, numpy loaded: {parts['numpy']}, "
+               f"trace rows {parts['trace_rows']}"),
         Figure(f"soak: resident at the start of {soak['cycles']} cycles", soak["start_mb"], "MB", ""),
         Figure("soak: resident after the first cycle", soak["after_first_mb"], "MB", ""),
         Figure(f"soak: resident after cycle {soak['cycles']}", soak["end_mb"], "MB", "",
