@@ -26,7 +26,10 @@ LANGS = ("en", "sv")
 @pytest.fixture(params=[True, False], ids=["with-panel", "without-panel"])
 def small_ui(request, tmp_path):
     """The app at the device's 800 x 480, with or without the trainer's panel."""
-    u = UI(tmp_path, config_extra={"device": {"show_trainer_panel": request.param}})
+    # Two-digit caps: "max 60 mA" must fit beside the channel's name too.
+    channels = [{"label": "left quadriceps", "max_ma": 60}, {"label": "right quadriceps", "max_ma": 40}]
+    u = UI(tmp_path, config_extra={"device": {"show_trainer_panel": request.param}},
+           rx_changes={"channels": channels})
     size = tuple(u.window.size)
     u.window.size = (800, 480)
     u.pump(0.2)

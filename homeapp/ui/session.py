@@ -55,10 +55,12 @@ class ChannelControl(Card):
         self.index = index
         top = BoxLayout(size_hint_y=None, height=30)
         # The clinic's name for the channel wraps rather than being cut; the row grows with it.
-        self.name = Text("", size=Theme.font_small + 2, bold=True, color=Theme.channel[index % 2],
+        self.name = Text("", size=Theme.font_small, bold=True, color=Theme.channel[index % 2],
                          size_hint_y=None, fit=True)
         self.name.bind(height=lambda _w, h: setattr(top, "height", max(30, h)))
-        self.cap = Text("", size=Theme.font_small, color=Theme.muted, halign="right", size_hint_x=None, width=96)
+        # "max 100 mA" on one line
+        self.cap = Text("", size=Theme.font_small - 2, color=Theme.muted, halign="right", size_hint_x=None,
+                        width=110)
         top.add_widget(self.name)
         top.add_widget(self.cap)
         self.add_widget(top)
