@@ -104,3 +104,30 @@ def test_the_session_an_alert_after_and_history_show_every_word(small_ui):
     ui.app.go("history")
     found += in_both_languages(ui, "History", lambda: ui.app.root_widget)
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("panel", [True, False], ids=["with-panel", "without-panel"])
+def test_adjust_and_the_estop_alert_show_every_word(tmp_path, panel):
+    from homeapp.ui.testing import SHORT_RX
+    block = dict(SHORT_RX["blocks"][0], off_s={"value": 2, "min": 2, "max": 4},
+                 pulse_us={"value": 300, "min": 250, "max": 400})
+    u = UI(tmp_path, config_extra={"device": {"show_trainer_panel": panel}}, rx_changes={"blocks": [block]})
+    size = tuple(u.window.size)
+    try:
+        u.window.size = (800, 480)
+        u.start_session()
+        sess = u.screen
+        u.wait_until(lambda: u.state.phase.value == "running")
+        u.wait_until(lambda: sess.adjust_button.get_root_window() is not None, what="Adjust")
+        u.tap(sess.adjust_button)
+        found = in_both_languages(u, "Adjust", lambda: sess.adjust_view)
+        sess.close_adjust()
+        u.svc.sim_board.press_estop()
+        u.wait_until(lambda: u.app.overlay.showing, what="e-stop alert")
+        found += in_both_languages(u, "E-stop alert", lambda: u.app.overlay)
+        u.svc.sim_board.release_estop()
+        assert not found, "\n".join(found)
+    finally:
+        u.app.set_language("en")
+        u.window.size = size
+        u.close()
