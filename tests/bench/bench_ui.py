@@ -44,9 +44,10 @@ def child_home(t0: float) -> None:
     """Start the app as `homeapp` does and report when Home is drawn."""
     from kivy.clock import Clock
 
-    from homeapp.ui.app import HomeApp
+    from homeapp.ui.app import HomeApp, keep_numpy_out
     from homeapp.ui.services import Services
 
+    keep_numpy_out()                     # as homeapp.ui.app.main does first
     svc = Services.open(None)
     svc.load_demo()
     app = HomeApp(svc)
@@ -78,6 +79,8 @@ def child_session() -> None:
 
     from kivy.base import EventLoop
 
+    from homeapp.ui.app import keep_numpy_out
+    keep_numpy_out()                     # as homeapp.ui.app.main does first
     from homeapp.ui.testing import UI
 
     ui = UI(Path(tempfile.mkdtemp(prefix="homeapp-bench-")),
