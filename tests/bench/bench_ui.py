@@ -115,7 +115,10 @@ def child_session() -> None:
 
 
 def _run(mode: str, extra_env=None) -> dict:
-    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1",
+    # KIVY_IMAGE as the app sets it (homeapp.ui.app.configure_kivy): the empty window
+    # measured without it loaded PIL too, 14 MB, and the baseline read 145 or 159 MB
+    # depending on which benchmark module was imported first.
+    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_IMAGE="sdl2",
                KIVY_HOME=tempfile.mkdtemp(prefix="kivy-"),
                XDG_DATA_HOME=tempfile.mkdtemp(prefix="homeapp-data-"), **(extra_env or {}))
     env.pop("HOMEAPP_CONFIG", None)
