@@ -149,7 +149,8 @@ class HistoryScreen(BaseScreen):
     def show_day(self, day: dt.date) -> None:
         """That day's sessions, in large type over the screen, with a big Close."""
         self.close_day()
-        view = ModalView(size_hint=(None, None), size=(760, 440), auto_dismiss=True,
+        # Closed by its big Close only: a stray touch beside it does not take it away.
+        view = ModalView(size_hint=(None, None), size=(760, 440), auto_dismiss=False,
                          background_color=(0, 0, 0, 0.85))
         box = Card(orientation="vertical", bg=Theme.card, spacing=10, padding=14)
         title = Text(day_title(day), size=Theme.font_large - 4, bold=True, size_hint_y=None, fit=True)
@@ -168,9 +169,9 @@ class HistoryScreen(BaseScreen):
         view.open()
 
     def close_day(self):
-        if self.day_view is not None:
-            self.day_view.dismiss()
-            self.day_view = None
+        view, self.day_view = self.day_view, None
+        if view is not None:
+            view.dismiss()
 
     # ------------------------------------------------------------------ refresh
     def refresh(self):
