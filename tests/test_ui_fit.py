@@ -102,6 +102,11 @@ def test_the_session_an_alert_after_and_history_show_every_word(small_ui):
     ui.app.skip_report()
     ui.pump(0.1)
     ui.app.go("history")
+    # A month of five weeks, whatever today is: under the trainer's panel a six-week month's
+    # day cells are 51 px (tests/test_ui_history.py judges every month's cells).
+    hist = ui.app.screens["history"]
+    hist.month = (2026, 12)
+    hist.refresh()
     found += in_both_languages(ui, "History", lambda: ui.app.root_widget)
     assert not found, "\n".join(found)
 
