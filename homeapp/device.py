@@ -30,9 +30,10 @@ from .errors import UserError
 from .store import Store, StoreError
 
 
-#: Rows of trace history per signal the app's simulated board keeps (about 20 minutes of
-#: a 100 Hz train on each leg, a few MB): the app never writes the trace.
-SIM_TRACE_MAX_ROWS = 250_000
+#: Rows of trace history per signal the app's simulated board keeps (16 bytes a row: about
+#: 100 s of a 100 Hz train on each leg, 1.3 MB for the four legs at most, where 250,000 rows
+#: held 16 MB through a long session): the app never writes the trace.
+SIM_TRACE_MAX_ROWS = 20_000
 
 
 class TrainerHands:

@@ -215,3 +215,44 @@ def test_adjust_keeps_the_cue_and_says_which_block_runs_now(tmp_path):
             assert view.cue_phase.text == sess.phase.text
     finally:
         u.close()
+
+
+def test_a_held_plus_asks_at_the_engines_rate_in_session_time_and_stops_at_the_release(ui):
+    """In the session's own (held, virtual) time: each step is asked for only once the board
+    gives the last one, so the asks are a step's rise time apart and the screen never runs
+    more than one step ahead of the current; lifting the finger stops them at once."""
+    from kivy.tests.common import UnitTestTouch
+
+    from homeapp.ui.session import ChannelControl
+    from schedules.limits import INTENSITY_RISE_MA_PER_S, INTENSITY_STEP_MA
+    step_s = INTENSITY_STEP_MA / INTENSITY_RISE_MA_PER_S
+    ui.start_session()
+    sess = ui.screen
+    ui.wait_until(lambda: ui.state.phase.value == "running")
+    ui.pump(0.1)
+    plus = sess.controls[0].plus
+    touch = UnitTestTouch(*plus.to_window(*plus.center))
+    touch.touch_down()
+    ahead, shown = [], []
+    try:
+        def watch():
+            ch = ui.state.channels[0]
+            ahead.append(ch.target_ma - ch.set_ma)
+            shown.append(sess.controls[0].ma.text)
+            return ch.target_ma >= 5
+        ui.wait_until(watch, timeout=15, what="5 mA by holding +")
+    finally:
+        touch.touch_up()
+    lifted_at = ui.clock.now()
+    ui.pump(0.5)
+    shown.append(sess.controls[0].ma.text)
+    asks = [e for e in events(ui, "intensity") if e["detail"].get("channel", 0) == 0]
+    assert [e["detail"]["ma"] for e in asks][:5] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    gaps = [b["t"] - a["t"] for a, b in zip(asks, asks[1:])]
+    assert min(gaps) >= step_s - 0.02, gaps             # never faster than the engine's rate
+    # never more than a step ahead of the board (which sets whole DAC steps of 0.024 mA)
+    assert max(ahead) <= INTENSITY_STEP_MA + ChannelControl.REACHED_MA, max(ahead)
+    assert {"1", "2", "3", "4", "5"} <= set(shown), shown        # each step was on the screen
+    assert len(asks) <= 6, "kept asking after the finger lifted"
+    assert ui.state.channels[0].target_ma <= 6.0 and ui.clock.now() > lifted_at
+

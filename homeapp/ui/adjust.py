@@ -46,7 +46,7 @@ class AdjustRow(Card):
     """One adjustable field: name, block, allowed span, -, value, +."""
 
     def __init__(self, view, block_index: int, block, param: str, **kw):
-        super().__init__(orientation="horizontal", size_hint_y=None, height=124, padding=(14, 8),
+        super().__init__(orientation="horizontal", size_hint_y=None, height=self.ROW_H, padding=(14, 8),
                          spacing=10, **kw)
         self.view = view
         self.block_index = block_index
@@ -59,14 +59,16 @@ class AdjustRow(Card):
         self.locked = False                          # running continuous block: fixed now
         self.now: bool | None = None                 # the block running now (None: not known)
         left = BoxLayout(orientation="vertical", spacing=0)
-        self.name = Text("", size=Theme.font_body + 2, bold=True, size_hint_y=None, height=32,
-                         shorten=True, shorten_from="right")
+        # A long name or block label wraps and the row grows (the list scrolls), never cut.
+        self.name = Text("", size=Theme.font_body + 2, bold=True, size_hint_y=None, height=32, fit=True)
         self.where = Text("", size=Theme.font_small, color=Theme.muted, size_hint_y=None, height=26,
-                          shorten=True, shorten_from="right")
+                          fit=True)
         self.allowed = Text("", size=Theme.font_small, size_hint_y=None, height=26)
         self.note = Text("", size=Theme.font_small - 2, color=Theme.warn, bold=True, valign="top")
         for w in (self.name, self.where, self.allowed, self.note):
             left.add_widget(w)
+        for w in (self.name, self.where):
+            w.bind(height=self._grow_row)
         self.minus = BigButton("\u2212", bg=Theme.primary, size=56, size_hint_x=None, width=96)
         self.minus.bind(on_release=lambda *_: self.press(-1))
         mid = BoxLayout(orientation="vertical", size_hint_x=None, width=130)
@@ -79,6 +81,11 @@ class AdjustRow(Card):
         for w in (left, self.minus, mid, self.plus):
             self.add_widget(w)
         self.refresh()
+
+    ROW_H = 124
+
+    def _grow_row(self, *_):
+        self.height = max(self.ROW_H, self.ROW_H + self.name.height - 32 + self.where.height - 26)
 
     @property
     def step(self) -> float:

@@ -58,7 +58,7 @@ class Scale(BoxLayout):
     """A row of numbered buttons; one can be chosen."""
 
     def __init__(self, values, on_pick, **kw):
-        super().__init__(spacing=4, size_hint_y=None, height=64, **kw)
+        super().__init__(spacing=4, size_hint_y=None, height=60, **kw)
         self.values = values
         self.value = None
         self.buttons = {}
@@ -79,6 +79,11 @@ class AfterScreen(BaseScreen):
     title_msg = N_("How did it go?")
 
     def build(self):
+        # Slimmer header and gaps (every button still 60 px): everything fits in the 416 px
+        # the simulated board's trainer panel leaves, nothing pushed over the header.
+        self.header.height = 60
+        self.root_box.padding = (10, 4, 10, 6)
+        self.body.spacing = 4
         # Save and Skip sit in the header and the comment near the top, so that the
         # on-screen keyboard (docked at the bottom of a keyboardless touchscreen) hides none.
         self.skip = BigButton("", bg=Theme.card_hi, size=Theme.font_body, size_hint_x=None, width=150)
@@ -95,12 +100,12 @@ class AfterScreen(BaseScreen):
         self.summary.bind(height=lambda _w, h: setattr(self.summary_card, "height", h + 12))
         self.body.add_widget(self.summary_card)
         self.comment = TextInput(multiline=False, font_size=Theme.font_body, padding=(10, 12),
-                                 size_hint_y=None, height=56,
+                                 size_hint_y=None, height=54,
                                  background_color=(1, 1, 1, 1), foreground_color=(0, 0, 0, 1))
         self.body.add_widget(self.comment)
-        self.pain_label = Text("", size=Theme.font_small, size_hint_y=None, height=28, bold=True)
+        self.pain_label = Text("", size=Theme.font_small, size_hint_y=None, height=26, bold=True)
         self.pain = Scale(PAIN_VALUES, lambda v: self.refresh())
-        self.effort_label = Text("", size=Theme.font_small, size_hint_y=None, height=28, bold=True)
+        self.effort_label = Text("", size=Theme.font_small, size_hint_y=None, height=26, bold=True)
         self.effort = Scale(EFFORT_VALUES, lambda v: self.refresh())
         for w in (self.pain_label, self.pain, self.effort_label, self.effort):
             self.body.add_widget(w)

@@ -352,7 +352,19 @@ def _language_of(config_path) -> str:
         return "en"
 
 
+def keep_numpy_out() -> None:
+    """sqlite_utils imports numpy (and pandas, where installed) when it is imported, only to
+    accept their number types, which the touchscreen never hands it: about 12 MB resident
+    for nothing on the device. Marked absent in the app's own process before the log is
+    opened (never in a process that makes the clinician's report, which needs numpy)."""
+    import sys
+    for name in ("numpy", "pandas"):
+        if name not in sys.modules:
+            sys.modules[name] = None     # `import numpy` raises ImportError from now on
+
+
 def main(config_path: str | None = None) -> int:
+    keep_numpy_out()
     from .services import Services
     try:
         svc = Services.open(config_path)

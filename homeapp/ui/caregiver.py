@@ -11,7 +11,7 @@ from kivy.uix.scrollview import ScrollView
 from .base import BaseScreen
 from .i18n import N_, _, f_
 from .kind_texts import event_text  # the one table of the engine's kinds
-from .widgets import BigButton, Card, PinPad, Text, Theme
+from .widgets import BigButton, Card, PinPad, ProblemText, Text, Theme
 
 ALERT_KINDS = ("estop", "lead_off", "fault", "watchdog", "refused")
 
@@ -26,7 +26,7 @@ class PinScreen(BaseScreen):
         self.gate = BoxLayout(spacing=16)
         left = BoxLayout(orientation="vertical")
         self.prompt = Text("", size=Theme.font_large, bold=True)
-        self.hint = Text("", size=Theme.font_small, color=Theme.muted)
+        self.hint = ProblemText("", size=Theme.font_small, color=Theme.muted)
         left.add_widget(self.prompt)
         left.add_widget(self.hint)
         self.gate.add_widget(left)
@@ -61,17 +61,14 @@ class PinScreen(BaseScreen):
         self.prompt.text = _(self.prompt_msg)
         locked_s = self.app.svc.pin_lockout_s(self.role)
         if locked_s > 0:
-            self.hint.text = f_("Too many wrong PINs. Try again in {minutes} min.",
-                                minutes=max(1, round(locked_s / 60)))
-            self.hint.color = Theme.bad
+            self.hint.show_problem(f_("Too many wrong PINs. Try again in {minutes} min.",
+                                      minutes=max(1, round(locked_s / 60))))
         elif self.wrong:
-            self.hint.text = _("Wrong PIN. Try again.")
-            self.hint.color = Theme.bad
+            self.hint.show_problem(_("Wrong PIN. Try again."))
         elif not self.app.svc.pin_configured(self.role) and self.app.svc.simulated:
-            self.hint.text = f_("Simulated board, no PIN set: use {pin}.", pin="0000")
-            self.hint.color = Theme.muted
+            self.hint.show(f_("Simulated board, no PIN set: use {pin}.", pin="0000"), Theme.muted)
         else:
-            self.hint.text = ""
+            self.hint.show("")
         self.pad.buttons["ok"].text = _("OK")
         self.pad.buttons["clear"].text = _("Clear")
         if self.unlocked:

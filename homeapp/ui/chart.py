@@ -6,7 +6,8 @@ import calendar
 import datetime as dt
 
 from kivy.core.text import Label as CoreLabel
-from kivy.graphics import Color, Line, Rectangle
+from kivy.graphics import Color, Ellipse, Line, Rectangle
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.widget import Widget
 
@@ -48,32 +49,53 @@ class _CanvasChart(Widget):
 
 
 class LineChart(_CanvasChart):
-    """Lines of (x index, value) per series, with a y axis labelled in mA."""
+    """Lines of (x index, value) per series, with a y axis labelled in mA.
+
+    Every dot lies wholly inside the plot (the first and last sit a dot's width in from its
+    edges). Where two channels have the same value their marks do not hide each other: the
+    first channel is a filled dot on a thick line, the second a ring around it (its hole
+    wider than the dot) on a thin line."""
+
+    DOT_R = 4.5          # the first channel's filled dot, px
+    RING_R = 7.0         # the second channel's ring (its stroke's centre line), px
+    RING_W = 1.5
+    LINE_W = (2.5, 1.2)  # the first channel's line is wider, so it shows beside the second's
+    LEFT_PX = 48         # room for the axis labels
 
     def __init__(self, **kw):
         self.series: list[list[float | None]] = []
         self.colors = list(Theme.channel)
+        self.dots: list[tuple[int, float, float]] = []     # (series, x, y) of every mark drawn
+        self.plot_rect = (0.0, 0.0, 0.0, 0.0)                # x0, y0, x1, y1 of the plot area
         super().__init__(**kw)
 
     def set_data(self, series):
         self.series = series
         self.redraw()
 
+    def mark_radius(self, si: int) -> float:
+        """How far a mark of series `si` reaches from its centre."""
+        return self.DOT_R if si % 2 == 0 else self.RING_R + self.RING_W   # Kivy strokes width each side
+
     def redraw(self, *_):
         self.canvas.clear()
-        left, bottom = 48, 8
+        self.dots = []
+        left, bottom = self.LEFT_PX, 8
         w, h = self.width - left - 8, self.height - bottom - 8
         x0, y0 = self.x + left, self.y + bottom
+        self.plot_rect = (x0, y0, x0 + w, y0 + h)
         values = [v for s in self.series for v in s if v is not None]
         top = max([10.0] + values)
         top = (int(top / 10) + 1) * 10
         n = max([len(s) for s in self.series] + [2])
+        inset = max([self.mark_radius(si) for si in range(len(self.series))] + [self.DOT_R]) + 1
+        span, h_in = max(0.0, w - 2 * inset), max(0.0, h - 2 * inset)
         with self.canvas:
             Color(*Theme.card_hi)
             Rectangle(pos=(x0, y0), size=(w, h))
             Color(*Theme.muted)
             for k in range(0, int(top) + 1, max(10, int(top / 4 / 10) * 10)):
-                y = y0 + h * k / top
+                y = y0 + inset + h_in * k / top
                 Line(points=[x0, y, x0 + w, y], width=1)
                 draw_text(str(k), x0 - 6, y - 9, Theme.muted, align="right")
                 Color(*Theme.muted)
@@ -83,12 +105,18 @@ class LineChart(_CanvasChart):
                 for i, v in enumerate(s):
                     if v is None:
                         continue
-                    x = x0 + w * (i / (n - 1) if n > 1 else 0.5)
-                    pts += [x, y0 + h * v / top]
+                    x = x0 + inset + span * (i / (n - 1) if n > 1 else 0.5)
+                    pts += [x, y0 + inset + h_in * v / top]
                 if len(pts) >= 4:
-                    Line(points=pts, width=2.5)
+                    Line(points=pts, width=self.LINE_W[si % 2])
                 for j in range(0, len(pts), 2):
-                    Line(circle=(pts[j], pts[j + 1], 3.5), width=2)
+                    x, y = pts[j], pts[j + 1]
+                    if si % 2 == 0:
+                        r = self.DOT_R
+                        Ellipse(pos=(x - r, y - r), size=(2 * r, 2 * r))
+                    else:
+                        Line(circle=(x, y, self.RING_R), width=self.RING_W)
+                    self.dots.append((si, x, y))
 
 
 class WeekBars(_CanvasChart):
@@ -96,6 +124,7 @@ class WeekBars(_CanvasChart):
 
     def __init__(self, **kw):
         self.weeks: list[tuple[dt.date, int, int]] = []
+        self.labels: list[str] = []      # what each bar says, "done/goal"
         super().__init__(**kw)
 
     def set_data(self, weeks):
@@ -104,6 +133,7 @@ class WeekBars(_CanvasChart):
 
     def redraw(self, *_):
         self.canvas.clear()
+        self.labels = []
         if not self.weeks:
             return
         n = len(self.weeks)
@@ -120,32 +150,59 @@ class WeekBars(_CanvasChart):
                     Color(*Theme.text)
                     yp = base + h * planned / top
                     Line(points=[x - 4, yp, x + bw * 0.7 + 4, yp], width=2, dash_length=6, dash_offset=4)
-                draw_text(f"{done}/{_num(planned)}", self.x + i * bw + bw / 2, self.y + 2, Theme.text, align="center")
+                self.labels.append(f"{done}/{_num(planned)}")
+                draw_text(self.labels[-1], self.x + i * bw + bw / 2, self.y + 2, Theme.text, size=18,
+                          align="center")
+
+
+class DayCell(ButtonBehavior, Text):
+    """A day of the calendar: its number on a fill that says what happened; a touch shows
+    that day's sessions. The fill is inset so neighbours look apart while the whole cell
+    (60 px or more) takes the touch."""
+
+    INSET_PX = 2
+
+    def __init__(self, **kw):
+        super().__init__(text="", size=20, halign="center", **kw)
+        self.day: dt.date | None = None
+        with self.canvas.before:
+            self.fill = Color(0, 0, 0, 0)
+            self._r = Rectangle()
+        self.bind(pos=self._place, size=self._place)
+
+    def _place(self, *_):
+        i = self.INSET_PX
+        self._r.pos = (self.x + i, self.y + i)
+        self._r.size = (max(0, self.width - 2 * i), max(0, self.height - 2 * i))
 
 
 class MonthCalendar(GridLayout):
     """A month as a grid; days with a session are filled (green completed, amber cut short).
+    A touch on a day calls `on_day(date)`.
 
     The 7 weekday names and 42 day cells are made once and refilled on every `show`: a
     label made anew on each visit to History leaves native memory behind (textures,
     vertex buffers) that a device left on for months would pile up."""
 
     CELLS = 42   # six weeks, the most a month spans
+    NAMES_H = 22
 
-    def __init__(self, weekday_names, **kw):
-        kw.setdefault("spacing", 3)
+    def __init__(self, weekday_names, on_day=None, **kw):
+        kw.setdefault("spacing", 0)
         super().__init__(cols=7, **kw)
         self.weekday_names = weekday_names
-        self._names = [Text("", size=16, halign="center", color=Theme.muted) for _i in range(7)]
+        self.on_day = on_day
+        self._names = [Text("", size=16, halign="center", color=Theme.muted, size_hint_y=None,
+                            height=self.NAMES_H) for _i in range(7)]
         self._cells = []
         for _i in range(self.CELLS):
-            cell = Text("", size=18, halign="center")
-            with cell.canvas.before:
-                cell.fill = Color(0, 0, 0, 0)
-                r = Rectangle(pos=cell.pos, size=cell.size)
-            cell.bind(pos=lambda w, v, r=r: setattr(r, "pos", v),
-                      size=lambda w, v, r=r: setattr(r, "size", v))
+            cell = DayCell()
+            cell.bind(on_release=self._touched)
             self._cells.append(cell)
+
+    def _touched(self, cell):
+        if cell.day is not None and self.on_day is not None:
+            self.on_day(cell.day)
 
     def show(self, year: int, month: int, days: dict[int, str], today: dt.date):
         weeks = calendar.Calendar(firstweekday=0).monthdayscalendar(year, month)
@@ -159,13 +216,15 @@ class MonthCalendar(GridLayout):
         for cell, d in zip(self._cells, [d for week in weeks for d in week]):
             status = days.get(d)
             cell.text = str(d) if d else ""
+            cell.day = dt.date(year, month, d) if d else None
+            cell.disabled = not d
             cell.bold = status is not None
             color = None
             if status == "completed":
                 color = Theme.ok
             elif status is not None:
                 color = Theme.warn
-            cell.color = Theme.warn_text if color is not None else Theme.text
+            cell.color = cell.disabled_color = Theme.warn_text if color is not None else Theme.text
             if d and dt.date(year, month, d) == today:
                 color = color or Theme.card_hi
             cell.fill.rgba = color if color is not None else (0, 0, 0, 0)

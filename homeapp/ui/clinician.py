@@ -135,11 +135,22 @@ class ClinicianScreen(PinScreen):
         super().lock()
 
     def show_tab(self, tab):
+        if tab != "log":
+            self._drop_log()
         self.tab = tab
         self.preview = None
         self.pair_result = None
         self.message.text = ""
         self.refresh()
+
+    def _drop_log(self):
+        # The log's text is one texture as tall as the log (7 MB for 100 sessions, twice
+        # that resident with software GL): not kept while nobody reads it.
+        if self._built.pop("log", None) is not None and self.tab == "log":
+            self.content.clear_widgets()
+
+    def on_leave(self, *args):
+        self._drop_log()
 
     def refresh_panel(self):
         self.tab_rx.text = _("Prescription")

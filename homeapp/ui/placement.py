@@ -107,13 +107,27 @@ class PlacementPicture(StencilView):
         self.bind(pos=self._draw, size=self._draw)
         self._tags: list[Label] = []
 
-    def _draw(self, *_):
-        self.canvas.clear()
+    def _frame(self) -> tuple[float, float, float]:
+        """(scale, x, y of the body frame's origin): the placement's window of the body,
+        as large as the widget holds it whole, centred."""
         p = self.placement
         wx0, wy0, wx1, wy1 = p.window if p else (0.0, 0.0, 1.0, 2.0)
         s = min(self.width / (wx1 - wx0), self.height / (wy1 - wy0))
         ox = self.x + (self.width - s * (wx1 - wx0)) / 2 - wx0 * s
         oy = self.y + (self.height - s * (wy1 - wy0)) / 2 - wy0 * s
+        return s, ox, oy
+
+    def drawn_rect(self) -> tuple[float, float, float, float]:
+        """Where the placement's window of the body is drawn (x0, y0, x1, y1)."""
+        p = self.placement
+        wx0, wy0, wx1, wy1 = p.window if p else (0.0, 0.0, 1.0, 2.0)
+        s, ox, oy = self._frame()
+        return ox + wx0 * s, oy + wy0 * s, ox + wx1 * s, oy + wy1 * s
+
+    def _draw(self, *_):
+        self.canvas.clear()
+        p = self.placement
+        s, ox, oy = self._frame()
 
         def box(b):
             x0, y0, x1, y1 = b

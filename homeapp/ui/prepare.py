@@ -12,11 +12,21 @@ from .base import BaseScreen
 from .i18n import N_, _, f_
 from .kind_texts import refusal_text  # the one table of the engine's kinds
 from .placement import PlacementPicture, placement_for
-from .widgets import BigButton, Card, Dot, PinPad, Text, Theme
+from .widgets import BigButton, Card, Dot, PinPad, ProblemText, Text, Theme
 
 log = logging.getLogger(__name__)
 
 CONTACT_POLL_S = 0.5
+#: The body picture's width: the placement text beside it needs the rest of the card to
+#: show whole (Swedish is the longest) under the simulated board's trainer panel too.
+PICTURE_W = 112
+#: A header and a bottom row slimmer than elsewhere (the buttons still 60 px or more):
+#: the height goes to the placement text.
+HEADER_H = 60
+BOTTOM_H = 72
+#: The caregiver's PIN pop-up: nearly the whole 800 x 480 window; the pad's keys 60 px or more.
+PIN_VIEW_SIZE = (780, 460)
+PIN_PAD_W = 420
 
 
 def placement_text(label: str) -> str:
@@ -42,19 +52,20 @@ def placement_text(label: str) -> str:
 
 class ChannelPrep(Card):
     def __init__(self, index: int, label: str, **kw):
-        super().__init__(orientation="vertical", spacing=4, padding=(10, 6), **kw)
+        super().__init__(orientation="vertical", spacing=2, padding=(10, 4), **kw)
         self.index = index
         self.label = label
-        self.name = Text("", size=Theme.font_body, bold=True, color=Theme.channel[index % 2],
-                         size_hint_y=None, height=32, shorten=True, shorten_from="right")
+        # The clinic's name for the channel wraps rather than being cut.
+        self.name = Text("", size=Theme.font_body - 2, bold=True, color=Theme.channel[index % 2],
+                         size_hint_y=None, height=28, fit=True)
         self.add_widget(self.name)
-        row = BoxLayout(spacing=10)
-        self.picture = PlacementPicture(label, index, size_hint_x=None, width=150)
+        row = BoxLayout(spacing=8)
+        self.picture = PlacementPicture(label, index, size_hint_x=None, width=PICTURE_W)
         row.add_widget(self.picture)
-        col = BoxLayout(orientation="vertical", spacing=4)
+        col = BoxLayout(orientation="vertical", spacing=2)
         self.where = Text("", size=Theme.font_small, valign="top")
-        contact = BoxLayout(size_hint_y=None, height=44, spacing=8)
-        self.dot = Dot(fill=Theme.disabled, size_hint_x=None, width=40)
+        contact = BoxLayout(size_hint_y=None, height=40, spacing=8)
+        self.dot = Dot(fill=Theme.disabled, size_hint_x=None, width=36)
         self.contact_text = Text("", size=Theme.font_body, bold=True)
         contact.add_widget(self.dot)
         contact.add_widget(self.contact_text)
@@ -89,12 +100,13 @@ class PrepareScreen(BaseScreen):
     title_msg = N_("Get ready")
 
     def build(self):
+        self.header.height = HEADER_H
         self.add_header_button(N_("Cancel"), lambda *_: self.app.cancel_preparation(), width=140)
         self.channels_box = BoxLayout(spacing=8)
         self.body.add_widget(self.channels_box)
-        self.why = Text("", size=Theme.font_small, color=Theme.warn, size_hint_y=None, height=30)
+        self.why = Text("", size=Theme.font_small, color=Theme.warn, size_hint_y=None, height=28)
         self.body.add_widget(self.why)
-        bottom = BoxLayout(size_hint_y=None, height=84, spacing=8)
+        bottom = BoxLayout(size_hint_y=None, height=BOTTOM_H, spacing=8)
         self.skin = BigButton("", bg=Theme.card_hi, size=Theme.font_body - 2)
         self.skin.bind(on_release=lambda *_: self.toggle_skin())
         self.unlock = BigButton("", bg=Theme.primary, size=Theme.font_body - 2, size_hint_x=0.6)
@@ -169,11 +181,18 @@ class PrepareScreen(BaseScreen):
     def ask_pin(self):
         if self.app.svc.caregiver_unlocked:
             return
-        view = ModalView(size_hint=(None, None), size=(420, 440), auto_dismiss=False,
+        # The whole window (over the trainer's panel too): the words and Cancel on the left,
+        # the pad on the right, so no key is ever under another button.
+        view = ModalView(size_hint=(None, None), size=PIN_VIEW_SIZE, auto_dismiss=False,
                          background_color=(0, 0, 0, 0.85))
-        box = Card(orientation="vertical", bg=Theme.card)
-        msg = Text(_("Caregiver: enter your PIN"), size=Theme.font_body, bold=True, size_hint_y=None, height=36)
-        box.add_widget(msg)
+        box = Card(orientation="horizontal", bg=Theme.card, spacing=16)
+        left = BoxLayout(orientation="vertical", spacing=12)
+        msg = Text(_("Caregiver: enter your PIN"), size=Theme.font_large - 4, bold=True, valign="top")
+        problem = ProblemText("", size=Theme.font_small, halign="center")
+        cancel = BigButton(_("Cancel"), bg=Theme.card_hi, size_hint_y=None, height=BOTTOM_H)
+        for w in (msg, problem, cancel):
+            left.add_widget(w)
+        box.add_widget(left)
 
         def on_pin(pin):
             if self.app.svc.verify_pin("caregiver", pin):
@@ -184,18 +203,17 @@ class PrepareScreen(BaseScreen):
                 self.refresh()
             else:
                 locked_s = self.app.svc.pin_lockout_s("caregiver")
-                msg.text = (f_("Too many wrong PINs. Try again in {minutes} min.",
-                               minutes=max(1, round(locked_s / 60)))
-                            if locked_s > 0 else _("Wrong PIN. Try again."))
-                msg.color = Theme.bad
+                problem.show_problem(f_("Too many wrong PINs. Try again in {minutes} min.",
+                                        minutes=max(1, round(locked_s / 60)))
+                                     if locked_s > 0 else _("Wrong PIN. Try again."))
 
-        pad = PinPad(on_pin, ok_text=_("OK"), clear_text=_("Clear"))
+        pad = PinPad(on_pin, ok_text=_("OK"), clear_text=_("Clear"), size_hint_x=None, width=PIN_PAD_W)
         box.add_widget(pad)
-        cancel = BigButton(_("Cancel"), bg=Theme.card_hi, size_hint_y=None, height=64)
         cancel.bind(on_release=lambda *_: (view.dismiss(), setattr(self, "pin_view", None)))
-        box.add_widget(cancel)
         view.add_widget(box)
         view.pad = pad
+        view.problem = problem
+        view.cancel = cancel
         self.pin_view = view
         view.open()
 

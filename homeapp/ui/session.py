@@ -28,9 +28,13 @@ class ChannelControl(Card):
         self.screen = screen
         self.index = index
         top = BoxLayout(size_hint_y=None, height=30)
-        self.name = Text("", size=Theme.font_small + 2, bold=True, color=Theme.channel[index % 2],
-                         shorten=True, shorten_from="right")
-        self.cap = Text("", size=Theme.font_small, color=Theme.muted, halign="right", size_hint_x=None, width=120)
+        # The clinic's name for the channel wraps rather than being cut; the row grows with it.
+        self.name = Text("", size=Theme.font_small, bold=True, color=Theme.channel[index % 2],
+                         size_hint_y=None, fit=True)
+        self.name.bind(height=lambda _w, h: setattr(top, "height", max(30, h)))
+        # "max 100 mA" on one line
+        self.cap = Text("", size=Theme.font_small - 2, color=Theme.muted, halign="right", size_hint_x=None,
+                        width=110)
         top.add_widget(self.name)
         top.add_widget(self.cap)
         self.add_widget(top)
@@ -38,7 +42,7 @@ class ChannelControl(Card):
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
         self.minus.bind(on_release=lambda *_: screen.app.command("decrease", index))
         mid = BoxLayout(orientation="vertical")
-        self.ma = Text("", size=56, bold=True, halign="center")
+        self.ma = Text("", size=52, bold=True, halign="center")
         self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
         mid.add_widget(self.ma)
         mid.add_widget(self.unit)
@@ -47,6 +51,8 @@ class ChannelControl(Card):
         # intensity rise (the engine still limits every step); each step shows.
         self.plus.bind(on_press=lambda *_: self.start_raise(), state=self._plus_state)
         self._raising = None
+        self._asked_at = 0.0       # when a held + last asked (Kivy's clock)
+        self._asked_ma = 0.0       # and for what
         self._at_cap = False
         row.add_widget(self.minus)
         row.add_widget(mid)
@@ -61,11 +67,33 @@ class ChannelControl(Card):
 
     #: Seconds between the steps of a held +: one step at the rate the engine lets it rise.
     HOLD_REPEAT_S = INTENSITY_STEP_MA / INTENSITY_RISE_MA_PER_S
+    #: How often a held + looks whether the next step may be asked for.
+    HOLD_TICK_S = 0.05
+    #: The board has reached a step when it is this close (the DAC's steps are 0.024 mA).
+    REACHED_MA = 0.1
+
+    def _shown_channel(self):
+        st = self.screen._last
+        return st.channels[self.index] if st is not None and self.index < len(st.channels) else None
+
+    def _ask_up(self) -> None:
+        ch = self._shown_channel()
+        self._asked_ma = (ch.target_ma if ch is not None else 0.0) + INTENSITY_STEP_MA
+        self._asked_at = Clock.get_boottime()
+        self.screen.app.command("increase", self.index)
 
     def start_raise(self) -> None:
-        self.screen.app.command("increase", self.index)
         self.stop_raise()
-        self._raising = Clock.schedule_interval(self._raise_step, self.HOLD_REPEAT_S)
+        self._ask_up()
+        self._raising = Clock.schedule_interval(self._raise_step, self.HOLD_TICK_S)
+
+    def _step_reached(self) -> bool:
+        """Whether the engine took the last step and the board gives it (the engine raises
+        it at its allowed rate, in the session's own time): the next step waits for it, so a
+        held + never runs ahead of the current and each step shows as it is delivered."""
+        ch = self._shown_channel()
+        return (ch is not None and ch.target_ma >= self._asked_ma - 1e-6
+                and ch.set_ma >= ch.target_ma - self.REACHED_MA)
 
     def _raise_step(self, _dt) -> bool:
         if self.plus.state != "down" or self.plus.disabled or self.plus.get_root_window() is None:
@@ -76,7 +104,9 @@ class ChannelControl(Card):
             self.screen.app.command("increase", self.index)
             self.stop_raise()
             return False
-        self.screen.app.command("increase", self.index)
+        if Clock.get_boottime() - self._asked_at < self.HOLD_REPEAT_S - 1e-3 or not self._step_reached():
+            return True
+        self._ask_up()
         return True
 
     def stop_raise(self) -> None:
@@ -125,7 +155,7 @@ class SessionScreen(BaseScreen):
         info.add_widget(self.block)
         info.add_widget(self.left)
         main.add_widget(info)
-        phase = Card(size_hint_y=None, height=140, padding=(16, 0))
+        phase = Card(size_hint_y=None, height=120, padding=(16, 0))
         self.phase_card = phase
         self.phase = Text("", size=76, bold=True)
         self.count = Text("", size=100, bold=True, halign="right", size_hint_x=0.28)

@@ -60,15 +60,18 @@ class Text(Label):
                          valign=valign, **kw)
         self.fit = fit
         # Bound once: binding in _wrap added one more handler on every width change.
-        self.bind(width=self._wrap, height=self._wrap, fit=self._wrap, texture_size=self._grow)
+        self.bind(width=self._wrap, height=self._wrap, fit=self._wrap, texture_size=self._grow,
+                  text=self._grow)
         self._wrap()
+        self._grow()
 
     def _wrap(self, *_):
         self.text_size = (self.width, None if self.fit else self.height)
 
     def _grow(self, *_):
         if self.fit:
-            self.height = self.texture_size[1]
+            # No text, no height (Kivy leaves an empty label's texture size alone).
+            self.height = self.texture_size[1] if self.text else 0
 
 
 class BigButton(Button):
@@ -165,8 +168,90 @@ class Dot(Widget):
         self._l.circle = (self.center_x, self.center_y, d / 2)
 
 
+class ProblemText(Text):
+    """A line that, when something is wrong ("Wrong PIN. Try again."), says it large, bold
+    and white on red, readable at arm's length (5.6:1, at 28 px bold); otherwise plain."""
+
+    problem = BooleanProperty(False)
+
+    def __init__(self, text: str = "", size: int | None = None, color=None, **kw):
+        self.plain_size = size or Theme.font_body
+        self.plain_color = color or Theme.text
+        super().__init__(text, size=self.plain_size, color=self.plain_color, **kw)
+        with self.canvas.before:
+            self._box_color = Color(0, 0, 0, 0)
+            self._box = RoundedRectangle(pos=self.pos, size=self.size, radius=[10])
+        self.bind(pos=self._redraw_box, size=self._redraw_box, texture_size=self._redraw_box,
+                  problem=self._redraw_box)
+
+    def show_problem(self, text: str) -> None:
+        """Say what is wrong, in the large red box."""
+        self.problem = True
+        self.text = text
+
+    def show(self, text: str, color=None) -> None:
+        """A plain line (a hint), or nothing."""
+        self.problem = False
+        self.text = text
+        if color is not None:
+            self.plain_color = color
+        self._redraw_box()
+
+    def _redraw_box(self, *_):
+        on = self.problem and bool(self.text)
+        self.font_size = PROBLEM_FONT if on else self.plain_size
+        self.bold = on
+        self.color = Theme.text if on else self.plain_color
+        self.padding = (12, 8) if on else (0, 0)
+        self._box_color.rgba = Theme.stop if on else (0, 0, 0, 0)
+        # The box hugs the text's lines (centred in the label's height), not the whole label.
+        h = min(self.height, self.texture_size[1]) if on else 0
+        self._box.pos = (self.x, self.center_y - h / 2)
+        self._box.size = (self.width, h)
+
+
+#: The size a problem is said in (Theme.font_large - 4).
+PROBLEM_FONT = 28
+
+
+class PinDots:
+    """One big filled dot per digit typed (a PIN is not shown), 28 px each, readable at
+    arm's length, drawn centred over a label (the pad's display line)."""
+
+    DOT_PX = 28
+    GAP_PX = 14
+
+    def __init__(self, over: Widget):
+        self.over = over
+        self.count = 0
+        self.dot_rects: list[tuple[float, float, float, float]] = []   # x, y, w, h of each dot
+        over.bind(pos=self._redraw, size=self._redraw)
+
+    def show(self, count: int) -> None:
+        self.count = count
+        self._redraw()
+
+    def _redraw(self, *_):
+        from kivy.graphics import Ellipse
+        w = self.over
+        w.canvas.after.clear()
+        n = self.count
+        d = min(self.DOT_PX, w.height)
+        total = n * d + max(0, n - 1) * self.GAP_PX
+        x, y = w.center_x - total / 2, w.center_y - d / 2
+        self.dot_rects = [(x + i * (d + self.GAP_PX), y, d, d) for i in range(n)]
+        with w.canvas.after:
+            Color(*Theme.text)
+            for r in self.dot_rects:
+                Ellipse(pos=r[:2], size=r[2:])
+
+
 class PinPad(BoxLayout):
-    """Ten digits, Clear and OK, a masked display. Calls ``on_pin(pin)`` on OK."""
+    """Ten digits, Clear and OK, a masked display. Calls ``on_pin(pin)`` on OK.
+
+    Typed digits show as big dots (`dots`); the `display` line above them carries text
+    instead where a caller puts some there (a prompt, or the digits of a code that is not
+    secret), and the dots hide while it does."""
 
     masked = StringProperty("")
 
@@ -176,6 +261,8 @@ class PinPad(BoxLayout):
         self._on_pin = on_pin
         self.max_len = max_len
         self.display = Text("", size=Theme.font_large, halign="center", size_hint_y=None, height=50)
+        self.dots = PinDots(self.display)
+        self.display.bind(text=self._show_dots)
         self.add_widget(self.display)
         grid = GridLayout(cols=3, spacing=8)
         self.buttons: dict[str, BigButton] = {}
@@ -197,12 +284,18 @@ class PinPad(BoxLayout):
         elif key == "ok":
             pin, self._pin = self._pin, ""
             self.display.text = ""
+            self._show_dots()
             self._on_pin(pin)
             return
         elif len(self._pin) < self.max_len:
             self._pin += key
-        self.display.text = "\u2022 " * len(self._pin) if self._pin else ""
+        self.display.text = ""
+        self._show_dots()
+
+    def _show_dots(self, *_):
+        self.dots.show(0 if self.display.text else len(self._pin))
 
     def clear(self):
         self._pin = ""
         self.display.text = ""
+        self._show_dots()

@@ -44,9 +44,10 @@ def child_home(t0: float) -> None:
     """Start the app as `homeapp` does and report when Home is drawn."""
     from kivy.clock import Clock
 
-    from homeapp.ui.app import HomeApp
+    from homeapp.ui.app import HomeApp, keep_numpy_out
     from homeapp.ui.services import Services
 
+    keep_numpy_out()                     # as homeapp.ui.app.main does first
     svc = Services.open(None)
     svc.load_demo()
     app = HomeApp(svc)
@@ -78,6 +79,8 @@ def child_session() -> None:
 
     from kivy.base import EventLoop
 
+    from homeapp.ui.app import keep_numpy_out
+    keep_numpy_out()                     # as homeapp.ui.app.main does first
     from tests.uitools import UI
 
     ui = UI(Path(tempfile.mkdtemp(prefix="homeapp-bench-")),
@@ -112,7 +115,10 @@ def child_session() -> None:
 
 
 def _run(mode: str, extra_env=None) -> dict:
-    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1",
+    # KIVY_IMAGE as the app sets it (homeapp.ui.app.configure_kivy): the empty window
+    # measured without it loaded PIL too, 14 MB, and the baseline read 145 or 159 MB
+    # depending on which benchmark module was imported first.
+    env = dict(os.environ, KIVY_NO_ARGS="1", KIVY_NO_CONSOLELOG="1", KIVY_IMAGE="sdl2",
                KIVY_HOME=tempfile.mkdtemp(prefix="kivy-"),
                XDG_DATA_HOME=tempfile.mkdtemp(prefix="homeapp-data-"), **(extra_env or {}))
     env.pop("HOMEAPP_CONFIG", None)
