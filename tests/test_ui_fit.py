@@ -91,10 +91,10 @@ def test_the_session_an_alert_after_and_history_show_every_word(small_ui):
     found += in_both_languages(ui, "Session, paused", lambda: sess)
     ui.tap(sess.pause_button)
     ui.wait_until(lambda: ui.state.phase.value == "running")
-    ui.svc.sim_board.set_lead(1, False)                      # electrode 2 comes loose
+    ui.device.sim_board.set_lead(1, False)                      # electrode 2 comes loose
     ui.wait_until(lambda: ui.app.overlay.showing, what="electrode alert")
     found += in_both_languages(ui, "Electrode alert", lambda: ui.app.overlay)
-    ui.svc.sim_board.set_lead(1, True)
+    ui.device.sim_board.set_lead(1, True)
     ui.wait_until(lambda: not ui.app.overlay.showing, what="alert cleared")
     ui.tap(sess.stop_button)
     ui.wait_until(lambda: ui.app.current == "after", what="After")
@@ -127,10 +127,10 @@ def test_adjust_and_the_estop_alert_show_every_word(tmp_path, panel):
         u.tap(sess.adjust_button)
         found = in_both_languages(u, "Adjust", lambda: sess.adjust_view)
         sess.close_adjust()
-        u.svc.sim_board.press_estop()
+        u.device.sim_board.press_estop()
         u.wait_until(lambda: u.app.overlay.showing, what="e-stop alert")
         found += in_both_languages(u, "E-stop alert", lambda: u.app.overlay)
-        u.svc.sim_board.release_estop()
+        u.device.sim_board.release_estop()
         assert not found, "\n".join(found)
     finally:
         u.app.set_language("en")
