@@ -36,7 +36,7 @@ class ChannelControl(Card):
         self.add_widget(top)
         row = BoxLayout(spacing=8)
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
-        self.minus.bind(on_release=lambda *_: screen.app.command("decrease", index))
+        self.minus.bind(on_release=lambda *_: screen.app.decrease(index))
         mid = BoxLayout(orientation="vertical")
         self.ma = Text("", size=56, bold=True, halign="center")
         self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
@@ -53,7 +53,7 @@ class ChannelControl(Card):
         row.add_widget(self.plus)
         self.add_widget(row)
         self.restore = BigButton("", bg=Theme.go, size=Theme.font_large - 2, size_hint_y=None, height=72)
-        self.restore.bind(on_release=lambda *_: screen.app.command("restore", index))
+        self.restore.bind(on_release=lambda *_: screen.app.restore(index))
         self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=80,
                          valign="top")
         self.add_widget(self.note)
@@ -63,7 +63,7 @@ class ChannelControl(Card):
     HOLD_REPEAT_S = INTENSITY_STEP_MA / INTENSITY_RISE_MA_PER_S
 
     def start_raise(self) -> None:
-        self.screen.app.command("increase", self.index)
+        self.screen.app.increase(self.index)
         self.stop_raise()
         self._raising = Clock.schedule_interval(self._raise_step, self.HOLD_REPEAT_S)
 
@@ -73,10 +73,10 @@ class ChannelControl(Card):
             return False
         if self._at_cap:
             # One last ask at the cap: the engine refuses it and says why; then no more.
-            self.screen.app.command("increase", self.index)
+            self.screen.app.increase(self.index)
             self.stop_raise()
             return False
-        self.screen.app.command("increase", self.index)
+        self.screen.app.increase(self.index)
         return True
 
     def stop_raise(self) -> None:
@@ -193,9 +193,9 @@ class SessionScreen(BaseScreen):
         if self._last is None:
             return
         if self._last.phase.value == "paused":
-            self.app.command("resume")
+            self.app.resume()
         elif self._last.phase.value == "running":
-            self.app.command("pause")
+            self.app.pause()
 
     def refresh(self):
         super().refresh()
