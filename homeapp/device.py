@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import signal
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,6 +31,8 @@ from .device_key import ensure_device_key
 from .errors import UserError
 from .store import Store, StoreError
 
+
+log = logging.getLogger(__name__)
 
 #: Rows of trace history per signal the app's simulated board keeps (about 20 minutes of
 #: a 100 Hz train on each leg, a few MB): the app never writes the trace.
@@ -79,6 +83,27 @@ class Device:
     device_key_id: str = ""
     _previous_sigterm: Any = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
+    #: The engines built here that react to the button at once (see `new_engine`).
+    _estop_engines: "weakref.WeakSet" = field(default_factory=weakref.WeakSet, repr=False)
+
+    def __post_init__(self) -> None:
+        # The driver calls this from pigpio's notification thread the moment the e-stop
+        # goes down (after its own safe stop): no engine waits for its next tick.
+        self.stimulator.on_estop = self._estop_pressed
+
+    def _estop_pressed(self) -> None:
+        """The e-stop went down: every session under way on this device aborts now. An
+        edge racing the device's close, or an engine that fails, is logged, never raised
+        into the callback thread (the board has cut the output in hardware already)."""
+        if self._closed:
+            return
+        for engine in list(self._estop_engines):
+            if not engine.under_way:
+                continue
+            try:
+                engine.estop("button")
+            except Exception as e:  # noqa: BLE001 - the notification thread must live on
+                log.error("the engine's e-stop failed: %r", e)
 
     @property
     def simulated(self) -> bool:
@@ -95,25 +120,34 @@ class Device:
         return TrainerHands(self.sim_board) if self.sim_board is not None else None
 
     def new_engine(self, prescription: Any, *, allow_unsigned: bool | None = None,
-                   wall_clock: Callable[[], Any] | None = None) -> Any:
+                   wall_clock: Callable[[], Any] | None = None,
+                   estop_at_once: bool = True) -> Any:
         """The engine of one session of `prescription` on this device. `allow_unsigned`
         (default: only on the simulated board) lets an unverified prescription start;
-        `wall_clock` (default the engine's) dates the session in the log."""
+        `wall_clock` (default the engine's) dates the session in the log.
+        `estop_at_once`: the driver's e-stop callback aborts the session the moment the
+        button goes down, from pigpio's notification thread; False leaves it to the
+        engine's poll at its next tick (a headless run in virtual time, which must not
+        depend on when a thread is scheduled)."""
         from .engine import Engine
 
         options: dict[str, Any] = {}
         if wall_clock is not None:
             options["wall_clock"] = wall_clock
-        return Engine(prescription=prescription, board=self.stimulator, store=self.store,
-                      clock=self.clock, trust=self.trust,
-                      allow_unsigned=self.simulated if allow_unsigned is None else allow_unsigned,
-                      **options)
+        engine = Engine(prescription=prescription, board=self.stimulator, store=self.store,
+                        clock=self.clock, trust=self.trust,
+                        allow_unsigned=self.simulated if allow_unsigned is None else allow_unsigned,
+                        **options)
+        if estop_at_once:
+            self._estop_engines.add(engine)
+        return engine
 
     def close(self) -> None:
         """Safe stop, then release everything (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        self.stimulator.on_estop = None
         with contextlib.suppress(Exception):
             self.stimulator.close()
         if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():

@@ -196,6 +196,12 @@ class Engine:
         self._log_.event(kind, t, **detail)
 
     @property
+    def under_way(self) -> bool:
+        """A session is running or paused: a press of the e-stop has one to abort. Read
+        without the lock (one attribute), so the board's callback thread never waits."""
+        return self._phase in (Phase.RUNNING, Phase.PAUSED)
+
+    @property
     def session_clock_start(self) -> float:
         """The clock time (seconds) of the session's t = 0."""
         return _s(self._log_.t0_us)
