@@ -20,7 +20,7 @@ import signal
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hw.clock import Clock, RealClock
 from hw.pins import PinMap
@@ -30,6 +30,16 @@ from .config import Config, load_config
 from .device_key import ensure_device_key
 from .errors import UserError
 from .store import Store, StoreError
+
+if TYPE_CHECKING:  # types only: the driver, the simulator and the trust store load when opened
+    import datetime as dt
+
+    from hw.driver import Stimulator
+    from hw.sim import SimBoard, SimServer
+    from schedules.model import Prescription
+    from schedules.signing import TrustStore
+
+    from .engine import Engine
 
 
 log = logging.getLogger(__name__)
@@ -44,7 +54,7 @@ class TrainerHands:
     the e-stop button and the electrodes. Only a simulated device has one (`Device.hands`);
     the touchscreen's trainer's panel acts through it and never holds the board itself."""
 
-    def __init__(self, board: Any) -> None:
+    def __init__(self, board: SimBoard) -> None:
         self._board = board
 
     def press_estop(self) -> None:
@@ -75,13 +85,13 @@ class Device:
 
     config: Config
     clock: Clock
-    stimulator: Any
+    stimulator: Stimulator
     store: Store
-    trust: Any
-    sim_board: Any = None
-    sim_server: Any = None
+    trust: TrustStore | None
+    sim_board: SimBoard | None = None
+    sim_server: SimServer | None = None
     device_key_id: str = ""
-    _previous_sigterm: Any = field(default=None, repr=False)
+    _previous_sigterm: Any = field(default=None, repr=False)  # signal.signal's previous handler
     _closed: bool = field(default=False, repr=False)
     #: The engines built here that react to the button at once (see `new_engine`).
     _estop_engines: "weakref.WeakSet" = field(default_factory=weakref.WeakSet, repr=False)
@@ -119,9 +129,9 @@ class Device:
         """The trainer's hands on the simulated board (None on a real board)."""
         return TrainerHands(self.sim_board) if self.sim_board is not None else None
 
-    def new_engine(self, prescription: Any, *, allow_unsigned: bool | None = None,
-                   wall_clock: Callable[[], Any] | None = None,
-                   estop_at_once: bool = True) -> Any:
+    def new_engine(self, prescription: Prescription, *, allow_unsigned: bool | None = None,
+                   wall_clock: Callable[[], dt.datetime] | None = None,
+                   estop_at_once: bool = True) -> Engine:
         """The engine of one session of `prescription` on this device. `allow_unsigned`
         (default: only on the simulated board) lets an unverified prescription start;
         `wall_clock` (default the engine's) dates the session in the log.
@@ -131,7 +141,7 @@ class Device:
         depend on when a thread is scheduled)."""
         from .engine import Engine
 
-        options: dict[str, Any] = {}
+        options: dict[str, Callable[[], dt.datetime]] = {}
         if wall_clock is not None:
             options["wall_clock"] = wall_clock
         engine = Engine(prescription=prescription, board=self.stimulator, store=self.store,
@@ -161,7 +171,7 @@ class Device:
 
 
 def start_simulated_board(*, pins: PinMap, clock: Clock, host: str = "127.0.0.1", port: int = 0,
-                          trace_max_rows: int | None = None) -> tuple[Any, Any]:
+                          trace_max_rows: int | None = None) -> tuple[SimBoard, SimServer]:
     """The simulated pigpiod with the virtual board attached, serving on `host:port`
     (port 0: a free one): (board, server). `trace_max_rows` bounds the board's trace
     history (None: every row, for a trace that is written). OSError when it cannot listen."""
