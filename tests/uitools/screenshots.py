@@ -42,6 +42,9 @@ class FakeStore:
     def record_pin_state(self, role, **kw):
         pass
 
+    def write_problem(self):
+        return None                     # the pictures' log always takes a session
+
     def session_starts(self, prescription_id=None):
         return [(dt.datetime.fromisoformat(s["started_at"]), s["status"]) for s in self._sessions
                 if prescription_id is None or s["prescription_id"] == prescription_id]
@@ -80,6 +83,10 @@ class FakeDevice:
         self.sim_board = SimBoard(pins=load_pin_map(), clock=VirtualClock())
         self.hands = TrainerHands(self.sim_board)
         self.trust = None
+
+    def new_engine(self, rx, **_options):
+        """Home's start check asks an idle engine: the pictures' one refuses nothing."""
+        return FakeEngine(state=None)
 
     def close(self):
         pass
