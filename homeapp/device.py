@@ -184,13 +184,13 @@ def start_simulated_board(*, pins: PinMap, clock: Clock, host: str = "127.0.0.1"
 
 
 def open_device(config: Config | None = None, *, config_path: str | None = None,
-                clock: Clock | None = None, caps_ma: tuple[float, ...] | None = None,
+                clock: Clock | None = None, max_ma: tuple[float, ...] | None = None,
                 trace_max_rows: int | None = SIM_TRACE_MAX_ROWS, trusted_keys: bool = True,
                 device_key: bool = True, sigterm: bool = True) -> Device:
     """Open the configured board (simulated by default), the log and the trust store.
 
-    `caps_ma`: the driver's per-channel caps until a session arms it (default the device
-    limit). `trace_max_rows`: the simulated board's trace history (None: keep every row).
+    `max_ma`: the driver's per-channel `max_ma` until a session arms it (default the
+    device limit). `trace_max_rows`: the simulated board's trace history (None: keep every row).
     `trusted_keys=False`: no trust store (only unsigned prescriptions can start).
     `device_key=False`: neither create the data folder nor the device's signing key (a
     headless run that writes only the log it was given). `sigterm`: on the main thread,
@@ -224,7 +224,7 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
             host, port = "127.0.0.1", sim_server.port
         stimulator = Stimulator(pins=config.pins, clock=clock, host=host, port=port,
                                 # the device limit until a session arms it with its prescription
-                                caps_ma=caps_ma or (DEVICE_LIMITS["max_ma"].high,) * 2)
+                                max_ma=max_ma or (DEVICE_LIMITS["max_ma"].high,) * 2)
     except Exception:
         if sim_server is not None:
             sim_server.stop()

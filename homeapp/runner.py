@@ -74,7 +74,7 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
                               **({"trust_dir": Path(trust_dir)} if trust_dir is not None else {}))
     clock = VirtualClock() if virtual_time else RealClock()
     # SIGTERM during the run: the driver's safe stop, then exit 143 (the trace is still written)
-    device = open_device(config, clock=clock, caps_ma=tuple(ch.max_ma for ch in rx.channels),
+    device = open_device(config, clock=clock, max_ma=tuple(ch.max_ma for ch in rx.channels),
                          trace_max_rows=None, trusted_keys=trust_dir is not None, device_key=False)
     board = device.sim_board
     try:

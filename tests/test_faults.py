@@ -73,7 +73,7 @@ def engine_on_sim(board, server, clock, rx: dict, db: Path, *, socket_timeout_s:
 
     prescription = parse_prescription(rx)
     stim = Stimulator(pins=board.pins, clock=clock, host="127.0.0.1", port=server.port,
-                      caps_ma=tuple(ch.max_ma for ch in prescription.channels),
+                      max_ma=tuple(ch.max_ma for ch in prescription.channels),
                       **({} if socket_timeout_s is None else {"socket_timeout_s": socket_timeout_s}))
     store = Store.open(db)
     engine = Engine(prescription=prescription, board=stim, store=store, clock=clock,
@@ -111,7 +111,7 @@ port, db, rx_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 rx = parse_prescription(json.loads(open(rx_path).read()))
 clock = RealClock()
 stim = Stimulator(pins=load_pin_map(), clock=clock, host="127.0.0.1", port=port,
-                  caps_ma=tuple(c.max_ma for c in rx.channels))
+                  max_ma=tuple(c.max_ma for c in rx.channels))
 engine = Engine(prescription=rx, board=stim, store=Store.open(db), clock=clock, allow_unsigned=True)
 stim.on_estop = lambda: engine.estop("button")
 engine.start(threaded=False)
