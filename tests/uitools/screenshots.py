@@ -115,7 +115,7 @@ def sample_sessions(today=TODAY):
 
 
 def channel(i, label, target, cap=40.0, contracting=True, previous=0.0, contact=True, done=3):
-    return ChannelState(index=i, label=label, cap_ma=cap, target_ma=target, set_ma=target,
+    return ChannelState(index=i, label=label, max_ma=cap, target_ma=target, set_ma=target,
                         previous_ma=previous, contact=contact, contracting=contracting,
                         contractions_done=done, peak_ma=target)
 
@@ -282,7 +282,7 @@ def scenes(app):
                 scr.show_tab(tab)
         return f
 
-    cap = Notice("at_cap", {"channel": 0, "cap_ma": 40.0}, "40 mA is the cap")
+    cap = Notice("at_cap", {"channel": 0, "max_ma": 40.0}, "40 mA is the cap")
     return [
         ("home", home),
         ("home-no-program", home_empty),
