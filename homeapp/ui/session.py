@@ -91,8 +91,8 @@ class ChannelControl(Card):
     def render(self, ch, state, notice_here: str):
         self.name.text = ch.label
         self.ma.text = ma_text(ch.target_ma)
-        self.cap.text = f_("max {cap} mA", cap=ma_text(ch.cap_ma))
-        at_cap = self._at_cap = ch.target_ma >= ch.cap_ma - 1e-9
+        self.cap.text = f_("max {cap} mA", cap=ma_text(ch.max_ma))
+        at_cap = self._at_cap = ch.target_ma >= ch.max_ma - 1e-9
         self.plus.bg = Theme.disabled if at_cap else Theme.primary
         running = state.phase.value == "running"
         self.plus.disabled = not running
