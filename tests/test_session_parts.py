@@ -249,11 +249,14 @@ def test_notices_carry_their_kind_and_the_english_text():
 
 def test_the_at_cap_notice_names_the_prescriptions_max_ma_and_the_screen_says_it():
     from homeapp.ui import i18n
+    from homeapp.state import Notice
     from homeapp.ui.kind_texts import notice_text
     notice = at_cap(0, "left", 41.0)
-    assert notice.params["max_ma"] == 41.0 and "cap_ma" not in notice.params
+    assert notice.params["max_ma"] == 41.0
     i18n.set_language("en")
     assert notice_text(notice).startswith("41 mA")
+    # the screen reads max_ma itself (cap_ma is only a deprecated copy for older screens)
+    assert notice_text(Notice(NoticeKind.AT_CAP, {"max_ma": 41.0}, "x")).startswith("41 mA")
 
 
 # ------------------------------------------------------------------ the log
