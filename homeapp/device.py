@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import signal
 import threading
+import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hw.clock import Clock, RealClock
 from hw.pins import PinMap
@@ -29,6 +31,18 @@ from .device_key import ensure_device_key
 from .errors import UserError
 from .store import Store, StoreError
 
+if TYPE_CHECKING:  # types only: the driver, the simulator and the trust store load when opened
+    import datetime as dt
+
+    from hw.driver import Stimulator
+    from hw.sim import SimBoard, SimServer
+    from schedules.model import Prescription
+    from schedules.signing import TrustStore
+
+    from .engine import Engine
+
+
+log = logging.getLogger(__name__)
 
 #: Rows of trace history per signal the app's simulated board keeps (16 bytes a row: about
 #: 100 s of a 100 Hz train on each leg, 1.3 MB for the four legs at most, where 250,000 rows
@@ -41,7 +55,7 @@ class TrainerHands:
     the e-stop button and the electrodes. Only a simulated device has one (`Device.hands`);
     the touchscreen's trainer's panel acts through it and never holds the board itself."""
 
-    def __init__(self, board: Any) -> None:
+    def __init__(self, board: SimBoard) -> None:
         self._board = board
 
     def press_estop(self) -> None:
@@ -72,14 +86,35 @@ class Device:
 
     config: Config
     clock: Clock
-    stimulator: Any
+    stimulator: Stimulator
     store: Store
-    trust: Any
-    sim_board: Any = None
-    sim_server: Any = None
+    trust: TrustStore | None
+    sim_board: SimBoard | None = None
+    sim_server: SimServer | None = None
     device_key_id: str = ""
-    _previous_sigterm: Any = field(default=None, repr=False)
+    _previous_sigterm: Any = field(default=None, repr=False)  # signal.signal's previous handler
     _closed: bool = field(default=False, repr=False)
+    #: The engines built here that react to the button at once (see `new_engine`).
+    _estop_engines: "weakref.WeakSet" = field(default_factory=weakref.WeakSet, repr=False)
+
+    def __post_init__(self) -> None:
+        # The driver calls this from pigpio's notification thread the moment the e-stop
+        # goes down (after its own safe stop): no engine waits for its next tick.
+        self.stimulator.on_estop = self._estop_pressed
+
+    def _estop_pressed(self) -> None:
+        """The e-stop went down: every session under way on this device aborts now. An
+        edge racing the device's close, or an engine that fails, is logged, never raised
+        into the callback thread (the board has cut the output in hardware already)."""
+        if self._closed:
+            return
+        for engine in list(self._estop_engines):
+            if not engine.under_way:
+                continue
+            try:
+                engine.estop("button")
+            except Exception as e:  # noqa: BLE001 - the notification thread must live on
+                log.error("the engine's e-stop failed: %r", e)
 
     @property
     def simulated(self) -> bool:
@@ -95,26 +130,35 @@ class Device:
         """The trainer's hands on the simulated board (None on a real board)."""
         return TrainerHands(self.sim_board) if self.sim_board is not None else None
 
-    def new_engine(self, prescription: Any, *, allow_unsigned: bool | None = None,
-                   wall_clock: Callable[[], Any] | None = None) -> Any:
+    def new_engine(self, prescription: Prescription, *, allow_unsigned: bool | None = None,
+                   wall_clock: Callable[[], dt.datetime] | None = None,
+                   estop_at_once: bool = True) -> Engine:
         """The engine of one session of `prescription` on this device. `allow_unsigned`
         (default: only on the simulated board) lets an unverified prescription start;
-        `wall_clock` (default the engine's) dates the session in the log."""
+        `wall_clock` (default the engine's) dates the session in the log.
+        `estop_at_once`: the driver's e-stop callback aborts the session the moment the
+        button goes down, from pigpio's notification thread; False leaves it to the
+        engine's poll at its next tick (a headless run in virtual time, which must not
+        depend on when a thread is scheduled)."""
         from .engine import Engine
 
-        options: dict[str, Any] = {}
+        options: dict[str, Callable[[], dt.datetime]] = {}
         if wall_clock is not None:
             options["wall_clock"] = wall_clock
-        return Engine(prescription=prescription, board=self.stimulator, store=self.store,
-                      clock=self.clock, trust=self.trust,
-                      allow_unsigned=self.simulated if allow_unsigned is None else allow_unsigned,
-                      **options)
+        engine = Engine(prescription=prescription, board=self.stimulator, store=self.store,
+                        clock=self.clock, trust=self.trust,
+                        allow_unsigned=self.simulated if allow_unsigned is None else allow_unsigned,
+                        **options)
+        if estop_at_once:
+            self._estop_engines.add(engine)
+        return engine
 
     def close(self) -> None:
         """Safe stop, then release everything (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        self.stimulator.on_estop = None
         with contextlib.suppress(Exception):
             self.stimulator.close()
         if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
@@ -128,7 +172,7 @@ class Device:
 
 
 def start_simulated_board(*, pins: PinMap, clock: Clock, host: str = "127.0.0.1", port: int = 0,
-                          trace_max_rows: int | None = None) -> tuple[Any, Any]:
+                          trace_max_rows: int | None = None) -> tuple[SimBoard, SimServer]:
     """The simulated pigpiod with the virtual board attached, serving on `host:port`
     (port 0: a free one): (board, server). `trace_max_rows` bounds the board's trace
     history (None: every row, for a trace that is written). OSError when it cannot listen."""
@@ -141,13 +185,13 @@ def start_simulated_board(*, pins: PinMap, clock: Clock, host: str = "127.0.0.1"
 
 
 def open_device(config: Config | None = None, *, config_path: str | None = None,
-                clock: Clock | None = None, caps_ma: tuple[float, ...] | None = None,
+                clock: Clock | None = None, max_ma: tuple[float, ...] | None = None,
                 trace_max_rows: int | None = SIM_TRACE_MAX_ROWS, trusted_keys: bool = True,
                 device_key: bool = True, sigterm: bool = True) -> Device:
     """Open the configured board (simulated by default), the log and the trust store.
 
-    `caps_ma`: the driver's per-channel caps until a session arms it (default the device
-    limit). `trace_max_rows`: the simulated board's trace history (None: keep every row).
+    `max_ma`: the driver's per-channel `max_ma` until a session arms it (default the
+    device limit). `trace_max_rows`: the simulated board's trace history (None: keep every row).
     `trusted_keys=False`: no trust store (only unsigned prescriptions can start).
     `device_key=False`: neither create the data folder nor the device's signing key (a
     headless run that writes only the log it was given). `sigterm`: on the main thread,
@@ -181,7 +225,7 @@ def open_device(config: Config | None = None, *, config_path: str | None = None,
             host, port = "127.0.0.1", sim_server.port
         stimulator = Stimulator(pins=config.pins, clock=clock, host=host, port=port,
                                 # the device limit until a session arms it with its prescription
-                                caps_ma=caps_ma or (DEVICE_LIMITS["max_ma"].high,) * 2)
+                                max_ma=max_ma or (DEVICE_LIMITS["max_ma"].high,) * 2)
     except Exception:
         if sim_server is not None:
             sim_server.stop()

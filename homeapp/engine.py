@@ -171,7 +171,7 @@ class Engine:
 
     def _channel_state(self, i: int) -> ChannelState:
         lv = self._ramp[i]
-        return ChannelState(index=i, label=lv.label, cap_ma=lv.cap_ma, target_ma=lv.target_ma,
+        return ChannelState(index=i, label=lv.label, max_ma=lv.max_ma, target_ma=lv.target_ma,
                             set_ma=lv.set_ma, previous_ma=lv.previous_ma, contact=self._contacts.ok[i],
                             contracting=self._timeline.contracting[i],
                             contractions_done=self._tally.done[i], peak_ma=lv.session_peak_ma)
@@ -194,6 +194,12 @@ class Engine:
 
     def _log(self, kind: str, t: float | None = None, **detail: Any) -> None:
         self._log_.event(kind, t, **detail)
+
+    @property
+    def under_way(self) -> bool:
+        """A session is running or paused: a press of the e-stop has one to abort. Read
+        without the lock (one attribute), so the board's callback thread never waits."""
+        return self._phase in (Phase.RUNNING, Phase.PAUSED)
 
     @property
     def session_clock_start(self) -> float:
@@ -264,8 +270,8 @@ class Engine:
                     self._log(E.RESTART_ALLOWED, previous_session=earlier[-1]["id"],
                               previous_status=earlier[-1]["status"],
                               previous_ran_s=session_ran_s(earlier[-1]), early_abort_s=EARLY_ABORT_S)
-                # Fence 3: the driver clamps to this prescription's caps whatever it is asked.
-                self.board.set_caps(tuple(lv.cap_ma for lv in self._ramp.levels))
+                # Fence 3: the driver clamps to this prescription's max_ma whatever it is asked.
+                self.board.set_max_ma(tuple(lv.max_ma for lv in self._ramp.levels))
                 for lv in self._ramp.levels:
                     lv.target_ma = lv.set_ma = 0.0
                     self.board.set_amplitude(lv.index, 0.0)
@@ -467,11 +473,11 @@ class Engine:
             if not isinstance(ma, (int, float)) or isinstance(ma, bool) or ma != ma or ma < 0:
                 self._log(E.REFUSED, what="intensity", channel=channel, asked_ma=str(ma),
                           reason="not a current in mA")
-                raise ValueError(f"intensity must be a number of mA from 0 to {lv.cap_ma:g}, got {ma!r}")
-            if ma > lv.cap_ma:
-                self._alerts.say(at_cap(channel, lv.label, lv.cap_ma))
-                self._log(E.REFUSED, what="intensity", channel=channel, asked_ma=ma, limit_ma=lv.cap_ma)
-                ma = lv.cap_ma
+                raise ValueError(f"intensity must be a number of mA from 0 to {lv.max_ma:g}, got {ma!r}")
+            if ma > lv.max_ma:
+                self._alerts.say(at_cap(channel, lv.label, lv.max_ma))
+                self._log(E.REFUSED, what="intensity", channel=channel, asked_ma=ma, limit_ma=lv.max_ma)
+                ma = lv.max_ma
                 if lv.target_ma >= ma:
                     return lv.target_ma
             else:
@@ -504,7 +510,7 @@ class Engine:
             lv = self._ramp[channel]
             if self._phase is not Phase.RUNNING or lv.previous_ma <= lv.target_ma:
                 return lv.target_ma
-            target = self.request_intensity(channel, min(lv.previous_ma, lv.cap_ma))
+            target = self.request_intensity(channel, min(lv.previous_ma, lv.max_ma))
             self._ramp.restore_rate(channel)
             return target
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator
 
-from hw.waveform import (CHAIN_START_DELAY_US, MAX_SEGMENT_S, CycleSpec, Grid, contraction_windows_us,
-                         cycle_duration_us, pulse_count)
+from hw.waveform import (CHAIN_START_DELAY_US, MAX_SEGMENT_S, BlockWave, CycleSpec, Grid,
+                         contraction_windows_us, cycle_duration_us, pulse_count)
 from schedules.model import Block
 
 #: `[start_us, end_us)` of a channel's contraction within its step.
@@ -82,10 +82,12 @@ def continuous_block_pulses(block: Block) -> int:
     return max(1, math.floor(_dec(block.minutes) * 60 * 1_000_000 / grid.period))
 
 
-def continuous_segments(block: Block, channels: int,
-                        segment_s: float = SEGMENT_S) -> list[tuple[CycleSpec, int]]:
+def continuous_segments(block: Block, channels: int, segment_s: float = SEGMENT_S, *,
+                        wave: BlockWave | None = None) -> list[tuple[CycleSpec, int]]:
     """A continuous block (off_s = 0) as `(spec, repeat)` segments played back to back
-    (see the module notes for the rule)."""
+    (see the module notes for the rule). `wave`: the block's `BlockWave`, when the caller
+    has built it already."""
+    wave = wave or BlockWave.of(block)
     grid = Grid.for_hz(block.hz)
     q = grid.block
     block_s = Fraction(grid.block_us, 1_000_000)
@@ -99,9 +101,10 @@ def continuous_segments(block: Block, channels: int,
     # under the driver's longest segment.
     seg_blocks = max(1, min(seg_blocks, math.floor(Fraction(MAX_SEGMENT_S) / 2 / block_s)))
 
+    # off_s is 0 and the pattern synchronous already (alternating needs off_s >= on_s):
+    # a segment adds only its own length and which ramps it keeps
     def spec(pulses: int, **ramps: bool) -> CycleSpec:
-        return CycleSpec.from_block(block, channels, on_s=_on_s_for(grid, pulses), off_s=0,
-                                    pattern="synchronous", **ramps)
+        return CycleSpec(wave=wave, channels=channels, segment_on_s=_on_s_for(grid, pulses), **ramps)
 
     total_us = total_pulses * grid.period
     if total_us < 2 * max(ramps_s, 1) * 1_000_000:
@@ -143,15 +146,16 @@ def _step(spec: CycleSpec, **kw) -> Step:
 
 def block_steps(block: Block, block_index: int, channels: int) -> Iterator[Step]:
     """The steps of one block, with the block's values as they are now."""
+    wave = BlockWave.of(block)  # once per block: its steps hold it, none copies or re-checks it
     if block.continuous:
-        segments = [spec for spec, repeat in continuous_segments(block, channels)
+        segments = [spec for spec, repeat in continuous_segments(block, channels, wave=wave)
                     for _ in range(repeat)]
         last = len(segments) - 1
         for i, spec in enumerate(segments):
             yield _step(spec, block_index=block_index, cycle_index=0, cycles_total=1,
                         starts_contraction=i == 0, ends_contraction=i == last)
         return
-    spec = CycleSpec.from_block(block, channels)
+    spec = CycleSpec(wave=wave, channels=channels)
     step = _step(spec, block_index=block_index, cycle_index=0, cycles_total=block.cycles,
                  starts_contraction=True, ends_contraction=True)
     for i in range(block.cycles):

@@ -83,8 +83,8 @@ class Board(Protocol):
         """The safe stop: enable low, wave stopped, legs low, DAC zero. `balanced`: the
         pulse under way finishes its second phase first."""
 
-    def set_caps(self, caps_ma: Sequence[float]) -> tuple[float, ...]:
-        """Lower the per-channel caps (never raise them); returns the caps in force."""
+    def set_max_ma(self, max_ma: Sequence[float]) -> tuple[float, ...]:
+        """Lower each channel's `max_ma` (never raise it); returns those in force."""
 
     def set_amplitude(self, channel: int, ma: float, *, balanced: bool = False) -> float:
         """Set a channel's current, clamped by the board; returns the mA really set."""

@@ -74,20 +74,18 @@ def run_session(*, prescription_path: str, db_path: str, trace_path: str,
                               **({"trust_dir": Path(trust_dir)} if trust_dir is not None else {}))
     clock = VirtualClock() if virtual_time else RealClock()
     # SIGTERM during the run: the driver's safe stop, then exit 143 (the trace is still written)
-    device = open_device(config, clock=clock, caps_ma=tuple(ch.max_ma for ch in rx.channels),
+    device = open_device(config, clock=clock, max_ma=tuple(ch.max_ma for ch in rx.channels),
                          trace_max_rows=None, trusted_keys=trust_dir is not None, device_key=False)
     board = device.sim_board
     try:
-        stim = device.stimulator
         wall: dict[str, Any] = {}
         if start_at is not None:
             t_start = clock.now()
             wall["wall_clock"] = lambda: start_at + dt.timedelta(seconds=clock.now() - t_start)
-        engine = device.new_engine(rx, allow_unsigned=allow_unsigned, **wall)
-        if not virtual_time:
-            # The button's callback reacts at once in real time; in virtual time the loop
-            # polls it at the same virtual instant, which keeps runs deterministic.
-            stim.on_estop = lambda: engine.estop("button")
+        # The button's callback reacts at once in real time; in virtual time the loop
+        # polls it at the same virtual instant, which keeps runs deterministic.
+        engine = device.new_engine(rx, allow_unsigned=allow_unsigned, estop_at_once=not virtual_time,
+                                   **wall)
         try:
             session_id = engine.start(caregiver_unlocked=caregiver_unlocked, threaded=False)
         except StartRefused as refused:

@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeapp.access import DEMO_PIN, RoleAccess
 from homeapp.active_prescription import ActivePrescription
@@ -24,6 +24,12 @@ from homeapp.clinician_keys import ClinicianKeys
 from homeapp.session_log import Warning_, SessionLog
 from homeapp.settings import DeviceSettings
 from homeapp.usb import USB_ROOTS, UsbFiles
+
+if TYPE_CHECKING:  # types only: the services reach the device through `device`
+    from homeapp.config import Config
+    from homeapp.device import Device, TrainerHands
+    from homeapp.store import Store
+    from schedules.signing import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,8 @@ class Services:
     #: Set by the app: called (from a worker thread) when the clinic link has news.
     on_clinic_change = None
 
-    def __init__(self, config: Any = None, device: Any = None, today: dt.date | None = None) -> None:
+    def __init__(self, config: Config | None = None, device: Device | None = None,
+                 today: dt.date | None = None) -> None:
         self.config = config
         self.device = device
         self._today = today
@@ -49,7 +56,7 @@ class Services:
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    def open(cls, config_path: str | None = None, *, config: Any = None, device: Any = None,
+    def open(cls, config_path: str | None = None, *, config: Config | None = None, device: Device | None = None,
              clinic_link: bool = True) -> "Services":
         """The configured device opened (homeapp/device.py, unless `device` is given),
         its prescription loaded and, with `clinic_link`, its sync with the clinic started."""
@@ -92,16 +99,18 @@ class Services:
 
     # ------------------------------------------------------------------ the parts
     @property
-    def _store(self):
-        return getattr(self.device, "store", None)
+    def _store(self) -> Store | None:
+        return self.device.store if self.device is not None else None
 
     @property
     def _data_path(self) -> Path:
-        return Path(getattr(self.config, "data_dir", None) or Path.home() / ".local/share/homeapp")
+        if self.config is not None:
+            return Path(self.config.data_dir)
+        return Path.home() / ".local/share/homeapp"
 
-    def _trust(self):
-        trust = getattr(self.device, "trust", None)
-        if trust is None:
+    def _trust(self) -> TrustStore | None:
+        trust = self.device.trust if self.device is not None else None
+        if trust is None and self.config is not None:
             try:
                 from schedules.signing import TrustStore
                 trust = TrustStore(self.config.trust_dir)
@@ -111,7 +120,8 @@ class Services:
 
     @functools.cached_property
     def settings(self) -> DeviceSettings:
-        return DeviceSettings(self._data_path, default_language=getattr(self.config, "language", "en") or "en")
+        language = self.config.language if self.config is not None else "en"
+        return DeviceSettings(self._data_path, default_language=language or "en")
 
     @functools.cached_property
     def prescription(self) -> ActivePrescription:
@@ -124,7 +134,9 @@ class Services:
 
     @functools.cached_property
     def access(self) -> RoleAccess:
-        hashes = {role: getattr(self.config, f"{role}_pin_hash", None) for role in ("caregiver", "clinician")}
+        config = self.config
+        hashes = {"caregiver": config.caregiver_pin_hash if config is not None else None,
+                  "clinician": config.clinician_pin_hash if config is not None else None}
         return RoleAccess(pin_hashes=hashes, store=self._store, simulated=self.simulated)
 
     @functools.cached_property
@@ -139,18 +151,19 @@ class Services:
     @property
     def simulated(self) -> bool:
         if self.device is not None:
-            return bool(getattr(self.device, "simulated", getattr(self.device, "sim_board", None) is not None))
-        return self.config is None or getattr(self.config, "board", "simulated") == "simulated"
+            return bool(self.device.simulated)
+        return self.config is None or self.config.board == "simulated"
 
     @property
-    def trainer_hands(self):
+    def trainer_hands(self) -> TrainerHands | None:
         """The trainer's hands on the simulated board (homeapp.device.TrainerHands; None on
         a real board): the trainer's panel presses the e-stop and moves electrodes with them."""
-        return getattr(self.device, "hands", None) if self.simulated else None
+        return self.device.hands if self.device is not None and self.simulated else None
 
     @property
     def show_trainer_panel(self) -> bool:
-        return self.trainer_hands is not None and bool(getattr(self.config, "show_trainer_panel", True))
+        shown = self.config.show_trainer_panel if self.config is not None else True
+        return self.trainer_hands is not None and bool(shown)
 
     @property
     def data_dir(self) -> Path:

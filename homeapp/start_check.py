@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from schedules.adherence import ended_early_by_safety_stop, schedule_blocks
 
 from . import store as store_module
-from .state import Reason
+from .state import Reason, RefusalKind
+
+if TYPE_CHECKING:  # types only
+    from schedules.model import Prescription
+
+    from .device import Device
+    from .engine import Engine
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +35,26 @@ class StartCheck:
     """The start refusals of the current prescription on `device` (its board, log, clock
     and trust store), through one idle engine per prescription."""
 
-    def __init__(self, *, device: Any) -> None:
+    def __init__(self, *, device: Device) -> None:
         self.device = device
-        self._engine: Any = None
+        self._engine: Engine | None = None
 
-    def _engine_for(self, rx: Any) -> Any:
+    def _engine_for(self, rx: Prescription) -> Engine:
         if self._engine is None or self._engine.rx is not rx:
             # the log's wall clock, looked up at each call (a test may hold it)
-            self._engine = self.device.new_engine(rx, wall_clock=lambda: store_module.now_utc())
+            # never started: it does not take the e-stop button's callback either
+            self._engine = self.device.new_engine(rx, wall_clock=lambda: store_module.now_utc(),
+                                                  estop_at_once=False)
         return self._engine
 
-    def refusals(self, rx: Any, *, caregiver_unlocked: bool = False) -> list[Reason]:
+    def refusals(self, rx: Prescription | None, *, caregiver_unlocked: bool = False) -> list[Reason]:
         """Every reason a session of `rx` may not start now (empty: it may)."""
-        if rx is None or getattr(self.device, "stimulator", None) is None:
+        if rx is None:
             return []
         engine = self._engine_for(rx)
         reasons = [r for r in engine.start_refusals(caregiver_unlocked=caregiver_unlocked)
-                   if getattr(r, "kind", "") not in LEFT_TO_PREPARATION]
-        if any(getattr(r, "kind", "") == "schedule" for r in reasons):
+                   if r.kind not in LEFT_TO_PREPARATION]
+        if any(r.kind == RefusalKind.SCHEDULE for r in reasons):
             reasons = self._with_rules(engine, reasons)
         problem = _log_problem(self.device.store)
         if problem:
@@ -53,7 +62,7 @@ class StartCheck:
         return reasons
 
     @staticmethod
-    def _with_rules(engine: Any, reasons: list[Reason]) -> list[Reason]:
+    def _with_rules(engine: Engine, reasons: list[Reason]) -> list[Reason]:
         """The engine's schedule reasons, each with its rule (matched by its sentence)."""
         starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
                   for s in engine.store.sessions()
@@ -70,12 +79,9 @@ class StartCheck:
         return out
 
 
-def _log_problem(store: Any) -> str | None:
-    check = getattr(store, "write_problem", None)
-    if check is None:
-        return None
+def _log_problem(store: Store) -> str | None:
     try:
-        return check()
+        return store.write_problem()
     except Exception as e:  # a log that cannot even be asked cannot take a session
         log.exception("checking the log")
         return str(e)

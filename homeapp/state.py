@@ -143,7 +143,7 @@ class ChannelState:
 
     index: int
     label: str
-    cap_ma: float                # the clinician's cap: the + button stops here
+    max_ma: float                # the prescription's max_ma: the + button stops here
     target_ma: float             # what the patient asked for
     set_ma: float                # what the board is set to now (rises at a limited rate)
     previous_ma: float           # the level before the last pause or electrode loss
@@ -151,6 +151,12 @@ class ChannelState:
     contracting: bool            # pulses are planned on this channel right now
     contractions_done: int
     peak_ma: float = 0.0         # the highest set-point of this session so far
+
+    @property
+    def cap_ma(self) -> float:
+        """Deprecated: the older name of `max_ma` (read-only; screens of other branches
+        still read it)."""
+        return self.max_ma
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ Safety rules it keeps (docs/design.md):
   fails; a failed step makes the stop raise `BoardFault`.
 - nothing is queued further ahead than one cycle: the chain of a cycle ends with it;
   `start()` sends one chain, the caller re-arms/starts the next.
-- amplitude is clamped to min(cap of the channel, DAC full scale) and never negative,
-  whatever the caller asks; every cap is held at or under the device limit (the one
-  place it is applied on this side); caps can be lowered, never raised.
+- amplitude is clamped to min(the channel's `max_ma`, DAC full scale) and never negative,
+  whatever the caller asks; every `max_ma` is held at or under the device limit (the one
+  place it is applied on this side); it can be lowered, never raised.
 - one path from a step of the plan to pulses: `arm(spec)` compiles a `CycleSpec`
   (`hw.waveform`, each spec once) and checks its waves.
 - the waves of a cycle are checked before they reach pigpio (only the armed channels'
@@ -159,10 +159,11 @@ class _RawLink:
 class Stimulator:
     """The stimulation board.
 
-        with Stimulator(pins=pins, clock=clock, host=h, port=p, caps_ma=(60.0, 40.0)) as stim:
+        with Stimulator(pins=pins, clock=clock, host=h, port=p, max_ma=(60.0, 40.0)) as stim:
             stim.arm(spec); stim.start(); ...   # spec: a hw.waveform.CycleSpec
 
-    `caps_ma`: the prescription's cap per channel (a missing channel's cap is 0).
+    `max_ma`: the prescription's `max_ma` per channel, the most current it may get (a
+    missing channel's is 0). `caps_ma` is its older name (deprecated, still accepted).
 
     `arm()` takes a step of the plan (a `CycleSpec`) and compiles it itself, each spec
     once (`compile()`, cached), or an already compiled cycle."""
@@ -173,15 +174,19 @@ class Stimulator:
 
     def __init__(self, *, pins: PinMap | None = None, clock: Clock | None = None,
                  host: str = "localhost", port: int = 8888,
-                 caps_ma: Sequence[float] = (0.0, 0.0), use_button: bool = True,
-                 socket_timeout_s: float = SOCKET_TIMEOUT_S) -> None:
+                 max_ma: Sequence[float] | None = None, use_button: bool = True,
+                 socket_timeout_s: float = SOCKET_TIMEOUT_S,
+                 caps_ma: Sequence[float] | None = None) -> None:
         self.pins = pins or load_pin_map()
         self.clock = clock or RealClock()
         self.host, self.port = host, port
         self.on_estop: Callable[[], None] | None = None
         self._lock = threading.RLock()
-        self._caps_max = tuple(self._clean_cap(c) for c in (list(caps_ma) + [0.0, 0.0])[:2])
-        self._caps = self._caps_max
+        if max_ma is None:
+            max_ma = (0.0, 0.0) if caps_ma is None else caps_ma
+        #: what it was built with: `set_max_ma` lowers under it, never above
+        self._max_ma_built = tuple(self._clean_max_ma(c) for c in (list(max_ma) + [0.0, 0.0])[:2])
+        self._max_ma = self._max_ma_built
         self._ma = [0.0, 0.0]
         self._hb = 0
         self._faulted: BaseException | None = None
@@ -242,10 +247,10 @@ class Stimulator:
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
-    def _clean_cap(c: float) -> float:
-        """A cap as the driver keeps it: a number from 0 to the device limit. The one place
-        the device's amplitude limit is applied on this side (the validator refuses a
-        prescription above it); every set-point is held under the caps."""
+    def _clean_max_ma(c: float) -> float:
+        """A channel's `max_ma` as the driver keeps it: a number from 0 to the device limit.
+        The one place the device's amplitude limit is applied on this side (the validator
+        refuses a prescription above it); every set-point is held under it."""
         try:
             c = float(c)
         except (TypeError, ValueError):
@@ -659,22 +664,33 @@ class Stimulator:
                         "stopping at once")
 
     @property
-    def caps_ma(self) -> tuple[float, float]:
-        return self._caps
+    def max_ma(self) -> tuple[float, float]:
+        """Each channel's `max_ma` in force: no set-point goes above it."""
+        return self._max_ma
 
-    def set_caps(self, caps_ma: Sequence[float]) -> tuple[float, float]:
-        """Lower the caps (never above what the driver was built with); a set-point above
-        a new cap is brought down at once. Returns the caps in force."""
-        new = tuple(min(self._clean_cap(c), m) for c, m in zip((list(caps_ma) + [0.0, 0.0])[:2], self._caps_max))
+    @property
+    def caps_ma(self) -> tuple[float, float]:
+        """Deprecated: the older name of `max_ma` (read-only)."""
+        return self._max_ma
+
+    def set_max_ma(self, max_ma: Sequence[float]) -> tuple[float, float]:
+        """Lower each channel's `max_ma` (never above what the driver was built with); a
+        set-point above the new one is brought down at once. Returns those in force."""
+        new = tuple(min(self._clean_max_ma(c), m)
+                    for c, m in zip((list(max_ma) + [0.0, 0.0])[:2], self._max_ma_built))
         with self._lock:
-            self._caps = new  # type: ignore[assignment]
+            self._max_ma = new  # type: ignore[assignment]
             for ch in (0, 1):
                 if self._ma[ch] > new[ch]:
                     self.set_amplitude(ch, new[ch])
-        return self._caps
+        return self._max_ma
+
+    def set_caps(self, caps_ma: Sequence[float]) -> tuple[float, float]:
+        """Deprecated: the older name of `set_max_ma`."""
+        return self.set_max_ma(caps_ma)
 
     def set_amplitude(self, channel: int, ma: float, *, balanced: bool = False) -> float:
-        """Set channel's current; clamped to [0, min(cap, device limit, DAC full scale)]
+        """Set channel's current; clamped to [0, min(max_ma, device limit, DAC full scale)]
         and quantised down to the DAC's step. Returns the mA actually set.
 
         `balanced` (an electrode lost): a pulse of that channel under way finishes its
@@ -692,7 +708,7 @@ class Stimulator:
             self._check_usable()
             if balanced:
                 self._let_pulse_finish((channel,))
-            limit = min(self._caps[channel], full)  # the caps hold the device limit already
+            limit = min(self._max_ma[channel], full)  # max_ma holds the device limit already
             ma = min(ma, limit)
             code = min(_DAC_MAX_CODE, int(math.floor(ma * 4096 / full + 1e-9)))
             while code and code * full / 4096 > limit:

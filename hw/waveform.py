@@ -59,7 +59,7 @@ cycle ahead of the host.
 from __future__ import annotations
 
 import math
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable, Sequence
 
@@ -97,13 +97,16 @@ def _frac(x: float) -> Fraction:
     return Fraction(repr(float(x)))
 
 
-@dataclass(frozen=True, kw_only=True)
-class CycleSpec:
-    """One contraction cycle of a block, on `channels` channels.
+#: The fields of a block the compiler reads (`schedules.model.Block` names them the same).
+WAVE_FIELDS = ("hz", "pulse_us", "on_s", "off_s", "ramp_up_s", "ramp_down_s", "pattern")
 
-    `ramp_up`/`ramp_down` False drop that ramp: a continuous block (off_s = 0) is played as
-    segments, the first ramping up only, the middle ones pure plateau, the last ramping
-    down only (see `continuous_segments`)."""
+
+@dataclass(frozen=True, kw_only=True)
+class BlockWave:
+    """Exactly the fields of a block that the compiler needs, under the block's names:
+    a small frozen (hashable) view of a `schedules.model.Block`, built once per block by
+    the plan (`BlockWave.of(block)`). Built from a block the prescription's validator
+    accepted, its values are trusted: they are never checked a second time."""
 
     hz: float
     pulse_us: float
@@ -112,59 +115,172 @@ class CycleSpec:
     ramp_up_s: float
     ramp_down_s: float
     pattern: str = "synchronous"
-    channels: int = 1
-    ramp_up: bool = True
-    ramp_down: bool = True
+    #: True only from `of` (a validated block): the compiler's fence is not run again.
+    validated: bool = field(default=False, compare=False, repr=False)
 
-    #: Built by `from_block` from a block the prescription's validator accepted: its
-    #: values are not checked against the device limits a second time, only what the
-    #: cycle itself adds (a segment's length, ramps dropped, the channels).
-    from_valid_block: InitVar[bool] = False
+    @classmethod
+    def of(cls, block) -> "BlockWave":
+        """The wave of a `schedules.model.Block` the validator accepted (its values as
+        they are now, a patient's adjustments included)."""
+        return cls(**{name: getattr(block, name) for name in WAVE_FIELDS}, validated=True)
 
-    def __post_init__(self, from_valid_block: bool) -> None:
-        problems = []
 
-        def num(name: str, lo: float, hi: float, unit: str) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                problems.append(f"{name}: {v!r} is not a number")
-            elif not lo <= v <= hi:
-                problems.append(f"{name}: {v:g} is outside the device limits "
-                                f"({lo:g} to {hi:g} {unit})")
+class CycleSpec:
+    """One contraction cycle of a block, on `channels` channels: the block's wave (a
+    `BlockWave`, held, not copied) and what the cycle adds to it.
 
-        if not from_valid_block:  # a direct caller: the compiler's own fence
-            for name in ("hz", "pulse_us", "off_s", "ramp_up_s", "ramp_down_s"):
-                lim = DEVICE_LIMITS[name]
-                num(name, lim.low, lim.high, lim.unit)
-        num("on_s", 0.01, MAX_SEGMENT_S, "s")
-        if not problems:
-            ramps = (self.ramp_up_s if self.ramp_up else 0) + (self.ramp_down_s if self.ramp_down else 0)
-            if ramps > self.on_s + 1e-9:
-                problems.append(f"ramp_up_s + ramp_down_s: {ramps:g} is longer than on_s {self.on_s:g}")
-            if self.on_s * self.hz < 1 - 1e-9:
-                problems.append(f"on_s: {self.on_s:g} s holds no pulse at {self.hz:g} Hz")
-        if self.pattern not in PATTERNS:
-            problems.append(f"pattern: {self.pattern!r} is not one of {', '.join(PATTERNS)}")
-        if isinstance(self.channels, bool) or self.channels not in (1, 2):
-            problems.append(f"channels: {self.channels!r} is not 1 or 2")
-        if self.pattern == "alternating" and self.channels == 2 and not problems:
-            if self.off_s + 1e-9 < self.on_s:
-                problems.append(f"off_s: {self.off_s:g} is shorter than on_s {self.on_s:g} "
-                                f"(alternating needs off_s >= on_s)")
-        if self.pattern == "alternating" and self.channels == 1:
-            problems.append("pattern: alternating needs 2 channels")
+    A continuous block (off_s = 0) is played as segments: `segment_on_s` is a segment's
+    own length (None: the block's `on_s`), and `ramp_up`/`ramp_down` False drop that ramp
+    (the first segment ramps up only, the middle ones are pure plateau, the last ramps
+    down only; see `homeapp.plan.continuous_segments`).
+
+    Built by the plan: `CycleSpec(wave=BlockWave.of(block), channels=2)`. A direct caller
+    may still give the wave's fields by name, `CycleSpec(hz=50, pulse_us=300, on_s=5,
+    off_s=10, ramp_up_s=1, ramp_down_s=1)`: those meet the compiler's own fence (the
+    device limits). Either way the cycle's own rules are checked (a segment's length, the
+    channels, the pattern on them). Two specs of the same cycle are equal and hash alike
+    however they were built (the driver compiles each once)."""
+
+    __slots__ = ("wave", "channels", "segment_on_s", "ramp_up", "ramp_down")
+
+    wave: BlockWave
+    channels: int
+    segment_on_s: float | None
+    ramp_up: bool
+    ramp_down: bool
+
+    def __init__(self, *, wave: BlockWave | None = None, channels: int = 1,
+                 segment_on_s: float | None = None, ramp_up: bool = True, ramp_down: bool = True,
+                 **wave_fields) -> None:
+        if wave is None:
+            unknown = sorted(set(wave_fields) - set(WAVE_FIELDS))
+            missing = sorted(set(WAVE_FIELDS) - {"pattern"} - set(wave_fields))
+            if unknown or missing:
+                raise TypeError(f"CycleSpec: unknown {unknown}, missing {missing} "
+                                f"(give wave= or all of {', '.join(WAVE_FIELDS)})")
+            wave = BlockWave(**wave_fields)
+        elif wave_fields:
+            raise TypeError(f"CycleSpec: wave= and the wave's fields {sorted(wave_fields)} "
+                            f"given together")
+        for name, value in (("wave", wave), ("channels", channels), ("segment_on_s", segment_on_s),
+                            ("ramp_up", ramp_up), ("ramp_down", ramp_down)):
+            object.__setattr__(self, name, value)
+        problems = _spec_problems(self)
         if problems:
             raise WaveformError("; ".join(problems))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"CycleSpec is frozen: cannot set {name}")
+
+    # the wave's values, read from the block's view (not copied)
+    @property
+    def hz(self) -> float:
+        return self.wave.hz
+
+    @property
+    def pulse_us(self) -> float:
+        return self.wave.pulse_us
+
+    @property
+    def ramp_up_s(self) -> float:
+        return self.wave.ramp_up_s
+
+    @property
+    def ramp_down_s(self) -> float:
+        return self.wave.ramp_down_s
+
+    @property
+    def pattern(self) -> str:
+        return self.wave.pattern
+
+    @property
+    def off_s(self) -> float:
+        return self.wave.off_s
+
+    @property
+    def on_s(self) -> float:
+        """The contraction: the block's `on_s`, or a continuous segment's own length."""
+        return self.wave.on_s if self.segment_on_s is None else self.segment_on_s
+
+    def _key(self) -> tuple:
+        return (self.hz, self.pulse_us, self.on_s, self.off_s, self.ramp_up_s, self.ramp_down_s,
+                self.pattern, self.channels, self.ramp_up, self.ramp_down)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, CycleSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(
+            WAVE_FIELDS + ("channels", "ramp_up", "ramp_down"), self._key()))
+        return f"CycleSpec({fields})"
+
+    def __reduce__(self):
+        return (_rebuild_spec, (self.wave, self.channels, self.segment_on_s, self.ramp_up, self.ramp_down))
 
     @classmethod
     def from_block(cls, block, channels: int, **overrides) -> "CycleSpec":
         """The cycle of a `schedules.model.Block` (current values, which the validator
-        has accepted) on `channels` channels; `overrides` cut it into a segment."""
-        values = dict(hz=block.hz, pulse_us=block.pulse_us, on_s=block.on_s, off_s=block.off_s,
-                      ramp_up_s=block.ramp_up_s, ramp_down_s=block.ramp_down_s,
-                      pattern=block.pattern, channels=channels)
-        values.update(overrides)
-        return cls(**values, from_valid_block=True)
+        has accepted) on `channels` channels; `on_s=` (with `ramp_up=`/`ramp_down=`) cuts
+        it into a continuous segment. (The plan builds the `BlockWave` once per block and
+        passes `wave=`; this is the same for one spec.)"""
+        wave = BlockWave.of(block)
+        segment_on_s = overrides.pop("on_s", None)
+        ramps = {k: overrides.pop(k) for k in ("ramp_up", "ramp_down") if k in overrides}
+        if overrides:  # off_s / pattern of the cycle other than the block's
+            values = {name: getattr(wave, name) for name in WAVE_FIELDS} | overrides
+            wave = BlockWave(**values, validated=True)
+        return cls(wave=wave, channels=channels, segment_on_s=segment_on_s, **ramps)
+
+
+def _rebuild_spec(wave, channels, segment_on_s, ramp_up, ramp_down) -> CycleSpec:
+    return CycleSpec(wave=wave, channels=channels, segment_on_s=segment_on_s,
+                     ramp_up=ramp_up, ramp_down=ramp_down)
+
+
+def _spec_problems(spec: CycleSpec) -> list[str]:
+    """What is wrong with a cycle. A wave of a validated block is not checked against the
+    device limits again, nor what the validator proved of it (its on_s, ramps and
+    pattern); a segment's own length, and the channels the cycle plays on, always are."""
+    problems: list[str] = []
+    trusted = spec.wave.validated
+    segment = spec.segment_on_s is not None
+
+    def num(name: str, lo: float, hi: float, unit: str) -> None:
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            problems.append(f"{name}: {v!r} is not a number")
+        elif not lo <= v <= hi:
+            problems.append(f"{name}: {v:g} is outside the device limits "
+                            f"({lo:g} to {hi:g} {unit})")
+
+    if not trusted:  # a direct caller: the compiler's own fence
+        for name in ("hz", "pulse_us", "off_s", "ramp_up_s", "ramp_down_s"):
+            lim = DEVICE_LIMITS[name]
+            num(name, lim.low, lim.high, lim.unit)
+    if not trusted or segment:
+        num("on_s", 0.01, MAX_SEGMENT_S, "s")
+        if not problems:
+            ramps = (spec.ramp_up_s if spec.ramp_up else 0) + (spec.ramp_down_s if spec.ramp_down else 0)
+            if ramps > spec.on_s + 1e-9:
+                problems.append(f"ramp_up_s + ramp_down_s: {ramps:g} is longer than on_s {spec.on_s:g}")
+            if spec.on_s * spec.hz < 1 - 1e-9:
+                problems.append(f"on_s: {spec.on_s:g} s holds no pulse at {spec.hz:g} Hz")
+    if not trusted and spec.pattern not in PATTERNS:
+        problems.append(f"pattern: {spec.pattern!r} is not one of {', '.join(PATTERNS)}")
+    if isinstance(spec.channels, bool) or spec.channels not in (1, 2):
+        problems.append(f"channels: {spec.channels!r} is not 1 or 2")
+    if spec.pattern == "alternating" and spec.channels == 2 and not problems and (not trusted or segment):
+        if spec.off_s + 1e-9 < spec.on_s:
+            problems.append(f"off_s: {spec.off_s:g} is shorter than on_s {spec.on_s:g} "
+                            f"(alternating needs off_s >= on_s)")
+    if spec.pattern == "alternating" and spec.channels == 1:
+        problems.append("pattern: alternating needs 2 channels")
+    return problems
 
 
 @dataclass(frozen=True)

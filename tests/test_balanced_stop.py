@@ -21,7 +21,7 @@ START_US = L.CHAIN_START_DELAY_US
 def stim(sim, pin_map, virtual_clock):
     _board, server = sim
     s = Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                   caps_ma=(60.0, 40.0), use_button=False)
+                   max_ma=(60.0, 40.0), use_button=False)
     yield s
     try:
         s.close()

@@ -137,3 +137,47 @@ def test_the_reference_board_is_written_once_in_board_toml():
     source = (Path(__file__).resolve().parents[1] / "hw" / "pins.py").read_text()
     for value in (17, 27, 22, 23, 24, 25, 16, 250):
         assert not re.search(rf"[=:]\s*{value}(?![\w.])", source), f"{value} set in hw/pins.py"
+
+
+def _wait(cond, timeout_s: float = 10.0) -> bool:
+    import time
+    end = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.002)
+    return cond()
+
+
+def test_the_devices_engines_take_the_estop_at_once_and_a_press_racing_close_is_handled(tmp_path, capfd):
+    """The device hands the driver's e-stop callback to the sessions under way on its
+    engines (not to one never started); a
+    press racing the device's close is dropped quietly, in pigpio's callback thread."""
+    import threading
+
+    from homeapp.config import config_from_dict
+    from homeapp.device import open_device
+    from hw.clock import VirtualClock
+    from schedules.validate import parse_prescription
+
+    rx = parse_prescription(rx_dict())
+    crashed: list = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda args: crashed.append(args)
+    try:
+        for run in range(4):
+            config = config_from_dict({}, source=None, data_dir_default=tmp_path / f"data{run}")
+            device = open_device(config, clock=VirtualClock(), sigterm=False)
+            try:
+                idle = device.new_engine(rx)
+                engine = device.new_engine(rx)
+                engine.start(threaded=False)
+                device.hands.press_estop()
+                assert _wait(lambda: engine.state.phase.value == "aborted"), engine.state.phase
+                assert idle.state.phase.value == "ready"
+                device.hands.release_estop()
+            finally:
+                device.hands.press_estop()        # the edge races the close
+                device.close()
+    finally:
+        threading.excepthook = previous_hook
+    assert crashed == []
+    assert "Traceback" not in capfd.readouterr().err

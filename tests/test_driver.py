@@ -30,7 +30,7 @@ TODAY = dt.date(2026, 11, 21)
 def stim(sim, pin_map, virtual_clock):
     board, server = sim
     s = Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                   caps_ma=(60.0, 40.0))
+                   max_ma=(60.0, 40.0))
     yield s
     try:
         s.close()
@@ -228,7 +228,7 @@ def test_context_exit_on_exception_is_a_safe_stop(sim, pin_map, virtual_clock):
     board, server = sim
     with pytest.raises(RuntimeError):
         with Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                        caps_ma=(60, 60)) as stim:
+                        max_ma=(60, 60)) as stim:
             t = _into_a_pulse(stim, virtual_clock, board)
             raise RuntimeError("the engine crashed")
     virtual_clock.advance_to(virtual_clock.now() + 3)
@@ -265,7 +265,7 @@ clock = VirtualClock()
 board = SimBoard(pins=load_pin_map(), clock=clock)
 server = SimServer(board, host="127.0.0.1", port=0)
 server.start()
-stim = Stimulator(pins=board.pins, clock=clock, host="127.0.0.1", port=server.port, caps_ma=(60.0, 40.0))
+stim = Stimulator(pins=board.pins, clock=clock, host="127.0.0.1", port=server.port, max_ma=(60.0, 40.0))
 t = _into_a_pulse(stim, clock, board)
 install_sigterm_handler(stim)
 server.reply_delay_s = 0.4              # this heartbeat's reply comes late ...
@@ -330,9 +330,9 @@ def test_the_device_limit_holds_whatever_caps_the_driver_is_given(sim, pin_map, 
     board, server = sim
     limit = DEVICE_LIMITS["max_ma"].high
     with Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                    caps_ma=(1e6, float("inf"))) as stim:
-        assert stim.caps_ma == (limit, 0.0)         # inf is no number: no current at all
-        assert stim.set_caps((500.0, 500.0)) == (limit, 0.0)
+                    max_ma=(1e6, float("inf"))) as stim:
+        assert stim.max_ma == (limit, 0.0)         # inf is no number: no current at all
+        assert stim.set_max_ma((500.0, 500.0)) == (limit, 0.0)
         virtual_clock.advance_to(0.01)
         assert stim.set_amplitude(0, 1e9) <= limit
         assert board.amplitude_ma(0) <= limit
@@ -346,9 +346,9 @@ def test_request_above_cap_never_reaches_the_dac(sim, stim, virtual_clock):
         virtual_clock.advance_to(0.01 * (i + 1))  # one trace row per request
         got = stim.set_amplitude(ch, ask)
         assert 0 <= got <= limit
-    assert stim.set_caps((100, 100)) == (60, 40)  # never raised
+    assert stim.set_max_ma((100, 100)) == (60, 40)  # never raised
     virtual_clock.advance_to(0.2)
-    assert stim.set_caps((30, 40)) == (30, 40)
+    assert stim.set_max_ma((30, 40)) == (30, 40)
     virtual_clock.advance_to(0.5)
     assert board.amplitude_ma(0) <= 30  # a set-point above the new cap came down at once
     assert stim.set_amplitude(0, 50) <= 30
@@ -451,7 +451,7 @@ def test_error_reply_is_a_fault_after_a_safe_stop(sim, stim, virtual_clock):
 def test_silent_pigpiod_is_a_lost_connection(sim, pin_map, virtual_clock):
     board, server = sim
     stim = Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                      caps_ma=(10, 10), socket_timeout_s=0.2, use_button=False)
+                      max_ma=(10, 10), socket_timeout_s=0.2, use_button=False)
     server.reply_delay_s = 0.5
     with pytest.raises(ConnectionLost):
         stim.busy()
@@ -600,3 +600,12 @@ def test_closing_after_a_dropped_link_leaves_no_pigpio_thread_spinning(sim, pin_
     while notify_threads() - before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not notify_threads() - before, "a pigpio notification thread was left running"
+
+
+def test_the_older_name_caps_ma_is_still_accepted_and_read(sim, pin_map, virtual_clock):
+    # deprecated spellings of `max_ma` that other branches still use: same values
+    board, server = sim
+    with Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
+                    caps_ma=(50.0, 30.0), use_button=False) as stim:
+        assert stim.max_ma == stim.caps_ma == (50.0, 30.0)
+        assert stim.set_caps((40.0, 35.0)) == stim.max_ma == (40.0, 30.0)

@@ -23,7 +23,7 @@ def make_engine(sim, pin_map, virtual_clock, tmp_path):
     def make(rx: dict | None = None, *, today: dt.date | None = None, **kw) -> Engine:
         rx_obj = parse_prescription(rx or rx_dict(), today=today)
         stim = Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                          caps_ma=(100.0, 100.0))
+                          max_ma=(100.0, 100.0))
         store = Store.open(tmp_path / f"log{len(made)}.db")
         kw.setdefault("allow_unsigned", True)
         eng = Engine(prescription=rx_obj, board=stim, store=store, clock=virtual_clock, **kw)
@@ -458,3 +458,18 @@ def test_a_session_aborted_in_its_first_minutes_does_not_use_up_the_day(
     assert restart[0]["detail"]["previous_status"] == "aborted"
     assert restart[0]["detail"]["previous_ran_s"] <= EARLY_ABORT_S
     again.stop()
+
+
+def test_max_ma_keeps_its_name_from_the_prescription_to_the_driver(make_engine):
+    # one name per quantity: the file's `max_ma` is the engine's, the screen's and the
+    # driver's (which clamps to it)
+    eng = make_engine(rx_dict(channels=[30.0, 20.0]))
+    eng.start(threaded=False)
+    assert [ch.max_ma for ch in eng.rx.channels] == [30.0, 20.0]
+    assert [ch.max_ma for ch in eng.state.channels] == [30.0, 20.0]
+    assert eng.board.max_ma == (30.0, 20.0)
+    assert eng.board.set_amplitude(1, 25.0) <= 20.0
+    # the older names, read-only, for code of other branches
+    assert [ch.cap_ma for ch in eng.state.channels] == [30.0, 20.0]
+    assert eng.board.caps_ma == (30.0, 20.0)
+    eng.stop()

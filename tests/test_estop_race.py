@@ -42,7 +42,7 @@ def test_a_close_while_the_estop_callback_runs_is_no_crash(pin_map, thread_error
     # session's end closes the driver; then it returns into gpiozero's Button.
     board = SimBoard(pins=pin_map, clock=RealClock())
     with SimServer(board, host="127.0.0.1", port=0) as server:
-        stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, caps_ma=(60, 40))
+        stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, max_ma=(60, 40))
         entered, leave = threading.Event(), threading.Event()
 
         def busy_app() -> None:
@@ -68,7 +68,7 @@ def test_press_and_release_within_milliseconds_as_the_driver_closes(pin_map, thr
     board = SimBoard(pins=pin_map, clock=RealClock())
     with SimServer(board, host="127.0.0.1", port=0) as server:
         for i in range(24):
-            stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, caps_ma=(60, 40))
+            stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, max_ma=(60, 40))
             called = threading.Event()
 
             def app_reacts(delay_s: float = 0.025 * (i % 7), called=called) -> None:
@@ -91,7 +91,7 @@ def test_press_and_release_within_milliseconds_as_the_driver_closes(pin_map, thr
 def test_an_estop_after_close_touches_nothing(pin_map, thread_errors):
     board = SimBoard(pins=pin_map, clock=RealClock())
     with SimServer(board, host="127.0.0.1", port=0) as server:
-        stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, caps_ma=(60, 40))
+        stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, max_ma=(60, 40))
         calls = []
         stim.on_estop = lambda: calls.append(1)
         stim.close()
@@ -106,7 +106,7 @@ def test_an_estop_after_close_touches_nothing(pin_map, thread_errors):
 def test_a_failing_app_handler_is_logged_not_a_crash(pin_map, thread_errors, caplog):
     board = SimBoard(pins=pin_map, clock=RealClock())
     with SimServer(board, host="127.0.0.1", port=0) as server:
-        stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, caps_ma=(60, 40))
+        stim = Stimulator(pins=pin_map, host="127.0.0.1", port=server.port, max_ma=(60, 40))
         failed = threading.Event()
 
         def broken_app() -> None:

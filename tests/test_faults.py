@@ -28,8 +28,6 @@ from tests.sessionkit import delivered_after, delivered_between, run_session, rx
 
 ROOT = Path(__file__).resolve().parents[1]
 US = 1_000_000
-#: The board's heartbeat watchdog (design.md): no edge for 250 ms cuts the output.
-WATCHDOG_US = 250_000
 #: The simulated board records the watchdog at the exact microsecond it expires (it fires
 #: lazily, but at the computed instant). Under a real clock the instant itself is exact;
 #: 5 ms covers the server's 2 ms ticker and rounding of the real clock to whole µs.
@@ -37,6 +35,13 @@ REAL_TIME_TOLERANCE_US = 5_000
 
 
 # --------------------------------------------------------------------------- helpers
+
+def watchdog_us(stim) -> int:
+    """The board's heartbeat watchdog (no edge this long cuts the output), in µs, as the
+    driver under test really uses it: `Stimulator.watchdog_ms`, read from hw/board.toml
+    (or a configuration's [board]) through its pin map, never a copy of the number here."""
+    return int(stim.watchdog_ms) * 1000
+
 
 def heartbeat_edges(tr: Trace) -> list[int]:
     return [t for t, _ in tr.signal("heartbeat")[1:]]
@@ -68,7 +73,7 @@ def engine_on_sim(board, server, clock, rx: dict, db: Path, *, socket_timeout_s:
 
     prescription = parse_prescription(rx)
     stim = Stimulator(pins=board.pins, clock=clock, host="127.0.0.1", port=server.port,
-                      caps_ma=tuple(ch.max_ma for ch in prescription.channels),
+                      max_ma=tuple(ch.max_ma for ch in prescription.channels),
                       **({} if socket_timeout_s is None else {"socket_timeout_s": socket_timeout_s}))
     store = Store.open(db)
     engine = Engine(prescription=prescription, board=stim, store=store, clock=clock,
@@ -106,12 +111,12 @@ port, db, rx_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 rx = parse_prescription(json.loads(open(rx_path).read()))
 clock = RealClock()
 stim = Stimulator(pins=load_pin_map(), clock=clock, host="127.0.0.1", port=port,
-                  caps_ma=tuple(c.max_ma for c in rx.channels))
+                  max_ma=tuple(c.max_ma for c in rx.channels))
 engine = Engine(prescription=rx, board=stim, store=Store.open(db), clock=clock, allow_unsigned=True)
 stim.on_estop = lambda: engine.estop("button")
 engine.start(threaded=False)
 engine.request_intensity(0, 20.0)
-print("started", flush=True)
+print("started", stim.watchdog_ms, flush=True)
 engine.run()
 """
 
@@ -135,7 +140,8 @@ def test_sigkill_of_the_app_mid_contraction_the_watchdog_cuts_the_output_within_
     try:
         client = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(db), str(rx_path)],
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert client.stdout.readline().strip() == "started", client.stderr.read()
+        started, watchdog_ms = client.stdout.readline().split()  # the client's driver says its watchdog
+        assert started == "started", client.stderr.read()
         time.sleep(2.0)  # 2 s into an 8 s contraction, intensity rising at 4 mA/s
         client.send_signal(signal.SIGKILL)
         client.wait(timeout=5)
@@ -151,7 +157,8 @@ def test_sigkill_of_the_app_mid_contraction_the_watchdog_cuts_the_output_within_
     # it was stimulating right up to the kill: current flowed in the last 200 ms of heartbeats
     assert delivered_between(tr, 0, last_hb - 200_000, last_hb) != []
     # the app died, so nothing but the watchdog dropped enable, 250 ms after the last edge
-    assert WATCHDOG_US <= fall - last_hb <= WATCHDOG_US + REAL_TIME_TOLERANCE_US
+    watchdog = int(watchdog_ms) * 1000
+    assert watchdog <= fall - last_hb <= watchdog + REAL_TIME_TOLERANCE_US
     assert any_current_after(tr, fall) == []
     assert tr.value_at("enable", tr.end_us()) == 0
     # the next start of the app finds the session open and calls it interrupted
@@ -166,6 +173,7 @@ def test_a_dropped_pigpiod_connection_mid_contraction_aborts_with_a_fault_and_th
         sim, virtual_clock, tmp_path):
     board, server = sim
     stim, store, engine = engine_on_sim(board, server, virtual_clock, rx_dict(), tmp_path / "log.db")
+    watchdog = watchdog_us(stim)
     try:
         session_id = engine.start(threaded=False)
         engine.request_intensity(0, 20.0)
@@ -185,13 +193,13 @@ def test_a_dropped_pigpiod_connection_mid_contraction_aborts_with_a_fault_and_th
     tr = Trace.read(tmp_path / "trace.csv")
     drop_us = int(drop_t * US)
     assert delivered_between(tr, 0, drop_us - 500_000, drop_us) != []  # it was stimulating
-    last_hb = last_heartbeat_before(tr, drop_us + WATCHDOG_US)
+    last_hb = last_heartbeat_before(tr, drop_us + watchdog)
     assert last_hb <= drop_us
     # The wave outlives its client. Either the driver's safe stop gets through another way
     # or the watchdog ends it 250 ms after the last edge: whichever comes first, nothing
     # flows later than that.
     fall = enable_falls(tr)[-1]
-    assert drop_us < fall <= last_hb + WATCHDOG_US
+    assert drop_us < fall <= last_hb + watchdog
     assert any_current_after(tr, fall) == []
     assert tr.value_at("ch0.a", fall + 1000) == 0 and tr.value_at("ch0.b", fall + 1000) == 0
 
@@ -213,6 +221,7 @@ def test_slow_pigpiod_replies_keep_the_session_within_limits_and_stop_still_work
     clock, board, server = real_time_sim(pin_map)
     server.reply_delay_s = 0.01  # 10 ms per reply: a loaded Pi
     stim, store, engine = engine_on_sim(board, server, clock, rx_long_contraction(), tmp_path / "log.db")
+    watchdog = watchdog_us(stim)
     try:
         session_id = engine.start()
         engine.request_intensity(0, 6.0)
@@ -237,8 +246,8 @@ def test_slow_pigpiod_replies_keep_the_session_within_limits_and_stop_still_work
     # lapses under a loaded test machine say little about the device.)
     edges = [t for t in heartbeat_edges(tr) if t < stop_us]
     for a, b in zip(edges, edges[1:]):
-        if b - a > WATCHDOG_US:
-            assert delivered_between(tr, 0, a + WATCHDOG_US, b) == [], (a, b)
+        if b - a > watchdog:
+            assert delivered_between(tr, 0, a + watchdog, b) == [], (a, b)
 
 
 #: A shorter socket timeout than the driver's 2 s keeps these tests quick; the behaviour
@@ -253,6 +262,7 @@ def hang_pigpiod_mid_contraction(pin_map, tmp_path):
     clock, board, server = real_time_sim(pin_map)
     stim, store, engine = engine_on_sim(board, server, clock, rx_long_contraction(),
                                         tmp_path / "log.db", socket_timeout_s=HUNG_TIMEOUT_S)
+    watchdog = watchdog_us(stim)
     try:
         session_id = engine.start()
         engine.request_intensity(0, 8.0)
@@ -270,18 +280,18 @@ def hang_pigpiod_mid_contraction(pin_map, tmp_path):
     finally:
         close_quietly(stim, store)
         server.stop()
-    return Trace.read(tmp_path / "trace.csv"), session, hang_us, took_s
+    return Trace.read(tmp_path / "trace.csv"), session, hang_us, took_s, watchdog
 
 
 def test_a_hung_pigpiod_aborts_the_session_and_the_watchdog_cuts_the_output(pin_map, tmp_path):
-    tr, session, hang_us, _ = hang_pigpiod_mid_contraction(pin_map, tmp_path)
+    tr, session, hang_us, _, watchdog = hang_pigpiod_mid_contraction(pin_map, tmp_path)
     assert session["status"] == "aborted"
     assert any(e["kind"] == "fault" for e in session["events"])
     assert delivered_between(tr, 0, hang_us - 500_000, hang_us) != []  # it was stimulating
     # The delayed requests are served late but in order, so the heartbeat stalls: the
     # watchdog must end the output within 250 ms of the last edge, whatever came next.
     last_hb = last_heartbeat_before(tr, hang_us + 100_000)
-    cut = last_hb + WATCHDOG_US + REAL_TIME_TOLERANCE_US
+    cut = last_hb + watchdog + REAL_TIME_TOLERANCE_US
     assert tr.value_at("enable", cut) == 0
     assert any_current_after(tr, cut) == []
 
@@ -290,7 +300,7 @@ def test_a_hung_pigpiod_is_reported_within_two_socket_timeouts(pin_map, tmp_path
     # The output is off by then (the watchdog, above), but the app must also say so: the
     # engine holds its lock while it fails, so the screen shows "running" and a Stop press
     # waits until the engine has given up. One timeout to notice, one for the safe stop.
-    _, session, _, took_s = hang_pigpiod_mid_contraction(pin_map, tmp_path)
+    _, session, _, took_s, _ = hang_pigpiod_mid_contraction(pin_map, tmp_path)
     assert session["status"] == "aborted"
     assert took_s <= 2 * HUNG_TIMEOUT_S + 0.3, (
         f"the engine needed {took_s:.1f} s to report a hung pigpiod "

@@ -23,7 +23,10 @@ def test_an_early_aborted_session_leaves_the_day_open_on_home(tmp_path, ran_s, w
         store.start_session(session_id="s1", prescription_id=rx.id, started_at=started,
                             planned_contractions=6, channels=2)
         store.end_session("s1", status="aborted", ended_at=started + dt.timedelta(seconds=ran_s))
-        svc = Services(config=SimpleNamespace(), device=SimpleNamespace(store=store))
+        from homeapp.config import config_from_dict
+        config = config_from_dict({}, source=None, data_dir_default=tmp_path / "data")
+        device = SimpleNamespace(store=store, trust=None, simulated=False, hands=None)  # a Device's parts
+        svc = Services(config=config, device=device)
         svc.rx = rx
         assert svc.due_text_params()["when"] == when
     finally:

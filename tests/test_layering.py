@@ -148,3 +148,19 @@ def test_no_screen_reaches_for_the_store_the_device_or_the_board():
         if names:
             reached[_module(path)] = names
     assert not reached, f"screens reach past the services: {reached}"
+
+
+def test_screens_call_the_engine_through_typed_methods_not_command_names():
+    # app.command("pause") / link.command("increase", 0): a name looked up at run time, which
+    # no checker sees; every touch has a typed method on the app and the link
+    named = {}
+    for path in sorted((ROOT / "homeapp" / "ui").rglob("*.py")):
+        if path.name in ("link.py", "app.py"):
+            continue  # where the deprecated spelling itself lives
+        calls = [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                 and node.func.attr in ("command", "call")
+                 and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)]
+        if calls:
+            named[_module(path)] = calls
+    assert not named, f"screens pass engine commands by name (lines): {named}"

@@ -20,9 +20,14 @@ def wall(monkeypatch):
 
 
 def _services(db_path):
+    from dataclasses import replace
+
+    from homeapp.config import config_from_dict
     store = Store.open(db_path)
-    config = SimpleNamespace(caregiver_pin_hash=hash_pin("2468"), clinician_pin_hash=None)
-    return Services(config=config, device=SimpleNamespace(store=store)), store
+    config = replace(config_from_dict({}, source=None, data_dir_default=db_path.parent / "data"),
+                     caregiver_pin_hash=hash_pin("2468"), clinician_pin_hash=None)
+    device = SimpleNamespace(store=store, trust=None, simulated=False, hands=None)  # a Device's parts
+    return Services(config=config, device=device), store
 
 
 def test_a_lockout_and_its_count_survive_a_restart(tmp_path, wall):

@@ -172,3 +172,19 @@ def test_a_coarse_grid_never_makes_a_segment_longer_than_the_driver_plays(minute
     for s in steps:
         compile_cycle(s.spec, _pins())
     assert steps[0].starts_contraction and steps[-1].ends_contraction
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_every_step_of_a_block_holds_the_one_view_of_its_wave_the_plan_built(continuous):
+    # the block's fields are neither copied into each spec nor checked again: one frozen
+    # view per block (hw.waveform.BlockWave), held by every step
+    from hw.waveform import WAVE_FIELDS, BlockWave
+    block = _block(off_s=0, minutes=1) if continuous else _block()
+    steps = list(block_steps(block, 0, 2 if not continuous else 1))
+    assert len(steps) > 1
+    waves = {id(step.spec.wave) for step in steps}
+    assert len(waves) == 1
+    wave = steps[0].spec.wave
+    assert wave.validated and wave == BlockWave.of(block)
+    assert all(getattr(wave, name) == getattr(block, name) for name in WAVE_FIELDS)
+    assert not hasattr(steps[0].spec, "__dict__")        # the spec keeps no copy of its own

@@ -115,8 +115,12 @@ def test_never_while_a_session_runs(tmp_path, keys, store):
 
 def test_the_usb_import_takes_the_same_path_and_logs(tmp_path, keys, store):
     private, trust = keys
-    config = SimpleNamespace(data_dir=tmp_path / "data", trust_dir=tmp_path / "trust", board="real")
-    device = SimpleNamespace(store=store, trust=trust, simulated=False)
+    from dataclasses import replace
+
+    from homeapp.config import config_from_dict
+    config = replace(config_from_dict({}, source=None, data_dir_default=tmp_path / "data"),
+                     trust_dir=tmp_path / "trust", board="real")
+    device = SimpleNamespace(store=store, trust=trust, simulated=False, hands=None)  # a Device's parts
     svc = Services(config=config, device=device, today=TODAY)
     unsigned = tmp_path / "usb" / "rx.json"
     unsigned.parent.mkdir()

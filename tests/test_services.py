@@ -300,8 +300,11 @@ def test_a_fixed_date_is_also_the_date_the_next_start_is_judged_on(store):
     day = TODAY - dt.timedelta(days=30)
     rx = parse_prescription(rx_dict(issued=(day - dt.timedelta(days=5)).isoformat(),
                                     expires=(day + dt.timedelta(days=5)).isoformat()), today=day)
-    svc = Services(config=SimpleNamespace(), device=SimpleNamespace(store=store), today=day)
+    from homeapp.config import config_from_dict
+    config = config_from_dict({}, source=None, data_dir_default=store.path.parent / "data")
+    device = SimpleNamespace(store=store, trust=None, simulated=False, hands=None)  # a Device's parts
+    svc = Services(config=config, device=device, today=day)
     svc.rx = rx
     assert svc.due_text_params() == {"when": "now"}          # not "never": it ended in real time
-    assert Services(config=SimpleNamespace(), device=SimpleNamespace(store=store)).session_log \
+    assert Services(config=config, device=device).session_log \
         .next_start(rx) == {"when": "never"}

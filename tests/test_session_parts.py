@@ -72,7 +72,7 @@ def make_policy(sim, pin_map, virtual_clock, tmp_path):
     def make(rx: dict | None = None, *, program_error=None, **kw) -> tuple[StartPolicy, object]:
         rx_obj = parse_prescription(rx or rx_dict())
         stim = Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                          caps_ma=(100.0, 100.0))
+                          max_ma=(100.0, 100.0))
         store = Store.open(tmp_path / f"policy{len(made)}.db")
         made.append((stim, store))
         kw.setdefault("allow_unsigned", True)
@@ -245,6 +245,18 @@ def test_notices_carry_their_kind_and_the_english_text():
     assert notice.kind == NoticeKind.AT_CAP == "at_cap"
     assert notice.text == "40 mA is the most your prescription allows on right quadriceps"
     assert estop_pressed().kind == "estop_pressed"
+
+
+def test_the_at_cap_notice_names_the_prescriptions_max_ma_and_the_screen_says_it():
+    from homeapp.ui import i18n
+    from homeapp.state import Notice
+    from homeapp.ui.kind_texts import notice_text
+    notice = at_cap(0, "left", 41.0)
+    assert notice.params["max_ma"] == 41.0
+    i18n.set_language("en")
+    assert notice_text(notice).startswith("41 mA")
+    # the screen reads max_ma itself (cap_ma is only a deprecated copy for older screens)
+    assert notice_text(Notice(NoticeKind.AT_CAP, {"max_ma": 41.0}, "x")).startswith("41 mA")
 
 
 # ------------------------------------------------------------------ the log

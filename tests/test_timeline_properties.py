@@ -41,7 +41,7 @@ def run_whole_session(rx_data: dict, db_path) -> tuple[Engine, SimBoard, Store]:
     server.start()
     store = Store.open(db_path)
     stim = Stimulator(pins=pins, clock=clock, host="127.0.0.1", port=server.port,
-                      caps_ma=tuple(ch.max_ma for ch in rx.channels))
+                      max_ma=tuple(ch.max_ma for ch in rx.channels))
     eng = Engine(prescription=rx, board=stim, store=store, clock=clock, allow_unsigned=True)
     try:
         eng.start(threaded=False, caregiver_unlocked=True)

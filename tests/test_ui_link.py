@@ -35,7 +35,7 @@ def make_link(pin_map, tmp_path):
     def make() -> tuple[EngineLink, Engine, SimBoard]:
         rx = parse_prescription(rx_dict())
         stim = Stimulator(pins=pin_map, clock=clock, host="127.0.0.1", port=server.port,
-                          caps_ma=(100.0, 100.0))
+                          max_ma=(100.0, 100.0))
         store = Store.open(tmp_path / f"log{len(made)}.db")
         eng = Engine(prescription=rx, board=stim, store=store, clock=clock, allow_unsigned=True)
         link = EngineLink(eng)

@@ -18,10 +18,10 @@ from .eventlog import seconds
 class Level:
     """One channel's intensity state."""
 
-    def __init__(self, index: int, label: str, cap_ma: float) -> None:
+    def __init__(self, index: int, label: str, max_ma: float) -> None:
         self.index = index
         self.label = label
-        self.cap_ma = cap_ma            # the clinician's cap: nothing above it is asked of the board
+        self.max_ma = max_ma            # the prescription's max_ma: nothing above it is asked of the board
         self.target_ma = 0.0            # what the patient asked for
         self.set_ma = 0.0               # what the board is set to now
         self.previous_ma = 0.0          # the level before the last pause or electrode loss
@@ -34,7 +34,7 @@ class IntensityRamp:
 
     def __init__(self, channels: Sequence[tuple[str, float]], *,
                  write: Callable[[int, float], float]) -> None:
-        self.levels = [Level(i, label, cap_ma) for i, (label, cap_ma) in enumerate(channels)]
+        self.levels = [Level(i, label, max_ma) for i, (label, max_ma) in enumerate(channels)]
         self.write = write
         self.last_ramp_us = 0
 
@@ -63,7 +63,7 @@ class IntensityRamp:
     def apply(self, channel: int, ma: float) -> float:
         """Set the board to `ma`, never above the target or the cap; returns what it set."""
         level = self.levels[channel]
-        level.set_ma = float(self.write(level.index, min(ma, level.target_ma, level.cap_ma)))
+        level.set_ma = float(self.write(level.index, min(ma, level.target_ma, level.max_ma)))
         level.session_peak_ma = max(level.session_peak_ma, level.set_ma)
         return level.set_ma
 

@@ -225,16 +225,44 @@ class HomeApp(App):
                 on_result([str(error)])
         self.link.start(caregiver_unlocked=unlocked, done=done)
 
-    def command(self, name: str, *args) -> None:
-        """A touch on the session screen (+, -, back to level, pause, resume): one engine
-        call, run beside the UI."""
+    # A touch on the session screen: one typed engine call each, run beside the UI by the
+    # link (nothing happens when no session is open).
+    def increase(self, channel: int) -> None:
+        """+ on a channel."""
         if self.link is not None:
-            self.link.command(name, *args)
+            self.link.increase(channel)
+
+    def decrease(self, channel: int) -> None:
+        """- on a channel."""
+        if self.link is not None:
+            self.link.decrease(channel)
+
+    def restore(self, channel: int) -> None:
+        """Back to the level before the pause, on a channel."""
+        if self.link is not None:
+            self.link.restore(channel)
+
+    def pause(self) -> None:
+        """The patient's pause."""
+        if self.link is not None:
+            self.link.pause()
+
+    def resume(self) -> None:
+        """Go on after a pause."""
+        if self.link is not None:
+            self.link.resume()
 
     def stop_session(self) -> None:
-        """STOP: always works, in any phase, and never waits behind another command."""
+        """STOP: always works, in any phase, and never waits behind another command.
+        (Not `stop`: that is Kivy's App.stop, which ends the app.)"""
         if self.link is not None:
             self.link.stop_now()
+
+    def command(self, name: str, *args) -> None:
+        """A command by its name (deprecated: kept for screens of other branches that still
+        pass names; use the typed methods above)."""
+        if self.link is not None:
+            self.link.command(name, *args)
 
     def _engine_event(self, kind: str, detail: dict) -> None:
         # Called from the engine's thread: only schedule work on the UI thread.
@@ -265,7 +293,9 @@ class HomeApp(App):
             screen.render(state)
 
     def acknowledge(self) -> None:
-        self.command("acknowledge")
+        """OK on a whole-screen alert."""
+        if self.link is not None:
+            self.link.acknowledge()
 
     def finish_session(self, pain, effort, comment) -> None:
         """Save on After: the report goes to the log beside the UI, and Home shows at once."""

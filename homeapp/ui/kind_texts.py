@@ -92,7 +92,11 @@ def refusal_text(reason: str, svc=None) -> str:
 
 # ------------------------------------------------------------------ notices (Session)
 def _cap(params: Params) -> Any:
-    return params.get("cap_ma", params.get("cap", params.get("limit")))
+    # "max_ma" (the prescription's name); "cap_ma" and the rest: notices of older builds
+    for key in ("max_ma", "cap_ma", "cap", "limit"):
+        if key in params:
+            return params[key]
+    return None
 
 
 def _at_cap(params: Params) -> str:

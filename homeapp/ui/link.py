@@ -129,8 +129,9 @@ class EngineLink:
                 "set_param", "save_report", "check_now")
 
     def command(self, name: str, *args, done: Done | None = None, **kwargs) -> None:
-        """A command by its name (one of COMMANDS; anything else is a ValueError), for
-        screens that pass the name of a touch on."""
+        """A command by its name (one of COMMANDS; anything else is a ValueError).
+        Deprecated: screens call the typed methods (through the app's); this stays for
+        code of other branches that still passes names."""
         method = {
             "start": self.start, "increase": self.increase, "decrease": self.decrease,
             "restore": self.restore, "pause": self.pause, "resume": self.resume,

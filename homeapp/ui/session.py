@@ -40,7 +40,7 @@ class ChannelControl(Card):
         self.add_widget(top)
         row = BoxLayout(spacing=8)
         self.minus = BigButton("\u2212", bg=Theme.primary, size=64, size_hint_x=None, width=88)
-        self.minus.bind(on_release=lambda *_: screen.app.command("decrease", index))
+        self.minus.bind(on_release=lambda *_: screen.app.decrease(index))
         mid = BoxLayout(orientation="vertical")
         self.ma = Text("", size=52, bold=True, halign="center")
         self.unit = Text("mA", size=Theme.font_body, bold=True, halign="center", size_hint_y=None, height=28)
@@ -59,7 +59,7 @@ class ChannelControl(Card):
         row.add_widget(self.plus)
         self.add_widget(row)
         self.restore = BigButton("", bg=Theme.go, size=Theme.font_large - 2, size_hint_y=None, height=72)
-        self.restore.bind(on_release=lambda *_: screen.app.command("restore", index))
+        self.restore.bind(on_release=lambda *_: screen.app.restore(index))
         self.note = Text("", size=Theme.font_small, color=Theme.warn, bold=True, size_hint_y=None, height=80,
                          valign="top")
         self.add_widget(self.note)
@@ -80,7 +80,7 @@ class ChannelControl(Card):
         ch = self._shown_channel()
         self._asked_ma = (ch.target_ma if ch is not None else 0.0) + INTENSITY_STEP_MA
         self._asked_at = Clock.get_boottime()
-        self.screen.app.command("increase", self.index)
+        self.screen.app.increase(self.index)
 
     def start_raise(self) -> None:
         self.stop_raise()
@@ -101,7 +101,7 @@ class ChannelControl(Card):
             return False
         if self._at_cap:
             # One last ask at the cap: the engine refuses it and says why; then no more.
-            self.screen.app.command("increase", self.index)
+            self.screen.app.increase(self.index)
             self.stop_raise()
             return False
         if Clock.get_boottime() - self._asked_at < self.HOLD_REPEAT_S - 1e-3 or not self._step_reached():
@@ -121,8 +121,8 @@ class ChannelControl(Card):
     def render(self, ch, state, notice_here: str):
         self.name.text = ch.label
         self.ma.text = ma_text(ch.target_ma)
-        self.cap.text = f_("max {cap} mA", cap=ma_text(ch.cap_ma))
-        at_cap = self._at_cap = ch.target_ma >= ch.cap_ma - 1e-9
+        self.cap.text = f_("max {cap} mA", cap=ma_text(ch.max_ma))
+        at_cap = self._at_cap = ch.target_ma >= ch.max_ma - 1e-9
         self.plus.bg = Theme.disabled if at_cap else Theme.primary
         running = state.phase.value == "running"
         self.plus.disabled = not running
@@ -223,9 +223,9 @@ class SessionScreen(BaseScreen):
         if self._last is None:
             return
         if self._last.phase.value == "paused":
-            self.app.command("resume")
+            self.app.resume()
         elif self._last.phase.value == "running":
-            self.app.command("pause")
+            self.app.pause()
 
     def refresh(self):
         super().refresh()

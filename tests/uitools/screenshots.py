@@ -42,6 +42,9 @@ class FakeStore:
     def record_pin_state(self, role, **kw):
         pass
 
+    def write_problem(self):
+        return None                     # the pictures' log always takes a session
+
     def session_starts(self, prescription_id=None):
         return [(dt.datetime.fromisoformat(s["started_at"]), s["status"]) for s in self._sessions
                 if prescription_id is None or s["prescription_id"] == prescription_id]
@@ -81,6 +84,10 @@ class FakeDevice:
         self.hands = TrainerHands(self.sim_board)
         self.trust = None
 
+    def new_engine(self, rx, **_options):
+        """Home's start check asks an idle engine: the pictures' one refuses nothing."""
+        return FakeEngine(state=None)
+
     def close(self):
         pass
 
@@ -108,7 +115,7 @@ def sample_sessions(today=TODAY):
 
 
 def channel(i, label, target, cap=40.0, contracting=True, previous=0.0, contact=True, done=3):
-    return ChannelState(index=i, label=label, cap_ma=cap, target_ma=target, set_ma=target,
+    return ChannelState(index=i, label=label, max_ma=cap, target_ma=target, set_ma=target,
                         previous_ma=previous, contact=contact, contracting=contracting,
                         contractions_done=done, peak_ma=target)
 
@@ -275,7 +282,7 @@ def scenes(app):
                 scr.show_tab(tab)
         return f
 
-    cap = Notice("at_cap", {"channel": 0, "cap_ma": 40.0}, "40 mA is the cap")
+    cap = Notice("at_cap", {"channel": 0, "max_ma": 40.0}, "40 mA is the cap")
     return [
         ("home", home),
         ("home-no-program", home_empty),
