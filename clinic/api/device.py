@@ -28,12 +28,7 @@ async def _as_device(request: Request, body: bytes, work, *args):
 
     def run():
         req = svc.authenticate_device(method=method, path=path, headers=headers, body=body)
-        try:
-            return work(req, *args)
-        except ClinicError as e:
-            if work == svc.ingest:
-                svc.refuse_upload_audited(req.device, e)
-            raise
+        return work(req, *args)
     return await run_in_threadpool(run)
 
 
@@ -67,7 +62,10 @@ async def state(request: Request) -> dict:
 @router.post("/log")
 async def upload(request: Request) -> dict:
     body = await request.body()
-    return await _as_device(request, body, clinic(request).ingest, body)
+    svc = clinic(request)
+    # authentication and storage in one transaction (the service audits every refusal)
+    return await run_in_threadpool(svc.receive_upload, method=request.method, path=path_with_query(request),
+                                   headers=request.headers, body=body)
 
 
 @router.get("/prescription")
