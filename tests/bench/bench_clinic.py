@@ -4,7 +4,9 @@
   channel, 40 events, a report), many devices in parallel, each as the device's sync sends
   it when it knows what the clinic holds (one signed request continuing its chain; the
   answer carries the prescription offer), against PostgreSQL (goal >= 200 uploads/s:
-  10,000 devices in a minute) and SQLite;
+  10,000 devices in a minute) and SQLite, with where the CPU went: the service's processes,
+  the database server's, and the load generator's (the devices' side, which shares these
+  cores here), and the rate the service alone would sustain;
 - the device's side: wall time and bytes of that day's sync over loopback TLS (goal <= 1 s);
 - the engine loop's worst gap (heartbeat to heartbeat, from the board's trace) during a
   real-time session, without and with the app's sync thread working beside it.
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench import Figure
@@ -27,7 +30,7 @@ from tests.bench import Figure
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = 400
 CONCURRENCY = 48
-SERVER_PROCESSES = 2
+SERVER_PROCESSES = 2      # `serve --workers`: one per core
 CONTRACTIONS, EVENTS = 45, 40
 
 
@@ -37,8 +40,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _serve(db_url: str, *tls: str) -> tuple[subprocess.Popen, int]:
-    args = [sys.executable, "-m", "clinic.cli", "serve", "--port", "0", "--db", db_url]
+def _serve(db_url: str, *tls: str, workers: int = 1) -> tuple[subprocess.Popen, int]:
+    args = [sys.executable, "-m", "clinic.cli", "serve", "--port", "0", "--db", db_url, "--workers", str(workers)]
     if tls:
         args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
@@ -47,6 +50,50 @@ def _serve(db_url: str, *tls: str) -> tuple[subprocess.Popen, int]:
         proc.kill()
         raise RuntimeError(f"the clinic did not start: {first!r}")
     return proc, int(first.rsplit(":", 1)[1])
+
+
+# ---------------------------------------------------------------------------- CPU accounting
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one live process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and every descendant (the service's workers, PostgreSQL's backends)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, ()))
+    return out
+
+
+def _tree_cpu_s(pid: int) -> dict[int, float]:
+    return {p: _cpu_s(p) for p in _tree(pid)}
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds a process tree used between two readings (processes that started in
+    between count from zero; the backends and workers live through the timed run)."""
+    return sum(after[p] - before.get(p, 0.0) for p in after)
 
 
 def _day_records(kid: str, day: int) -> list[tuple[str, dict]]:
@@ -114,52 +161,119 @@ def _devices(db_url: str, n: int) -> list[tuple]:
     return out
 
 
-async def _sync_all(ports: list[int], devices: list[tuple], which: int) -> float:
-    """Every device sends its upload (`which`: 2 yesterday's, 3 today's) as the device's
-    sync does when it knows what the clinic holds: one signed request, whose answer
-    carries the clinic's prescription offer."""
-    import httpx
+async def _post_all(port: int, requests: list[tuple[list[tuple[str, str]], bytes]]) -> float:
+    """Every upload as a device sends it, CONCURRENCY at a time, each on a connection of
+    its own (a device's sync opens one): the request line, the signed headers, the body,
+    then the answer read whole. h11 (httpx's own HTTP/1.1 layer) on asyncio streams: the
+    devices' side of the bench costs the shared cores as little as it can."""
+    import h11
+    queue = list(requests)
+    failures: list[str] = []
 
-    from homeapp import syncproto
-    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=60,
-                                 limits=httpx.Limits(max_connections=CONCURRENCY)) for p in ports]
-    queue = list(enumerate(devices))
-    failures = []
+    async def one(headers: list[tuple[str, str]], body: bytes) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = h11.Connection(h11.CLIENT)
+        try:
+            writer.write(conn.send(h11.Request(method="POST", target="/api/device/log", headers=[
+                ("Host", f"127.0.0.1:{port}"), ("Content-Length", str(len(body))), ("Connection", "close"),
+                *headers])) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+            status, answer = 0, b""
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    answer += bytes(event.data)
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+            if status != 200:
+                failures.append(f"{status} {answer[:200]!r}")
+        finally:
+            writer.close()
 
-    async def one(i, device):
-        key, kid, body = device[0], device[1], device[which]
-        headers = syncproto.sign_request(key, kid, "POST", "/api/device/log", body)
-        headers["Content-Type"] = syncproto.LOG_CONTENT_TYPE
-        r = await clients[i % len(clients)].post("/api/device/log", content=body, headers=headers)
-        if r.status_code != 200:
-            failures.append(r.text[:200])
-
-    async def worker():
+    async def worker() -> None:
         while queue:
-            i, device = queue.pop()
-            await one(i, device)
+            await one(*queue.pop())
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     wall = time.perf_counter() - t0
-    for c in clients:
-        await c.aclose()
     if failures:
         raise RuntimeError(f"{len(failures)} uploads failed, e.g. {failures[0]}")
     return wall
 
 
-def _ingest(db_url: str, processes: int) -> tuple[float, int]:
+def _signed(devices: list[tuple], which: int) -> list[tuple[list[tuple[str, str]], bytes]]:
+    """Each device's upload (`which`: 2 yesterday's, 3 today's) with its signed headers,
+    made before the clock starts: signing is the device's work, not the clinic's."""
+    from homeapp import syncproto
+    out = []
+    for device in devices:
+        key, kid, body = device[0], device[1], device[which]
+        headers = syncproto.sign_request(key, kid, "POST", "/api/device/log", body)
+        headers["Content-Type"] = syncproto.LOG_CONTENT_TYPE
+        out.append((list(headers.items()), body))
+    return out
+
+
+@dataclass
+class IngestRun:
+    """One timed ingest: the rate, and where the CPU went (ms per upload)."""
+
+    rate: float
+    records: int
+    service_ms: float
+    database_ms: float
+    devices_ms: float
+    load: tuple[float, float]      # 1-minute load average before and after
+    cores: int                     # cores the service can use: one per process (the GIL), at most all
+
+    def service_alone(self) -> float:
+        """Uploads/s the service and its database would sustain with its cores to themselves."""
+        return self.cores * 1000 / (self.service_ms + self.database_ms)
+
+
+def _ingest(db_url: str, workers: int, postmaster_pid: int | None = None) -> IngestRun:
     devices = _devices(db_url, DEVICES)
-    servers = [_serve(db_url) for _ in range(processes)]
+    proc, port = _serve(db_url, workers=workers)
     try:
-        ports = [port for _, port in servers]
-        asyncio.run(_sync_all(ports, devices, 2))        # yesterday: the chains begin
-        wall = asyncio.run(_sync_all(ports, devices, 3))  # this evening: timed
+        time.sleep(1.0 if workers > 1 else 0.1)       # the workers' start-up is not timed
+        asyncio.run(_post_all(port, _signed(devices, 2)))     # yesterday: the chains begin
+        today = _signed(devices, 3)
+        load_before = os.getloadavg()[0]
+        service0 = _tree_cpu_s(proc.pid)
+        database0 = _tree_cpu_s(postmaster_pid) if postmaster_pid else {}
+        own0 = time.process_time()
+        wall = asyncio.run(_post_all(port, today))            # this evening: timed
+        own = time.process_time() - own0
+        service = _used(service0, _tree_cpu_s(proc.pid))
+        database = _used(database0, _tree_cpu_s(postmaster_pid)) if postmaster_pid else 0.0
+        load_after = os.getloadavg()[0]
     finally:
-        for proc, _ in servers:
-            proc.terminate()
-            proc.wait(timeout=30)
-    return DEVICES / wall, devices[0][4]
+        proc.terminate()
+        proc.wait(timeout=30)
+    return IngestRun(rate=DEVICES / wall, records=devices[0][4], service_ms=service * 1000 / DEVICES,
+                     database_ms=database * 1000 / DEVICES, devices_ms=own * 1000 / DEVICES,
+                     load=(load_before, load_after), cores=min(workers, os.cpu_count() or 1))
+
+
+def _ingest_rows(label: str, run: IngestRun, goal: str, setup: str) -> list[Figure]:
+    where = (f"{setup}; load average {run.load[0]:.2f} before, {run.load[1]:.2f} after (2 cores, shared); "
+             f"the devices' side (h11 client) on the same cores")
+    return [
+        Figure(f"clinic ingest, {label}, {DEVICES} devices x 1 day ({run.records} records)", run.rate, "uploads/s",
+               goal, where),
+        Figure(f"  service CPU per upload, {label}", run.service_ms, "ms", "",
+               "every service process: HTTP, signature, chain, parsing, inserts"),
+        Figure(f"  database CPU per upload, {label}", run.database_ms, "ms", "",
+               "the PostgreSQL server's processes" if run.database_ms else "SQLite runs inside the service"),
+        Figure(f"  devices' side CPU per upload (load generator), {label}", run.devices_ms, "ms", "",
+               "connections, requests, answers: on the devices in real life"),
+        Figure(f"  uploads/s the service alone would sustain on {run.cores} core{'s' * (run.cores > 1)}, {label}",
+               run.service_alone(), "uploads/s", goal,
+               "cores / (service + database CPU per upload): the figure without the load generator"),
+    ]
 
 
 def ingest_figures() -> list[Figure]:
@@ -171,18 +285,16 @@ def ingest_figures() -> list[Figure]:
         rows.append(Figure("clinic ingest on PostgreSQL: NOT MEASURED", float("nan"), "", ">= 200", str(e)))
     else:
         try:
-            rate, records = _ingest(pg.new_database(), SERVER_PROCESSES)
-            rows.append(Figure(f"clinic ingest, PostgreSQL, {DEVICES} devices x 1 day ({records} records)",
-                               rate, "uploads/s", ">= 200",
-                               f"{SERVER_PROCESSES} service processes, {CONCURRENCY} devices at once, each a "
-                               f"day's sync (one signed request), fsync on, plain HTTP (TLS in front); "
-                               f"the load generator shares the 2 cores"))
+            postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+            run = _ingest(pg.new_database(), SERVER_PROCESSES, postmaster)
+            rows += _ingest_rows("PostgreSQL", run, ">= 200",
+                                 f"`serve --workers {SERVER_PROCESSES}`, {CONCURRENCY} devices at once, each a day's "
+                                 f"sync (one signed request on a new connection), fsync on, plain HTTP (TLS in front)")
         finally:
             pg.stop()
     with tempfile.TemporaryDirectory() as tmp:
-        rate, records = _ingest(f"sqlite:///{tmp}/clinic.db", 1)
-        rows.append(Figure(f"clinic ingest, SQLite, {DEVICES} devices x 1 day ({records} records)", rate,
-                           "uploads/s", "", "1 service process (SQLite has one writer)"))
+        run = _ingest(f"sqlite:///{tmp}/clinic.db", 1)
+        rows += _ingest_rows("SQLite", run, "", "1 service process (SQLite has one writer)")
     return rows
 
 
