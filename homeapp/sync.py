@@ -29,6 +29,7 @@ import os
 import sqlite3
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -43,6 +44,15 @@ GENESIS = "0" * 64
 #: Seconds to wait for the clinic before calling it unreachable.
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
+#: The outbox's cursors: the log's last session row and device event row in the chain.
+CURSOR_SESSIONS = "cursor_session_row"
+CURSOR_DEVICE_EVENTS = "cursor_device_event_row"
+#: Sessions (with their contractions and events) and device events read from the log at a time.
+SESSIONS_PER_READ = 2
+EVENTS_PER_READ = 200
+#: Records made between two pauses of the sync's thread, and the pause.
+RECORDS_PER_SLICE = 40
+PAUSE_S = 0.001
 
 
 class SyncError(Exception):
@@ -190,6 +200,8 @@ class Outbox:
             c.execute("INSERT INTO chain (seq, natural_key, kind, session_id, hash, line) VALUES (?, ?, ?, ?, ?, ?)",
                       (seq, key, kind, session_id, prev, line))
             added += 1
+            if added % RECORDS_PER_SLICE == 0:
+                _pause()
 
         if seq < 0:
             append("header", "header", {"format": syncproto.LOG_FORMAT, "device_key_id": device_key_id,
@@ -202,23 +214,33 @@ class Outbox:
             if not have(key):
                 append(key, "prescription", rx)
 
-        # Sessions run one at a time, and one left open is closed (interrupted) before the
-        # next starts: every session not yet chained started at or after the newest chained one.
-        newest = c.execute("SELECT line FROM chain WHERE kind = 'session' ORDER BY seq DESC LIMIT 1").fetchone()
-        since = None
-        if newest:
-            started = json.loads(newest[0])["data"].get("started_at")
-            since = dt.datetime.fromisoformat(started) if started else None
-        for s in store.export(since=since)["sessions"]:
-            sid = s["id"]
-            if have(f"session:{sid}"):
-                continue
-            append(f"session:{sid}", "session",
-                   {k: v for k, v in s.items() if k not in ("events", "contraction_list", "report", "reports")}, sid)
-            for n, child in enumerate(s.get("contraction_list") or ()):
-                append(f"contraction:{sid}:{n}", "contraction", {"session_id": sid, **child}, sid)
-            for n, child in enumerate(s.get("events") or ()):
-                append(f"event:{sid}:{n}", "event", {"session_id": sid, **child}, sid)
+        # Sessions and device events are read after the last row the chain took, in the
+        # order they were logged (never by their times: a clock set back would hide them),
+        # a few at a time, pausing between reads so the engine's thread gets the
+        # interpreter at once (see `_pause`).
+        cursor = self._cursor(CURSOR_SESSIONS)
+        running = False
+        while not running:
+            rows = store.sessions_after(cursor, limit=SESSIONS_PER_READ)
+            for row_id, s in rows:
+                if s is None:               # still running: taken, and the cursor moved, once it has ended
+                    running = True
+                    break
+                cursor = row_id
+                sid = s["id"]
+                if have(f"session:{sid}"):
+                    continue
+                append(f"session:{sid}", "session",
+                       {k: v for k, v in s.items() if k not in ("events", "contraction_list", "report", "reports")},
+                       sid)
+                for n, child in enumerate(s.get("contraction_list") or ()):
+                    append(f"contraction:{sid}:{n}", "contraction", {"session_id": sid, **child}, sid)
+                for n, child in enumerate(s.get("events") or ()):
+                    append(f"event:{sid}:{n}", "event", {"session_id": sid, **child}, sid)
+            self._set_cursor(CURSOR_SESSIONS, cursor)
+            if len(rows) < SESSIONS_PER_READ:
+                break
+            _pause()
 
         # Reports come after their session ends, corrections later still: each once.
         chained_reports: dict[str, int] = dict(c.execute(
@@ -233,20 +255,44 @@ class Outbox:
             for n in range(done, len(reports)):
                 append(f"report:{sid}:{n}", "report", reports[n], sid)
 
-        newest_event = c.execute("SELECT line FROM chain WHERE kind = 'device_event' ORDER BY seq DESC LIMIT 1"
-                                 ).fetchone()
-        since = None
-        if newest_event:
-            # a margin for events written with a clock that stepped back a little
-            since = dt.datetime.fromisoformat(json.loads(newest_event[0])["data"]["at"]) - dt.timedelta(hours=1)
+        cursor = self._cursor(CURSOR_DEVICE_EVENTS)
+        # a chain begun before the cursor existed named its events by their content: those
+        # names are kept (each event once), every later event is named by its row
+        by_content = cursor == 0 and c.execute(
+            "SELECT 1 FROM chain WHERE kind = 'device_event' LIMIT 1").fetchone() is not None
         seen: dict[str, int] = {}
-        for event in store.device_events(since=since):
-            base = "device_event:" + hashlib.sha256(_canonical(event)).hexdigest()
-            seen[base] = seen.get(base, 0) + 1
-            key = f"{base}:{seen[base]}"
-            if not have(key):
-                append(key, "device_event", event)
+        while True:
+            rows = store.device_events_after(cursor, limit=EVENTS_PER_READ)
+            for row_id, event in rows:
+                cursor = row_id
+                if by_content:
+                    base = "device_event:" + hashlib.sha256(_canonical(event)).hexdigest()
+                    seen[base] = seen.get(base, 0) + 1
+                    key = f"{base}:{seen[base]}"
+                else:
+                    key = f"device_event:row:{row_id}"
+                if not have(key):
+                    append(key, "device_event", event)
+            self._set_cursor(CURSOR_DEVICE_EVENTS, cursor)
+            if len(rows) < EVENTS_PER_READ:
+                break
+            _pause()
         return added
+
+    def _cursor(self, key: str) -> int:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return int(json.loads(row[0])) if row else 0
+
+    def _set_cursor(self, key: str, row_id: int) -> None:
+        """Inside the refresh's transaction: the cursor moves with the records it took."""
+        self._conn.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                           "SET value = excluded.value", (key, json.dumps(row_id)))
+
+
+def _pause() -> None:
+    """Let the other threads of the app run: a real sleep hands the engine's thread the
+    interpreter now, where it would otherwise wait for the switch interval (5 ms)."""
+    time.sleep(PAUSE_S)
 
 
 # ---------------------------------------------------------------------------- the client
@@ -335,9 +381,21 @@ class Syncer:
         self.session_running = session_running or (lambda: False)
         self.outbox = Outbox(self.data_dir / SYNC_DB)
         self.last_client: ClinicClient | None = None
+        self._reader: Any = None
 
     def close(self) -> None:
         self.outbox.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    @property
+    def log_reader(self) -> Any:
+        """The log as the sync reads it: a read-only connection of its own when the store
+        offers one (its reads never wait for, nor hold up, the engine's writes)."""
+        if self._reader is None:
+            self._reader = self.store.reader() if hasattr(self.store, "reader") else self.store
+        return self._reader
 
     # -- where the clinic is
     @property
@@ -452,7 +510,7 @@ class Syncer:
         """Send what the clinic has not acknowledged; returns the clinic's offer of a
         prescription ({"id", "sha256"} or None), which every answer carries. A sync with
         records to send and a known acknowledgement is one request."""
-        self.outbox.refresh(self.store, device_key_id=self.key_id)
+        self.outbox.refresh(self.log_reader, device_key_id=self.key_id)
         acknowledged = self.outbox.get("acknowledged")
         local_seq, _ = self.outbox.head()
         offer = None

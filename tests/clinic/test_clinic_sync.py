@@ -129,3 +129,27 @@ def test_a_clinic_whose_certificate_is_not_trusted_is_refused(db_url, tls_files,
         assert r.returncode == 2 and "https only" in r.stderr
     finally:
         server.stop()
+
+
+def test_what_is_logged_with_the_clock_set_back_still_reaches_the_clinic(paired):
+    """The upload's cursor is the log's own order: a session and a device event logged
+    after the clock was set back (more than the hour the old time cursor allowed) are not
+    skipped, and nothing is sent twice."""
+    import datetime as dt
+    clinic, server, proxy, device = paired
+    now = dt.datetime.now(dt.timezone.utc)
+    with device.store() as store:
+        write_sessions(store, 1, start=now - dt.timedelta(hours=2))
+        store.add_device_event(kind="start_refused", detail={"reason": "before"}, at=now)
+    assert sync(device)[0] == 0
+    with device.store() as store:                    # the clock set back three days
+        store.add_device_event(kind="start_refused", detail={"reason": "after"}, at=now - dt.timedelta(days=3))
+        write_sessions(store, 1, first=1, start=now - dt.timedelta(days=4))
+    code, line = sync(device)
+    assert code == 0 and line["uploaded"] == 1 + 12 + 4 + 1 + 1, line
+    assert sync(device) == (0, {"uploaded": 0, "prescription": None, "status": "ok"})
+    at_clinic = json.loads(clinic.export(CLI, "P-0042"))
+    assert at_clinic == device.export()
+    assert len(at_clinic["sessions"]) == 2
+    assert [e["detail"].get("reason") for e in at_clinic["device_events"] if e["kind"] == "start_refused"] \
+        == ["after", "before"]
