@@ -433,6 +433,24 @@ class Clinic:
             return {"patient_id": patient.patient_id, "device_key_id": d.key_id,
                     "acknowledged": d.last_seq, "head": d.last_hash, "prescription": self._offer(db, d.patient_id)}
 
+    def device_chain(self, req: "DeviceRequest", *, after: int, limit: int) -> dict[str, Any]:
+        """The records the clinic holds of this device's chain after `after`, oldest first
+        (at most `limit`), with the device's own signed end line over the whole: what a
+        device that lost its sync state rebuilds its outbox from, so it resumes exactly
+        where the clinic stands instead of sending its log again."""
+        if not -1 <= after <= 2 ** 62 or not 1 <= limit <= syncproto.MAX_RECORDS_PER_UPLOAD:
+            raise ClinicError(f"after: -1 or a record number; limit: 1 to {syncproto.MAX_RECORDS_PER_UPLOAD}")
+        with self._device_tx(req) as db:
+            d = db.get(Device, req.device.id)
+            d.last_seen_at = req.at
+            lines = list(db.scalars(select(LogRecord.line).where(LogRecord.device_id == d.id, LogRecord.seq > after)
+                                    .order_by(LogRecord.seq).limit(limit)))
+            patient_ref = db.scalar(select(Patient.patient_id).where(Patient.id == d.patient_id))
+            self._audit(db, Actor("device", d.key_id), "chain_read", patient_ref,
+                        detail={"after": after, "records": len(lines)}, is_read=True)
+            return {"acknowledged": d.last_seq, "head": d.last_hash, "records": lines,
+                    "end": json.loads(d.end_json) if d.end_json else None}
+
     def _offer(self, db: Session, patient_pk: int) -> dict[str, str] | None:
         """The newest published prescription's id and fingerprint, so a device learns of it
         in the answer it gets anyway and fetches the whole file only when it is new to it."""

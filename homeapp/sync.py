@@ -279,6 +279,26 @@ class Outbox:
             _pause()
         return added
 
+    def adopt(self, lines: list[str]) -> None:
+        """Replace the chain with these lines (already verified), all acknowledged, and
+        forget the cursors: the next refresh reads the whole log and appends what the
+        chain does not hold. One transaction."""
+        rows = _natural_keys(lines)
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM chain")
+                c.execute("DELETE FROM state WHERE key IN (?, ?)", (CURSOR_SESSIONS, CURSOR_DEVICE_EVENTS))
+                c.executemany("INSERT INTO chain (seq, natural_key, kind, session_id, hash, line) "
+                              "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                c.execute("INSERT INTO state (key, value) VALUES ('acknowledged', ?) ON CONFLICT(key) DO UPDATE "
+                          "SET value = excluded.value", (json.dumps(rows[-1][0] if rows else -1),))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
     def _cursor(self, key: str) -> int:
         row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return int(json.loads(row[0])) if row else 0
@@ -287,6 +307,70 @@ class Outbox:
         """Inside the refresh's transaction: the cursor moves with the records it took."""
         self._conn.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
                            "SET value = excluded.value", (key, json.dumps(row_id)))
+
+
+def _natural_keys(lines: list[str]) -> list[tuple[int, str, str, str | None, str, str]]:
+    """(seq, natural key, kind, session id, hash, line) of chain lines, keyed exactly as
+    `Outbox._refresh` keys the records it makes (a chain taken back from the clinic)."""
+    rows = []
+    counts: dict[str, int] = {}
+    for line in lines:
+        obj = json.loads(line)
+        kind, data = obj["kind"], obj["data"]
+        sid = None
+        if kind == "header":
+            key = "header"
+        elif kind == "prescription":
+            key = f"prescription:{data.get('id')}:{data.get('sha256')}"
+        elif kind == "session":
+            sid = data.get("id")
+            key = f"session:{sid}"
+        elif kind == "device_event":
+            base = "device_event:" + hashlib.sha256(_canonical(data)).hexdigest()
+            counts[base] = counts.get(base, 0) + 1
+            key = f"{base}:{counts[base]}"
+        else:                               # contraction, event, report: numbered within their session
+            sid = data.get("session_id")
+            base = f"{kind}:{sid}"
+            key = f"{base}:{counts.get(base, 0)}"
+            counts[base] = counts.get(base, 0) + 1
+        rows.append((obj["seq"], key, kind, sid, obj["hash"], line))
+    return rows
+
+
+def _verify_own_chain(lines: list[str], end: Any, head: Any, *, public_key: Any, key_id: str) -> str | None:
+    """What is wrong with a chain said to be this device's own, or None: each record
+    continues the one before from the start, its hash covers its content, the first is a
+    header naming this device's key, and the end line is this device's signature over
+    the chain's count and head."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+
+    from .bundle import record_hash
+    prev = GENESIS
+    for n, line in enumerate(lines):
+        try:
+            obj = json.loads(line)
+            seq, kind, data, prev_hash, h = (obj[k] for k in ("seq", "kind", "data", "prev_hash", "hash"))
+        except (ValueError, TypeError, KeyError):
+            return f"record {n} is not a log record"
+        if seq != n or prev_hash != prev or not isinstance(data, dict) or record_hash(seq, kind, data, prev) != h:
+            return f"record {n} does not continue the chain (changed, missing or out of order)"
+        if n == 0 and (kind != "header" or data.get("device_key_id") != key_id):
+            return "the log does not begin with this device's header"
+        prev = h
+    if prev != head:
+        return "its head is not the one the clinic reported"
+    if not isinstance(end, dict) or end.get("count") != len(lines) - 1 or end.get("head") != prev:
+        return "this device's signed end line does not cover it"
+    try:
+        public_key.verify(base64.b64decode(str(end.get("signature")), validate=True),
+                          syncproto.end_payload(key_id, len(lines) - 1, prev))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return "it is not signed by this device's key"
+    return None
 
 
 def _pause() -> None:
@@ -496,15 +580,43 @@ class Syncer:
         return result
 
     def _state(self, client: ClinicClient) -> dict[str, Any]:
-        """Ask the clinic how far it holds our chain; it must be a prefix of ours."""
+        """Ask the clinic how far it holds our chain; it must be a prefix of ours. An
+        outbox that never had an acknowledgement (its sync state was lost, the device
+        paired again) takes the clinic's chain instead, verified, and continues it."""
         state = client.request("GET", "/api/device/state")
         acknowledged = int(state.get("acknowledged", -1))
         local_seq, _ = self.outbox.head()
         if acknowledged > local_seq or (acknowledged >= 0 and self.outbox.hash_at(acknowledged) != state.get("head")):
-            raise SyncError(f"the clinic holds a different log for this device key ({acknowledged + 1} records that "
-                            f"are not this device's): ask the clinic to check the pairing")
+            if self.outbox.get("acknowledged", -1) not in (None, -1):
+                raise SyncError(f"the clinic holds a different log for this device key ({acknowledged + 1} records "
+                                f"that are not this device's): ask the clinic to check the pairing")
+            self._resume(client, acknowledged, state.get("head"))
         self.outbox.set(acknowledged=acknowledged, patient_id=state.get("patient_id"), paired=True)
         return state
+
+    def _resume(self, client: ClinicClient, acknowledged: int, head: Any) -> None:
+        """Rebuild the outbox from the chain the clinic holds of this device (its sync
+        state was lost): every record's hash and link checked, the first naming this
+        device's key, the head signed by this device's own key; then the log's records
+        the chain does not hold are appended after it. The outbox is derived from the log
+        alone, so replacing it loses nothing."""
+        lines: list[str] = []
+        end = None
+        while len(lines) <= acknowledged:
+            page = client.request("GET", f"/api/device/chain?after={len(lines) - 1}"
+                                         f"&limit={syncproto.MAX_RECORDS_PER_UPLOAD}")
+            records = page.get("records") if isinstance(page, dict) else None
+            if not isinstance(records, list) or not records or not all(isinstance(r, str) for r in records):
+                raise SyncError("the clinic did not send the records it holds of this device's log")
+            lines.extend(records)
+            end = page.get("end")
+        lines = lines[:acknowledged + 1]
+        problem = _verify_own_chain(lines, end, head, public_key=self.key.public_key(), key_id=self.key_id)
+        if problem:
+            raise SyncError(f"the log the clinic holds for this device cannot be taken back: {problem}")
+        self.outbox.adopt(lines)
+        self.outbox.refresh(self.log_reader, device_key_id=self.key_id)
+        log.info("clinic sync: resumed after record %d the clinic holds", acknowledged)
 
     def _upload(self, client: ClinicClient, result: SyncResult) -> dict[str, Any] | None:
         """Send what the clinic has not acknowledged; returns the clinic's offer of a
