@@ -53,6 +53,9 @@ EVENTS_PER_READ = 200
 #: Records made between two pauses of the sync's thread, and the pause.
 RECORDS_PER_SLICE = 40
 PAUSE_S = 0.001
+#: Records in one upload request from the app's thread: a day is one request, a backlog a
+#: few dozen, each body made in well under a millisecond.
+APP_RECORDS_PER_REQUEST = 400
 
 
 class SyncError(Exception):
@@ -455,8 +458,12 @@ class Syncer:
     def __init__(self, *, data_dir: str | os.PathLike[str], store: Any, device_key: Any, device_key_id: str,
                  trust: Any, db_path: str | os.PathLike[str] | None = None, config_url: str | None = None,
                  config_ca_cert: str | os.PathLike[str] | None = None,
-                 session_running: Callable[[], bool] | None = None) -> None:
+                 session_running: Callable[[], bool] | None = None,
+                 records_per_request: int = syncproto.MAX_RECORDS_PER_UPLOAD) -> None:
         self.data_dir = Path(data_dir)
+        #: Records in one upload request; the app sends fewer (APP_RECORDS_PER_REQUEST) so
+        #: that making a request's body never holds the interpreter for long.
+        self.records_per_request = max(1, min(records_per_request, syncproto.MAX_RECORDS_PER_UPLOAD))
         self.store = store
         self.key, self.key_id = device_key, device_key_id
         self.trust = trust
@@ -604,7 +611,7 @@ class Syncer:
         end = None
         while len(lines) <= acknowledged:
             page = client.request("GET", f"/api/device/chain?after={len(lines) - 1}"
-                                         f"&limit={syncproto.MAX_RECORDS_PER_UPLOAD}")
+                                         f"&limit={self.records_per_request}")
             records = page.get("records") if isinstance(page, dict) else None
             if not isinstance(records, list) or not records or not all(isinstance(r, str) for r in records):
                 raise SyncError("the clinic did not send the records it holds of this device's log")
@@ -659,7 +666,7 @@ class Syncer:
             self.outbox.set(acknowledged=acknowledged)
 
     def _batch(self, after: int) -> list[tuple[int, str, str]]:
-        rows = self.outbox.lines_after(after, limit=syncproto.MAX_RECORDS_PER_UPLOAD)
+        rows = self.outbox.lines_after(after, limit=self.records_per_request)
         size, out = 1024, []
         for row in rows:
             size += len(row[2].encode("utf-8")) + 1

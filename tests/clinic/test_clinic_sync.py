@@ -211,3 +211,25 @@ def test_a_chain_said_to_be_the_devices_own_is_taken_back_only_when_it_is(tmp_pa
     assert "head is not the one" in check(lines[:-1], end(key), head)
     assert "does not begin with this device's header" in _verify_own_chain(
         lines, end(key), head, public_key=public, key_id="another-key")
+
+
+def test_the_app_sends_a_backlog_in_small_requests(paired):
+    """The app's thread sends at most `records_per_request` records a request (making a
+    body never holds the interpreter long beside the engine); everything arrives once."""
+    from homeapp.device_key import ensure_device_key
+    from homeapp.sync import Syncer
+    from schedules.signing import TrustStore
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 3)
+        key, kid = ensure_device_key(device.data)
+        syncer = Syncer(data_dir=device.data, store=store, device_key=key, device_key_id=kid,
+                        trust=TrustStore(device.data / "trust"), records_per_request=7)
+        try:
+            result = syncer.sync()
+        finally:
+            syncer.close()
+    assert result.uploaded == 1 + 3 * (1 + 12 + 4 + 1) + 1      # the header, three days, the pairing event
+    uploads = [e["detail"]["stored"] for e in clinic.audit_entries(patient_ref="P-0042") if e["action"] == "upload"]
+    assert sorted(uploads) == [0] * (len(uploads) - 8) + [7] * 8
+    assert json.loads(clinic.export(CLI, "P-0042")) == device.export()
