@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ DEVICES = 400
 CONCURRENCY = 48
 SERVER_PROCESSES = 2      # `serve --workers`: one per core
 CONTRACTIONS, EVENTS = 45, 40
+GAP_REPETITIONS = 3
 
 
 def _env() -> dict[str, str]:
@@ -312,14 +314,16 @@ def _tls(folder: Path) -> tuple[str, str, str]:
     return str(folder / "c.pem"), str(folder / "k.pem"), str(folder / "ca.pem")
 
 
-def _paired_syncer(folder: Path, port: int, ca: str, code: str):
+def _paired_syncer(folder: Path, port: int, ca: str, code: str, *, in_app: bool = True):
+    """A device's Syncer paired with the clinic, made as the app makes it (`in_app`)."""
     from homeapp.device_key import ensure_device_key
     from homeapp.store import Store
-    from homeapp.sync import Syncer
+    from homeapp.sync import APP_RECORDS_PER_REQUEST, Syncer
     from schedules.signing import TrustStore
     store = Store.open(folder / "homeapp.db")
     key, kid = ensure_device_key(folder)
-    syncer = Syncer(data_dir=folder, store=store, device_key=key, device_key_id=kid, trust=TrustStore(folder / "t"))
+    syncer = Syncer(data_dir=folder, store=store, device_key=key, device_key_id=kid, trust=TrustStore(folder / "t"),
+                    **({"records_per_request": APP_RECORDS_PER_REQUEST} if in_app else {}))
     syncer.pair(f"https://localhost:{port}", code, ca_cert=ca)
     return syncer, store
 
@@ -378,44 +382,53 @@ def _engine_gaps(d: Path, port: int, ca: str, clinic) -> list[Figure]:
     rx["blocks"] = [{"label": "short", "minutes": 0.5, "hz": 50, "pulse_us": 300, "on_s": 5, "off_s": 5,
                      "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"}]
     (d / "rx.json").write_text(json.dumps(rx))
+    worst: dict[bool, list[float]] = {False: [], True: []}
+    syncs = [0]
+    for rep in range(GAP_REPETITIONS):
+        for with_sync in (False, True):
+            folder = d / f"gap-{rep}-{with_sync}"
+            folder.mkdir()
+            stop = threading.Event()
+            if with_sync:
+                syncer, store = _paired_syncer(folder, port, ca, set_up_clinic(clinic, patient=f"P-GAP-{rep}"))
+                write_sessions(store, 60, contractions=CONTRACTIONS, events=EVENTS,
+                               start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=61))
+
+                def loop():
+                    while not stop.is_set():
+                        try:
+                            syncer.sync()
+                            syncs[0] += 1
+                        except Exception:
+                            pass
+                        stop.wait(0.2)
+                thread = threading.Thread(target=loop, daemon=True)
+                thread.start()
+            result = run_session(prescription_path=str(d / "rx.json"), db_path=str(folder / "homeapp.db"),
+                                 trace_path=str(folder / "t.csv"), actions_path=None, virtual_time=False,
+                                 allow_unsigned=True)
+            if result.exit_code != 0:
+                raise RuntimeError(f"the session was refused: {result.reasons}")
+            if with_sync:
+                stop.set()
+                thread.join(30)
+                syncer.close()
+                store.close()
+            beats = [t for t, _ in Trace.read(folder / "t.csv").signal("heartbeat")]
+            worst[with_sync].append(max(b - a for a, b in zip(beats, beats[1:])) / 1000)
     figures = []
     for with_sync in (False, True):
-        folder = d / f"gap-{with_sync}"
-        folder.mkdir()
-        stop = threading.Event()
-        syncs = [0]
-        if with_sync:
-            syncer, store = _paired_syncer(folder, port, ca, set_up_clinic(clinic, patient=f"P-GAP-{with_sync}"))
-            write_sessions(store, 60, contractions=CONTRACTIONS, events=EVENTS,
-                           start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=61))
-
-            def loop():
-                while not stop.is_set():
-                    try:
-                        syncer.sync()
-                        syncs[0] += 1
-                    except Exception:
-                        pass
-                    stop.wait(0.2)
-            thread = threading.Thread(target=loop, daemon=True)
-            thread.start()
-        result = run_session(prescription_path=str(d / "rx.json"), db_path=str(folder / "homeapp.db"),
-                             trace_path=str(folder / "t.csv"), actions_path=None, virtual_time=False,
-                             allow_unsigned=True)
-        if result.exit_code != 0:
-            raise RuntimeError(f"the session was refused: {result.reasons}")
-        if with_sync:
-            stop.set()
-            thread.join(30)
-            syncer.close()
-            store.close()
-        beats = [t for t, _ in Trace.read(folder / "t.csv").signal("heartbeat")]
-        gap_ms = max(b - a for a, b in zip(beats, beats[1:])) / 1000
+        gaps = sorted(worst[with_sync])
+        what = f"{'with' if with_sync else 'without'} a sync thread"
+        runs = ", ".join(f"{g:.1f}" for g in worst[with_sync])
         # the issue's goal: no iteration slower because a sync ran
-        goal = f"<= {figures[0].value:.1f}" if with_sync else ""
-        figures.append(Figure(f"engine loop worst heartbeat gap, 30 s real-time session, "
-                              f"{'with' if with_sync else 'without'} a sync thread", gap_ms, "ms", goal,
-                              f"{syncs[0]} syncs ran beside it (the first uploading 60 days)" if with_sync
+        figures.append(Figure(f"engine loop worst heartbeat gap, 30 s real-time session, {what}: median of "
+                              f"{GAP_REPETITIONS}", statistics.median(gaps), "ms",
+                              f"<= {statistics.median(worst[False]):.1f}" if with_sync else "",
+                              f"each session's worst gap: {runs}; load average {os.getloadavg()[0]:.2f}"))
+        figures.append(Figure(f"engine loop worst heartbeat gap, {what}: worst of {GAP_REPETITIONS}", gaps[-1], "ms",
+                              f"<= {max(worst[False]):.1f}" if with_sync else "",
+                              f"{syncs[0]} syncs ran beside the sessions (each first uploading 60 days)" if with_sync
                               else "heartbeat every 100 ms; the watchdog trips at 250"))
     return figures
 
