@@ -91,7 +91,9 @@ def app_and_device(tmp_path_factory):
 header_text = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
                         st.sampled_from(["", "0", "-1", "1e309", "９９", " " * 5, "x" * 200]))
 paths = st.sampled_from(["/api/device/log", "/api/device/state", "/api/device/pair", "/api/device/prescription",
-                         "/api/device/prescription/status", "/api/device/log?x=1", "/api/device/%00"])
+                         "/api/device/prescription/status", "/api/device/log?x=1", "/api/device/%00",
+                         "/api/device/chain", "/api/device/chain?after=x", "/api/device/chain?after=-5&limit=0",
+                         "/api/device/chain?after=99999999999999999999999&limit=9", "/api/device/chain?limit=1e3"])
 bodies = st.one_of(st.binary(max_size=300), record_lines().map(lambda r: r + b"\n" + r),
                    json_value.map(lambda v: json.dumps(v).encode()),
                    st.sampled_from([b"", b"\n\n", b'{"kind":"end"}', b"[" * 5000, b'{"code":1,"public_key":[]}',
