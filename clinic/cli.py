@@ -23,6 +23,8 @@ from .passwords import PasswordError
 from .service import CLI, Clinic, ClinicError
 
 PROG = "homeapp-clinic"
+#: Most service processes `serve --workers` starts.
+MAX_WORKERS = 64
 
 
 class CommandError(Exception):
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8443, help="port (default 8443; 0 picks a free one)")
     p.add_argument("--tls-cert", metavar="F", help="certificate chain (PEM) for HTTPS")
     p.add_argument("--tls-key", metavar="F", help="private key (PEM) of the certificate")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="service processes sharing the port (default 1; on PostgreSQL about one per CPU core, "
+                        "on SQLite keep 1)")
     p.set_defaults(func=cmd_serve)
 
     clinician = sub.add_parser("clinician", help="clinician accounts and their signing keys")
@@ -256,12 +261,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CommandError(f"{f}: cannot read it")
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port {args.port}: give 0 to 65535")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise CommandError(f"--workers {args.workers}: give 1 to {MAX_WORKERS}")
     try:
         engine = open_engine(args.db)
     except DatabaseURLError as e:
         raise CommandError(f"--db: {e}") from None
     try:
-        app = create_app(engine)
+        if args.workers == 1:
+            app = create_app(engine)
+        else:
+            migrate(engine)     # once, here; the workers find the schema up to date
     except Exception as e:
         raise CommandError(f"cannot open the database {describe(engine)}: {_first_line(e)}") from None
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -271,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.bind((args.host, args.port))
     except OSError as e:
         raise CommandError(f"cannot listen on {args.host}:{args.port} ({e.strerror})") from None
-    sock.listen(128)
+    sock.listen(1024)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     print(f"listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
@@ -279,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"name and password)", file=sys.stderr, flush=True)
     from .models import Clinician
     from sqlalchemy import func, select
-    with app.state.clinic.Session() as db:
+    with Clinic(engine).Session() as db:
         if not db.scalar(select(func.count()).select_from(Clinician)):
             print(f"first login: no clinician yet; add one with\n"
                   f"  {PROG} clinician add YOUR_NAME --db {describe(engine)}\n"
@@ -289,14 +299,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # the patient lists are kept computed from now on, not from the first sign-in
         from .web.overview import ensure_warmer
         ensure_warmer(app.state.clinic)
-    config = uvicorn.Config(app, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, log_level="warning",
-                            access_log=False, lifespan="off", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    options = dict(ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, log_level="warning", access_log=False,
+                   lifespan="off", timeout_graceful_shutdown=5)
+    if args.workers > 1:
+        return _serve_workers(engine, sock, args.workers, options)
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again under
     # the handlers it found: make those a no-op, so a clean end exits 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     server.run(sockets=[sock])
+    return 0
+
+
+def _serve_workers(engine, sock: socket.socket, workers: int, options: dict) -> int:
+    """`workers` processes of the service on the one listening socket, under uvicorn's
+    supervisor: it restarts a worker that dies, and on SIGINT/SIGTERM stops them all
+    (each finishing its requests) before it returns. Each worker builds its own
+    application on the database of $HOMEAPP_CLINIC_DB, set here."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ["HOMEAPP_CLINIC_DB"] = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    config = uvicorn.Config("clinic.app:create_app", factory=True, workers=workers, **options)
+    Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

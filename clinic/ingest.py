@@ -22,14 +22,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from homeapp import syncproto
-from homeapp.bundle import GENESIS, record_hash
+from homeapp.bundle import GENESIS
 
 #: Record kinds a device's chain holds (homeapp/bundle.py).
 KINDS = ("header", "prescription", "session", "contraction", "event", "report", "device_event")
 _HASH_SUFFIX = len(',"hash":"') + 64 + len('"}')
 
 
-@dataclass
+@dataclass(slots=True)
 class UploadRecord:
     """One record line of an upload, parsed and hashed."""
 
@@ -79,33 +79,50 @@ def _is_hex64(x: Any) -> bool:
     return isinstance(x, str) and len(x) == 64 and not x.strip("0123456789abcdef")
 
 
-def parse_record_line(raw: bytes, number: int) -> UploadRecord:
-    """One line; never raises. The fast path hashes the very bytes received (a line whose
-    keys are already in sorted order); any other line is hashed in canonical form. The
-    line is stored as received: parsing it again gives the very data that was hashed."""
+#: One decoder and one canonical encoder for every line (json.loads and json.dumps with
+#: options build a new one per call); the encoder is bundle.py's canonical form exactly.
+_DECODER = json.JSONDecoder()
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_BLANK = " \t\n\r\x0b\x0c"
+_RECORD_KEYS = frozenset(("seq", "kind", "data", "prev_hash", "hash"))
+
+
+def _not_a_record(number: int) -> UploadRecord:
+    return UploadRecord(number, None, None, None, None, None, "", False, False)
+
+
+def parse_record_line(raw: bytes | str, number: int) -> UploadRecord:
+    """One line (bytes, or text already decoded); never raises. The fast path hashes the
+    very bytes received (a line whose keys are already in sorted order); any other line
+    is hashed in canonical form. The line is stored as received: parsing it again gives
+    the very data that was hashed."""
     try:
-        text = raw.decode("utf-8")
-        obj = json.loads(text)
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        obj = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return UploadRecord(number, None, None, None, None, None, "", False, False)
-    if not isinstance(obj, dict):
-        return UploadRecord(number, None, None, None, None, None, "", False, False)
-    seq, kind, data, prev, h = (obj.get(k) for k in ("seq", "kind", "data", "prev_hash", "hash"))
-    well = (type(seq) is int and seq >= 0 and kind in KINDS and isinstance(data, dict) and _is_hex64(prev)
+        return _not_a_record(number)
+    if type(obj) is not dict:
+        return _not_a_record(number)
+    seq, kind, data, prev, h = obj.get("seq"), obj.get("kind"), obj.get("data"), obj.get("prev_hash"), obj.get("hash")
+    well = (type(seq) is int and seq >= 0 and kind in KINDS and type(data) is dict and _is_hex64(prev)
             and _is_hex64(h))
     rec = UploadRecord(number, seq if type(seq) is int else None, kind if isinstance(kind, str) else None,
                        data, prev if isinstance(prev, str) else None, h if isinstance(h, str) else None,
                        text, False, well)
     if not well:
         return rec
-    if text[-_HASH_SUFFIX:-66] == ',"hash":"' and text.endswith('"}') and text[-66:-2] == h:
-        body = raw[:-_HASH_SUFFIX] + b"}"
-        if hashlib.sha256(body).hexdigest() == h:
+    if text.endswith('"}') and text[-66:-2] == h and text[-_HASH_SUFFIX:-66] == ',"hash":"':
+        if hashlib.sha256(text[:-_HASH_SUFFIX].encode("utf-8") + b"}").hexdigest() == h:
             rec.intact = True
             return rec
     # keys in another order than sorted (the log's own order, kept for the export), or
     # another layout: the hash is over the canonical form of what the line holds
-    if record_hash(seq, kind, data, prev) == h:
+    if len(obj) == 5 and obj.keys() == _RECORD_KEYS:
+        del obj["hash"]                 # the four hashed fields, canonical: bundle.py's record_hash
+        canonical = _CANONICAL.encode(obj).encode("utf-8")
+    else:
+        canonical = _CANONICAL.encode({"seq": seq, "kind": kind, "data": data, "prev_hash": prev}).encode("utf-8")
+    if hashlib.sha256(canonical).hexdigest() == h:
         rec.intact = True
     return rec
 
@@ -131,7 +148,12 @@ def parse_upload(body: bytes) -> Upload:
         raise _bad_request("the end line needs count (a whole number), head, device_key_id and signature")
     if len(lines) == 1:
         raise _bad_request("an upload holds at least one record before its end line")
-    records = [parse_record_line(raw, n) for n, raw in enumerate(lines[:-1], start=1)]
+    try:        # the whole body at once; a line that is not UTF-8 is named by itself
+        texts: list[bytes] | list[str] = body.decode("utf-8").split("\n")
+        texts = [t for t in texts if t.strip(_BLANK)][:-1]     # the blank lines bytes.strip() drops
+    except UnicodeDecodeError:
+        texts = lines[:-1]
+    records = [parse_record_line(raw, n) for n, raw in enumerate(texts, start=1)]
     return Upload(records=records, end=end, problems=[])
 
 

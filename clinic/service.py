@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,8 @@ LOGIN_FAILURES = 5
 LOGIN_WINDOW = dt.timedelta(minutes=15)
 USERNAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 MAX_PRESCRIPTION_BYTES = 256 * 1024
+#: Paired devices' public keys kept in memory (then forgotten all at once and read again).
+DEVICE_KEY_CACHE = 100_000
 
 
 class ClinicError(Exception):
@@ -106,13 +108,20 @@ class Clinic:
         self.engine = engine
         self.Session = session_factory(engine)
         self.is_postgres = engine.dialect.name == "postgresql"
+        # paired devices' public keys by key id (a key id is the key's fingerprint)
+        self._device_keys: dict[str, Ed25519PublicKey] = {}
+        self._upload_sql: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ audit
+    @staticmethod
+    def _audit_values(actor: Actor | str, action: str, patient_ref: str | None, outcome: str = "ok",
+                      detail: Mapping[str, Any] | None = None, *, is_read: bool = False) -> dict[str, Any]:
+        return {"at": utcnow(), "actor": str(actor), "action": action, "patient_ref": patient_ref, "outcome": outcome,
+                "detail_json": json.dumps(dict(detail or {}), ensure_ascii=False, default=str), "is_read": is_read}
+
     def _audit(self, db: Session, actor: Actor | str, action: str, patient_ref: str | None, outcome: str = "ok",
                detail: Mapping[str, Any] | None = None, *, is_read: bool = False) -> None:
-        db.add(AuditEntry(at=utcnow(), actor=str(actor), action=action, patient_ref=patient_ref, outcome=outcome,
-                          detail_json=json.dumps(dict(detail or {}), ensure_ascii=False, default=str),
-                          is_read=is_read))
+        db.add(AuditEntry(**self._audit_values(actor, action, patient_ref, outcome, detail, is_read=is_read)))
 
     def audit_denied(self, actor: Actor | str, action: str, patient_ref: str | None, reason: str) -> None:
         """Record a refusal in its own transaction (the refused one is rolled back)."""
@@ -339,12 +348,9 @@ class Clinic:
             return {"patient_id": patient.patient_id, "device_key_id": kid}
 
     # ------------------------------------------------------------------ device requests
-    def authenticate_device(self, *, method: str, path: str, headers: Mapping[str, str], body: bytes,
-                            public_key: Ed25519PublicKey | None = None) -> "DeviceRequest":
-        """Check a signed device request: its key is paired (or, for pairing, is the key
-        given), the time is within the window, the signature covers this request. Writes
-        nothing: the nonce is claimed in the transaction of the request's work
-        (`_device_tx`), so one commit serves both. Unauthorized naming why."""
+    def _signed_headers(self, headers: Mapping[str, str]) -> "SignedHeaders":
+        """The four headers of a signed device request, checked for form and time (no
+        database): Unauthorized naming what is wrong."""
         got = {h: headers.get(h) for h in syncproto.REQUEST_HEADERS}
         missing = [h for h, v in got.items() if not v]
         if missing:
@@ -364,6 +370,17 @@ class Clinic:
             raise Unauthorized(f"the request's time is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
                                f"clinic's clock (at most {syncproto.MAX_CLOCK_SKEW_S} s allowed): set the "
                                f"device's clock, or this is a replayed request")
+        return SignedHeaders(key_id=kid, nonce=nonce, timestamp=timestamp,
+                             signature=got[syncproto.HEADER_SIGNATURE], at=now)
+
+    def authenticate_device(self, *, method: str, path: str, headers: Mapping[str, str], body: bytes,
+                            public_key: Ed25519PublicKey | None = None) -> "DeviceRequest":
+        """Check a signed device request: its key is paired (or, for pairing, is the key
+        given), the time is within the window, the signature covers this request. Writes
+        nothing: the nonce is claimed in the transaction of the request's work
+        (`_device_tx`), so one commit serves both. Unauthorized naming why."""
+        signed = self._signed_headers(headers)
+        kid, nonce, timestamp, now = signed.key_id, signed.nonce, signed.timestamp, signed.at
         device = None
         if public_key is None:
             with self.engine.connect() as conn:     # a plain read: no ORM session for it
@@ -378,7 +395,7 @@ class Clinic:
             public_key = syncproto.public_key_from_b64(device.public_key_b64)
         elif key_id(public_key) != kid:
             raise Unauthorized(f"{syncproto.HEADER_KEY} {kid} is not the key being paired ({key_id(public_key)})")
-        if not syncproto.verify_request_signature(public_key, got[syncproto.HEADER_SIGNATURE], method, path,
+        if not syncproto.verify_request_signature(public_key, signed.signature, method, path,
                                                   timestamp, nonce, body):
             self.audit_denied(Actor("device", kid), "device_request", None, "bad request signature")
             raise Unauthorized(f"the request's signature does not verify with device key {kid}")
@@ -416,6 +433,24 @@ class Clinic:
             return {"patient_id": patient.patient_id, "device_key_id": d.key_id,
                     "acknowledged": d.last_seq, "head": d.last_hash, "prescription": self._offer(db, d.patient_id)}
 
+    def device_chain(self, req: "DeviceRequest", *, after: int, limit: int) -> dict[str, Any]:
+        """The records the clinic holds of this device's chain after `after`, oldest first
+        (at most `limit`), with the device's own signed end line over the whole: what a
+        device that lost its sync state rebuilds its outbox from, so it resumes exactly
+        where the clinic stands instead of sending its log again."""
+        if not -1 <= after <= 2 ** 62 or not 1 <= limit <= syncproto.MAX_RECORDS_PER_UPLOAD:
+            raise ClinicError(f"after: -1 or a record number; limit: 1 to {syncproto.MAX_RECORDS_PER_UPLOAD}")
+        with self._device_tx(req) as db:
+            d = db.get(Device, req.device.id)
+            d.last_seen_at = req.at
+            lines = list(db.scalars(select(LogRecord.line).where(LogRecord.device_id == d.id, LogRecord.seq > after)
+                                    .order_by(LogRecord.seq).limit(limit)))
+            patient_ref = db.scalar(select(Patient.patient_id).where(Patient.id == d.patient_id))
+            self._audit(db, Actor("device", d.key_id), "chain_read", patient_ref,
+                        detail={"after": after, "records": len(lines)}, is_read=True)
+            return {"acknowledged": d.last_seq, "head": d.last_hash, "records": lines,
+                    "end": json.loads(d.end_json) if d.end_json else None}
+
     def _offer(self, db: Session, patient_pk: int) -> dict[str, str] | None:
         """The newest published prescription's id and fingerprint, so a device learns of it
         in the answer it gets anyway and fetches the whole file only when it is new to it."""
@@ -426,57 +461,168 @@ class Clinic:
 
     def ingest(self, req: "DeviceRequest", body: bytes) -> dict[str, Any]:
         """Store an upload of chained records whole, or refuse it whole naming every
-        problem (Refused). Records the clinic already holds must be identical (a replay
-        changes nothing); new ones must continue the chain from the clinic's head and be
-        covered by an end line signed with the paired key."""
+        problem (Refused), for a request `authenticate_device` already checked. Records
+        the clinic already holds must be identical (a replay changes nothing); new ones must
+        continue the chain from the clinic's head and be covered by an end line signed with
+        the paired key."""
         upload = ingest.parse_upload(body)          # ClinicError for what is not an upload at all
-        device, public_key = req.device, req.public_key
-        actor = Actor("device", device.key_id)
-        with self._device_tx(req) as db:
-            q = (select(Device, Patient.patient_id).join(Patient, Patient.id == Device.patient_id)
-                 .where(Device.id == device.id))
-            d, patient_ref = db.execute(q.with_for_update(of=Device) if self.is_postgres else q).one()
-            held_seqs = [r.seq for r in upload.records if r.seq is not None and 0 <= r.seq <= d.last_seq]
-            held = {}
-            if held_seqs:
-                held = dict(db.execute(select(LogRecord.seq, LogRecord.hash).where(
-                    LogRecord.device_id == d.id, LogRecord.seq.in_(held_seqs))).all())
-            problems = ingest.check_upload(upload, device_key_id=d.key_id, public_key=public_key,
-                                           last_seq=d.last_seq, last_hash=d.last_hash, held=held)
-            if problems:
-                raise Refused(f"upload refused: {len(problems)} problem{'s' * (len(problems) != 1)}", problems)
-            new = [r for r in upload.records if r.seq > d.last_seq]
-            now = req.at
-            d.last_seen_at = now
-            if new:
-                rows = [(d.id, r.seq, r.kind, r.hash, r.session_id, r.line, now) for r in new]
-                self._insert_records(db, rows)
-                d.last_seq, d.last_hash = new[-1].seq, new[-1].hash
-                d.end_json = json.dumps(upload.end, ensure_ascii=False)
-                d.last_upload_at = now
-            self._audit(db, actor, "upload", patient_ref, detail={"stored": len(new), "acknowledged": d.last_seq})
-            return {"acknowledged": d.last_seq, "head": d.last_hash, "stored": len(new),
-                    "prescription": self._offer(db, d.patient_id)}
+        signed = SignedHeaders(key_id=req.key_id, nonce=req.nonce, timestamp=0, signature="", at=req.at)
+        return self._store_upload(signed, req.public_key, upload, request=None)
 
-    def _insert_records(self, db: Session, rows: list[tuple]) -> None:
+    def receive_upload(self, *, method: str, path: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        """A device's signed upload (POST /api/device/log), authenticated and stored or
+        refused whole in ONE database transaction: the device's row (locked), the nonce,
+        the records, the new head and the audit entry, one commit.
+
+        The public key of a device seen before is kept in memory (a key id is the key's own
+        fingerprint, so the pair never changes), and then the request's signature is
+        checked and the body parsed before the transaction; the row read inside it must
+        still hold that very key, or the request is checked again against the row's.
+        Every refusal is audited, as `authenticate_device` and `ingest` do."""
+        signed = self._signed_headers(headers)
+        public_key = self._device_keys.get(signed.key_id)
+        upload = None
+        if public_key is not None and not syncproto.verify_request_signature(
+                public_key, signed.signature, method, path, signed.timestamp, signed.nonce, body):
+            public_key = None                   # the row's key decides (and the refusal is audited there)
+        if public_key is not None:
+            try:
+                upload = ingest.parse_upload(body)
+            except ClinicError as e:
+                self._audit_refused_upload(signed.key_id, None, e)
+                raise
+        return self._store_upload(signed, public_key, upload, request=(method, path, body))
+
+    def _store_upload(self, signed: "SignedHeaders", public_key: Ed25519PublicKey | None,
+                      upload: "ingest.Upload | None", *, request: tuple[str, str, bytes] | None) -> dict[str, Any]:
+        """The transaction of an upload. `public_key` None or `upload` None: the request
+        (method, path, body) is checked and parsed here, against the row's key."""
+        kid = signed.key_id
+        actor = Actor("device", kid)
+        q = self._upload_statements()
+        replay = False
+        patient_ref = None
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(q["device"], {"key_id": kid}).first()
+                if row is None:
+                    error = Unauthorized(f"device key {kid} is not paired to any patient: pair it first "
+                                         f"(`homeapp clinic pair`)", status=403)
+                    error.audit_after = lambda: self.audit_denied(actor, "device_request", None, "unpaired device")
+                    raise error
+                device_pk, key_b64, last_seq, last_hash, patient_pk, patient_ref, offer_id, offer_sha = row
+                if public_key is None or syncproto.public_key_b64(public_key) != key_b64:
+                    if request is None:     # checked by authenticate_device against a row since changed
+                        raise Unauthorized(f"device key {kid} was paired again while this request ran; send it again")
+                    public_key = syncproto.public_key_from_b64(key_b64)
+                    method, path, body = request
+                    if not syncproto.verify_request_signature(public_key, signed.signature, method, path,
+                                                              signed.timestamp, signed.nonce, body):
+                        error = Unauthorized(f"the request's signature does not verify with device key {kid}")
+                        error.audit_after = lambda: self.audit_denied(actor, "device_request", None,
+                                                                      "bad request signature")
+                        raise error
+                    upload = None
+                if len(self._device_keys) >= DEVICE_KEY_CACHE:
+                    self._device_keys.clear()
+                self._device_keys[kid] = public_key
+                try:
+                    conn.execute(q["nonce"], {"key_id": kid, "nonce": signed.nonce, "seen_at": signed.at})
+                except IntegrityError:
+                    replay = True
+                    raise
+                if random.random() < 0.01:  # now and then, forget nonces too old to replay
+                    cutoff = signed.at - dt.timedelta(seconds=2 * syncproto.MAX_CLOCK_SKEW_S)
+                    conn.execute(delete(RequestNonce).where(RequestNonce.seen_at < cutoff))
+                if upload is None:
+                    upload = ingest.parse_upload(request[2])
+                held_seqs = [r.seq for r in upload.records if r.seq is not None and 0 <= r.seq <= last_seq]
+                held = {}
+                if held_seqs:
+                    held = dict(conn.execute(select(LogRecord.seq, LogRecord.hash).where(
+                        LogRecord.device_id == device_pk, LogRecord.seq.in_(held_seqs))).all())
+                problems = ingest.check_upload(upload, device_key_id=kid, public_key=public_key,
+                                               last_seq=last_seq, last_hash=last_hash, held=held)
+                if problems:
+                    raise Refused(f"upload refused: {len(problems)} problem{'s' * (len(problems) != 1)}", problems)
+                new = [r for r in upload.records if r.seq > last_seq]
+                now = signed.at
+                if new:
+                    self._insert_records(conn, [(device_pk, r.seq, r.kind, r.hash, r.session_id, r.line, now)
+                                                for r in new])
+                    last_seq, last_hash = new[-1].seq, new[-1].hash
+                    conn.execute(q["head"], {"id_": device_pk, "last_seen_at": now, "last_seq": last_seq,
+                                             "last_hash": last_hash, "last_upload_at": now,
+                                             "end_json": json.dumps(upload.end, ensure_ascii=False)})
+                else:
+                    conn.execute(q["seen"], {"id_": device_pk, "last_seen_at": now})
+                conn.execute(q["audit"], self._audit_values(actor, "upload", patient_ref, detail={
+                    "stored": len(new), "acknowledged": last_seq}))
+        except IntegrityError:
+            if not replay:
+                raise
+            self.audit_denied(actor, "device_request", None, "replayed request")
+            raise Unauthorized("replayed request: this nonce was already used") from None
+        except ClinicError as e:
+            after = getattr(e, "audit_after", None)
+            if after is not None:
+                after()
+            elif not isinstance(e, Unauthorized):
+                self._audit_refused_upload(kid, patient_ref, e)
+            raise
+        return {"acknowledged": last_seq, "head": last_hash, "stored": len(new),
+                "prescription": None if offer_sha is None else {"id": offer_id, "sha256": offer_sha}}
+
+    def _upload_statements(self) -> dict[str, Any]:
+        """The statements of `_store_upload`, built once (building them is most of the
+        Python work of a statement; SQLAlchemy caches their compiled form)."""
+        if self._upload_sql is None:
+            offer = select(PublishedPrescription.rx_id, PublishedPrescription.sha256).where(
+                PublishedPrescription.patient_id == Device.patient_id).order_by(
+                PublishedPrescription.id.desc()).limit(1)
+            device = (select(Device.id, Device.public_key_b64, Device.last_seq, Device.last_hash, Device.patient_id,
+                             Patient.patient_id, offer.with_only_columns(PublishedPrescription.rx_id).scalar_subquery(),
+                             offer.with_only_columns(PublishedPrescription.sha256).scalar_subquery())
+                      .join(Patient, Patient.id == Device.patient_id).where(Device.key_id == bindparam("key_id")))
+            if self.is_postgres:
+                device = device.with_for_update(of=Device)
+            by_id = update(Device).where(Device.id == bindparam("id_"))
+            self._upload_sql = {
+                "device": device,
+                "nonce": insert(RequestNonce),
+                "head": by_id.values(last_seen_at=bindparam("last_seen_at"), last_seq=bindparam("last_seq"),
+                                     last_hash=bindparam("last_hash"), last_upload_at=bindparam("last_upload_at"),
+                                     end_json=bindparam("end_json")),
+                "seen": by_id.values(last_seen_at=bindparam("last_seen_at")),
+                "audit": insert(AuditEntry),
+            }
+        return self._upload_sql
+
+    def _insert_records(self, conn: Any, rows: list[tuple]) -> None:
         """Many log records at once: PostgreSQL's COPY (one stream, no statement per row),
         executemany elsewhere."""
         columns = ("device_id", "seq", "kind", "hash", "session_id", "line", "received_at")
         if self.is_postgres:
-            raw = db.connection().connection.driver_connection
+            raw = conn.connection.driver_connection
             with raw.cursor().copy(f"COPY log_records ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             return
-        db.execute(insert(LogRecord), [dict(zip(columns, row)) for row in rows])
+        conn.execute(insert(LogRecord), [dict(zip(columns, row)) for row in rows])
 
-    def refuse_upload_audited(self, device: Device, error: ClinicError) -> None:
-        """The audit entry of a refused upload, naming its problems."""
-        with self.Session() as db:
-            patient_ref = db.scalar(select(Patient.patient_id).where(Patient.id == device.patient_id))
+    def _audit_refused_upload(self, key_id_: str, patient_ref: str | None, error: ClinicError) -> None:
+        """The audit entry of a refused upload, naming its problems (its own transaction)."""
+        if patient_ref is None:
+            with self.engine.connect() as conn:
+                patient_ref = conn.execute(select(Patient.patient_id).join(Device, Device.patient_id == Patient.id)
+                                           .where(Device.key_id == key_id_)).scalar()
         with self.Session.begin() as db:
-            self._audit(db, Actor("device", device.key_id), "upload", patient_ref, "refused",
+            self._audit(db, Actor("device", key_id_), "upload", patient_ref, "refused",
                         {"reason": error.message, "problems": error.problems[:50]})
+
+    def refuse_upload_audited(self, device: "Device | DeviceRef", error: ClinicError) -> None:
+        """The audit entry of a refused upload, naming its problems."""
+        self._audit_refused_upload(device.key_id, None, error)
 
     # ------------------------------------------------------------------ export
     def _records(self, db: Session, patient: Patient) -> list[tuple[str, dict[str, Any], int]]:
@@ -615,6 +761,17 @@ class DeviceRef:
     key_id: str
     public_key_b64: str
     patient_id: int
+
+
+@dataclass(frozen=True)
+class SignedHeaders:
+    """The headers of a signed device request, their form and time checked."""
+
+    key_id: str
+    nonce: str
+    timestamp: int
+    signature: str
+    at: dt.datetime
 
 
 @dataclass

@@ -39,13 +39,14 @@ class ClinicLink:
         try:
             from .device_key import ensure_device_key
             from .store import Store
-            from .sync import BackgroundSync, Syncer
+            from .sync import APP_RECORDS_PER_REQUEST, BackgroundSync, Syncer
             self._store = Store.open(self.config.db_path, recover=False)
             key, kid = ensure_device_key(self.config.data_dir, private_key_path=self.config.device_key_path)
             self._syncer = Syncer(data_dir=self.config.data_dir, store=self._store, device_key=key,
                                   device_key_id=kid, trust=self.trust, db_path=self.config.db_path,
                                   config_url=self.config.clinic_url, config_ca_cert=self.config.clinic_ca_cert,
-                                  session_running=self.session_running)
+                                  session_running=self.session_running,
+                                  records_per_request=APP_RECORDS_PER_REQUEST)
             self._update(self._syncer.status())
             self.background = BackgroundSync(self._syncer, interval_s=60.0 * self.config.sync_interval_min,
                                              on_change=self._update)

@@ -557,6 +557,35 @@ class Store:
             return [{"at": r["at"], "kind": r["kind"], "detail": json.loads(r["detail_json"])}
                     for r in self.db["device_events"].rows_where(where, args, order_by="at, id")]
 
+    def device_events_after(self, row_id: int, *, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """(row id, event) of the events outside sessions logged after row `row_id`, in
+        the order they were logged (at most `limit`): a cursor a clock set back cannot
+        fool, as `at` can."""
+        with self._lock:
+            return [(r["id"], {"at": r["at"], "kind": r["kind"], "detail": json.loads(r["detail_json"])})
+                    for r in self.db["device_events"].rows_where("id > ?", [row_id], order_by="id", limit=limit)]
+
+    def sessions_after(self, row_id: int, *, limit: int | None = None) -> list[tuple[int, dict[str, Any] | None]]:
+        """(row id, session in the export's shape) of the sessions logged after row
+        `row_id`, in the order they were started (at most `limit`); None for one still
+        running (its status is not final). A cursor a clock set back cannot fool, as
+        `started_at` can."""
+        with self._lock:
+            rows = list(self.db["sessions"].rows_where("rowid > ?", [row_id], order_by="rowid", limit=limit,
+                                                       select="rowid, *"))
+            return [(r["rowid"], self._session_dict(r, full=True) if r["status"] != OPEN else None) for r in rows]
+
+    def reader(self) -> "Store":
+        """Another Store on this log with its own read-only connection and lock, for a
+        reader on another thread (the clinic sync): it neither waits for nor holds up the
+        writes of this one (WAL lets readers and the writer run at once). Close it."""
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0,
+                                   check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open the log database to read ({e})") from None
+        return Store(self.path, conn)
+
     def sessions(self, *, since: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Sessions (open ones included, status `open`) started at or after `since`,
         oldest first, in the export's shape without `events`/`contraction_list`."""

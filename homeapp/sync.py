@@ -29,6 +29,7 @@ import os
 import sqlite3
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -43,6 +44,18 @@ GENESIS = "0" * 64
 #: Seconds to wait for the clinic before calling it unreachable.
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
+#: The outbox's cursors: the log's last session row and device event row in the chain.
+CURSOR_SESSIONS = "cursor_session_row"
+CURSOR_DEVICE_EVENTS = "cursor_device_event_row"
+#: Sessions (with their contractions and events) and device events read from the log at a time.
+SESSIONS_PER_READ = 2
+EVENTS_PER_READ = 200
+#: Records made between two pauses of the sync's thread, and the pause.
+RECORDS_PER_SLICE = 40
+PAUSE_S = 0.001
+#: Records in one upload request from the app's thread: a day is one request, a backlog a
+#: few dozen, each body made in well under a millisecond.
+APP_RECORDS_PER_REQUEST = 400
 
 
 class SyncError(Exception):
@@ -190,6 +203,8 @@ class Outbox:
             c.execute("INSERT INTO chain (seq, natural_key, kind, session_id, hash, line) VALUES (?, ?, ?, ?, ?, ?)",
                       (seq, key, kind, session_id, prev, line))
             added += 1
+            if added % RECORDS_PER_SLICE == 0:
+                _pause()
 
         if seq < 0:
             append("header", "header", {"format": syncproto.LOG_FORMAT, "device_key_id": device_key_id,
@@ -202,23 +217,33 @@ class Outbox:
             if not have(key):
                 append(key, "prescription", rx)
 
-        # Sessions run one at a time, and one left open is closed (interrupted) before the
-        # next starts: every session not yet chained started at or after the newest chained one.
-        newest = c.execute("SELECT line FROM chain WHERE kind = 'session' ORDER BY seq DESC LIMIT 1").fetchone()
-        since = None
-        if newest:
-            started = json.loads(newest[0])["data"].get("started_at")
-            since = dt.datetime.fromisoformat(started) if started else None
-        for s in store.export(since=since)["sessions"]:
-            sid = s["id"]
-            if have(f"session:{sid}"):
-                continue
-            append(f"session:{sid}", "session",
-                   {k: v for k, v in s.items() if k not in ("events", "contraction_list", "report", "reports")}, sid)
-            for n, child in enumerate(s.get("contraction_list") or ()):
-                append(f"contraction:{sid}:{n}", "contraction", {"session_id": sid, **child}, sid)
-            for n, child in enumerate(s.get("events") or ()):
-                append(f"event:{sid}:{n}", "event", {"session_id": sid, **child}, sid)
+        # Sessions and device events are read after the last row the chain took, in the
+        # order they were logged (never by their times: a clock set back would hide them),
+        # a few at a time, pausing between reads so the engine's thread gets the
+        # interpreter at once (see `_pause`).
+        cursor = self._cursor(CURSOR_SESSIONS)
+        running = False
+        while not running:
+            rows = store.sessions_after(cursor, limit=SESSIONS_PER_READ)
+            for row_id, s in rows:
+                if s is None:               # still running: taken, and the cursor moved, once it has ended
+                    running = True
+                    break
+                cursor = row_id
+                sid = s["id"]
+                if have(f"session:{sid}"):
+                    continue
+                append(f"session:{sid}", "session",
+                       {k: v for k, v in s.items() if k not in ("events", "contraction_list", "report", "reports")},
+                       sid)
+                for n, child in enumerate(s.get("contraction_list") or ()):
+                    append(f"contraction:{sid}:{n}", "contraction", {"session_id": sid, **child}, sid)
+                for n, child in enumerate(s.get("events") or ()):
+                    append(f"event:{sid}:{n}", "event", {"session_id": sid, **child}, sid)
+            self._set_cursor(CURSOR_SESSIONS, cursor)
+            if len(rows) < SESSIONS_PER_READ:
+                break
+            _pause()
 
         # Reports come after their session ends, corrections later still: each once.
         chained_reports: dict[str, int] = dict(c.execute(
@@ -233,20 +258,128 @@ class Outbox:
             for n in range(done, len(reports)):
                 append(f"report:{sid}:{n}", "report", reports[n], sid)
 
-        newest_event = c.execute("SELECT line FROM chain WHERE kind = 'device_event' ORDER BY seq DESC LIMIT 1"
-                                 ).fetchone()
-        since = None
-        if newest_event:
-            # a margin for events written with a clock that stepped back a little
-            since = dt.datetime.fromisoformat(json.loads(newest_event[0])["data"]["at"]) - dt.timedelta(hours=1)
+        cursor = self._cursor(CURSOR_DEVICE_EVENTS)
+        # a chain begun before the cursor existed named its events by their content: those
+        # names are kept (each event once), every later event is named by its row
+        by_content = cursor == 0 and c.execute(
+            "SELECT 1 FROM chain WHERE kind = 'device_event' LIMIT 1").fetchone() is not None
         seen: dict[str, int] = {}
-        for event in store.device_events(since=since):
-            base = "device_event:" + hashlib.sha256(_canonical(event)).hexdigest()
-            seen[base] = seen.get(base, 0) + 1
-            key = f"{base}:{seen[base]}"
-            if not have(key):
-                append(key, "device_event", event)
+        while True:
+            rows = store.device_events_after(cursor, limit=EVENTS_PER_READ)
+            for row_id, event in rows:
+                cursor = row_id
+                if by_content:
+                    base = "device_event:" + hashlib.sha256(_canonical(event)).hexdigest()
+                    seen[base] = seen.get(base, 0) + 1
+                    key = f"{base}:{seen[base]}"
+                else:
+                    key = f"device_event:row:{row_id}"
+                if not have(key):
+                    append(key, "device_event", event)
+            self._set_cursor(CURSOR_DEVICE_EVENTS, cursor)
+            if len(rows) < EVENTS_PER_READ:
+                break
+            _pause()
         return added
+
+    def adopt(self, lines: list[str]) -> None:
+        """Replace the chain with these lines (already verified), all acknowledged, and
+        forget the cursors: the next refresh reads the whole log and appends what the
+        chain does not hold. One transaction."""
+        rows = _natural_keys(lines)
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute("DELETE FROM chain")
+                c.execute("DELETE FROM state WHERE key IN (?, ?)", (CURSOR_SESSIONS, CURSOR_DEVICE_EVENTS))
+                c.executemany("INSERT INTO chain (seq, natural_key, kind, session_id, hash, line) "
+                              "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                c.execute("INSERT INTO state (key, value) VALUES ('acknowledged', ?) ON CONFLICT(key) DO UPDATE "
+                          "SET value = excluded.value", (json.dumps(rows[-1][0] if rows else -1),))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def _cursor(self, key: str) -> int:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return int(json.loads(row[0])) if row else 0
+
+    def _set_cursor(self, key: str, row_id: int) -> None:
+        """Inside the refresh's transaction: the cursor moves with the records it took."""
+        self._conn.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                           "SET value = excluded.value", (key, json.dumps(row_id)))
+
+
+def _natural_keys(lines: list[str]) -> list[tuple[int, str, str, str | None, str, str]]:
+    """(seq, natural key, kind, session id, hash, line) of chain lines, keyed exactly as
+    `Outbox._refresh` keys the records it makes (a chain taken back from the clinic)."""
+    rows = []
+    counts: dict[str, int] = {}
+    for line in lines:
+        obj = json.loads(line)
+        kind, data = obj["kind"], obj["data"]
+        sid = None
+        if kind == "header":
+            key = "header"
+        elif kind == "prescription":
+            key = f"prescription:{data.get('id')}:{data.get('sha256')}"
+        elif kind == "session":
+            sid = data.get("id")
+            key = f"session:{sid}"
+        elif kind == "device_event":
+            base = "device_event:" + hashlib.sha256(_canonical(data)).hexdigest()
+            counts[base] = counts.get(base, 0) + 1
+            key = f"{base}:{counts[base]}"
+        else:                               # contraction, event, report: numbered within their session
+            sid = data.get("session_id")
+            base = f"{kind}:{sid}"
+            key = f"{base}:{counts.get(base, 0)}"
+            counts[base] = counts.get(base, 0) + 1
+        rows.append((obj["seq"], key, kind, sid, obj["hash"], line))
+    return rows
+
+
+def _verify_own_chain(lines: list[str], end: Any, head: Any, *, public_key: Any, key_id: str) -> str | None:
+    """What is wrong with a chain said to be this device's own, or None: each record
+    continues the one before from the start, its hash covers its content, the first is a
+    header naming this device's key, and the end line is this device's signature over
+    the chain's count and head."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+
+    from .bundle import record_hash
+    prev = GENESIS
+    for n, line in enumerate(lines):
+        try:
+            obj = json.loads(line)
+            seq, kind, data, prev_hash, h = (obj[k] for k in ("seq", "kind", "data", "prev_hash", "hash"))
+        except (ValueError, TypeError, KeyError):
+            return f"record {n} is not a log record"
+        if seq != n or prev_hash != prev or not isinstance(data, dict) or record_hash(seq, kind, data, prev) != h:
+            return f"record {n} does not continue the chain (changed, missing or out of order)"
+        if n == 0 and (kind != "header" or data.get("device_key_id") != key_id):
+            return "the log does not begin with this device's header"
+        prev = h
+    if prev != head:
+        return "its head is not the one the clinic reported"
+    if not isinstance(end, dict) or end.get("count") != len(lines) - 1 or end.get("head") != prev:
+        return "this device's signed end line does not cover it"
+    try:
+        public_key.verify(base64.b64decode(str(end.get("signature")), validate=True),
+                          syncproto.end_payload(key_id, len(lines) - 1, prev))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return "it is not signed by this device's key"
+    return None
+
+
+def _pause() -> None:
+    """Let the other threads of the app run: a real sleep hands the engine's thread the
+    interpreter now, where it would otherwise wait for the switch interval (5 ms)."""
+    time.sleep(PAUSE_S)
 
 
 # ---------------------------------------------------------------------------- the client
@@ -325,8 +458,12 @@ class Syncer:
     def __init__(self, *, data_dir: str | os.PathLike[str], store: Any, device_key: Any, device_key_id: str,
                  trust: Any, db_path: str | os.PathLike[str] | None = None, config_url: str | None = None,
                  config_ca_cert: str | os.PathLike[str] | None = None,
-                 session_running: Callable[[], bool] | None = None) -> None:
+                 session_running: Callable[[], bool] | None = None,
+                 records_per_request: int = syncproto.MAX_RECORDS_PER_UPLOAD) -> None:
         self.data_dir = Path(data_dir)
+        #: Records in one upload request; the app sends fewer (APP_RECORDS_PER_REQUEST) so
+        #: that making a request's body never holds the interpreter for long.
+        self.records_per_request = max(1, min(records_per_request, syncproto.MAX_RECORDS_PER_UPLOAD))
         self.store = store
         self.key, self.key_id = device_key, device_key_id
         self.trust = trust
@@ -335,9 +472,21 @@ class Syncer:
         self.session_running = session_running or (lambda: False)
         self.outbox = Outbox(self.data_dir / SYNC_DB)
         self.last_client: ClinicClient | None = None
+        self._reader: Any = None
 
     def close(self) -> None:
         self.outbox.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    @property
+    def log_reader(self) -> Any:
+        """The log as the sync reads it: a read-only connection of its own when the store
+        offers one (its reads never wait for, nor hold up, the engine's writes)."""
+        if self._reader is None:
+            self._reader = self.store.reader() if hasattr(self.store, "reader") else self.store
+        return self._reader
 
     # -- where the clinic is
     @property
@@ -438,21 +587,49 @@ class Syncer:
         return result
 
     def _state(self, client: ClinicClient) -> dict[str, Any]:
-        """Ask the clinic how far it holds our chain; it must be a prefix of ours."""
+        """Ask the clinic how far it holds our chain; it must be a prefix of ours. An
+        outbox that never had an acknowledgement (its sync state was lost, the device
+        paired again) takes the clinic's chain instead, verified, and continues it."""
         state = client.request("GET", "/api/device/state")
         acknowledged = int(state.get("acknowledged", -1))
         local_seq, _ = self.outbox.head()
         if acknowledged > local_seq or (acknowledged >= 0 and self.outbox.hash_at(acknowledged) != state.get("head")):
-            raise SyncError(f"the clinic holds a different log for this device key ({acknowledged + 1} records that "
-                            f"are not this device's): ask the clinic to check the pairing")
+            if self.outbox.get("acknowledged", -1) not in (None, -1):
+                raise SyncError(f"the clinic holds a different log for this device key ({acknowledged + 1} records "
+                                f"that are not this device's): ask the clinic to check the pairing")
+            self._resume(client, acknowledged, state.get("head"))
         self.outbox.set(acknowledged=acknowledged, patient_id=state.get("patient_id"), paired=True)
         return state
+
+    def _resume(self, client: ClinicClient, acknowledged: int, head: Any) -> None:
+        """Rebuild the outbox from the chain the clinic holds of this device (its sync
+        state was lost): every record's hash and link checked, the first naming this
+        device's key, the head signed by this device's own key; then the log's records
+        the chain does not hold are appended after it. The outbox is derived from the log
+        alone, so replacing it loses nothing."""
+        lines: list[str] = []
+        end = None
+        while len(lines) <= acknowledged:
+            page = client.request("GET", f"/api/device/chain?after={len(lines) - 1}"
+                                         f"&limit={self.records_per_request}")
+            records = page.get("records") if isinstance(page, dict) else None
+            if not isinstance(records, list) or not records or not all(isinstance(r, str) for r in records):
+                raise SyncError("the clinic did not send the records it holds of this device's log")
+            lines.extend(records)
+            end = page.get("end")
+        lines = lines[:acknowledged + 1]
+        problem = _verify_own_chain(lines, end, head, public_key=self.key.public_key(), key_id=self.key_id)
+        if problem:
+            raise SyncError(f"the log the clinic holds for this device cannot be taken back: {problem}")
+        self.outbox.adopt(lines)
+        self.outbox.refresh(self.log_reader, device_key_id=self.key_id)
+        log.info("clinic sync: resumed after record %d the clinic holds", acknowledged)
 
     def _upload(self, client: ClinicClient, result: SyncResult) -> dict[str, Any] | None:
         """Send what the clinic has not acknowledged; returns the clinic's offer of a
         prescription ({"id", "sha256"} or None), which every answer carries. A sync with
         records to send and a known acknowledgement is one request."""
-        self.outbox.refresh(self.store, device_key_id=self.key_id)
+        self.outbox.refresh(self.log_reader, device_key_id=self.key_id)
         acknowledged = self.outbox.get("acknowledged")
         local_seq, _ = self.outbox.head()
         offer = None
@@ -489,7 +666,7 @@ class Syncer:
             self.outbox.set(acknowledged=acknowledged)
 
     def _batch(self, after: int) -> list[tuple[int, str, str]]:
-        rows = self.outbox.lines_after(after, limit=syncproto.MAX_RECORDS_PER_UPLOAD)
+        rows = self.outbox.lines_after(after, limit=self.records_per_request)
         size, out = 1024, []
         for row in rows:
             size += len(row[2].encode("utf-8")) + 1

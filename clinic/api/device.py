@@ -3,6 +3,7 @@
     POST /api/device/pair                 {"code", "public_key", "software_version"?}
     GET  /api/device/state                how far the clinic holds this device's chain
     POST /api/device/log                  chained records + signed end line (JSON lines)
+    GET  /api/device/chain?after=N&limit=M  the chain the clinic holds after record N (to resume)
     GET  /api/device/prescription         the newest published prescription (204: none)
     POST /api/device/prescription/status  {"sha256", "status", "reason"?}
 """
@@ -28,12 +29,7 @@ async def _as_device(request: Request, body: bytes, work, *args):
 
     def run():
         req = svc.authenticate_device(method=method, path=path, headers=headers, body=body)
-        try:
-            return work(req, *args)
-        except ClinicError as e:
-            if work == svc.ingest:
-                svc.refuse_upload_audited(req.device, e)
-            raise
+        return work(req, *args)
     return await run_in_threadpool(run)
 
 
@@ -65,9 +61,29 @@ async def state(request: Request) -> dict:
 
 
 @router.post("/log")
-async def upload(request: Request) -> dict:
+async def upload(request: Request) -> Response:
     body = await request.body()
-    return await _as_device(request, body, clinic(request).ingest, body)
+    svc = clinic(request)
+    # authentication and storage in one transaction (the service audits every refusal)
+    answer = await run_in_threadpool(svc.receive_upload, method=request.method, path=path_with_query(request),
+                                     headers=request.headers, body=body)
+    return JSONResponse(answer)     # as it is: no response model to validate it against
+
+
+@router.get("/chain")
+async def chain(request: Request) -> dict:
+    try:
+        after = int(request.query_params.get("after", "-1"))
+        limit = int(request.query_params.get("limit", str(syncproto.MAX_RECORDS_PER_UPLOAD)))
+    except ValueError:
+        raise ClinicError("after and limit are whole numbers") from None
+    return await _as_device(request, await request.body(), _chain_of(clinic(request)), after, limit)
+
+
+def _chain_of(svc):
+    def work(req, after, limit):
+        return svc.device_chain(req, after=after, limit=limit)
+    return work
 
 
 @router.get("/prescription")

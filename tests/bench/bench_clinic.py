@@ -4,7 +4,9 @@
   channel, 40 events, a report), many devices in parallel, each as the device's sync sends
   it when it knows what the clinic holds (one signed request continuing its chain; the
   answer carries the prescription offer), against PostgreSQL (goal >= 200 uploads/s:
-  10,000 devices in a minute) and SQLite;
+  10,000 devices in a minute) and SQLite, with where the CPU went: the service's processes,
+  the database server's, and the load generator's (the devices' side, which shares these
+  cores here), and the rate the service alone would sustain;
 - the device's side: wall time and bytes of that day's sync over loopback TLS (goal <= 1 s);
 - the engine loop's worst gap (heartbeat to heartbeat, from the board's trace) during a
   real-time session, without and with the app's sync thread working beside it.
@@ -15,11 +17,13 @@ import asyncio
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.bench import Figure
@@ -27,8 +31,12 @@ from tests.bench import Figure
 ROOT = Path(__file__).resolve().parents[2]
 DEVICES = 400
 CONCURRENCY = 48
-SERVER_PROCESSES = 2
+SERVER_PROCESSES = 2      # `serve --workers`: one per core
 CONTRACTIONS, EVENTS = 45, 40
+#: The engine-gap session: its length, and the windows without and with a sync in turn.
+GAP_SESSION_MIN = 2.0
+GAP_WINDOW_S = 10
+GAP_MARGIN_S = 1.0
 
 
 def _env() -> dict[str, str]:
@@ -37,8 +45,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _serve(db_url: str, *tls: str) -> tuple[subprocess.Popen, int]:
-    args = [sys.executable, "-m", "clinic.cli", "serve", "--port", "0", "--db", db_url]
+def _serve(db_url: str, *tls: str, workers: int = 1) -> tuple[subprocess.Popen, int]:
+    args = [sys.executable, "-m", "clinic.cli", "serve", "--port", "0", "--db", db_url, "--workers", str(workers)]
     if tls:
         args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
@@ -47,6 +55,50 @@ def _serve(db_url: str, *tls: str) -> tuple[subprocess.Popen, int]:
         proc.kill()
         raise RuntimeError(f"the clinic did not start: {first!r}")
     return proc, int(first.rsplit(":", 1)[1])
+
+
+# ---------------------------------------------------------------------------- CPU accounting
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one live process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and every descendant (the service's workers, PostgreSQL's backends)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, ()))
+    return out
+
+
+def _tree_cpu_s(pid: int) -> dict[int, float]:
+    return {p: _cpu_s(p) for p in _tree(pid)}
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds a process tree used between two readings (processes that started in
+    between count from zero; the backends and workers live through the timed run)."""
+    return sum(after[p] - before.get(p, 0.0) for p in after)
 
 
 def _day_records(kid: str, day: int) -> list[tuple[str, dict]]:
@@ -114,52 +166,119 @@ def _devices(db_url: str, n: int) -> list[tuple]:
     return out
 
 
-async def _sync_all(ports: list[int], devices: list[tuple], which: int) -> float:
-    """Every device sends its upload (`which`: 2 yesterday's, 3 today's) as the device's
-    sync does when it knows what the clinic holds: one signed request, whose answer
-    carries the clinic's prescription offer."""
-    import httpx
+async def _post_all(port: int, requests: list[tuple[list[tuple[str, str]], bytes]]) -> float:
+    """Every upload as a device sends it, CONCURRENCY at a time, each on a connection of
+    its own (a device's sync opens one): the request line, the signed headers, the body,
+    then the answer read whole. h11 (httpx's own HTTP/1.1 layer) on asyncio streams: the
+    devices' side of the bench costs the shared cores as little as it can."""
+    import h11
+    queue = list(requests)
+    failures: list[str] = []
 
-    from homeapp import syncproto
-    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=60,
-                                 limits=httpx.Limits(max_connections=CONCURRENCY)) for p in ports]
-    queue = list(enumerate(devices))
-    failures = []
+    async def one(headers: list[tuple[str, str]], body: bytes) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = h11.Connection(h11.CLIENT)
+        try:
+            writer.write(conn.send(h11.Request(method="POST", target="/api/device/log", headers=[
+                ("Host", f"127.0.0.1:{port}"), ("Content-Length", str(len(body))), ("Connection", "close"),
+                *headers])) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+            status, answer = 0, b""
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    answer += bytes(event.data)
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    break
+            if status != 200:
+                failures.append(f"{status} {answer[:200]!r}")
+        finally:
+            writer.close()
 
-    async def one(i, device):
-        key, kid, body = device[0], device[1], device[which]
-        headers = syncproto.sign_request(key, kid, "POST", "/api/device/log", body)
-        headers["Content-Type"] = syncproto.LOG_CONTENT_TYPE
-        r = await clients[i % len(clients)].post("/api/device/log", content=body, headers=headers)
-        if r.status_code != 200:
-            failures.append(r.text[:200])
-
-    async def worker():
+    async def worker() -> None:
         while queue:
-            i, device = queue.pop()
-            await one(i, device)
+            await one(*queue.pop())
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     wall = time.perf_counter() - t0
-    for c in clients:
-        await c.aclose()
     if failures:
         raise RuntimeError(f"{len(failures)} uploads failed, e.g. {failures[0]}")
     return wall
 
 
-def _ingest(db_url: str, processes: int) -> tuple[float, int]:
+def _signed(devices: list[tuple], which: int) -> list[tuple[list[tuple[str, str]], bytes]]:
+    """Each device's upload (`which`: 2 yesterday's, 3 today's) with its signed headers,
+    made before the clock starts: signing is the device's work, not the clinic's."""
+    from homeapp import syncproto
+    out = []
+    for device in devices:
+        key, kid, body = device[0], device[1], device[which]
+        headers = syncproto.sign_request(key, kid, "POST", "/api/device/log", body)
+        headers["Content-Type"] = syncproto.LOG_CONTENT_TYPE
+        out.append((list(headers.items()), body))
+    return out
+
+
+@dataclass
+class IngestRun:
+    """One timed ingest: the rate, and where the CPU went (ms per upload)."""
+
+    rate: float
+    records: int
+    service_ms: float
+    database_ms: float
+    devices_ms: float
+    load: tuple[float, float]      # 1-minute load average before and after
+    cores: int                     # cores the service can use: one per process (the GIL), at most all
+
+    def service_alone(self) -> float:
+        """Uploads/s the service and its database would sustain with its cores to themselves."""
+        return self.cores * 1000 / (self.service_ms + self.database_ms)
+
+
+def _ingest(db_url: str, workers: int, postmaster_pid: int | None = None) -> IngestRun:
     devices = _devices(db_url, DEVICES)
-    servers = [_serve(db_url) for _ in range(processes)]
+    proc, port = _serve(db_url, workers=workers)
     try:
-        ports = [port for _, port in servers]
-        asyncio.run(_sync_all(ports, devices, 2))        # yesterday: the chains begin
-        wall = asyncio.run(_sync_all(ports, devices, 3))  # this evening: timed
+        time.sleep(1.0 if workers > 1 else 0.1)       # the workers' start-up is not timed
+        asyncio.run(_post_all(port, _signed(devices, 2)))     # yesterday: the chains begin
+        today = _signed(devices, 3)
+        load_before = os.getloadavg()[0]
+        service0 = _tree_cpu_s(proc.pid)
+        database0 = _tree_cpu_s(postmaster_pid) if postmaster_pid else {}
+        own0 = time.process_time()
+        wall = asyncio.run(_post_all(port, today))            # this evening: timed
+        own = time.process_time() - own0
+        service = _used(service0, _tree_cpu_s(proc.pid))
+        database = _used(database0, _tree_cpu_s(postmaster_pid)) if postmaster_pid else 0.0
+        load_after = os.getloadavg()[0]
     finally:
-        for proc, _ in servers:
-            proc.terminate()
-            proc.wait(timeout=30)
-    return DEVICES / wall, devices[0][4]
+        proc.terminate()
+        proc.wait(timeout=30)
+    return IngestRun(rate=DEVICES / wall, records=devices[0][4], service_ms=service * 1000 / DEVICES,
+                     database_ms=database * 1000 / DEVICES, devices_ms=own * 1000 / DEVICES,
+                     load=(load_before, load_after), cores=min(workers, os.cpu_count() or 1))
+
+
+def _ingest_rows(label: str, run: IngestRun, goal: str, setup: str) -> list[Figure]:
+    where = (f"{setup}; load average {run.load[0]:.2f} before, {run.load[1]:.2f} after (2 cores, shared); "
+             f"the devices' side (h11 client) on the same cores")
+    return [
+        Figure(f"clinic ingest, {label}, {DEVICES} devices x 1 day ({run.records} records)", run.rate, "uploads/s",
+               goal, where),
+        Figure(f"  service CPU per upload, {label}", run.service_ms, "ms", "",
+               "every service process: HTTP, signature, chain, parsing, inserts"),
+        Figure(f"  database CPU per upload, {label}", run.database_ms, "ms", "",
+               "the PostgreSQL server's processes" if run.database_ms else "SQLite runs inside the service"),
+        Figure(f"  devices' side CPU per upload (load generator), {label}", run.devices_ms, "ms", "",
+               "connections, requests, answers: on the devices in real life"),
+        Figure(f"  uploads/s the service alone would sustain on {run.cores} core{'s' * (run.cores > 1)}, {label}",
+               run.service_alone(), "uploads/s", goal,
+               "cores / (service + database CPU per upload): the figure without the load generator"),
+    ]
 
 
 def ingest_figures() -> list[Figure]:
@@ -171,18 +290,16 @@ def ingest_figures() -> list[Figure]:
         rows.append(Figure("clinic ingest on PostgreSQL: NOT MEASURED", float("nan"), "", ">= 200", str(e)))
     else:
         try:
-            rate, records = _ingest(pg.new_database(), SERVER_PROCESSES)
-            rows.append(Figure(f"clinic ingest, PostgreSQL, {DEVICES} devices x 1 day ({records} records)",
-                               rate, "uploads/s", ">= 200",
-                               f"{SERVER_PROCESSES} service processes, {CONCURRENCY} devices at once, each a "
-                               f"day's sync (one signed request), fsync on, plain HTTP (TLS in front); "
-                               f"the load generator shares the 2 cores"))
+            postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+            run = _ingest(pg.new_database(), SERVER_PROCESSES, postmaster)
+            rows += _ingest_rows("PostgreSQL", run, ">= 200",
+                                 f"`serve --workers {SERVER_PROCESSES}`, {CONCURRENCY} devices at once, each a day's "
+                                 f"sync (one signed request on a new connection), fsync on, plain HTTP (TLS in front)")
         finally:
             pg.stop()
     with tempfile.TemporaryDirectory() as tmp:
-        rate, records = _ingest(f"sqlite:///{tmp}/clinic.db", 1)
-        rows.append(Figure(f"clinic ingest, SQLite, {DEVICES} devices x 1 day ({records} records)", rate,
-                           "uploads/s", "", "1 service process (SQLite has one writer)"))
+        run = _ingest(f"sqlite:///{tmp}/clinic.db", 1)
+        rows += _ingest_rows("SQLite", run, "", "1 service process (SQLite has one writer)")
     return rows
 
 
@@ -200,14 +317,16 @@ def _tls(folder: Path) -> tuple[str, str, str]:
     return str(folder / "c.pem"), str(folder / "k.pem"), str(folder / "ca.pem")
 
 
-def _paired_syncer(folder: Path, port: int, ca: str, code: str):
+def _paired_syncer(folder: Path, port: int, ca: str, code: str, *, in_app: bool = True):
+    """A device's Syncer paired with the clinic, made as the app makes it (`in_app`)."""
     from homeapp.device_key import ensure_device_key
     from homeapp.store import Store
-    from homeapp.sync import Syncer
+    from homeapp.sync import APP_RECORDS_PER_REQUEST, Syncer
     from schedules.signing import TrustStore
     store = Store.open(folder / "homeapp.db")
     key, kid = ensure_device_key(folder)
-    syncer = Syncer(data_dir=folder, store=store, device_key=key, device_key_id=kid, trust=TrustStore(folder / "t"))
+    syncer = Syncer(data_dir=folder, store=store, device_key=key, device_key_id=kid, trust=TrustStore(folder / "t"),
+                    **({"records_per_request": APP_RECORDS_PER_REQUEST} if in_app else {}))
     syncer.pair(f"https://localhost:{port}", code, ca_cert=ca)
     return syncer, store
 
@@ -254,57 +373,96 @@ def device_figures() -> list[Figure]:
 
 
 def _engine_gaps(d: Path, port: int, ca: str, clinic) -> list[Figure]:
-    """The engine loop's worst heartbeat gap in a real-time session, alone and with the
-    app's sync thread uploading a backlog of 60 days beside it (same process, as in the app)."""
+    """The engine loop's heartbeat gaps in a real-time session of GAP_SESSION_MIN minutes
+    whose sync thread (in the same process, as in the app) is switched on and off every
+    GAP_WINDOW_S seconds: the windows with and without a sync share the machine's load,
+    which on a shared machine sways a gap far more than a sync does. In each window
+    with a sync, a device paired just before (its own key and outbox, the session's own
+    log) uploads the log's 60-day backlog, then syncs every 0.2 s."""
+    from homeapp.device_key import ensure_device_key
     from homeapp.runner import run_session
+    from homeapp.store import Store
+    from homeapp.sync import APP_RECORDS_PER_REQUEST, Syncer
     from hw.sim.trace import Trace
+    from schedules.signing import TrustStore
     from tests.clinic.kit import set_up_clinic, write_sessions
     rx = json.loads((ROOT / "tests" / "data" / "rx-valid-two-channels-adjustable.json").read_text())
     today = dt.date.today()
     rx.update(issued=(today - dt.timedelta(days=1)).isoformat(), expires=(today + dt.timedelta(days=30)).isoformat(),
               max_sessions_per_day=3, min_hours_between=0, supervision="none")
-    rx["blocks"] = [{"label": "short", "minutes": 0.5, "hz": 50, "pulse_us": 300, "on_s": 5, "off_s": 5,
+    rx["blocks"] = [{"label": "long", "minutes": GAP_SESSION_MIN, "hz": 50, "pulse_us": 300, "on_s": 5, "off_s": 5,
                      "ramp_up_s": 1, "ramp_down_s": 1, "pattern": "synchronous"}]
     (d / "rx.json").write_text(json.dumps(rx))
+    folder = d / "gap"
+    folder.mkdir()
+    store = Store.open(folder / "homeapp.db")
+    write_sessions(store, 60, contractions=CONTRACTIONS, events=EVENTS,
+                   start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=61))
+    windows = int(GAP_SESSION_MIN * 60 // (2 * GAP_WINDOW_S))
+    syncers = []
+    for n in range(windows):
+        data = folder / f"device-{n}"
+        key, kid = ensure_device_key(data)
+        syncer = Syncer(data_dir=data, store=store, device_key=key, device_key_id=kid, trust=TrustStore(data / "t"),
+                        records_per_request=APP_RECORDS_PER_REQUEST)
+        syncer.pair(f"https://localhost:{port}", set_up_clinic(clinic, patient=f"P-GAP-{n}"), ca_cert=ca)
+        syncers.append(syncer)
+    # the backlog written a moment ago is in the log's write-ahead file: put it in the
+    # database now, as SQLite does long before a real session, so that the session's
+    # first commits do not pay for copying it
+    store.pragma("wal_checkpoint(TRUNCATE)")
+    stop = threading.Event()
+    on_windows: list[tuple[float, float]] = []
+    syncs = [0]
+
+    def controller(t0: float) -> None:
+        for syncer in syncers:              # off, then on, window after window
+            if stop.wait(max(0.0, t0 + (2 * len(on_windows) + 1) * GAP_WINDOW_S - time.monotonic())):
+                return
+            begin = time.monotonic() - t0
+            until = t0 + (2 * len(on_windows) + 2) * GAP_WINDOW_S
+            while time.monotonic() < until and not stop.is_set():
+                try:
+                    syncer.sync()
+                    syncs[0] += 1
+                except Exception:
+                    pass
+                stop.wait(0.2)
+            on_windows.append((begin, time.monotonic() - t0))
+    t0 = time.monotonic()
+    thread = threading.Thread(target=controller, args=(t0,), daemon=True)
+    thread.start()
+    result = run_session(prescription_path=str(d / "rx.json"), db_path=str(folder / "homeapp.db"),
+                         trace_path=str(folder / "t.csv"), actions_path=None, virtual_time=False, allow_unsigned=True)
+    stop.set()
+    thread.join(60)
+    for syncer in syncers:
+        syncer.close()
+    store.close()
+    if result.exit_code != 0:
+        raise RuntimeError(f"the session was refused: {result.reasons}")
+    beats = [t / 1e6 for t, _ in Trace.read(folder / "t.csv").signal("heartbeat")]
+    # the trace's clock starts a moment after t0: a gap is counted only well inside a window
+    gaps: dict[bool, list[float]] = {False: [], True: []}
+    for a, b in zip(beats, beats[1:]):
+        window = int(a // GAP_WINDOW_S)
+        inside = GAP_MARGIN_S < a - window * GAP_WINDOW_S and b < (window + 1) * GAP_WINDOW_S - GAP_MARGIN_S
+        if inside and window < 2 * len(on_windows):
+            gaps[window % 2 == 1].append((b - a) * 1000)
     figures = []
     for with_sync in (False, True):
-        folder = d / f"gap-{with_sync}"
-        folder.mkdir()
-        stop = threading.Event()
-        syncs = [0]
-        if with_sync:
-            syncer, store = _paired_syncer(folder, port, ca, set_up_clinic(clinic, patient=f"P-GAP-{with_sync}"))
-            write_sessions(store, 60, contractions=CONTRACTIONS, events=EVENTS,
-                           start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=61))
-
-            def loop():
-                while not stop.is_set():
-                    try:
-                        syncer.sync()
-                        syncs[0] += 1
-                    except Exception:
-                        pass
-                    stop.wait(0.2)
-            thread = threading.Thread(target=loop, daemon=True)
-            thread.start()
-        result = run_session(prescription_path=str(d / "rx.json"), db_path=str(folder / "homeapp.db"),
-                             trace_path=str(folder / "t.csv"), actions_path=None, virtual_time=False,
-                             allow_unsigned=True)
-        if result.exit_code != 0:
-            raise RuntimeError(f"the session was refused: {result.reasons}")
-        if with_sync:
-            stop.set()
-            thread.join(30)
-            syncer.close()
-            store.close()
-        beats = [t for t, _ in Trace.read(folder / "t.csv").signal("heartbeat")]
-        gap_ms = max(b - a for a, b in zip(beats, beats[1:])) / 1000
-        # the issue's goal: no iteration slower because a sync ran
-        goal = f"<= {figures[0].value:.1f}" if with_sync else ""
-        figures.append(Figure(f"engine loop worst heartbeat gap, 30 s real-time session, "
-                              f"{'with' if with_sync else 'without'} a sync thread", gap_ms, "ms", goal,
-                              f"{syncs[0]} syncs ran beside it (the first uploading 60 days)" if with_sync
-                              else "heartbeat every 100 ms; the watchdog trips at 250"))
+        what = f"{'with' if with_sync else 'without'} a sync"
+        mine = sorted(gaps[with_sync])
+        p99 = statistics.quantiles(mine, n=100)[98]
+        figures.append(Figure(f"engine loop worst heartbeat gap, {what} (same session, {len(on_windows)} "
+                              f"{GAP_WINDOW_S} s windows each way)", mine[-1], "ms",
+                              f"<= {max(gaps[False]):.1f}" if with_sync else "",
+                              (f"{syncs[0]} syncs in the windows with, each window's first uploading 60 days; "
+                               if with_sync else "heartbeat every 100 ms; the watchdog trips at 250; ")
+                              + f"load average {os.getloadavg()[0]:.2f}"))
+        figures.append(Figure(f"engine loop heartbeat gap, {what}: median / 99th percentile", p99, "ms",
+                              f"<= {statistics.quantiles(sorted(gaps[False]), n=100)[98]:.1f}" if with_sync else "",
+                              f"median {statistics.median(mine):.1f} ms, 99th percentile shown; {len(mine)} gaps"))
     return figures
 
 

@@ -129,3 +129,107 @@ def test_a_clinic_whose_certificate_is_not_trusted_is_refused(db_url, tls_files,
         assert r.returncode == 2 and "https only" in r.stderr
     finally:
         server.stop()
+
+
+def test_what_is_logged_with_the_clock_set_back_still_reaches_the_clinic(paired):
+    """The upload's cursor is the log's own order: a session and a device event logged
+    after the clock was set back (more than the hour the old time cursor allowed) are not
+    skipped, and nothing is sent twice."""
+    import datetime as dt
+    clinic, server, proxy, device = paired
+    now = dt.datetime.now(dt.timezone.utc)
+    with device.store() as store:
+        write_sessions(store, 1, start=now - dt.timedelta(hours=2))
+        store.add_device_event(kind="start_refused", detail={"reason": "before"}, at=now)
+    assert sync(device)[0] == 0
+    with device.store() as store:                    # the clock set back three days
+        store.add_device_event(kind="start_refused", detail={"reason": "after"}, at=now - dt.timedelta(days=3))
+        write_sessions(store, 1, first=1, start=now - dt.timedelta(days=4))
+    code, line = sync(device)
+    assert code == 0 and line["uploaded"] == 1 + 12 + 4 + 1 + 1, line
+    assert sync(device) == (0, {"uploaded": 0, "prescription": None, "status": "ok"})
+    at_clinic = json.loads(clinic.export(CLI, "P-0042"))
+    assert at_clinic == device.export()
+    assert len(at_clinic["sessions"]) == 2
+    assert [e["detail"].get("reason") for e in at_clinic["device_events"] if e["kind"] == "start_refused"] \
+        == ["after", "before"]
+
+
+def test_a_device_that_lost_its_sync_state_pairs_again_and_resumes_where_the_clinic_stands(paired):
+    """sync.db (what was acknowledged, where the clinic is) lost, the device's key kept:
+    paired again with a new code for the same patient, the device takes back the chain
+    the clinic holds (verified) and sends only what the clinic does not have."""
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 3)
+    assert sync(device)[0] == 0
+    for name in ("sync.db", "sync.db-wal", "sync.db-shm"):
+        (device.data / name).unlink(missing_ok=True)
+    with device.store() as store:
+        write_sessions(store, 2, first=3)
+    code = clinic.new_pairing_code(CLI, "P-0042")[0]
+    pair = device.run("clinic", "pair", "--url", proxy.url, "--code", code,
+                      "--ca-cert", str(device.data / "clinic-ca.pem"))
+    assert pair.returncode == 0, pair.stderr
+    code, line = sync(device)
+    # two sessions of 1 + 12 contractions + 4 events + 1 report, and the second pairing's event
+    assert code == 0 and line["uploaded"] == 2 * (1 + 12 + 4 + 1) + 1, line
+    assert sync(device) == (0, {"uploaded": 0, "prescription": None, "status": "ok"})
+    at_clinic = json.loads(clinic.export(CLI, "P-0042"))
+    assert [s["id"] for s in at_clinic["sessions"]] == [f"s-{n:05d}" for n in range(5)]
+    assert at_clinic == device.export()
+    reads = [e for e in clinic.audit_entries(patient_ref="P-0042") if e["action"] == "chain_read"]
+    assert reads and reads[0]["detail"]["records"] == 1 + 3 * 18 + 1
+
+
+def test_a_chain_said_to_be_the_devices_own_is_taken_back_only_when_it_is(tmp_path):
+    import base64
+
+    from homeapp import syncproto
+    from homeapp.store import Store
+    from homeapp.sync import Outbox, _verify_own_chain
+    from schedules.signing import generate_keypair, key_id
+    key, public = generate_keypair()
+    kid = key_id(public)
+    other, _ = generate_keypair()
+    with Store.open(tmp_path / "homeapp.db") as store:
+        write_sessions(store, 2)
+        with Outbox(tmp_path / "sync.db") as outbox:
+            outbox.refresh(store, device_key_id=kid)
+            lines = [line for _, _, line in outbox.lines_after(-1, limit=1000)]
+    head = json.loads(lines[-1])["hash"]
+
+    def end(signer, count=len(lines) - 1, head=head):
+        return {"kind": "end", "count": count, "head": head, "device_key_id": kid,
+                "signature": base64.b64encode(signer.sign(syncproto.end_payload(kid, count, head))).decode()}
+    check = lambda lines, end, head=head: _verify_own_chain(lines, end, head, public_key=public, key_id=kid)  # noqa: E731
+    assert check(lines, end(key)) is None
+    assert "not signed by this device's key" in check(lines, end(other))
+    changed = lines[:3] + [lines[3].replace('"peak_ma":', '"peak_ma":1', 1)] + lines[4:]
+    assert "record 3 does not continue the chain" in check(changed, end(key))
+    assert "record 4 does not continue the chain" in check(lines[:4] + lines[5:], end(key))
+    assert "head is not the one" in check(lines[:-1], end(key), head)
+    assert "does not begin with this device's header" in _verify_own_chain(
+        lines, end(key), head, public_key=public, key_id="another-key")
+
+
+def test_the_app_sends_a_backlog_in_small_requests(paired):
+    """The app's thread sends at most `records_per_request` records a request (making a
+    body never holds the interpreter long beside the engine); everything arrives once."""
+    from homeapp.device_key import ensure_device_key
+    from homeapp.sync import Syncer
+    from schedules.signing import TrustStore
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 3)
+        key, kid = ensure_device_key(device.data)
+        syncer = Syncer(data_dir=device.data, store=store, device_key=key, device_key_id=kid,
+                        trust=TrustStore(device.data / "trust"), records_per_request=7)
+        try:
+            result = syncer.sync()
+        finally:
+            syncer.close()
+    assert result.uploaded == 1 + 3 * (1 + 12 + 4 + 1) + 1      # the header, three days, the pairing event
+    uploads = [e["detail"]["stored"] for e in clinic.audit_entries(patient_ref="P-0042") if e["action"] == "upload"]
+    assert sorted(uploads) == [0] * (len(uploads) - 8) + [7] * 8
+    assert json.loads(clinic.export(CLI, "P-0042")) == device.export()
