@@ -296,9 +296,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"then a patient with `{PROG} patient add PATIENT_ID --clinician YOUR_NAME` and a pairing code "
                   f"with `{PROG} pair PATIENT_ID`", file=sys.stderr, flush=True)
     if importlib.util.find_spec("clinic.web") is not None:
-        # the patient lists are kept computed from now on, not from the first sign-in
+        # the patient lists are kept computed from now on, not from the first sign-in; with
+        # several workers, by this supervising process alone
         from .web.overview import ensure_warmer
-        ensure_warmer(app.state.clinic)
+        ensure_warmer(app.state.clinic if args.workers == 1 else Clinic(engine))
     options = dict(ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, log_level="warning", access_log=False,
                    lifespan="off", timeout_graceful_shutdown=5)
     if args.workers > 1:
