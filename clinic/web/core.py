@@ -111,7 +111,11 @@ def language(request: Request) -> str:
 def translator(request: Request) -> Callable[..., str]:
     """`_(text, **values)` in the request's language (for Python code building messages)."""
     lang = language(request)
-    return lambda text, /, **values: i18n.gettext(lang, text, **values)
+
+    def _(text: str, /, **values: Any) -> str:
+        return i18n.gettext(lang, text, **values)
+    _.lang = lang   # type: ignore[attr-defined]  # for words built from codes (e.g. progression reasons)
+    return _
 
 
 # --------------------------------------------------------------------------- sessions

@@ -63,7 +63,7 @@ QUIET_DAYS = 3
 #: Sessions ended early within this many days are flagged.
 EARLY_DAYS = 7
 #: Bump when the row's computation changes: every cached row is then recomputed.
-ROW_VERSION = "4"
+ROW_VERSION = "5"
 #: Events a digest keeps: what the review reads (incidents, how a session ended, words
 #: typed before skipping the report).
 DIGEST_EVENTS = frozenset(INCIDENT_KINDS) | {"end", "report_skipped"}
@@ -74,10 +74,31 @@ DIGEST_EVENTS = frozenset(INCIDENT_KINDS) | {"end", "report_skipped"}
 _PROGRESSION: list[Callable[[Review], Any]] = []
 
 
-def register_progression(rule: Callable[[Review], Any]) -> None:
-    """Add a progression rule (a function of the review of the last WINDOW_DAYS days)."""
+def register_progression(rule: Callable[[Review], Any], *,
+                         words: Callable[[dict[str, Any], str], str] | None = None) -> None:
+    """Add a progression rule (a function of the review of the last WINDOW_DAYS days).
+
+    A rule whose suggestion has `coded` (a list of {"code", "values", "text"}: a reason's
+    code, its numbers, and its English words as the last resort) gets those cached, not
+    words; `words(reason, language)` then says one such reason in the reader's language
+    when the list is shown (`reason_words`)."""
     if rule not in _PROGRESSION:
         _PROGRESSION.append(rule)
+    if words is not None and words not in _REASON_WORDS:
+        _REASON_WORDS.append(words)
+
+
+#: Functions wording a coded progression reason in a language (see `register_progression`).
+_REASON_WORDS: list[Callable[[dict[str, Any], str], str]] = []
+
+
+def reason_words(reason: dict[str, Any], language: str) -> str:
+    """One coded progression reason in `language`, by the registered wording (else its English)."""
+    for words in _REASON_WORDS:
+        text = words(reason, language)
+        if text:
+            return text
+    return str(reason.get("text", reason.get("code", "")))
 
 
 # ------------------------------------------------------------------------------ digests
@@ -272,7 +293,7 @@ def review_flag_views(review: Review) -> list[dict[str, Any]]:
     flags: list[dict[str, Any]] = []
     for f in review.flags:
         rows = [by_id[s] for s in f.session_ids if s in by_id]
-        values: dict[str, Any] = {"reason": f.reason}
+        values: dict[str, Any] = {}   # numbers and dates only: the page words them in its language
         if f.kind == "pain_high":
             values.update(sessions=len(rows), highest=max((r.pain or 0) for r in rows),
                           last=max(r.started for r in rows).date().isoformat(), threshold=PAIN_HIGH)
@@ -330,10 +351,14 @@ def compute_row(patient_id: str, sessions: list[dict[str, Any]], prescriptions: 
             logging.getLogger(__name__).exception("progression rule %r failed", rule)
             continue
         if suggestion:
-            reasons = getattr(suggestion, "reasons", None) or [str(suggestion)]
-            flags.append({"kind": "progress", "level": "good",
-                          "values": {"summary": str(getattr(suggestion, "summary", "") or ""),
-                                     "reasons": [str(r) for r in reasons]}})
+            coded = getattr(suggestion, "coded", None)
+            if coded is not None:   # language-neutral: codes and values, worded when shown
+                values = {"coded": json.loads(json.dumps(list(coded), default=str))}
+            else:                   # a rule that only has words: shown as they are
+                reasons = getattr(suggestion, "reasons", None) or [str(suggestion)]
+                values = {"summary": str(getattr(suggestion, "summary", "") or ""),
+                          "reasons": [str(r) for r in reasons]}
+            flags.append({"kind": "progress", "level": "good", "values": values})
             break
     last = review.rows[-1] if review.rows else None
     return {

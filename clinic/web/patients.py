@@ -79,8 +79,12 @@ def explain(flag: overview.FlagView, _: Callable[..., str]) -> tuple[str, str]:
             "{n} sessions in the last {days} days ended early (stopped or aborted), last on {last}.",
             days=v["days"], last=v["last"])
     if k == "progress":
+        coded = flag.values.get("coded")
+        if coded is not None:
+            lang = getattr(_, "lang", "en")
+            return _("Ready to progress"), " ".join(overview.reason_words(r, lang) for r in coded)
         return _("Ready to progress"), " ".join(v.get("reasons") or [v.get("summary", "")])
-    return k, str(v.get("reason", ""))
+    return k, ""
 
 
 @router.get("/patients")

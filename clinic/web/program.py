@@ -35,7 +35,7 @@ from sqlalchemy import select
 from schedules.limits import (BLOCK_NUMERIC_FIELDS, CHANNELS_MAX, DEVICE_LIMITS, FORMAT, PATTERNS, SCHEDULE_LIMITS,
                               SUPERVISION)
 from schedules.presets import PRESETS, make_prescription, preset_text
-from schedules.progression import suggest
+from schedules.progression import Reason, suggest
 from schedules.signing import SIGNATURE_FIELD, canonical_json
 from schedules.validate import PrescriptionError, check_prescription, json_object_from_bytes
 
@@ -339,6 +339,8 @@ class ReadyToProgress:
         self.summary = suggestion.reasons[0].text
         self.reasons = [r.text for r in suggestion.reasons[1:]]
         self.suggestion = suggestion
+        #: what the patient list caches: codes and values (worded per reader by `coded_words`)
+        self.coded = [{"code": r.code, "values": dict(r.values), "text": r.text} for r in suggestion.reasons]
 
     def __bool__(self) -> bool:
         return True
@@ -358,7 +360,13 @@ def progression_rule(review: Any) -> ReadyToProgress | None:
 
 def _register() -> None:
     from . import overview
-    overview.register_progression(progression_rule)
+    overview.register_progression(progression_rule, words=coded_words)
+
+
+def coded_words(reason: Mapping[str, Any], lang: str) -> str:
+    """A reason the patient list cached ({"code", "values", "text"}) in `lang`."""
+    return reason_text(Reason(str(reason.get("code", "")), str(reason.get("text", "")),
+                              reason.get("values") or {}), lang)
 
 
 _register()
