@@ -217,6 +217,12 @@ class Clinic:
         patient_id = patient_id.strip()
         if not 1 <= len(patient_id) <= 64 or not patient_id.isprintable():
             raise ClinicError(f"patient id {patient_id!r}: give 1 to 64 printable characters")
+        # one segment of the web pages' and the API's addresses (/patients/ID/...): a slash
+        # (quoted or not, the server reads it as one) or a dot segment would change the address
+        if any(c in patient_id for c in "/\\") or patient_id in (".", ".."):
+            raise ClinicError(f"patient id {patient_id!r}: '/' and '\\' are not allowed, nor '.' or '..' alone "
+                              f"(they would change the addresses of the patient's pages); other printable "
+                              f"characters are (e.g. P-2024-0042)")
         actor = self.clinician(clinician_username)
         try:
             with self.Session.begin() as db:
