@@ -21,7 +21,7 @@ from homeapp.report import INCIDENT_KINDS, PAIN_HIGH, review_png
 
 from ..service import Actor
 from . import i18n, overview, review
-from .core import clinic, page_router, render, signed_in, translator
+from .core import clinic, page_router, render, signed_in, translator, url_part
 from .overview import FlagView
 from .patients import _nobreak, explain
 
@@ -100,8 +100,7 @@ def _started(when: dt.datetime, _) -> str:
 
 
 def _quote(text: str) -> str:
-    from urllib.parse import quote
-    return quote(text, safe="")
+    return url_part(text)
 
 
 def _rx_lines(rx: dict[str, Any] | None, _) -> list[str]:

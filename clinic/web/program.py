@@ -42,7 +42,7 @@ from schedules.validate import PrescriptionError, check_prescription, json_objec
 from ..models import ClinicianKey, Patient, PublishedPrescription
 from ..service import Actor, ClinicError, Refused
 from . import i18n
-from .core import clinic, csrf_token, language, page_router, render, require_csrf, signed_in, translator
+from .core import clinic, csrf_token, language, page_router, render, require_csrf, signed_in, translator, url_part
 
 router = page_router()
 
@@ -575,7 +575,8 @@ async def publish(patient_id: str, request: Request, actor: Actor = Depends(sign
         return _editor_page(request, actor, patient_id, draft, rows=rows, current=in_force(rows),
                             start=str(form.get("start", "")), preset="", suggestion=None, notice=None,
                             problems=problems, refused=[e.message, *e.problems], status_code=422)
-    return RedirectResponse(f"/patients/{patient_id}/program/status?published={result['sha256']}", status_code=303)
+    return RedirectResponse(f"/patients/{url_part(patient_id)}/program/status?published={result['sha256']}",
+                            status_code=303)
 
 
 @router.post("/patients/{patient_id}/program/upload", dependencies=[Depends(require_csrf)])
@@ -587,7 +588,8 @@ async def upload(patient_id: str, request: Request, actor: Actor = Depends(signe
         raise ClinicError("no file was chosen: choose the signed prescription file (from `homeapp rx sign`)")
     raw = await file.read(512 * 1024 + 1)
     result = clinic(request).publish_prescription(actor, patient_id, raw)
-    return RedirectResponse(f"/patients/{patient_id}/program/status?published={result['sha256']}", status_code=303)
+    return RedirectResponse(f"/patients/{url_part(patient_id)}/program/status?published={result['sha256']}",
+                            status_code=303)
 
 
 @router.get("/patients/{patient_id}/program/status")
