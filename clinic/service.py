@@ -534,7 +534,10 @@ class Clinic:
         from schedules.validate import check_prescription
         with self._tx() as db:
             patient = self._patient(db, actor, patient_id, "rx_publish")
-        problems = check_prescription(rx, today=dt.datetime.now(dt.timezone.utc).date())
+        # "issued is not in the future": in UTC, or in the clinic's zone (east of UTC, its
+        # today begins first: a program issued after the clinic's midnight is not refused)
+        from .timeutil import clinic_today
+        problems = check_prescription(rx, today=max(utcnow().date(), clinic_today()))
         if rx.get("patient_id") != patient_id:
             problems.append(f"patient_id: the prescription is written for {rx.get('patient_id')!r}, "
                             f"not for {patient_id!r}")
