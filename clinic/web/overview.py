@@ -34,7 +34,8 @@ reports against the 14 before, or quarters of the reports), not a separate "last
 rule, so the list and the patient's review never disagree; "ended early" counts the
 sessions of the last EARLY_DAYS days that were stopped, aborted or interrupted.
 
-Days are the local days of the machine serving the pages (as in `homeapp report`).
+Days are the clinic's days: its zone $HOMEAPP_CLINIC_TZ, else the machine's local zone
+(`clinic.timeutil.clinic_zone`).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ from homeapp.report import (ADHERENCE_LOW, INCIDENT_KINDS, PAIN_HIGH, Review, ad
 from ..models import (AuditEntry, Device, LogRecord, Patient, PublishedPrescription, WebDigestMark, WebPatientRow,
                       WebSessionDigest)
 from ..service import Actor, Clinic
+from .. import timeutil
 from ..timeutil import utcnow
 
 #: Days of log each row is computed from (the review's "last four weeks").
@@ -382,8 +384,10 @@ def _cache_key(today: dt.date, digested: int, newest_rx: int | None, contact_day
 def patient_rows(clinic: Clinic, actor: Actor, *, today: dt.date | None = None, now: dt.datetime | None = None,
                  tz: dt.tzinfo | None = None, audit: bool = True) -> list[PatientRow]:
     """Every patient of `actor` (a clinician), as list rows with their flags; the cached
-    part recomputed where its key changed. The read is audited (one entry)."""
-    now = now or utcnow()
+    part recomputed where its key changed. The read is audited (one entry). `tz`: the
+    days' zone (None: the clinic's, `timeutil.clinic_zone`)."""
+    now = now or timeutil.utcnow()
+    tz = tz if tz is not None else timeutil.clinic_zone()
     today = today or now.astimezone(tz).date()
     refresh_digests(clinic, clinician_id=actor.clinician_id)
     with clinic.Session() as db:

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from homeapp.report import INCIDENT_KINDS, PAIN_HIGH, review_png
 
+from .. import timeutil
 from ..service import Actor
 from . import i18n, overview, review
 from .core import clinic, page_router, render, signed_in, translator, url_part
@@ -46,7 +47,7 @@ def _when(value: Any) -> str:
         value = overview._when(value)
         if value is None:
             return ""
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(timeutil.clinic_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 @router.get("/patients/{patient_id}")
@@ -54,12 +55,13 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     data = review.load(clinic(request), actor, patient_id, rng, contractions=False)
     _ = translator(request)
-    today = dt.datetime.now().astimezone().date()
+    today = timeutil.clinic_today()
     r = data.review
     statuses = Counter(s.get("status") for s in r.sessions)
     incidents = Counter(k for _w, _s, k, _d in r.incidents)
     live = overview.sync_flags(devices=len(data.devices), last_contact=data.last_contact,
-                               last_session=data.latest_session, now=dt.datetime.now(dt.timezone.utc))
+                               last_session=data.latest_session, now=timeutil.utcnow(),
+                               tz=timeutil.clinic_zone())
     flags = [(f.level, *explain(f, _)) for f in live] + [
         (f["level"], *explain(FlagView(f["kind"], f["level"], f["values"]), _)) for f in overview.review_flag_views(r)]
     rx_channels = []

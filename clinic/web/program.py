@@ -39,6 +39,7 @@ from schedules.progression import Reason, suggest
 from schedules.signing import SIGNATURE_FIELD, canonical_json
 from schedules.validate import PrescriptionError, check_prescription, json_object_from_bytes
 
+from .. import timeutil
 from ..models import ClinicianKey, Patient, PublishedPrescription
 from ..service import Actor, ClinicError, Refused
 from . import i18n
@@ -57,8 +58,9 @@ FIELD_NAMES = {"minutes": "Block length", "hz": "Frequency", "pulse_us": "Pulse 
 
 
 def today() -> dt.date:
-    """The clinic's today, as the service judges a published prescription (UTC)."""
-    return dt.datetime.now(dt.timezone.utc).date()
+    """The clinic's today, in its time zone ($HOMEAPP_CLINIC_TZ, else this machine's):
+    a new program's issued and valid_from, and the day the rules judge up to."""
+    return timeutil.clinic_today()
 
 
 # --------------------------------------------------------------------------- the form
@@ -354,7 +356,7 @@ def progression_rule(review: Any) -> ReadyToProgress | None:
         return None
     source = rx.get("source") if isinstance(rx.get("source"), Mapping) else rx
     day = review.end_day or today()
-    s = suggest({"sessions": review.sessions}, source, today=day, tz=dt.timezone.utc)
+    s = suggest({"sessions": review.sessions}, source, today=day, tz=timeutil.clinic_zone())
     return ReadyToProgress(s) if s.change else None
 
 
@@ -388,7 +390,7 @@ def editor(patient_id: str, request: Request, start: str = "", preset: str = "",
         start = "current" if current else "preset"
     if start == "suggestion" and current is not None:
         export = json.loads(clinic(request).export(actor, patient_id, "json"))
-        suggestion = suggest(export, current["source"], today=day, tz=dt.timezone.utc)
+        suggestion = suggest(export, current["source"], today=day, tz=timeutil.clinic_zone())
         draft = suggestion.proposed if suggestion.change else fresh_draft(current["source"], day)
     elif start in ("current", "suggestion") and current is not None:
         draft = fresh_draft(current["source"], day)
