@@ -42,7 +42,7 @@ from schedules.validate import PrescriptionError, check_prescription, json_objec
 from .. import timeutil
 from ..models import ClinicianKey, Patient, PublishedPrescription
 from ..service import Actor, ClinicError, Refused
-from . import i18n
+from . import i18n, program_messages
 from .core import clinic, csrf_token, language, page_router, render, require_csrf, signed_in, translator, url_part
 
 router = page_router()
@@ -410,15 +410,16 @@ def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[st
                  start: str, preset: str, suggestion, notice, problems: list[str] | None,
                  refused: list[str] | None = None, status_code: int = 200) -> Response:
     n_channels, n_blocks = len(draft.get("channels") or ()), len(draft.get("blocks") or ())
-    by_field, general = problems_by_field(problems or [], known_keys(n_channels, n_blocks))
-    checked = problems is not None and not problems
     lang = language(request)
+    shown = [program_messages.translate(line, lang) for line in problems or []]
+    by_field, general = problems_by_field(shown, known_keys(n_channels, n_blocks))
+    checked = problems is not None and not problems
     changes = _changes(current["source"] if current else None, draft)
     return render(
         request, "program.html", status_code=status_code, patient_id=patient_id, draft=draft,
         values=fields_of(draft), errors=by_field, general=general, checked=checked, n_channels=n_channels,
         n_blocks=n_blocks, current=current, rows=rows, start=start, preset=preset, suggestion=suggestion,
-        notice=notice, refused=refused or [], error_links=_error_links(by_field, translator(request)),
+        notice=notice, refused=[program_messages.translate(line, lang) for line in refused or []], error_links=_error_links(by_field, translator(request)),
         changes=[(path_label(p, translator(request)), o, n) for p, o, n in changes],
         presets=[(name, preset_text(name, lang).title) for name in PRESETS],
         preset_rationale=preset_text(preset, lang).rationale if start == "preset" and preset in PRESETS else None,
