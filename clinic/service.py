@@ -189,8 +189,9 @@ class Clinic:
             raise Unauthorized("not signed in, or the sign-in expired: POST /api/login first")
         return Actor("clinician", row[1].username, row[1].id)
 
-    def add_clinician_key(self, username: str, public_key_pem: bytes) -> str:
-        """Register the public half of a clinician's signing key; returns its key id."""
+    def add_clinician_key(self, username: str, public_key_pem: bytes, *, by: Actor | str = CLI) -> str:
+        """Register the public half of a clinician's signing key; returns its key id.
+        `by`: who registers it, for the audit (the command line, or the clinician's page)."""
         actor = self.clinician(username)
         try:
             public_key = serialization.load_pem_public_key(public_key_pem)
@@ -208,7 +209,7 @@ class Clinic:
                 return kid
             db.add(ClinicianKey(clinician_id=actor.clinician_id, key_id=kid, public_key_pem=pem.decode("ascii"),
                                 created_at=utcnow()))
-            self._audit(db, CLI, "clinician_key_add", None, detail={"username": username, "key_id": kid})
+            self._audit(db, by, "clinician_key_add", None, detail={"username": username, "key_id": kid})
         return kid
 
     # ------------------------------------------------------------------ patients
