@@ -195,7 +195,7 @@ def test_the_editor_speaks_swedish_and_refuses_a_form_without_its_token(browser,
     assert "Bara 0 pass med programmet" in page.inner_text(".suggestion")   # the new program has no session yet
     page.fill("#f-blocks-0-on_s", "")
     check(page)
-    assert "blocks[0].on_s: missing" in page.inner_text("#e-blocks-0-on_s")
+    assert page.inner_text("#e-blocks-0-on_s") == "blocks[0].on_s: saknas (ett tal, 1 till 60 s)"
     # CSRF: the same form without its token is refused
     page.evaluate("document.querySelector('form.program input[name=csrf_token]').value = 'forged'")
     check(page)
