@@ -249,6 +249,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    from .timeutil import ZoneError, clinic_zone
+    try:
+        clinic_zone()   # a misspelt zone is said now, not on the first page
+    except ZoneError as e:
+        raise CommandError(str(e)) from None
     tls = bool(args.tls_cert or args.tls_key)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CommandError("--tls-cert and --tls-key go together")

@@ -198,8 +198,9 @@ class Clinic:
             raise Unauthorized("not signed in, or the sign-in expired: POST /api/login first")
         return Actor("clinician", row[1].username, row[1].id)
 
-    def add_clinician_key(self, username: str, public_key_pem: bytes) -> str:
-        """Register the public half of a clinician's signing key; returns its key id."""
+    def add_clinician_key(self, username: str, public_key_pem: bytes, *, by: Actor | str = CLI) -> str:
+        """Register the public half of a clinician's signing key; returns its key id.
+        `by`: who registers it, for the audit (the command line, or the clinician's page)."""
         actor = self.clinician(username)
         try:
             public_key = serialization.load_pem_public_key(public_key_pem)
@@ -217,7 +218,7 @@ class Clinic:
                 return kid
             db.add(ClinicianKey(clinician_id=actor.clinician_id, key_id=kid, public_key_pem=pem.decode("ascii"),
                                 created_at=utcnow()))
-            self._audit(db, CLI, "clinician_key_add", None, detail={"username": username, "key_id": kid})
+            self._audit(db, by, "clinician_key_add", None, detail={"username": username, "key_id": kid})
         return kid
 
     # ------------------------------------------------------------------ patients
@@ -226,6 +227,12 @@ class Clinic:
         patient_id = patient_id.strip()
         if not 1 <= len(patient_id) <= 64 or not patient_id.isprintable():
             raise ClinicError(f"patient id {patient_id!r}: give 1 to 64 printable characters")
+        # one segment of the web pages' and the API's addresses (/patients/ID/...): a slash
+        # (quoted or not, the server reads it as one) or a dot segment would change the address
+        if any(c in patient_id for c in "/\\") or patient_id in (".", ".."):
+            raise ClinicError(f"patient id {patient_id!r}: '/' and '\\' are not allowed, nor '.' or '..' alone "
+                              f"(they would change the addresses of the patient's pages); other printable "
+                              f"characters are (e.g. P-2024-0042)")
         actor = self.clinician(clinician_username)
         try:
             with self.Session.begin() as db:
@@ -674,7 +681,10 @@ class Clinic:
         from schedules.validate import check_prescription
         with self._tx() as db:
             patient = self._patient(db, actor, patient_id, "rx_publish")
-        problems = check_prescription(rx, today=dt.datetime.now(dt.timezone.utc).date())
+        # "issued is not in the future": in UTC, or in the clinic's zone (east of UTC, its
+        # today begins first: a program issued after the clinic's midnight is not refused)
+        from .timeutil import clinic_today
+        problems = check_prescription(rx, today=max(utcnow().date(), clinic_today()))
         if rx.get("patient_id") != patient_id:
             problems.append(f"patient_id: the prescription is written for {rx.get('patient_id')!r}, "
                             f"not for {patient_id!r}")

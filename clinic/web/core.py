@@ -68,6 +68,15 @@ SESSION_MAX_AGE_S = 12 * 3600
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
+
+def url_part(text: object) -> str:
+    """`text` as one segment of a URL's path: every reserved character quoted ("#", "?",
+    "%", "&", space...; Jinja's `urlencode` leaves "/" as it is). Templates: `|pathpart`."""
+    return quote(str(text), safe="")
+
+
+templates.env.filters["pathpart"] = url_part
+
 #: Headers on every page: no framing, no foreign script or style, no referrer to other sites, no caching
 #: of patient data (a shared clinic computer's back button must not show it after sign-out).
 SECURITY_HEADERS = {
@@ -111,7 +120,11 @@ def language(request: Request) -> str:
 def translator(request: Request) -> Callable[..., str]:
     """`_(text, **values)` in the request's language (for Python code building messages)."""
     lang = language(request)
-    return lambda text, /, **values: i18n.gettext(lang, text, **values)
+
+    def _(text: str, /, **values: Any) -> str:
+        return i18n.gettext(lang, text, **values)
+    _.lang = lang   # type: ignore[attr-defined]  # for words built from codes (e.g. progression reasons)
+    return _
 
 
 # --------------------------------------------------------------------------- sessions

@@ -34,7 +34,8 @@ reports against the 14 before, or quarters of the reports), not a separate "last
 rule, so the list and the patient's review never disagree; "ended early" counts the
 sessions of the last EARLY_DAYS days that were stopped, aborted or interrupted.
 
-Days are the local days of the machine serving the pages (as in `homeapp report`).
+Days are the clinic's days: its zone $HOMEAPP_CLINIC_TZ, else the machine's local zone
+(`clinic.timeutil.clinic_zone`).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ from homeapp.report import (ADHERENCE_LOW, INCIDENT_KINDS, PAIN_HIGH, Review, ad
 from ..models import (AuditEntry, Device, LogRecord, Patient, PublishedPrescription, WebDigestMark, WebPatientRow,
                       WebSessionDigest)
 from ..service import Actor, Clinic
+from .. import timeutil
 from ..timeutil import utcnow
 
 #: Days of log each row is computed from (the review's "last four weeks").
@@ -63,7 +65,7 @@ QUIET_DAYS = 3
 #: Sessions ended early within this many days are flagged.
 EARLY_DAYS = 7
 #: Bump when the row's computation changes: every cached row is then recomputed.
-ROW_VERSION = "4"
+ROW_VERSION = "5"
 #: Events a digest keeps: what the review reads (incidents, how a session ended, words
 #: typed before skipping the report).
 DIGEST_EVENTS = frozenset(INCIDENT_KINDS) | {"end", "report_skipped"}
@@ -74,10 +76,31 @@ DIGEST_EVENTS = frozenset(INCIDENT_KINDS) | {"end", "report_skipped"}
 _PROGRESSION: list[Callable[[Review], Any]] = []
 
 
-def register_progression(rule: Callable[[Review], Any]) -> None:
-    """Add a progression rule (a function of the review of the last WINDOW_DAYS days)."""
+def register_progression(rule: Callable[[Review], Any], *,
+                         words: Callable[[dict[str, Any], str], str] | None = None) -> None:
+    """Add a progression rule (a function of the review of the last WINDOW_DAYS days).
+
+    A rule whose suggestion has `coded` (a list of {"code", "values", "text"}: a reason's
+    code, its numbers, and its English words as the last resort) gets those cached, not
+    words; `words(reason, language)` then says one such reason in the reader's language
+    when the list is shown (`reason_words`)."""
     if rule not in _PROGRESSION:
         _PROGRESSION.append(rule)
+    if words is not None and words not in _REASON_WORDS:
+        _REASON_WORDS.append(words)
+
+
+#: Functions wording a coded progression reason in a language (see `register_progression`).
+_REASON_WORDS: list[Callable[[dict[str, Any], str], str]] = []
+
+
+def reason_words(reason: dict[str, Any], language: str) -> str:
+    """One coded progression reason in `language`, by the registered wording (else its English)."""
+    for words in _REASON_WORDS:
+        text = words(reason, language)
+        if text:
+            return text
+    return str(reason.get("text", reason.get("code", "")))
 
 
 # ------------------------------------------------------------------------------ digests
@@ -272,7 +295,7 @@ def review_flag_views(review: Review) -> list[dict[str, Any]]:
     flags: list[dict[str, Any]] = []
     for f in review.flags:
         rows = [by_id[s] for s in f.session_ids if s in by_id]
-        values: dict[str, Any] = {"reason": f.reason}
+        values: dict[str, Any] = {}   # numbers and dates only: the page words them in its language
         if f.kind == "pain_high":
             values.update(sessions=len(rows), highest=max((r.pain or 0) for r in rows),
                           last=max(r.started for r in rows).date().isoformat(), threshold=PAIN_HIGH)
@@ -330,10 +353,14 @@ def compute_row(patient_id: str, sessions: list[dict[str, Any]], prescriptions: 
             logging.getLogger(__name__).exception("progression rule %r failed", rule)
             continue
         if suggestion:
-            reasons = getattr(suggestion, "reasons", None) or [str(suggestion)]
-            flags.append({"kind": "progress", "level": "good",
-                          "values": {"summary": str(getattr(suggestion, "summary", "") or ""),
-                                     "reasons": [str(r) for r in reasons]}})
+            coded = getattr(suggestion, "coded", None)
+            if coded is not None:   # language-neutral: codes and values, worded when shown
+                values = {"coded": json.loads(json.dumps(list(coded), default=str))}
+            else:                   # a rule that only has words: shown as they are
+                reasons = getattr(suggestion, "reasons", None) or [str(suggestion)]
+                values = {"summary": str(getattr(suggestion, "summary", "") or ""),
+                          "reasons": [str(r) for r in reasons]}
+            flags.append({"kind": "progress", "level": "good", "values": values})
             break
     last = review.rows[-1] if review.rows else None
     return {
@@ -357,8 +384,10 @@ def _cache_key(today: dt.date, digested: int, newest_rx: int | None, contact_day
 def patient_rows(clinic: Clinic, actor: Actor, *, today: dt.date | None = None, now: dt.datetime | None = None,
                  tz: dt.tzinfo | None = None, audit: bool = True) -> list[PatientRow]:
     """Every patient of `actor` (a clinician), as list rows with their flags; the cached
-    part recomputed where its key changed. The read is audited (one entry)."""
-    now = now or utcnow()
+    part recomputed where its key changed. The read is audited (one entry). `tz`: the
+    days' zone (None: the clinic's, `timeutil.clinic_zone`)."""
+    now = now or timeutil.utcnow()
+    tz = tz if tz is not None else timeutil.clinic_zone()
     today = today or now.astimezone(tz).date()
     refresh_digests(clinic, clinician_id=actor.clinician_id)
     with clinic.Session() as db:

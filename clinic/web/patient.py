@@ -17,11 +17,12 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from homeapp.report import INCIDENT_KINDS, PAIN_HIGH, review_png
+from homeapp.report import INCIDENT_KINDS, PAIN_HIGH
 
+from .. import timeutil
 from ..service import Actor
-from . import i18n, overview, review
-from .core import clinic, page_router, render, signed_in, translator
+from . import charts, i18n, overview, review
+from .core import clinic, page_router, render, signed_in, translator, url_part
 from .overview import FlagView
 from .patients import _nobreak, explain
 
@@ -46,20 +47,23 @@ def _when(value: Any) -> str:
         value = overview._when(value)
         if value is None:
             return ""
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(timeutil.clinic_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 @router.get("/patients/{patient_id}")
 def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signed_in)) -> Response:
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     data = review.load(clinic(request), actor, patient_id, rng, contractions=False)
+    # the charts' picture is of this same review: start drawing it for the browser's next request
+    charts.prepare(charts.chart_key(clinic(request), data, zone=timeutil.clinic_zone()), data.review)
     _ = translator(request)
-    today = dt.datetime.now().astimezone().date()
+    today = timeutil.clinic_today()
     r = data.review
     statuses = Counter(s.get("status") for s in r.sessions)
     incidents = Counter(k for _w, _s, k, _d in r.incidents)
     live = overview.sync_flags(devices=len(data.devices), last_contact=data.last_contact,
-                               last_session=data.latest_session, now=dt.datetime.now(dt.timezone.utc))
+                               last_session=data.latest_session, now=timeutil.utcnow(),
+                               tz=timeutil.clinic_zone())
     flags = [(f.level, *explain(f, _)) for f in live] + [
         (f["level"], *explain(FlagView(f["kind"], f["level"], f["values"]), _)) for f in overview.review_flag_views(r)]
     rx_channels = []
@@ -100,8 +104,7 @@ def _started(when: dt.datetime, _) -> str:
 
 
 def _quote(text: str) -> str:
-    from urllib.parse import quote
-    return quote(text, safe="")
+    return url_part(text)
 
 
 def _rx_lines(rx: dict[str, Any] | None, _) -> list[str]:
@@ -132,8 +135,9 @@ async def review_chart(patient_id: str, request: Request, actor: Actor = Depends
     svc = clinic(request)
 
     def draw() -> bytes:
+        # loaded (access checked, audited) on every request; drawn once per log (charts.py)
         data = review.load(svc, actor, patient_id, rng, contractions=False, action="web_review_chart")
-        return review_png(data.review)
+        return charts.png(charts.chart_key(svc, data, zone=timeutil.clinic_zone()), data.review)
     png = await run_in_threadpool(draw)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 

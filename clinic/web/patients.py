@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from .. import timeutil
 from ..service import Actor
 from . import i18n, overview
 from .core import clinic, page_router, render, signed_in, translator
@@ -79,15 +80,20 @@ def explain(flag: overview.FlagView, _: Callable[..., str]) -> tuple[str, str]:
             "{n} sessions in the last {days} days ended early (stopped or aborted), last on {last}.",
             days=v["days"], last=v["last"])
     if k == "progress":
+        coded = flag.values.get("coded")
+        if coded is not None:
+            lang = getattr(_, "lang", "en")
+            return _("Ready to progress"), " ".join(overview.reason_words(r, lang) for r in coded)
         return _("Ready to progress"), " ".join(v.get("reasons") or [v.get("summary", "")])
-    return k, str(v.get("reason", ""))
+    return k, ""
 
 
 @router.get("/patients")
 def patients(request: Request, q: str = "", sort: str = "attention", dir: str = "", flagged: int = 0,
              actor: Actor = Depends(signed_in)) -> Response:
     descending = {"asc": False, "desc": True}.get(dir)
-    rows = overview.patient_rows(clinic(request), actor)
+    now = timeutil.utcnow()
+    rows = overview.patient_rows(clinic(request), actor, now=now, tz=timeutil.clinic_zone())
     shown = overview.sort_and_filter(rows, sort=sort, descending=descending, search=q[:64],
                                      flagged_only=bool(flagged))
     sort = sort if sort in overview.SORTS else "attention"
@@ -104,7 +110,7 @@ def patients(request: Request, q: str = "", sort: str = "attention", dir: str = 
             params["flagged"] = 1
         return "/patients?" + urlencode(params)
 
-    today = dt.datetime.now().astimezone().date()
+    today = now.astimezone(timeutil.clinic_zone()).date()
     return render(request, "patients.html", rows=[
         {"row": r, "flags": [(f.level, *explain(f, _)) for f in r.flags]} for r in shown],
         total=len(rows), q=q, sort=sort, descending=current_desc, flagged=bool(flagged), columns=COLUMNS,
@@ -112,7 +118,7 @@ def patients(request: Request, q: str = "", sort: str = "attention", dir: str = 
 
 
 def _day(when: dt.datetime | None) -> str:
-    return when.astimezone().date().isoformat() if when else ""
+    return when.astimezone(timeutil.clinic_zone()).date().isoformat() if when else ""
 
 
 i18n.add("sv", {

@@ -35,14 +35,15 @@ from sqlalchemy import select
 from schedules.limits import (BLOCK_NUMERIC_FIELDS, CHANNELS_MAX, DEVICE_LIMITS, FORMAT, PATTERNS, SCHEDULE_LIMITS,
                               SUPERVISION)
 from schedules.presets import PRESETS, make_prescription, preset_text
-from schedules.progression import suggest
+from schedules.progression import Reason, suggest
 from schedules.signing import SIGNATURE_FIELD, canonical_json
 from schedules.validate import PrescriptionError, check_prescription, json_object_from_bytes
 
+from .. import timeutil
 from ..models import ClinicianKey, Patient, PublishedPrescription
 from ..service import Actor, ClinicError, Refused
-from . import i18n
-from .core import clinic, csrf_token, language, page_router, render, require_csrf, signed_in, translator
+from . import i18n, program_messages
+from .core import clinic, csrf_token, language, page_router, render, require_csrf, signed_in, translator, url_part
 
 router = page_router()
 
@@ -57,8 +58,9 @@ FIELD_NAMES = {"minutes": "Block length", "hz": "Frequency", "pulse_us": "Pulse 
 
 
 def today() -> dt.date:
-    """The clinic's today, as the service judges a published prescription (UTC)."""
-    return dt.datetime.now(dt.timezone.utc).date()
+    """The clinic's today, in its time zone ($HOMEAPP_CLINIC_TZ, else this machine's):
+    a new program's issued and valid_from, and the day the rules judge up to."""
+    return timeutil.clinic_today()
 
 
 # --------------------------------------------------------------------------- the form
@@ -339,6 +341,8 @@ class ReadyToProgress:
         self.summary = suggestion.reasons[0].text
         self.reasons = [r.text for r in suggestion.reasons[1:]]
         self.suggestion = suggestion
+        #: what the patient list caches: codes and values (worded per reader by `coded_words`)
+        self.coded = [{"code": r.code, "values": dict(r.values), "text": r.text} for r in suggestion.reasons]
 
     def __bool__(self) -> bool:
         return True
@@ -352,13 +356,19 @@ def progression_rule(review: Any) -> ReadyToProgress | None:
         return None
     source = rx.get("source") if isinstance(rx.get("source"), Mapping) else rx
     day = review.end_day or today()
-    s = suggest({"sessions": review.sessions}, source, today=day, tz=dt.timezone.utc)
+    s = suggest({"sessions": review.sessions}, source, today=day, tz=timeutil.clinic_zone())
     return ReadyToProgress(s) if s.change else None
 
 
 def _register() -> None:
     from . import overview
-    overview.register_progression(progression_rule)
+    overview.register_progression(progression_rule, words=coded_words)
+
+
+def coded_words(reason: Mapping[str, Any], lang: str) -> str:
+    """A reason the patient list cached ({"code", "values", "text"}) in `lang`."""
+    return reason_text(Reason(str(reason.get("code", "")), str(reason.get("text", "")),
+                              reason.get("values") or {}), lang)
 
 
 _register()
@@ -380,7 +390,7 @@ def editor(patient_id: str, request: Request, start: str = "", preset: str = "",
         start = "current" if current else "preset"
     if start == "suggestion" and current is not None:
         export = json.loads(clinic(request).export(actor, patient_id, "json"))
-        suggestion = suggest(export, current["source"], today=day, tz=dt.timezone.utc)
+        suggestion = suggest(export, current["source"], today=day, tz=timeutil.clinic_zone())
         draft = suggestion.proposed if suggestion.change else fresh_draft(current["source"], day)
     elif start in ("current", "suggestion") and current is not None:
         draft = fresh_draft(current["source"], day)
@@ -400,15 +410,16 @@ def _editor_page(request: Request, actor: Actor, patient_id: str, draft: dict[st
                  start: str, preset: str, suggestion, notice, problems: list[str] | None,
                  refused: list[str] | None = None, status_code: int = 200) -> Response:
     n_channels, n_blocks = len(draft.get("channels") or ()), len(draft.get("blocks") or ())
-    by_field, general = problems_by_field(problems or [], known_keys(n_channels, n_blocks))
-    checked = problems is not None and not problems
     lang = language(request)
+    shown = [program_messages.translate(line, lang) for line in problems or []]
+    by_field, general = problems_by_field(shown, known_keys(n_channels, n_blocks))
+    checked = problems is not None and not problems
     changes = _changes(current["source"] if current else None, draft)
     return render(
         request, "program.html", status_code=status_code, patient_id=patient_id, draft=draft,
         values=fields_of(draft), errors=by_field, general=general, checked=checked, n_channels=n_channels,
         n_blocks=n_blocks, current=current, rows=rows, start=start, preset=preset, suggestion=suggestion,
-        notice=notice, refused=refused or [], error_links=_error_links(by_field, translator(request)),
+        notice=notice, refused=[program_messages.translate(line, lang) for line in refused or []], error_links=_error_links(by_field, translator(request)),
         changes=[(path_label(p, translator(request)), o, n) for p, o, n in changes],
         presets=[(name, preset_text(name, lang).title) for name in PRESETS],
         preset_rationale=preset_text(preset, lang).rationale if start == "preset" and preset in PRESETS else None,
@@ -567,7 +578,8 @@ async def publish(patient_id: str, request: Request, actor: Actor = Depends(sign
         return _editor_page(request, actor, patient_id, draft, rows=rows, current=in_force(rows),
                             start=str(form.get("start", "")), preset="", suggestion=None, notice=None,
                             problems=problems, refused=[e.message, *e.problems], status_code=422)
-    return RedirectResponse(f"/patients/{patient_id}/program/status?published={result['sha256']}", status_code=303)
+    return RedirectResponse(f"/patients/{url_part(patient_id)}/program/status?published={result['sha256']}",
+                            status_code=303)
 
 
 @router.post("/patients/{patient_id}/program/upload", dependencies=[Depends(require_csrf)])
@@ -579,7 +591,8 @@ async def upload(patient_id: str, request: Request, actor: Actor = Depends(signe
         raise ClinicError("no file was chosen: choose the signed prescription file (from `homeapp rx sign`)")
     raw = await file.read(512 * 1024 + 1)
     result = clinic(request).publish_prescription(actor, patient_id, raw)
-    return RedirectResponse(f"/patients/{patient_id}/program/status?published={result['sha256']}", status_code=303)
+    return RedirectResponse(f"/patients/{url_part(patient_id)}/program/status?published={result['sha256']}",
+                            status_code=303)
 
 
 @router.get("/patients/{patient_id}/program/status")

@@ -25,6 +25,7 @@ from ..ingest import export_from_records
 from ..models import (AuditEntry, ClinicianKey, Clinician, Device, LogRecord, Patient, PublishedPrescription,
                       WebSessionDigest)
 from ..service import Actor, Clinic, ClinicError, NotFound
+from .. import timeutil
 from ..timeutil import utcnow
 from . import overview
 from .overview import _local, refresh_digests
@@ -53,7 +54,7 @@ class Range:
 def parse_range(first: str | None, last: str | None, *, today: dt.date | None = None) -> Range:
     """The range asked for (`from`, `to` as YYYY-MM-DD); the last DEFAULT_DAYS days when
     not given. ClinicError naming what is wrong otherwise."""
-    today = today or dt.datetime.now().astimezone().date()
+    today = today or timeutil.clinic_today()
 
     def day(text: str | None, name: str) -> dt.date | None:
         if not text:
@@ -98,7 +99,9 @@ def _patient_pk(clinic: Clinic, patient_id: str) -> int:
 
 def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contractions: bool = True,
          tz: dt.tzinfo | None = None, action: str = "web_review") -> PatientData:
-    """The patient's review over `rng` and everything the page shows beside it."""
+    """The patient's review over `rng` and everything the page shows beside it (days in
+    `tz`; None: the clinic's zone)."""
+    tz = tz if tz is not None else timeutil.clinic_zone()
     summary = clinic.patient(actor, patient_id)      # 404 + audit for another's patient
     pk = _patient_pk(clinic, patient_id)
     refresh_digests(clinic, clinician_id=actor.clinician_id if actor.kind == "clinician" else None)
@@ -143,7 +146,7 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
     records.sort(key=lambda r: r[2])
     export = export_from_records(records)
     export["prescriptions"] = prescriptions
-    today = (dt.datetime.now(tz) if tz else dt.datetime.now().astimezone()).date()
+    today = timeutil.utcnow().astimezone(tz).date()
     end_day = min(rng.last, today)
     contact = max((d["last_seen_at"] for d in summary["devices"] if d.get("last_seen_at")), default=None)
     contact_day = overview._when(contact).astimezone(tz).date() if contact else None

@@ -12,6 +12,19 @@ from pathlib import Path
 from .browser import ROOT, Served, chromium_missing, launch, sign_in
 
 DESKTOP = {"width": 1280, "height": 800}
+
+
+def _private_key_sample() -> bytes:
+    """A fresh private key file, as someone might pick by mistake (the page refuses it)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from schedules.signing import generate_keypair
+    private, _ = generate_keypair()
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+
+PRIVATE_KEY_SAMPLE = _private_key_sample()
 TABLET = {"width": 800, "height": 1280}
 
 
@@ -67,6 +80,15 @@ def make(out: Path) -> list[Path]:
                 shot("session")
                 page.goto(served.url + "/patients/OTHER-001")
                 shot("not-yours", full=False)
+                # the signing keys page: empty, then a private key refused
+                page.goto(served.url + "/account/keys")
+                shot("keys", full=False)
+                page.set_input_files("#keyfile", files=[{"name": "clinician.key", "mimeType": "text/plain",
+                                                         "buffer": PRIVATE_KEY_SAMPLE}])
+                page.fill("#password", "demo clinic password")
+                page.click("form.keyform button[type=submit]")
+                page.wait_for_load_state()
+                shot("keys-private-refused", full=False)
                 context.close()
             browser.close()
     return written

@@ -195,8 +195,40 @@ def test_the_editor_speaks_swedish_and_refuses_a_form_without_its_token(browser,
     assert "Bara 0 pass med programmet" in page.inner_text(".suggestion")   # the new program has no session yet
     page.fill("#f-blocks-0-on_s", "")
     check(page)
-    assert "blocks[0].on_s: missing" in page.inner_text("#e-blocks-0-on_s")
+    assert page.inner_text("#e-blocks-0-on_s") == "blocks[0].on_s: saknas (ett tal, 1 till 60 s)"
     # CSRF: the same form without its token is refused
     page.evaluate("document.querySelector('form.program input[name=csrf_token]').value = 'forged'")
     check(page)
     assert "Nekad" in page.inner_text("main") or "Refused" in page.inner_text("main")
+
+
+def test_a_key_made_in_the_browser_is_registered_on_the_keys_page_and_then_signs(browser, world, tmp_path):
+    """No terminal: make a key here, register its public file on /account/keys (password
+    again, the key id shown to compare), then sign with it and the clinic publishes."""
+    page = program_page(browser, world, "?start=current")
+    check(page)
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#newkey-button")
+    page.wait_for_function("document.getElementById('sign-result').textContent.length > 0")
+    page.wait_for_timeout(300)
+    files = {d.suggested_filename: save_download(d, tmp_path) for d in downloads}
+    kid = key_id(load_public_key(files["clinician.pub"]))
+    page.click("a[href='/account/keys']")
+    page.wait_for_load_state()
+    page.set_input_files("#keyfile", str(files["clinician.pub"]))
+    page.fill("#password", PASSWORD)
+    page.click("form.keyform button[type=submit]")
+    page.wait_for_load_state()
+    assert kid in page.inner_text("#key-registered") and kid in page.inner_text("table.keys")
+    # the program page now knows the key: signed with the key file, the clinic publishes it
+    page.goto(f"{world.url}/patients/{PATIENT}/program?start=current")
+    check(page)
+    page.set_input_files("#keyfile", str(files["clinician.key"]))
+    page.click("#sign-button")
+    page.wait_for_selector("#publish:enabled")
+    assert kid in page.inner_text("#sign-result") and "not registered" not in page.inner_text("#sign-result")
+    with page.expect_navigation():
+        page.click("#publish")
+    assert "/program/status" in page.url
+    assert page.js_errors == []
