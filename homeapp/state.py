@@ -152,12 +152,6 @@ class ChannelState:
     contractions_done: int
     peak_ma: float = 0.0         # the highest set-point of this session so far
 
-    @property
-    def cap_ma(self) -> float:
-        """Deprecated: the older name of `max_ma` (read-only; screens of other branches
-        still read it)."""
-        return self.max_ma
-
 
 @dataclass(frozen=True)
 class EngineState:

@@ -163,7 +163,7 @@ class Stimulator:
             stim.arm(spec); stim.start(); ...   # spec: a hw.waveform.CycleSpec
 
     `max_ma`: the prescription's `max_ma` per channel, the most current it may get (a
-    missing channel's is 0). `caps_ma` is its older name (deprecated, still accepted).
+    missing channel's is 0).
 
     `arm()` takes a step of the plan (a `CycleSpec`) and compiles it itself, each spec
     once (`compile()`, cached), or an already compiled cycle."""
@@ -175,15 +175,14 @@ class Stimulator:
     def __init__(self, *, pins: PinMap | None = None, clock: Clock | None = None,
                  host: str = "localhost", port: int = 8888,
                  max_ma: Sequence[float] | None = None, use_button: bool = True,
-                 socket_timeout_s: float = SOCKET_TIMEOUT_S,
-                 caps_ma: Sequence[float] | None = None) -> None:
+                 socket_timeout_s: float = SOCKET_TIMEOUT_S) -> None:
         self.pins = pins or load_pin_map()
         self.clock = clock or RealClock()
         self.host, self.port = host, port
         self.on_estop: Callable[[], None] | None = None
         self._lock = threading.RLock()
         if max_ma is None:
-            max_ma = (0.0, 0.0) if caps_ma is None else caps_ma
+            max_ma = (0.0, 0.0)
         #: what it was built with: `set_max_ma` lowers under it, never above
         self._max_ma_built = tuple(self._clean_max_ma(c) for c in (list(max_ma) + [0.0, 0.0])[:2])
         self._max_ma = self._max_ma_built
@@ -668,11 +667,6 @@ class Stimulator:
         """Each channel's `max_ma` in force: no set-point goes above it."""
         return self._max_ma
 
-    @property
-    def caps_ma(self) -> tuple[float, float]:
-        """Deprecated: the older name of `max_ma` (read-only)."""
-        return self._max_ma
-
     def set_max_ma(self, max_ma: Sequence[float]) -> tuple[float, float]:
         """Lower each channel's `max_ma` (never above what the driver was built with); a
         set-point above the new one is brought down at once. Returns those in force."""
@@ -684,10 +678,6 @@ class Stimulator:
                 if self._ma[ch] > new[ch]:
                     self.set_amplitude(ch, new[ch])
         return self._max_ma
-
-    def set_caps(self, caps_ma: Sequence[float]) -> tuple[float, float]:
-        """Deprecated: the older name of `set_max_ma`."""
-        return self.set_max_ma(caps_ma)
 
     def set_amplitude(self, channel: int, ma: float, *, balanced: bool = False) -> float:
         """Set channel's current; clamped to [0, min(max_ma, device limit, DAC full scale)]

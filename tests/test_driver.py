@@ -600,12 +600,3 @@ def test_closing_after_a_dropped_link_leaves_no_pigpio_thread_spinning(sim, pin_
     while notify_threads() - before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not notify_threads() - before, "a pigpio notification thread was left running"
-
-
-def test_the_older_name_caps_ma_is_still_accepted_and_read(sim, pin_map, virtual_clock):
-    # deprecated spellings of `max_ma` that other branches still use: same values
-    board, server = sim
-    with Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                    caps_ma=(50.0, 30.0), use_button=False) as stim:
-        assert stim.max_ma == stim.caps_ma == (50.0, 30.0)
-        assert stim.set_caps((40.0, 35.0)) == stim.max_ma == (40.0, 30.0)

@@ -469,7 +469,4 @@ def test_max_ma_keeps_its_name_from_the_prescription_to_the_driver(make_engine):
     assert [ch.max_ma for ch in eng.state.channels] == [30.0, 20.0]
     assert eng.board.max_ma == (30.0, 20.0)
     assert eng.board.set_amplitude(1, 25.0) <= 20.0
-    # the older names, read-only, for code of other branches
-    assert [ch.cap_ma for ch in eng.state.channels] == [30.0, 20.0]
-    assert eng.board.caps_ma == (30.0, 20.0)
     eng.stop()

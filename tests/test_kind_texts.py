@@ -45,11 +45,11 @@ def test_each_refusal_is_said_in_the_patients_language_not_the_logs_english(swed
 def test_each_notice_and_alert_is_said_in_swedish(swedish):
     english = {}
     for kind in NoticeKind:
-        text = notice_text(Notice(kind, {"cap_ma": 40.0, "labels": "vänster"}, "the log's English"))
+        text = notice_text(Notice(kind, {"max_ma": 40.0, "labels": "vänster"}, "the log's English"))
         assert text and text != "the log's English", kind
         english[kind] = text
     i18n.set_language("en")
-    assert notice_text(Notice(NoticeKind.AT_CAP, {"cap_ma": 40.0}, "x")) != english[NoticeKind.AT_CAP]
+    assert notice_text(Notice(NoticeKind.AT_CAP, {"max_ma": 40.0}, "x")) != english[NoticeKind.AT_CAP]
     i18n.set_language("sv")
     channels = [SimpleNamespace(label="vänster lår")]
     for kind in AlertKind:

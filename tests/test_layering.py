@@ -155,8 +155,6 @@ def test_screens_call_the_engine_through_typed_methods_not_command_names():
     # no checker sees; every touch has a typed method on the app and the link
     named = {}
     for path in sorted((ROOT / "homeapp" / "ui").rglob("*.py")):
-        if path.name in ("link.py", "app.py"):
-            continue  # where the deprecated spelling itself lives
         calls = [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and node.func.attr in ("command", "call")

@@ -184,7 +184,7 @@ def test_the_driver_refuses_a_board_that_is_not_supported(sim, pin_map, virtual_
     board, server = sim
     with pytest.raises(HwError, match="(?i)pi 5|not supported|unsupported"):
         Stimulator(pins=pin_map, clock=virtual_clock, host="127.0.0.1", port=server.port,
-                   caps_ma=(10.0, 10.0)).close()
+                   max_ma=(10.0, 10.0)).close()
     assert board.trace().signal("enable") == [(0, 0)]
 
 

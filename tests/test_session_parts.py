@@ -255,7 +255,7 @@ def test_the_at_cap_notice_names_the_prescriptions_max_ma_and_the_screen_says_it
     assert notice.params["max_ma"] == 41.0
     i18n.set_language("en")
     assert notice_text(notice).startswith("41 mA")
-    # the screen reads max_ma itself (cap_ma is only a deprecated copy for older screens)
+    # the screen reads max_ma, the prescription's name
     assert notice_text(Notice(NoticeKind.AT_CAP, {"max_ma": 41.0}, "x")).startswith("41 mA")
 
 

@@ -60,10 +60,7 @@ def not_running(phase: str) -> Notice:
 
 def at_cap(channel: int, label: str, max_ma: float) -> Notice:
     """The patient asked for more than the prescription's `max_ma` on a channel."""
-    # "cap_ma": deprecated, the same value under its older name (a screen of another
-    # branch still reads it); read "max_ma"
-    return Notice(NoticeKind.AT_CAP, {"channel": channel, "label": label, "max_ma": max_ma,
-                                      "cap_ma": max_ma},
+    return Notice(NoticeKind.AT_CAP, {"channel": channel, "label": label, "max_ma": max_ma},
                   f"{max_ma:g} mA is the most your prescription allows on {label}")
 
 

@@ -258,12 +258,6 @@ class HomeApp(App):
         if self.link is not None:
             self.link.stop_now()
 
-    def command(self, name: str, *args) -> None:
-        """A command by its name (deprecated: kept for screens of other branches that still
-        pass names; use the typed methods above)."""
-        if self.link is not None:
-            self.link.command(name, *args)
-
     def _engine_event(self, kind: str, detail: dict) -> None:
         # Called from the engine's thread: only schedule work on the UI thread.
         if kind == "contraction_start":

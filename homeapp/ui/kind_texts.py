@@ -92,8 +92,8 @@ def refusal_text(reason: str, svc=None) -> str:
 
 # ------------------------------------------------------------------ notices (Session)
 def _cap(params: Params) -> Any:
-    # "max_ma" (the prescription's name); "cap_ma" and the rest: notices of older builds
-    for key in ("max_ma", "cap_ma", "cap", "limit"):
+    # "max_ma" (the prescription's name); "cap" and "limit": refusals as the log words them
+    for key in ("max_ma", "cap", "limit"):
         if key in params:
             return params[key]
     return None

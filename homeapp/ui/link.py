@@ -124,31 +124,6 @@ class EngineLink:
                 return None, [str(e)]
         self.submit(check, done=lambda result, _error: callback(*result))
 
-    #: The commands a screen may name (`call`, `command`): each the link's own method.
-    COMMANDS = ("start", "increase", "decrease", "restore", "pause", "resume", "acknowledge",
-                "set_param", "save_report", "check_now")
-
-    def command(self, name: str, *args, done: Done | None = None, **kwargs) -> None:
-        """A command by its name (one of COMMANDS; anything else is a ValueError).
-        Deprecated: screens call the typed methods (through the app's); this stays for
-        code of other branches that still passes names."""
-        method = {
-            "start": self.start, "increase": self.increase, "decrease": self.decrease,
-            "restore": self.restore, "pause": self.pause, "resume": self.resume,
-            "acknowledge": self.acknowledge, "set_param": self.set_param,
-            "save_report": self.save_report, "check_now": self.check_now,
-        }.get(name)
-        if method is None:
-            raise ValueError(f"{name!r} is not an engine command (one of {', '.join(self.COMMANDS)})")
-        method(*args, done=done, **kwargs)
-
-    def call(self, name: str, *args, done: Done | None = None, **kwargs) -> None:
-        """The older spelling of `command`; `call("note", kind, ...)` logs an event."""
-        if name == "note":
-            self.submit(self.engine.note, *args, done=done, **kwargs)
-            return
-        self.command(name, *args, done=done, **kwargs)
-
     # ------------------------------------------------------------------ STOP
     def stop_now(self, done: Done | None = None) -> None:
         """STOP: straight to the engine on the link's own stop thread, ahead of (and

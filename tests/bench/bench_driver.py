@@ -40,7 +40,7 @@ def figures() -> list[Figure]:
         compile_ms = (time.perf_counter() - t) * 1e3
         light = compile_cycle(LIGHT, pins)
         stim = Stimulator(pins=pins, clock=clock, host="127.0.0.1", port=server.port,
-                          caps_ma=(60.0, 60.0), use_button=False)
+                          max_ma=(60.0, 60.0), use_button=False)
         try:
             cold_ms, cold_bytes, cold_own_ms = [], [], []
             for _ in range(10):

@@ -46,7 +46,7 @@ def figures() -> list[Figure]:
     lines = (pins.enable, pins.ch0_a, pins.ch0_b, pins.ch1_a, pins.ch1_b)
     try:
         stim = Stimulator(pins=pins, clock=clock, host="127.0.0.1", port=server.port,
-                          caps_ma=(60.0, 60.0))
+                          max_ma=(60.0, 60.0))
         told = threading.Event()
         told_at = [0.0]
 
