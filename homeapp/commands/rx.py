@@ -246,15 +246,10 @@ def apply_set(data: dict, assignment: str) -> None:
 
 
 def _new_id(old_id: str, today: dt.date) -> str:
-    """`rx-knee-20261120` from `rx-knee-20261001` (the date part replaced), else
-    `OLD-YYYYMMDD`; never the old id itself (`rx-knee-20261120-2` on the same day)."""
-    m = re.match(r"^(.*?)-([0-9]{8})(?:-([0-9]+))?$", old_id)
-    stem = m.group(1) if m else old_id
-    new = f"{stem}-{today:%Y%m%d}"
-    if new == old_id or (m and m.group(2) == f"{today:%Y%m%d}"):
-        n = int(m.group(3)) if m and m.group(3) else 1
-        new = f"{stem}-{today:%Y%m%d}-{n + 1}"
-    return new
+    """The next prescription's id, as the clinic's program editor makes it
+    (schedules.progression.new_id)."""
+    from schedules.progression import new_id
+    return new_id(old_id, today)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
