@@ -1,22 +1,19 @@
 """Why a session may not start now, as Home shows it before the patient touches START.
 
 Home asks the engine's own check (`Engine.start_refusals`) on an engine that is never
-started, so Home and the engine never disagree. Two things are added for the screen:
-each schedule refusal carries the rule it comes from (`schedules.adherence.schedule_blocks`)
-so it can be said in the patient's language, and a log that cannot take a new session
+started, so Home and the engine never disagree (each schedule refusal carries the rule it
+comes from, `schedules.adherence.schedule_blocks`, so it is said in the patient's
+language). One thing is added for the screen: a log that cannot take a new session
 (`Store.write_problem`) is a refusal too. No electrode contact is not one here: the pads
 go on in Preparation, which checks them.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from schedules.adherence import ended_early_by_safety_stop, schedule_blocks
-
 from . import store as store_module
-from .state import Reason, RefusalKind
+from .state import Reason
 
 if TYPE_CHECKING:  # types only
     from schedules.model import Prescription
@@ -54,29 +51,10 @@ class StartCheck:
         engine = self._engine_for(rx)
         reasons = [r for r in engine.start_refusals(caregiver_unlocked=caregiver_unlocked)
                    if r.kind not in LEFT_TO_PREPARATION]
-        if any(r.kind == RefusalKind.SCHEDULE for r in reasons):
-            reasons = self._with_rules(engine, reasons)
         problem = _log_problem(self.device.store)
         if problem:
             reasons.append(Reason(f"the log cannot be written: {problem}", "log", why=problem))
         return reasons
-
-    @staticmethod
-    def _with_rules(engine: Engine, reasons: list[Reason]) -> list[Reason]:
-        """The engine's schedule reasons, each with its rule (matched by its sentence)."""
-        starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
-                  for s in engine.store.sessions()
-                  if s["prescription_id"] == engine.rx.id and not ended_early_by_safety_stop(s)]
-        by_text = {b.reason: b for b in schedule_blocks(engine.rx, starts, now=engine.wall_clock())}
-        out = []
-        for r in reasons:
-            block = by_text.get(str(r)) if r.kind == "schedule" else None
-            if block is None:
-                out.append(r)
-            else:
-                out.append(Reason(str(r), "schedule", rule=block.rule, at=block.at,
-                                  count=block.count, allowed=block.allowed))
-        return out
 
 
 def _log_problem(store: Store) -> str | None:
