@@ -597,6 +597,15 @@ class Store:
         with self._lock:
             return self._session_dict(self._require_session(session_id), full=True)
 
+    def session_spans(self, prescription_id: str) -> list[dict[str, Any]]:
+        """`id`, `started_at`, `ended_at` (None while open) and `status` of this prescription's
+        sessions, oldest first, as `sessions()` gives them but from one query: the start
+        check asks for them every second while Home is shown."""
+        with self._lock:
+            return list(self.db["sessions"].rows_where(
+                "prescription_id = ?", [prescription_id], order_by="started_at, rowid",
+                select="id, prescription_id, started_at, ended_at, status"))
+
     def session_starts(self, prescription_id: str | None = None) -> list[tuple[dt.datetime, str]]:
         """(started_at, status) of every session, oldest first, for schedule checks;
         a session still running has status `open`."""

@@ -117,8 +117,8 @@ class StartPolicy:
                 for b in schedule_blocks(self.rx, starts, now=now_wall)]
 
     def earlier_sessions(self) -> list[dict[str, Any]]:
-        """This prescription's sessions in the log, oldest first."""
-        return [s for s in self.store.sessions() if s["prescription_id"] == self.rx.id]
+        """This prescription's sessions in the log, oldest first (id, times, status)."""
+        return self.store.session_spans(self.rx.id)
 
     def record_refused(self, reasons: Sequence[str]) -> None:
         """The refused start, as a device event of the log."""

@@ -33,6 +33,9 @@ class FakeStore:
     def sessions(self):
         return list(self._sessions)
 
+    def session_spans(self, prescription_id):
+        return [s for s in self._sessions if s["prescription_id"] == prescription_id]
+
     def pin_state(self, role):
         return 0, None          # no wrong PINs, no lockout
 
