@@ -39,3 +39,20 @@ def sim(pin_map, virtual_clock):
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "homeapp.db"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the whole run (tests/clinic/pg.py: a cluster in a
+    temporary directory, run as the postgres user on a free port), shared by the clinic's
+    and the clinician pages' tests; skipped where PostgreSQL is not installed."""
+    from tests.clinic.pg import PostgresServer, PostgresUnavailable
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as e:
+        pytest.skip(str(e))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

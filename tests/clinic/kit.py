@@ -20,6 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long test password"
 
 
+def write_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway certificate authority (trustme) and a server certificate for localhost
+    and 127.0.0.1 in `folder`: (cert chain PEM, key PEM, the CA's PEM)."""
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    chain, key, ca_pem = folder / "server.pem", folder / "server.key", folder / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    with open(chain, "wb") as f:
+        for blob in cert.cert_chain_pems:
+            f.write(blob.bytes())
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return chain, key, ca_pem
+
+
 def env() -> dict[str, str]:
     out = dict(os.environ)
     out["PYTHONPATH"] = str(ROOT) + os.pathsep + out.get("PYTHONPATH", "")

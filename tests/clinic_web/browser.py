@@ -156,14 +156,5 @@ def browser(chromium_path):
 @pytest.fixture(scope="session")
 def web_tls(tmp_path_factory):
     """(cert chain PEM, key PEM, CA PEM) of a throwaway CA for a server on localhost."""
-    import trustme
-    ca = trustme.CA()
-    folder = tmp_path_factory.mktemp("web-tls")
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    chain, key, ca_pem = folder / "server.pem", folder / "server.key", folder / "ca.pem"
-    cert.private_key_pem.write_to_path(str(key))
-    with open(chain, "wb") as f:
-        for blob in cert.cert_chain_pems:
-            f.write(blob.bytes())
-    ca.cert_pem.write_to_path(str(ca_pem))
-    return chain, key, ca_pem
+    from tests.clinic.kit import write_tls_files
+    return write_tls_files(tmp_path_factory.mktemp("web-tls"))

@@ -27,16 +27,8 @@ NO_ED25519 = """
 
 
 def _tls(folder: Path) -> tuple[Path, Path, Path]:
-    import trustme
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    chain, key, ca_pem = folder / "server.pem", folder / "server.key", folder / "ca.pem"
-    cert.private_key_pem.write_to_path(str(key))
-    with open(chain, "wb") as f:
-        for blob in cert.cert_chain_pems:
-            f.write(blob.bytes())
-    ca.cert_pem.write_to_path(str(ca_pem))
-    return chain, key, ca_pem
+    from tests.clinic.kit import write_tls_files
+    return write_tls_files(folder)
 
 
 def make(out: Path) -> list[Path]:

@@ -1,5 +1,4 @@
-"""The patient list on PostgreSQL (a throwaway server, as the clinic's own tests start
-one): the digests and cached rows use that database's own upsert and row locks, and give
+"""The patient list on PostgreSQL (the run's throwaway server, tests/conftest.py): the digests and cached rows use that database's own upsert and row locks, and give
 the same rows as on SQLite for the same demo clinic."""
 from __future__ import annotations
 
@@ -10,20 +9,6 @@ import pytest
 from clinic.db import migrate, open_engine
 from clinic.service import Clinic
 from clinic.web import demo, overview
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    from tests.clinic.pg import PostgresServer, PostgresUnavailable
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as e:
-        pytest.skip(str(e))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _clinic(url: str) -> Clinic:
