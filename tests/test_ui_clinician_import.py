@@ -17,7 +17,7 @@ if not os.environ.get("DISPLAY"):
     pytest.skip("the touchscreen tests need a display (make test runs them under Xvfb)",
                 allow_module_level=True)
 
-from tests.uitools import texts, write_rx  # noqa: E402
+from tests.uitools import shots, texts, write_rx  # noqa: E402
 from tests.uikit import ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy
@@ -31,21 +31,6 @@ def small(ui):
     ui.pump(0.1)
     yield ui
     ui.window.size = size
-
-
-def shots(u, name):
-    folder = os.environ.get("HOMEAPP_SHOTS")
-    if not folder:
-        return
-    for lang in ("en", "sv"):
-        u.app.set_language(lang)
-        u.pump(0.2)
-        path = os.path.join(folder, f"{name}-{lang}.png")
-        got = u.window.screenshot(path)
-        if got and got != path:
-            os.replace(got, path)       # Kivy numbers the file it writes
-    u.app.set_language("en")
-    u.pump(0.1)
 
 
 def _clinic(u, stick):

@@ -16,32 +16,11 @@ if not os.environ.get("DISPLAY"):
                 allow_module_level=True)
 
 import homeapp.store as store_mod  # noqa: E402
-from tests.uitools import UI, texts  # noqa: E402
+from tests.uitools import UI, shots, texts  # noqa: E402
 from homeapp.ui.widgets import Dot  # noqa: E402
 from tests.uikit import ui  # noqa: E402,F401  (ui is a fixture)
 
 pytestmark = pytest.mark.kivy
-
-
-def shots(u, name):
-    """Home at the device's 800 x 480, in English and Swedish, when HOMEAPP_SHOTS is set."""
-    folder = os.environ.get("HOMEAPP_SHOTS")
-    if not folder:
-        return
-    size = u.window.size
-    u.window.size = (800, 480)
-    try:
-        for lang in ("en", "sv"):
-            u.app.set_language(lang)
-            u.pump(0.2)
-            path = os.path.join(folder, f"{name}-{lang}.png")
-            got = u.window.screenshot(path)
-            if got and got != path:
-                os.replace(got, path)       # Kivy numbers the file it writes
-        u.app.set_language("en")
-    finally:
-        u.window.size = size
-        u.pump(0.1)
 
 
 def _home(u):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -149,3 +150,24 @@ def texts(widget) -> list[str]:
         if isinstance(w, Label) and w.text and w.get_root_window() is not None:
             out.append(w.text)
     return out
+
+
+def shots(u, name):
+    """The screen at the device's 800 x 480, in English and Swedish, when HOMEAPP_SHOTS is set."""
+    folder = os.environ.get("HOMEAPP_SHOTS")
+    if not folder:
+        return
+    size = u.window.size
+    u.window.size = (800, 480)
+    try:
+        for lang in ("en", "sv"):
+            u.app.set_language(lang)
+            u.pump(0.2)
+            path = os.path.join(folder, f"{name}-{lang}.png")
+            got = u.window.screenshot(path)
+            if got and got != path:
+                os.replace(got, path)       # Kivy numbers the file it writes
+        u.app.set_language("en")
+    finally:
+        u.window.size = size
+        u.pump(0.1)
