@@ -94,11 +94,14 @@ def test_touching_a_day_shows_its_sessions_in_both_languages(ui):
         ui.tap(view.close)
         assert hist.day_view is None
         ui.app.set_language("sv")
+        ui.pump(0.3)   # the closed view gone, the screens drawn anew in the new language
         other = next(c for c in hist.calendar._cells if c.day is not None and c.day != today)
         ui.tap(other)
         assert hist.day_view.text.text == "Inget pass den här dagen."
         assert re.fullmatch(r"\w+dag \d+ \w+ \d{4}", hist.day_view.title.text), hist.day_view.title.text
         ui.tap(hist.day_view.close)
+        ui.pump(0.3)   # until the closed view has gone: while it fades it still takes touches
+        cell = next(c for c in hist.calendar._cells if c.day == today)
         ui.tap(cell)
         assert "Passet stoppades" in hist.day_view.text.text or "stopp" in hist.day_view.text.text.lower()
         ui.tap(hist.day_view.close)
