@@ -80,10 +80,8 @@ class SessionLog:
         session aborted within its first minutes does not use up the day's session."""
         if self.store is None or rx is None:
             return self.session_starts(rx.id if rx is not None else None)
-        from schedules.adherence import ended_early_by_safety_stop
-        return [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
-                for s in self.store.sessions()
-                if s["prescription_id"] == rx.id and not ended_early_by_safety_stop(s)]
+        from schedules.adherence import counted_starts
+        return counted_starts(self.store.session_spans(rx.id))
 
     def _weeks(self, rx: Any) -> list:
         from schedules.adherence import weekly_adherence

@@ -267,3 +267,11 @@ def ended_early_by_safety_stop(session: dict) -> bool:
     """Ended `aborted` (e-stop, fault, electrode lost) within EARLY_ABORT_S of its start."""
     ran_s = session_ran_s(session)
     return session["status"] == "aborted" and ran_s is not None and ran_s <= EARLY_ABORT_S
+
+
+def counted_starts(sessions: Sequence[dict]) -> list[SessionStart]:
+    """(started_at, status) of the logged `sessions` (export shape: `started_at`,
+    `ended_at`, `status`) that count against the schedule: all but those
+    `ended_early_by_safety_stop`."""
+    return [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
+            for s in sessions if not ended_early_by_safety_stop(s)]

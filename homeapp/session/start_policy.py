@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from homeapp.ports import Board, BoardFault, Store
 from homeapp.state import DeviceEventKind, Reason, RefusalKind
-from schedules.adherence import ended_early_by_safety_stop, schedule_blocks
+from schedules.adherence import counted_starts, schedule_blocks
 from schedules.model import Prescription
 from schedules.signing import SIGNATURE_FIELD, SignatureError, TrustStore, verify_prescription
 
@@ -110,8 +110,7 @@ class StartPolicy:
         return []
 
     def schedule_refusals(self, now_wall: dt.datetime) -> list[Reason]:
-        starts = [(dt.datetime.fromisoformat(s["started_at"]), s["status"])
-                  for s in self.earlier_sessions() if not ended_early_by_safety_stop(s)]
+        starts = counted_starts(self.earlier_sessions())
         # each with the rule it comes from, so a screen can say it in the patient's words
         return [Reason(b.reason, RefusalKind.SCHEDULE, rule=b.rule, at=b.at, count=b.count, allowed=b.allowed)
                 for b in schedule_blocks(self.rx, starts, now=now_wall)]
