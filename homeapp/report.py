@@ -868,7 +868,9 @@ def _rx_lines(p: Mapping[str, Any] | None, lang: str = DEFAULT_LANGUAGE) -> list
     return lines
 
 
-_REASONS = ("stopped by the patient", "stopped by the caregiver", "stopped by the clinician", "e-stop pressed")
+#: The engine's fixed words for how a session ended (homeapp/engine.py's `_finish` reasons).
+_REASONS = ("stopped by the patient", "stopped by the caregiver", "stopped by the clinician", "e-stop pressed",
+            "fault")
 
 
 def ended_text(row: SessionRow, lang: str = DEFAULT_LANGUAGE) -> str:
@@ -883,7 +885,11 @@ def ended_text(row: SessionRow, lang: str = DEFAULT_LANGUAGE) -> str:
     if not row.ended.startswith(prefix):
         return status
     reason = row.ended[len(prefix):]
-    return _t(lang, "{status}: {reason}", status=status, reason=_t(lang, reason) if reason in _REASONS else reason)
+    if reason in _REASONS:
+        reason = _t(lang, reason)
+    elif reason.startswith("fault: "):      # the board's own message follows, as logged
+        reason = _t(lang, "fault") + reason[len("fault"):]
+    return _t(lang, "{status}: {reason}", status=status, reason=reason)
 
 
 def _status_text(bundle: Bundle, verified: bool | None, problems: list[str],

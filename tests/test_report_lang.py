@@ -209,3 +209,20 @@ def test_adherence_in_english_is_what_schedules_says(adherence):
     a = PeriodAdherence(**adherence)
     assert (adherence_text(a), adherence_period(a)) == (a.describe(), a.period)
     assert english_left([adherence_text(a, "sv"), adherence_period(a, "sv")]) == set()
+
+
+@pytest.mark.parametrize("status, ended, swedish", [
+    ("stopped", "stopped: stopped by the patient", "stoppat: stoppat av patienten"),
+    ("aborted", "aborted: e-stop pressed", "avbrutet: nödstopp tryckt"),
+    ("aborted", "aborted: fault: board reports over-current", "avbrutet: fel: board reports over-current"),
+    ("aborted", "aborted: fault", "avbrutet: fel"),
+    ("stopped", "stopped: paused too long", "stoppat: paused too long"),    # not one of the engine's fixed words
+    ("interrupted", "interrupted (the app stopped during the session)", "avbrutet (appen stannade under passet)"),
+    ("completed", "completed", "genomfört"),
+])
+def test_how_a_session_ended_in_swedish(status, ended, swedish):
+    from homeapp.report import SessionRow, ended_text
+    row = SessionRow(session_id="s", started=dt.datetime(2026, 3, 2, 9, tzinfo=UTC), duration_min=1.0,
+                     peak_ma=(20.0,), done=1, planned=1, pain=None, effort=None, comment=None, status=status,
+                     ended=ended, problems=())
+    assert ended_text(row, "sv") == swedish and ended_text(row) == ended
