@@ -1,10 +1,13 @@
 """The patient page's chart and the review's PDF in the reader's language (the header's
 switch): a Swedish reader gets a Swedish chart (kept under its own key beside the English
-one) and a Swedish PDF, both drawn by homeapp/report.py."""
+one) and a Swedish PDF, both drawn by homeapp/report.py; the prescription's channels are
+numbered from 1, as in the program editor and on the device."""
 from __future__ import annotations
 
 import datetime as dt
+import html as h
 import json
+import re
 
 import pytest
 
@@ -97,3 +100,14 @@ def test_the_swedish_patient_page_starts_the_swedish_chart(made_app):
     png = web.get(f"/patients/DEMO-003/review.png?from={first}&to={today}")
     assert charts.drawn == drawn + 1     # the page's own drawing, in Swedish, is what the browser gets
     assert png.content == review_png(_review(app, "DEMO-003", first, today).review, lang="sv")
+
+
+@pytest.mark.parametrize("lang, word", [("en", "Channel"), ("sv", "Kanal")])
+def test_the_patient_page_numbers_channels_from_1_like_the_editor(made_app, lang, word):
+    app, _ = made_app
+    web = _web(app, lang)
+    page = h.unescape(web.get("/patients/DEMO-001").text)
+    rx = page[page.index('<ul class="rx">'):page.index("</ul>", page.index('<ul class="rx">'))]
+    assert re.findall(rf"{word} (\d) \(", rx) == ["1", "2"], rx
+    editor = h.unescape(web.get("/patients/DEMO-001/program").text)
+    assert f"{word} 1" in editor and f"{word} 2" in editor and f"{word} 0" not in editor
