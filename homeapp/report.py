@@ -19,6 +19,11 @@ own words, what went wrong, what was prescribed. Plots are matplotlib (Agg backe
 display, no network), embedded as base64 PNG. Every string from the bundle is HTML-escaped:
 a bundle is data, never markup.
 
+Languages: the page, the charts and the PDF take `lang` ("en", the default, or "sv"); every
+text they show is in homeapp/report_texts.py, month and weekday names included (never the
+machine's locale). The plain data (`Review`, `Flag.reason` of `review.flags`) stays English;
+`review_flags(review, lang=...)` words the flags again in another language.
+
 Where the issue is silent:
 - Days are the local days of the machine making the report (bundles store UTC).
 - Adherence follows `schedules.adherence` (completed sessions only, at most the daily limit
@@ -477,12 +482,14 @@ class ChainBroken(BundleError):
 def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.PathLike[str],
                  device_public_key: Ed25519PublicKey | None = None,
                  out_pdf: str | os.PathLike[str] | None = None,
-                 tz: dt.tzinfo | None = None) -> ReportResult:
-    """Verify the bundle, then write the HTML page (and the PDF page). Raises
+                 tz: dt.tzinfo | None = None, lang: str = DEFAULT_LANGUAGE) -> ReportResult:
+    """Verify the bundle, then write the HTML page (and the PDF page), in `lang` ("en",
+    "sv"; ValueError for another, before anything is read). Raises
     bundle.BundleError when the file is not a bundle, and ChainBroken (nothing written)
     when, without a device key, its hash chain shows records changed, removed or
     inserted. With the key, a bundle that fails verification still gets its report, with
     the problems at the top."""
+    check_language(lang)
     bundle = read_bundle(bundle_path)
     if device_public_key is None:
         chain_problems = verify_bundle(bundle, None)
@@ -494,17 +501,17 @@ def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.Path
     verified = None if device_public_key is None else not problems
     data = review_of_bundle(bundle, tz=tz)
 
-    png_b64 = base64.b64encode(review_png(data)).decode("ascii")
+    png_b64 = base64.b64encode(review_png(data, lang=lang)).decode("ascii")
 
     page = _html(bundle, data, verified=verified, problems=problems, png_b64=png_b64,
-                 source_name=Path(bundle_path).name)
+                 source_name=Path(bundle_path).name, lang=lang)
     out_html = Path(out_html)
     out_html.write_text(page, encoding="utf-8")
 
     pdf_path = None
     if out_pdf is not None:
         pdf_path = Path(out_pdf)
-        _pdf(pdf_path, bundle, data, verified=verified, problems=problems)
+        _pdf(pdf_path, bundle, data, verified=verified, problems=problems, lang=lang)
     return ReportResult(out_html, pdf_path, verified, problems, len(data.sessions))
 
 
@@ -951,12 +958,17 @@ def _fmt_num(x: float | None, digits: int = 0, unit: str = "") -> str:
     return text + unit
 
 
-def _session_table(d: Review) -> str:
+def _escape(text: str) -> str:
+    """Text for an element's content or a double-quoted attribute (an apostrophe stays one)."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
+
+
+def _session_table(d: Review, lang: str = DEFAULT_LANGUAGE) -> str:
     """The sessions, newest first, worrying ones shaded, the patient's words in full."""
-    e = html.escape
+    e = _escape
     rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
     n_ch = max([len(r.peak_ma) for r in d.rows] + [1])
-    heads = "".join(f"<th>highest ch {i + 1}"
+    heads = "".join(f"<th>{e(_t(lang, 'highest ch {n}', n=i + 1))}"
                     + (f" ({e(str(rx_channels[i].get('label', '')))})" if i < len(rx_channels) else "") + "</th>"
                     for i in range(n_ch))
     body = []
@@ -966,40 +978,47 @@ def _session_table(d: Review) -> str:
         pain_cls = ' class="n red"' if r.pain is not None and r.pain >= PAIN_HIGH else ' class="n"'
         ended_cls = ' class="red"' if (r.status in ("aborted", "interrupted")
                                        or any(k in ("estop", "fault", "watchdog", "lead_off") for k in r.problems)) else ""
-        extra = [INCIDENT_KINDS[k] for k in dict.fromkeys(r.problems)
-                 if k != "refused" and INCIDENT_KINDS[k] not in r.ended]
-        ended = r.ended + (f" ({', '.join(extra)})" if extra else "")
+        ended = ended_text(r, lang)
+        extra = [_t(lang, INCIDENT_KINDS[k]) for k in dict.fromkeys(r.problems)
+                 if k != "refused" and _t(lang, INCIDENT_KINDS[k]) not in ended]
+        ended = ended + (f" ({', '.join(extra)})" if extra else "")
         row_cls = ' class="worry"' if r.worrying else ""
+        started = f"{WEEKDAYS[lang][r.started.weekday()]} {r.started:%Y-%m-%d %H:%M}"
         body.append(
-            f'<tr{row_cls}><td>{e(r.started.strftime("%a %Y-%m-%d %H:%M"))}</td>'
+            f'<tr{row_cls}><td>{e(started)}</td>'
             f'<td class="n">{_fmt_num(r.duration_min, 1, " min")}</td>{peaks}'
-            f'<td class="n">{r.done} of {r.planned}</td><td{pain_cls}>{_fmt_num(r.pain)}</td>'
+            f'<td class="n">{e(_t(lang, "{done} of {planned}", done=r.done, planned=r.planned))}</td>'
+            f'<td{pain_cls}>{_fmt_num(r.pain)}</td>'
             f'<td class="n">{_fmt_num(r.effort)}</td>'
             f'<td class="comment">{e(r.comment) if r.comment else ""}</td><td{ended_cls}>{e(ended)}</td></tr>')
     if not body:
-        body = ['<tr><td colspan="9">no sessions</td></tr>']
-    return (f'<div class="scroll"><table><tr><th>date</th><th>duration</th>{heads}<th>contractions</th>'
-            f'<th>pain</th><th>effort</th><th>patient\'s comment</th><th>how it ended</th></tr>'
-            + "".join(body) + "</table></div>")
+        body = [f'<tr><td colspan="9">{e(_t(lang, "no sessions"))}</td></tr>']
+    head = "".join(f"<th>{e(_t(lang, h))}</th>" for h in ("date", "duration"))
+    tail = "".join(f"<th>{e(_t(lang, h))}</th>" for h in ("contractions", "pain", "effort", "patient's comment",
+                                                          "how it ended"))
+    return f'<div class="scroll"><table><tr>{head}{heads}{tail}</tr>' + "".join(body) + "</table></div>"
 
 
 def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str], png_b64: str,
-          source_name: str) -> str:
-    e = html.escape
+          source_name: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    e = _escape
     sm = _summary(d)
-    css_class, headline = _status_text(bundle, verified, problems)
+    css_class, headline = _status_text(bundle, verified, problems, lang)
     shown = problems[:12]
     problem_list = ("<ul>" + "".join(f"<li>{e(p)}</li>" for p in shown)
-                    + (f"<li>… and {len(problems) - len(shown)} more</li>" if len(problems) > len(shown) else "")
+                    + (f"<li>{e(_t(lang, '… and {n} more', n=len(problems) - len(shown)))}</li>"
+                       if len(problems) > len(shown) else "")
                     + "</ul>") if problems else ""
-    flag_kinds = {f.kind for f in d.flags}
-    if d.flags:
-        flags = ('<div class="flags"><h2>Needs attention</h2><ul>'
-                 + "".join(f"<li>{e(f.reason)}</li>" for f in d.flags) + "</ul></div>")
+    flags_shown = d.flags if lang == DEFAULT_LANGUAGE else review_flags(d, lang=lang)
+    flag_kinds = {f.kind for f in flags_shown}
+    if flags_shown:
+        flags = (f'<div class="flags"><h2>{e(_t(lang, "Needs attention"))}</h2><ul>'
+                 + "".join(f"<li>{e(f.reason)}</li>" for f in flags_shown) + "</ul></div>")
     else:
-        flags = ('<div class="flags none"><h2>Nothing flagged</h2>No pain of '
-                 f'{PAIN_HIGH}/10 or more, no rising pain, adherence not under {100 * ADHERENCE_LOW:.0f}%, '
-                 'no e-stop, fault or electrode problem.</div>')
+        flags = (f'<div class="flags none"><h2>{e(_t(lang, "Nothing flagged"))}</h2>'
+                 + e(_t(lang, "No pain of {high}/10 or more, no rising pain, adherence not under {threshold}%, "
+                              "no e-stop, fault or electrode problem.", high=PAIN_HIGH,
+                        threshold=f"{100 * ADHERENCE_LOW:.0f}")) + "</div>")
 
     def kpi(value: str, label: str, alert: bool = False) -> str:
         return f'<div class="kpi{" alert" if alert else ""}"><b>{e(value)}</b><span>{e(label)}</span></div>'
@@ -1007,63 +1026,79 @@ def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[st
     faults = sm.incidents["fault"] + sm.incidents["watchdog"]
     a, ar = d.adherence, d.adherence_recent
     kpis = "".join([
-        kpi(str(len(d.sessions)), f"sessions ({sm.counts['completed']} completed)"),
-        kpi(a.describe(), f"adherence {a.period}", "adherence_low" in flag_kinds),
-        kpi(ar.describe(), f"adherence {ar.period} (last 4 weeks)",
+        kpi(str(len(d.sessions)), _t(lang, "sessions ({n} completed)", n=sm.counts["completed"])),
+        kpi(adherence_text(a, lang), _t(lang, "adherence {period}", period=adherence_period(a, lang)),
+            "adherence_low" in flag_kinds),
+        kpi(adherence_text(ar, lang), _t(lang, "adherence {period} (last 4 weeks)", period=adherence_period(ar, lang)),
             ar.ratio is not None and ar.ratio < ADHERENCE_LOW and ar.days >= ADHERENCE_MIN_DAYS),
-        kpi(str(sm.counts["stopped"]), "stopped early"),
-        kpi(str(sm.counts["aborted"] + sm.counts["interrupted"]), "aborted / interrupted",
+        kpi(str(sm.counts["stopped"]), _t(lang, "stopped early")),
+        kpi(str(sm.counts["aborted"] + sm.counts["interrupted"]), _t(lang, "aborted / interrupted"),
             sm.counts["aborted"] + sm.counts["interrupted"] > 0),
-        kpi(str(sm.incidents["estop"]), "e-stops", sm.incidents["estop"] > 0),
-        kpi(str(faults), "faults", faults > 0),
-        kpi(str(sm.incidents["lead_off"]), "electrode problems", sm.incidents["lead_off"] > 0),
-        kpi(str(sm.incidents["refused"]), "refused requests"),
+        kpi(str(sm.incidents["estop"]), _t(lang, "e-stops"), sm.incidents["estop"] > 0),
+        kpi(str(faults), _t(lang, "faults"), faults > 0),
+        kpi(str(sm.incidents["lead_off"]), _t(lang, "electrode problems"), sm.incidents["lead_off"] > 0),
+        kpi(str(sm.incidents["refused"]), _t(lang, "refused requests")),
     ])
-    pain_label = (f"pain 0-10: {d.pain.how}" if d.pain else "pain 0-10, mean")
-    effort_label = (f"effort (Borg CR10): {d.effort.how}" if d.effort else "effort (Borg CR10), mean")
-    kpis2 = (kpi(_trend(d.pain, d.rows, "pain"), pain_label, bool({"pain_rising", "pain_high"} & flag_kinds))
-             + kpi(_trend(d.effort, d.rows, "effort"), effort_label))
+    pain_label = (_t(lang, "pain 0-10: {how}", how=d.pain.how_in(lang)) if d.pain else _t(lang, "pain 0-10, mean"))
+    effort_label = (_t(lang, "effort (Borg CR10): {how}", how=d.effort.how_in(lang)) if d.effort
+                    else _t(lang, "effort (Borg CR10), mean"))
+    kpis2 = (kpi(_trend(d.pain, d.rows, "pain", lang), pain_label, bool({"pain_rising", "pain_high"} & flag_kinds))
+             + kpi(_trend(d.effort, d.rows, "effort", lang), effort_label))
     recent = sorted(d.incidents, key=lambda i: i[0], reverse=True)[:12]
     incident_rows = "".join(
-        f"<tr><td>{e(w.strftime('%Y-%m-%d %H:%M'))}</td><td>{e(INCIDENT_KINDS.get(k, k))}</td>"
+        f"<tr><td>{e(w.strftime('%Y-%m-%d %H:%M'))}</td>"
+        f"<td>{e(_t(lang, INCIDENT_KINDS[k]) if k in INCIDENT_KINDS else k)}</td>"
         f"<td>{e(sid)}</td><td>{e(det)}</td></tr>" for w, sid, k, det in recent) \
-        or "<tr><td colspan=4>none</td></tr>"
-    rx_rows = "".join(f"<tr><td>{e(line)}</td></tr>" for line in _rx_lines(d.rx_in_force))
+        or f"<tr><td colspan=4>{e(_t(lang, 'none'))}</td></tr>"
+    rx_rows = "".join(f"<tr><td>{e(line)}</td></tr>" for line in _rx_lines(d.rx_in_force, lang))
     others = [p for p in d.prescriptions if p is not d.rx_in_force]
-    other_rx = (f"<p>Also in this bundle: {e(', '.join(sorted({str(_rx_source(p).get('id')) for p in others})))}</p>"
-                if others else "")
+    other_ids = ", ".join(sorted({str(_rx_source(p).get("id")) for p in others}))
+    other_rx = f"<p>{e(_t(lang, 'Also in this bundle: {ids}', ids=other_ids))}</p>" if others else ""
     created = bundle.header.get("created_at") or "?"
     since = bundle.header.get("since")
     patient = d.patient_id
+    period = d.period_in(lang)
+    since_text = _t(lang, "(sessions since {since})", since=since) if since else _t(lang, "(whole log)")
+    sub = _t(lang, "Sessions {period} · bundle {name} made {created}", period=period, name=source_name,
+             created=str(created))
+    headings = {k: e(_t(lang, k)) for k in ("Prescription in force", "Latest incidents", "when", "what", "session",
+                                           "detail")}
+    alt = _t(lang, "calendar and weekly sessions, session duration and contractions, intensity per channel, "
+                   "pain and effort, incidents")
+    incidents_head = "".join(f"<th>{headings[k]}</th>" for k in ("when", "what", "session", "detail"))
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>NMES review: {e(patient)}, {e(d.period)}</title>
+<title>{e(_t(lang, "NMES review: {patient}, {period}", patient=patient, period=period))}</title>
 <style>{_CSS}</style></head>
 <body>
-<h1>NMES home training review: patient {e(patient)}</h1>
-<div class="sub">Sessions {e(d.period)} · bundle {e(source_name)} made {e(str(created))}
-{'(sessions since ' + e(str(since)) + ')' if since else '(whole log)'} · device key {e(str(bundle.device_key_id))}</div>
+<h1>{e(_t(lang, "NMES home training review: patient {patient}", patient=patient))}</h1>
+<div class="sub">{e(sub)}
+{e(since_text)} · {e(_t(lang, "device key {key}", key=str(bundle.device_key_id)))}</div>
 <div class="banner {css_class}">{e(headline)}{problem_list}</div>
 {flags}
 <div class="kpis">{kpis}</div>
 <div class="kpis">{kpis2}</div>
-<img alt="calendar and weekly sessions, session duration and contractions, intensity per channel, pain and effort, incidents"
+<img alt="{e(alt)}"
  src="data:image/png;base64,{png_b64}">
-<h2>Sessions, newest first (shaded: pain {PAIN_HIGH}/10 or more, e-stop, fault or electrode problem)</h2>
-{_session_table(d)}
+<h2>{e(_t(lang, "Sessions, newest first (shaded: pain {high}/10 or more, e-stop, fault or electrode problem)",
+          high=PAIN_HIGH))}</h2>
+{_session_table(d, lang)}
 <div class="cols">
-<div><h2>Prescription in force</h2><table>{rx_rows}</table>{other_rx}</div>
-<div><h2>Latest incidents</h2><table><tr><th>when</th><th>what</th><th>session</th><th>detail</th></tr>
+<div><h2>{headings["Prescription in force"]}</h2><table>{rx_rows}</table>{other_rx}</div>
+<div><h2>{headings["Latest incidents"]}</h2><table><tr>{incidents_head}</tr>
 {incident_rows}</table></div>
 </div>
-<div class="foot">Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer
-that made this report. Adherence: completed sessions of those due, from the prescription's first day
-(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the
-prescription's daily limit counts a day, so it never exceeds 100%. Pain and effort compare windows
-that share no session. Check the device key id above against the one recorded when the device was set up.</div>
+<div class="foot">{e(_t(lang, _FOOT))}</div>
 </body></html>
 """
+
+
+_FOOT = ("Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer\n"
+         "that made this report. Adherence: completed sessions of those due, from the prescription's first day\n"
+         "(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the\n"
+         "prescription's daily limit counts a day, so it never exceeds 100%. Pain and effort compare windows\n"
+         "that share no session. Check the device key id above against the one recorded when the device was set up.")
 
 
 # --- PDF -------------------------------------------------------------------------------

@@ -152,6 +152,65 @@ SV: dict[str, str] = {
     "{label}: {minutes} min, {hz} Hz, {pulse} µs, on {on} s / off {off} s, ramps {up}/{down} s, {pattern}":
         "{label}: {minutes} min, {hz} Hz, {pulse} µs, på {on} s / av {off} s, ramper {up}/{down} s, {pattern}",
     "block": "block",
+    # the HTML page (`homeapp report`)
+    "NMES review: {patient}, {period}": "NMES-översikt: {patient}, {period}",
+    "NMES home training review: patient {patient}": "NMES-hemträning, översikt: patient {patient}",
+    "Sessions {period} · bundle {name} made {created}": "Pass {period} · loggpaket {name} skapat {created}",
+    "(sessions since {since})": "(pass sedan {since})",
+    "(whole log)": "(hela loggen)",
+    "device key {key}": "enhetsnyckel {key}",
+    "… and {n} more": "… och {n} till",
+    "Needs attention": "Behöver uppmärksamhet",
+    "Nothing flagged": "Inget flaggat",
+    "No pain of {high}/10 or more, no rising pain, adherence not under {threshold}%, no e-stop, fault or "
+    "electrode problem.":
+        "Ingen smärta på {high}/10 eller mer, ingen ökande smärta, följsamhet inte under {threshold} %, "
+        "inget nödstopp, fel eller elektrodproblem.",
+    "sessions ({n} completed)": "pass ({n} genomförda)",
+    "adherence {period}": "följsamhet {period}",
+    "adherence {period} (last 4 weeks)": "följsamhet {period} (senaste 4 veckorna)",
+    "stopped early": "stoppade i förtid",
+    "aborted / interrupted": "avbrutna",
+    "e-stops": "nödstopp",
+    "faults": "fel",
+    "electrode problems": "elektrodproblem",
+    "refused requests": "nekade begäranden",
+    "pain 0-10: {how}": "smärta 0–10: {how}",
+    "pain 0-10, mean": "smärta 0–10, medel",
+    "effort (Borg CR10): {how}": "ansträngning (Borg CR10): {how}",
+    "effort (Borg CR10), mean": "ansträngning (Borg CR10), medel",
+    "calendar and weekly sessions, session duration and contractions, intensity per channel, pain and effort, "
+    "incidents":
+        "kalender och pass per vecka, passens längd och kontraktioner, intensitet per kanal, smärta och "
+        "ansträngning, händelser",
+    "Sessions, newest first (shaded: pain {high}/10 or more, e-stop, fault or electrode problem)":
+        "Pass, senaste först (skuggat: smärta {high}/10 eller mer, nödstopp, fel eller elektrodproblem)",
+    "date": "datum",
+    "duration": "längd",
+    "highest ch {n}": "högsta kanal {n}",
+    "contractions": "kontraktioner",
+    "pain": "smärta",
+    "effort": "ansträngning",
+    "patient's comment": "patientens kommentar",
+    "how it ended": "hur det slutade",
+    "{done} of {planned}": "{done} av {planned}",
+    "Also in this bundle: {ids}": "Också i loggpaketet: {ids}",
+    "Latest incidents": "Senaste händelser",
+    "when": "när",
+    "what": "vad",
+    "session": "pass",
+    "detail": "detalj",
+    "Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer\n"
+    "that made this report. Adherence: completed sessions of those due, from the prescription's first day\n"
+    "(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the\n"
+    "prescription's daily limit counts a day, so it never exceeds 100%. Pain and effort compare windows\n"
+    "that share no session. Check the device key id above against the one recorded when the device was set up.":
+        "Skapad av homeapp report från en homeapp.log-bundle/1-fil. Dagarna är lokala för datorn\n"
+        "som skapade rapporten. Följsamhet: genomförda pass av de ordinerade, från ordinationens första dag\n"
+        "(eller loggpaketets början) till dagen loggpaketet skapades, i proportion för delar av veckor; högst\n"
+        "ordinationens dagsgräns räknas per dag, så den blir aldrig över 100 %. Smärta och\n"
+        "ansträngning jämför perioder som inte delar något pass. Jämför enhetsnyckelns id ovan med det som antecknades när enheten\n"
+        "ställdes in.",
 }
 
 #: A prescription's own words (codes from the file) -> Swedish; other codes are shown as written.

@@ -114,9 +114,11 @@ def english_left(strings: list[str], *, data: str = "") -> set[str]:
 
 
 def _data_words(review) -> str:
-    """Words that come from the prescription itself (channel and block labels, ids)."""
+    """Words that come from the log itself (the prescription's labels and ids, the events'
+    details, the patient's comments): shown as logged in either language."""
     import json
-    return json.dumps(review.rx_in_force)
+    return " ".join([json.dumps(review.rx_in_force)] + [detail for _, _, _, detail in review.incidents]
+                    + [r.comment or "" for r in review.rows])
 
 
 def test_the_swedish_chart_shows_no_english_text(bundle):
@@ -226,3 +228,50 @@ def test_how_a_session_ended_in_swedish(status, ended, swedish):
                      peak_ma=(20.0,), done=1, planned=1, pain=None, effort=None, comment=None, status=status,
                      ended=ended, problems=())
     assert ended_text(row, "sv") == swedish and ended_text(row) == ended
+
+
+# --- the HTML page and the command ---------------------------------------------------------
+
+def _page_text(page: str) -> list[str]:
+    """The page's visible texts and its image's alt text (tags, style and the picture dropped)."""
+    import html as h
+    body = re.sub(r"<style>.*?</style>", " ", page, flags=re.S)
+    alts = re.findall(r'alt="([^"]*)"', body)
+    return [h.unescape(t) for t in re.split(r"<[^>]+>", body) + alts if t.strip()]
+
+
+def test_cli_report_lang_sv_writes_a_swedish_page_charts_and_pdf(tmp_path, keys, capsys):
+    from homeapp.cli import main
+    from schedules.signing import save_public_key
+    day0 = dt.date(2026, 3, 2)
+    write_bundle(small_export(day0), tmp_path / "b.bundle", device_key=keys[0],
+                 created_at=dt.datetime.combine(day0 + dt.timedelta(days=13), dt.time(18), tzinfo=UTC).isoformat())
+    save_public_key(tmp_path / "device.pub", keys[1])
+    args = ["report", str(tmp_path / "b.bundle"), "--device-key", str(tmp_path / "device.pub")]
+    assert main(args + ["--out", str(tmp_path / "sv.html"), "--pdf", str(tmp_path / "sv.pdf"), "--lang", "sv"]) == 0
+    assert main(args + ["--out", str(tmp_path / "en.html")]) == 0
+    sv_page = (tmp_path / "sv.html").read_text(encoding="utf-8")
+    en_page = (tmp_path / "en.html").read_text(encoding="utf-8")
+    review = review_of_bundle(read_bundle(tmp_path / "b.bundle"))
+    data = _data_words(review) + " b.bundle"
+    assert '<html lang="sv">' in sv_page and '<html lang="en">' in en_page
+    assert english_left(_page_text(sv_page), data=data) == set(), english_left(_page_text(sv_page), data=data)
+    assert len(english_left(_page_text(en_page), data=data)) > 30
+    assert 'class="banner ok">Verifierad: fullständig, oförändrad och signerad med enhetsnyckel' in sv_page
+    assert "Nödstopp 1 gång under 1 pass, 2026-03-05" in sv_page and "<th>högsta kanal 1 (left" in sv_page
+    # the embedded charts are the Swedish ones, and so is the PDF
+    import base64
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', sv_page).group(1))
+    assert png == review_png(review, lang="sv")
+    text = pdf_text((tmp_path / "sv.pdf").read_bytes())
+    assert "Gällande ordination" in text and english_left(text.splitlines(), data=data) == set()
+
+
+def test_cli_report_refuses_a_language_it_does_not_have(tmp_path, capsys):
+    from homeapp.cli import main
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path / "b"), "--out", str(tmp_path / "r.html"), "--lang", "de"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--lang: invalid choice: 'de' (choose from 'en', 'sv')" in err
+    assert not (tmp_path / "r.html").exists()
