@@ -106,7 +106,7 @@ SV: dict[str, str] = {
     "{first} to {last}": "{first} till {last}",
     "no day of the prescription": "ingen dag av ordinationen",
     "{percent}% ({done} of {due} due{more})": "{percent} % ({done} av {due} ordinerade{more})",
-    "; {n} more done, beyond what was due": "; {n} till gjorda, utöver de ordinerade",
+    "; {n} more done, beyond what was due": "; {n} extra pass utöver de ordinerade",
     "n/a (no day of the prescription in this period)": "– (ingen dag av ordinationen under perioden)",
     "the last {days} days against the {days} days before": "de senaste {days} dagarna mot de {days} dagarna före",
     "the last quarter of the reports against the first quarter":
