@@ -275,3 +275,18 @@ def test_cli_report_refuses_a_language_it_does_not_have(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--lang: invalid choice: 'de' (choose from 'en', 'sv')" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_bundle_without_sessions_reports_in_swedish_too(tmp_path, keys):
+    from homeapp.report import build_report
+    write_bundle({"sessions": []}, tmp_path / "empty.bundle", device_key=keys[0])
+    result = build_report(tmp_path / "empty.bundle", out_html=tmp_path / "r.html", out_pdf=tmp_path / "r.pdf",
+                          device_public_key=keys[1], lang="sv")
+    assert result.verified and result.sessions == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "ingen ordination i loggen" in page and "Inget flaggat" in page
+    assert english_left(_page_text(page), data="empty.bundle") == set()
+    review = review_of_bundle(read_bundle(tmp_path / "empty.bundle"))
+    assert "inga pass i loggen" in figure_strings(review_figure(review, lang="sv"))
+    text = pdf_text((tmp_path / "r.pdf").read_bytes())
+    assert "inga pass" in text and english_left(text.splitlines()) == set()
