@@ -1049,7 +1049,7 @@ def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[st
         f"<tr><td>{e(w.strftime('%Y-%m-%d %H:%M'))}</td>"
         f"<td>{e(_t(lang, INCIDENT_KINDS[k]) if k in INCIDENT_KINDS else k)}</td>"
         f"<td>{e(sid)}</td><td>{e(det)}</td></tr>" for w, sid, k, det in recent) \
-        or f"<tr><td colspan=4>{e(_t(lang, 'none'))}</td></tr>"
+        or f"<tr><td colspan=4>{e(_t(lang, 'no incidents'))}</td></tr>"
     rx_rows = "".join(f"<tr><td>{e(line)}</td></tr>" for line in _rx_lines(d.rx_in_force, lang))
     others = [p for p in d.prescriptions if p is not d.rx_in_force]
     other_ids = ", ".join(sorted({str(_rx_source(p).get("id")) for p in others}))
@@ -1171,7 +1171,7 @@ def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: l
         textwrap.shorten(_t(lang, "{date} {ended}; pain {pain}", date=f"{r.started:%Y-%m-%d}",
                             ended=ended_text(r, lang), pain=_fmt_num(r.pain))
                          + (f' "{r.comment}"' if r.comment else ""), width=84, placeholder="…")
-        for r in notable] + ([_t(lang, "none")] if not notable
+        for r in notable] + ([_t(lang, "no session with a comment or a problem")] if not notable
                              else [_t(lang, "… {n} more in the HTML page", n=more)] if more else [])
     right = [_t(lang, "Prescription in force")] + [part for x in _rx_lines(d.rx_in_force, lang)
                                          for part in textwrap.wrap(x, width=68, subsequent_indent="  ")][:9]

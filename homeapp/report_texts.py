@@ -126,7 +126,7 @@ SV: dict[str, str] = {
     # the sessions at the foot of the PDF
     "Sessions with a comment or a problem (newest first)": "Pass med kommentar eller problem (senaste först)",
     "{date} {ended}; pain {pain}": "{date} {ended}; smärta {pain}",
-    "none": "inga",
+    "no session with a comment or a problem": "inget pass med kommentar eller problem",
     "… {n} more in the HTML page": "… {n} till på HTML-sidan",
     "completed": "genomfört",
     "stopped": "stoppat",
@@ -200,6 +200,7 @@ SV: dict[str, str] = {
     "what": "vad",
     "session": "pass",
     "detail": "detalj",
+    "no incidents": "inga händelser",
     "Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer\n"
     "that made this report. Adherence: completed sessions of those due, from the prescription's first day\n"
     "(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the\n"

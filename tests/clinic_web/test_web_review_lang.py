@@ -111,3 +111,16 @@ def test_the_patient_page_numbers_channels_from_1_like_the_editor(made_app, lang
     assert re.findall(rf"{word} (\d) \(", rx) == ["1", "2"], rx
     editor = h.unescape(web.get("/patients/DEMO-001/program").text)
     assert f"{word} 1" in editor and f"{word} 2" in editor and f"{word} 0" not in editor
+
+
+def test_the_report_and_the_pages_use_one_swedish_word_for_one_thing():
+    """A text both the report's table and the clinic's page catalogue translate is
+    translated alike (the weekdays too): a clinician reads one word on the page, the chart
+    and the PDF."""
+    import clinic.web  # noqa: F401  (every page module adds its entries at import)
+    from clinic.web import i18n
+    from homeapp import report_texts
+    both = [t for t in report_texts.SV if i18n.missing("sv", [t]) == []]
+    assert len(both) >= 15, both
+    assert {t: i18n.gettext("sv", t) for t in both} == {t: report_texts.text("sv", t) for t in both}
+    assert [i18n.gettext("sv", d) for d in report_texts.WEEKDAYS["en"]] == list(report_texts.WEEKDAYS["sv"])
