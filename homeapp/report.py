@@ -1172,7 +1172,7 @@ def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: l
                             ended=ended_text(r, lang), pain=_fmt_num(r.pain))
                          + (f' "{r.comment}"' if r.comment else ""), width=84, placeholder="…")
         for r in notable] + ([_t(lang, "no session with a comment or a problem")] if not notable
-                             else [_t(lang, "… {n} more in the HTML page", n=more)] if more else [])
+                             else [_t(lang, "… {n} more in the list of sessions", n=more)] if more else [])
     right = [_t(lang, "Prescription in force")] + [part for x in _rx_lines(d.rx_in_force, lang)
                                          for part in textwrap.wrap(x, width=68, subsequent_indent="  ")][:9]
     fig.text(0.04, foot.get_position().y1, "\n".join(left), va="top", fontsize=6, family="monospace")

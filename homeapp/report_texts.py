@@ -127,7 +127,7 @@ SV: dict[str, str] = {
     "Sessions with a comment or a problem (newest first)": "Pass med kommentar eller problem (senaste först)",
     "{date} {ended}; pain {pain}": "{date} {ended}; smärta {pain}",
     "no session with a comment or a problem": "inget pass med kommentar eller problem",
-    "… {n} more in the HTML page": "… {n} till på HTML-sidan",
+    "… {n} more in the list of sessions": "… {n} till i listan över pass",
     "completed": "genomfört",
     "stopped": "stoppat",
     "aborted": "avbrutet",
