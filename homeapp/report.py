@@ -19,6 +19,11 @@ own words, what went wrong, what was prescribed. Plots are matplotlib (Agg backe
 display, no network), embedded as base64 PNG. Every string from the bundle is HTML-escaped:
 a bundle is data, never markup.
 
+Languages: the page, the charts and the PDF take `lang` ("en", the default, or "sv"); every
+text they show is in homeapp/report_texts.py, month and weekday names included (never the
+machine's locale). The plain data (`Review`, `Flag.reason` of `review.flags`) stays English;
+`review_flags(review, lang=...)` words the flags again in another language.
+
 Where the issue is silent:
 - Days are the local days of the machine making the report (bundles store UTC).
 - Adherence follows `schedules.adherence` (completed sessions only, at most the daily limit
@@ -60,6 +65,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  
 from schedules.adherence import PeriodAdherence, WeekAdherence, period_adherence  # noqa: E402
 
 from .bundle import Bundle, BundleError, parse_when, read_bundle, verify_bundle  # noqa: E402
+from .report_texts import DEFAULT as DEFAULT_LANGUAGE, WEEKDAYS  # noqa: E402
+from .report_texts import check_language, code_word, day_month, month  # noqa: E402
+from .report_texts import text as _t  # noqa: E402
 
 INCIDENT_KINDS = {"estop": "e-stop", "fault": "fault", "watchdog": "watchdog",
                   "lead_off": "electrode off", "refused": "refused"}
@@ -114,10 +122,9 @@ class Window:
     mean: float
     n: int
 
-    def describe(self) -> str:
-        days = (self.first_day.isoformat() if self.first_day == self.last_day
-                else f"{self.first_day.isoformat()} to {self.last_day.isoformat()}")
-        return f"{self.mean:.1f} ({days}, {self.n} report{'s' * (self.n != 1)})"
+    def describe(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        return _t(lang, "{mean} ({days}, {reports})", mean=f"{self.mean:.1f}",
+                  days=_span(self.first_day, self.last_day, lang), reports=_t(lang, "{n} reports", n=self.n))
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,43 @@ class Comparison:
     def change(self) -> float:
         return self.later.mean - self.earlier.mean
 
-    def describe(self) -> str:
-        return f"{self.earlier.describe()} → {self.later.describe()}"
+    def describe(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        return f"{self.earlier.describe(lang)} → {self.later.describe(lang)}"
+
+    def how_in(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        """`how` in `lang`."""
+        if self.how == _HOW_QUARTERS:
+            return _t(lang, _HOW_QUARTERS)
+        return _t(lang, _HOW_WINDOWS, days=WINDOW_DAYS)
+
+
+_HOW_WINDOWS = "the last {days} days against the {days} days before"
+_HOW_QUARTERS = "the last quarter of the reports against the first quarter"
+
+
+def _span(first: dt.date, last: dt.date, lang: str) -> str:
+    """`2026-11-05 to 2026-12-04`, or one day."""
+    if first == last:
+        return first.isoformat()
+    return _t(lang, "{first} to {last}", first=first.isoformat(), last=last.isoformat())
+
+
+def adherence_text(a: PeriodAdherence, lang: str = DEFAULT_LANGUAGE) -> str:
+    """`71% (10 of 14 due)`, or why there is no percentage (`PeriodAdherence.describe` in `lang`)."""
+    if a.ratio is None:
+        if a.days == 0:
+            return _t(lang, "n/a (no day of the prescription in this period)")
+        return _t(lang, "n/a (no session due in {n} days; {done} done)", n=a.days, done=a.done + a.extra)
+    more = _t(lang, "; {n} more done, beyond what was due", n=a.extra) if a.extra else ""
+    return _t(lang, "{percent}% ({done} of {due} due{more})", percent=f"{100 * a.ratio:.0f}", done=a.done,
+              due=a.due, more=more)
+
+
+def adherence_period(a: PeriodAdherence, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The days an adherence figure covers (`PeriodAdherence.period` in `lang`)."""
+    if a.first_day is None or a.last_day is None:
+        return _t(lang, "no day of the prescription")
+    return _span(a.first_day, a.last_day, lang)
 
 
 @dataclass(frozen=True)
@@ -172,10 +214,13 @@ class Review:
     @property
     def period(self) -> str:
         """The days the sessions span: `2026-11-05 to 2026-12-04`, one day, or none."""
+        return self.period_in(DEFAULT_LANGUAGE)
+
+    def period_in(self, lang: str) -> str:
+        """`period` in `lang`."""
         if not self.starts:
-            return "no sessions"
-        a, b = self.starts[0].date(), self.starts[-1].date()
-        return a.isoformat() if a == b else f"{a.isoformat()} to {b.isoformat()}"
+            return _t(lang, "no sessions")
+        return _span(self.starts[0].date(), self.starts[-1].date(), lang)
 
 
 def review_of_bundle(bundle: Bundle, *, tz: dt.tzinfo | None = None) -> Review:
@@ -366,46 +411,49 @@ def compare_reports(rows: Sequence[SessionRow], what: str = "pain") -> Compariso
     later = [x for x in values if x[0] >= later_from]
     earlier = [x for x in values if earlier_from <= x[0] < later_from]
     if len(later) >= MIN_REPORTS_PER_WINDOW and len(earlier) >= MIN_REPORTS_PER_WINDOW:
-        return Comparison(what, f"the last {WINDOW_DAYS} days against the {WINDOW_DAYS} days before",
+        return Comparison(what, _t(DEFAULT_LANGUAGE, _HOW_WINDOWS, days=WINDOW_DAYS),
                           window(earlier), window(later))
     q = len(values) // 4
-    return Comparison(what, "the last quarter of the reports against the first quarter",
-                      window(values[:q]), window(values[-q:]))
+    return Comparison(what, _HOW_QUARTERS, window(values[:q]), window(values[-q:]))
 
 
-def _dates(whens: Sequence[dt.date]) -> str:
+def _dates(whens: Sequence[dt.date], lang: str = DEFAULT_LANGUAGE) -> str:
     days = sorted(set(whens))
     shown = ", ".join(d.isoformat() for d in days[-3:])
-    return (f"on {shown}" if len(days) <= 3 else f"last on {shown} ({len(days)} days)")
+    return (_t(lang, "on {days}", days=shown) if len(days) <= 3
+            else _t(lang, "last on {days} ({n} days)", days=shown, n=len(days)))
 
 
-def review_flags(review: Review) -> list[Flag]:
-    """What should worry a clinician, most urgent first, each with its reason: pain at or
-    above PAIN_HIGH, pain rising, adherence under ADHERENCE_LOW, e-stops, faults and
-    electrode problems."""
+def review_flags(review: Review, *, lang: str = DEFAULT_LANGUAGE) -> list[Flag]:
+    """What should worry a clinician, most urgent first, each with its reason (in `lang`):
+    pain at or above PAIN_HIGH, pain rising, adherence under ADHERENCE_LOW, e-stops,
+    faults and electrode problems."""
     flags: list[Flag] = []
     high = [r for r in review.rows if r.pain is not None and r.pain >= PAIN_HIGH]
     if high:
         top = max(r.pain for r in high)
-        flags.append(Flag("pain_high", f"Pain {PAIN_HIGH}/10 or more after {len(high)} session"
-                                       f"{'s' * (len(high) != 1)} (highest {top}/10), "
-                                       f"{_dates([r.started.date() for r in high])}",
+        flags.append(Flag("pain_high", _t(lang, "Pain {high}/10 or more after {n} sessions (highest {top}/10), {dates}",
+                                          high=PAIN_HIGH, n=len(high), top=top,
+                                          dates=_dates([r.started.date() for r in high], lang)),
                           tuple(r.session_id for r in high)))
     if review.pain is not None and review.pain.change >= RISE_POINTS:
-        flags.append(Flag("pain_rising", f"Pain rising: {review.pain.describe()} "
-                                         f"({review.pain.how})"))
+        flags.append(Flag("pain_rising", _t(lang, "Pain rising: {change} ({how})",
+                                            change=review.pain.describe(lang), how=review.pain.how_in(lang))))
     a = review.adherence
     if a.ratio is not None and a.ratio < ADHERENCE_LOW and a.days >= ADHERENCE_MIN_DAYS:
-        flags.append(Flag("adherence_low", f"Adherence {a.describe()} over {a.period}: "
-                                           f"under {100 * ADHERENCE_LOW:.0f}%"))
+        flags.append(Flag("adherence_low", _t(lang, "Adherence {adherence} over {period}: under {threshold}%",
+                                              adherence=adherence_text(a, lang), period=adherence_period(a, lang),
+                                              threshold=f"{100 * ADHERENCE_LOW:.0f}")))
     for kinds, name, what in ((("estop",), "estop", "E-stop pressed"),
                               (("fault", "watchdog"), "fault", "Fault"),
                               (("lead_off",), "electrode", "Electrode came off")):
         hits = [(w, sid) for w, sid, k, _ in review.incidents if k in kinds]
         if hits:
             sids = tuple(dict.fromkeys(sid for _, sid in hits))
-            flags.append(Flag(name, f"{what} {len(hits)} time{'s' * (len(hits) != 1)} in {len(sids)} "
-                                    f"session{'s' * (len(sids) != 1)}, {_dates([w.date() for w, _ in hits])}",
+            flags.append(Flag(name, _t(lang, "{what} {times} in {sessions}, {dates}", what=_t(lang, what),
+                                       times=_t(lang, "{n} times", n=len(hits)),
+                                       sessions=_t(lang, "{n} sessions", n=len(sids)),
+                                       dates=_dates([w.date() for w, _ in hits], lang)),
                               sids))
     return flags
 
@@ -434,12 +482,14 @@ class ChainBroken(BundleError):
 def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.PathLike[str],
                  device_public_key: Ed25519PublicKey | None = None,
                  out_pdf: str | os.PathLike[str] | None = None,
-                 tz: dt.tzinfo | None = None) -> ReportResult:
-    """Verify the bundle, then write the HTML page (and the PDF page). Raises
+                 tz: dt.tzinfo | None = None, lang: str = DEFAULT_LANGUAGE) -> ReportResult:
+    """Verify the bundle, then write the HTML page (and the PDF page), in `lang` ("en",
+    "sv"; ValueError for another, before anything is read). Raises
     bundle.BundleError when the file is not a bundle, and ChainBroken (nothing written)
     when, without a device key, its hash chain shows records changed, removed or
     inserted. With the key, a bundle that fails verification still gets its report, with
     the problems at the top."""
+    check_language(lang)
     bundle = read_bundle(bundle_path)
     if device_public_key is None:
         chain_problems = verify_bundle(bundle, None)
@@ -451,26 +501,26 @@ def build_report(bundle_path: str | os.PathLike[str], *, out_html: str | os.Path
     verified = None if device_public_key is None else not problems
     data = review_of_bundle(bundle, tz=tz)
 
-    png_b64 = base64.b64encode(review_png(data)).decode("ascii")
+    png_b64 = base64.b64encode(review_png(data, lang=lang)).decode("ascii")
 
     page = _html(bundle, data, verified=verified, problems=problems, png_b64=png_b64,
-                 source_name=Path(bundle_path).name)
+                 source_name=Path(bundle_path).name, lang=lang)
     out_html = Path(out_html)
     out_html.write_text(page, encoding="utf-8")
 
     pdf_path = None
     if out_pdf is not None:
         pdf_path = Path(out_pdf)
-        _pdf(pdf_path, bundle, data, verified=verified, problems=problems)
+        _pdf(pdf_path, bundle, data, verified=verified, problems=problems, lang=lang)
     return ReportResult(out_html, pdf_path, verified, problems, len(data.sessions))
 
 
 def review_pdf(bundle: Bundle, review: Review, *, verified: bool | None,
-               problems: Sequence[str] = ()) -> bytes:
+               problems: Sequence[str] = (), lang: str = DEFAULT_LANGUAGE) -> bytes:
     """The one-page PDF of `review` (as `build_report` writes it), as bytes: for a review
     over any range of days, e.g. the clinic's web page's. `bundle` and `verified` /
-    `problems` are what the verification line speaks of."""
-    fig = _pdf_figure(bundle, review, verified=verified, problems=list(problems))
+    `problems` are what the verification line speaks of; `lang`: "en" or "sv"."""
+    fig = _pdf_figure(bundle, review, verified=verified, problems=list(problems), lang=check_language(lang))
     buf = io.BytesIO()
     with PdfPages(buf) as pdf:
         pdf.savefig(fig)
@@ -481,26 +531,40 @@ def review_pdf(bundle: Bundle, review: Review, *, verified: bool | None,
 _Data = Review
 
 
-def review_figure(review: Review) -> Figure:
+#: The charts' left margin: room for the incidents' names ("elektrod lossnade (12)" is the longest).
+_LEFT = {"en": 0.095, "sv": 0.12}
+
+
+def review_figure(review: Review, *, lang: str = DEFAULT_LANGUAGE) -> Figure:
     """The review's charts as one matplotlib Figure (calendar and weekly counts, duration,
-    contractions, intensity, pain and effort, incidents)."""
+    contractions, intensity, pain and effort, incidents), labelled in `lang` ("en", "sv")."""
+    check_language(lang)
     # fixed margins, not constrained layout: the layout solver cost a second on five years
     fig = Figure(figsize=(13, 12), dpi=80)
-    _draw_panels(fig, fig.add_gridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, left=0.095,
-                                       right=0.99, top=0.955, bottom=0.04, hspace=0.7, wspace=0.1), review)
+    _draw_panels(fig, fig.add_gridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, left=_LEFT[lang],
+                                       right=0.99, top=0.955, bottom=0.04, hspace=0.7, wspace=0.1), review,
+                 lang=lang)
     return fig
 
 
-def review_png(review: Review) -> bytes:
-    """The review's charts as a PNG image (for a web page: serve it, or embed it as base64)."""
+def review_png(review: Review, *, lang: str = DEFAULT_LANGUAGE) -> bytes:
+    """The review's charts as a PNG image (for a web page: serve it, or embed it as base64),
+    labelled in `lang` ("en", "sv")."""
     buf = io.BytesIO()
-    review_figure(review).savefig(buf, format="png", pil_kwargs={"compress_level": 2})
+    review_figure(review, lang=lang).savefig(buf, format="png", pil_kwargs={"compress_level": 2})
     return buf.getvalue()
 
 
 # --- plots -----------------------------------------------------------------------------
 
-def _date_axis(axes: Sequence[Any], dates: np.ndarray, *, max_ticks: int = 9) -> None:
+def _date_formatter(lang: str, *, weekday: bool = False, year: bool = False) -> matplotlib.ticker.Formatter:
+    """Tick labels `Sat 5 Dec` / `5 Dec` / `5 Dec 2026` in `lang`, from report_texts' own
+    month and weekday names (strftime's would follow the machine's locale)."""
+    return matplotlib.ticker.FuncFormatter(
+        lambda x, _pos: day_month(mdates.num2date(x).date(), lang, weekday=weekday, year=year))
+
+
+def _date_axis(axes: Sequence[Any], dates: np.ndarray, *, max_ticks: int = 9, lang: str = DEFAULT_LANGUAGE) -> None:
     """Date ticks that name their month (`5 Nov`), a year where the span needs one, never
     a lone month name or an offset like "2026-Dec" over a chart spanning two months. A
     short history gets one tick per day, at noon, so each tick names the day its dots are on."""
@@ -515,11 +579,11 @@ def _date_axis(axes: Sequence[Any], dates: np.ndarray, *, max_ticks: int = 9) ->
         if span <= 14:
             step = max(1, int(np.ceil(span / max_ticks)))
             a.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(np.arange(lo + 0.5, hi, step)))
-            a.xaxis.set_major_formatter(mdates.DateFormatter("%a %-d %b"))
+            a.xaxis.set_major_formatter(_date_formatter(lang, weekday=True))
             a.set_xlim(lo, hi)
         else:
             a.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=max_ticks))
-            a.xaxis.set_major_formatter(mdates.DateFormatter("%-d %b %Y" if span > 300 else "%-d %b"))
+            a.xaxis.set_major_formatter(_date_formatter(lang, year=span > 300))
             pad = max(1.0, span * 0.02)
             a.set_xlim(lo - pad, hi + pad)
         a.tick_params(labelsize=8)
@@ -533,13 +597,13 @@ def _headroom(ax: Any, values: Sequence[float], *, floor: float = 1.0, room: flo
     ax.set_ylim(0, top * room)
 
 
-def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> None:
+def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10, lang: str = DEFAULT_LANGUAGE) -> None:
     """Calendar + weekly counts, duration, contractions, intensity, pain/effort, incidents."""
     dates = mdates.date2num([s.replace(tzinfo=None) for s in d.starts]) if d.starts else np.array([])
     statuses = [s.get("status", "") for s in d.sessions]
 
     ax = fig.add_subplot(gs[0, :])
-    _calendar(ax, fig.add_subplot(gs[1, :]), d, title_pt=title_pt)
+    _calendar(ax, fig.add_subplot(gs[1, :]), d, title_pt=title_pt, lang=lang)
 
     ax_dur = fig.add_subplot(gs[2, 0])
     ax_con = fig.add_subplot(gs[2, 1])
@@ -552,16 +616,16 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> No
     dur = np.array([r.duration_min if r.duration_min is not None else np.nan for r in d.rows])
     colors = [STATUS_COLORS.get(st, "#757575") for st in statuses]
     ax_dur.scatter(dates, dur, c=colors, s=size, linewidths=0)
-    ended = ", ".join(f"{statuses.count(st)} {st}" for st in STATUS_COLORS if statuses.count(st))
-    ax_dur.set_title(f"Session duration (min): {ended or 'none'}\n(colours as in the calendar)",
-                     loc="left", fontsize=title_pt)
+    ended = ", ".join(_t(lang, f"{{n}} {st}", n=statuses.count(st)) for st in STATUS_COLORS if statuses.count(st))
+    ax_dur.set_title(_t(lang, "Session duration (min): {ended}\n(colours as in the calendar)",
+                        ended=ended or _t(lang, "no sessions")), loc="left", fontsize=title_pt)
     _headroom(ax_dur, list(dur), room=1.15)
 
     done = np.array([r.done for r in d.rows])
     planned = np.array([r.planned for r in d.rows])
     ax_con.scatter(dates, planned, marker="_", s=size * 4, color="#424242", zorder=2)
     ax_con.scatter(dates, done, c=colors, s=size, linewidths=0, zorder=3)
-    ax_con.set_title("Contractions per session: dot done (most on any channel),\ndash planned",
+    ax_con.set_title(_t(lang, "Contractions per session: dot done (most on any channel),\ndash planned"),
                      loc="left", fontsize=title_pt)
     _headroom(ax_con, list(done) + list(planned), room=1.15)
 
@@ -572,18 +636,21 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> No
         peak = np.array([(r.peak_ma[ch] if ch < len(r.peak_ma) and r.peak_ma[ch] is not None else np.nan)
                          for r in d.rows])
         tops += list(peak)
-        label = rx_channels[ch].get("label", f"channel {ch}") if ch < len(rx_channels) else f"channel {ch}"
+        # channels numbered from 1, as the device's screens and the program editor number them
+        unnamed = _t(lang, "channel {n}", n=ch + 1)
+        label = rx_channels[ch].get("label", unnamed) if ch < len(rx_channels) else unnamed
         col = CHANNEL_COLORS[ch % len(CHANNEL_COLORS)]
         ax_int.plot(dates, peak, "o", ms=5 if len(dates) <= 60 else 3, color=col, alpha=0.8,
-                    label=f"ch {ch} {label}: highest of the session")
+                    label=_t(lang, "ch {n} {label}: highest of the session", n=ch + 1, label=label))
         if len(dates) > 7:
             ax_int.plot(dates, _rolling(peak, 7), "-", lw=1.6, color=col, alpha=0.7)
         if ch < len(rx_channels) and _maybe(rx_channels[ch].get("max_ma")) is not None:
             cap = float(rx_channels[ch]["max_ma"])
             tops.append(cap)
-            ax_int.axhline(cap, color=col, ls=":", lw=1.2, label=f"ch {ch} cap {rx_channels[ch]['max_ma']} mA")
-    ax_int.set_title("Highest intensity per channel (mA): dots each session, line 7-session average, dotted cap",
-                     loc="left", fontsize=title_pt)
+            ax_int.axhline(cap, color=col, ls=":", lw=1.2,
+                           label=_t(lang, "ch {n} cap {cap} mA", n=ch + 1, cap=rx_channels[ch]["max_ma"]))
+    ax_int.set_title(_t(lang, "Highest intensity per channel (mA): dots each session, line 7-session average, "
+                              "dotted cap"), loc="left", fontsize=title_pt)
     _headroom(ax_int, tops, room=1.5)
     ax_int.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.9)
 
@@ -591,14 +658,15 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> No
     effort = np.array([r.effort if r.effort is not None else np.nan for r in d.rows], dtype=float)
     ms = 5 if len(dates) <= 60 else 3
     ax_pe.axhspan(PAIN_HIGH - 0.5, 10.5, color="#ffebee", zorder=0)
-    ax_pe.plot(dates, pain, "o", ms=ms, color="#c62828", alpha=0.8, label=f"pain 0-10 (shaded: {PAIN_HIGH} or more)")
-    ax_pe.plot(dates, effort, "s", ms=ms - 1, color="#5e35b1", alpha=0.6, label="effort (Borg CR10)")
+    ax_pe.plot(dates, pain, "o", ms=ms, color="#c62828", alpha=0.8,
+               label=_t(lang, "pain 0-10 (shaded: {high} or more)", high=PAIN_HIGH))
+    ax_pe.plot(dates, effort, "s", ms=ms - 1, color="#5e35b1", alpha=0.6, label=_t(lang, "effort (Borg CR10)"))
     if len(dates) > 7:
         ax_pe.plot(dates, _rolling(pain, 7), "-", lw=1.6, color="#c62828")
         ax_pe.plot(dates, _rolling(effort, 7), "-", lw=1.6, color="#5e35b1")
     reported = int(np.count_nonzero(~np.isnan(pain)))
-    ax_pe.set_title(f"Pain and effort after sessions ({reported} of {len(d.sessions)} sessions reported)",
-                    loc="left", fontsize=title_pt)
+    ax_pe.set_title(_t(lang, "Pain and effort after sessions ({reported} of {n} sessions reported)",
+                       reported=reported, n=len(d.sessions)), loc="left", fontsize=title_pt)
     ax_pe.set_ylim(-0.5, 14)
     ax_pe.set_yticks([0, 2, 4, 6, 8, 10])
     ax_pe.legend(fontsize=7, loc="upper left", ncols=2, framealpha=0.9)
@@ -610,28 +678,29 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10) -> No
         if when:
             ax_inc.plot(mdates.date2num([w.replace(tzinfo=None) for w in when]), [row] * len(when), "|",
                         ms=10, mew=2, color="#c62828" if kind != "refused" else "#f9a825")
-    ax_inc.set_yticks(range(len(kinds)), [f"{INCIDENT_KINDS[k]} ({counts.get(k, 0)})" for k in kinds], fontsize=8)
+    ax_inc.set_yticks(range(len(kinds)), [f"{_t(lang, INCIDENT_KINDS[k])} ({counts.get(k, 0)})" for k in kinds],
+                      fontsize=8)
     ax_inc.set_ylim(-0.6, len(kinds) - 0.4)
     ax_inc.invert_yaxis()
-    ax_inc.set_title("Incidents", loc="left", fontsize=title_pt)
+    ax_inc.set_title(_t(lang, "Incidents"), loc="left", fontsize=title_pt)
 
     for a in (ax_dur, ax_con, ax_int, ax_pe, ax_inc):
         a.grid(alpha=0.25)
-    _date_axis((ax_int, ax_pe, ax_inc), dates, max_ticks=9)
-    _date_axis((ax_dur, ax_con), dates, max_ticks=5)
+    _date_axis((ax_int, ax_pe, ax_inc), dates, max_ticks=9, lang=lang)
+    _date_axis((ax_dur, ax_con), dates, max_ticks=5, lang=lang)
 
 
 #: Rows of the panel grid: calendar, weekly bars, duration|contractions, intensity, pain/effort, incidents.
 PANEL_HEIGHTS = (1.25, 0.5, 1, 1, 1, 0.7)
 
 
-def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
+def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10, lang: str = DEFAULT_LANGUAGE) -> None:
     """One cell per day (columns = weeks, rows = Monday..Sunday), coloured by the day's
     best session, with the day's number on short histories; months named where they
     begin. Below it, the sessions done each week against those due: the prescription
     asks for so many a week on no set days, so a day without a session is not "missed"."""
     if not d.starts and not d.weeks:
-        ax.text(0.5, 0.5, "no sessions in this bundle", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, _t(lang, "no sessions in this bundle"), ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         bar_ax.set_axis_off()
         return
@@ -657,7 +726,7 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
                            STATUS_COLORS["completed"]])
     ax.imshow(grid, aspect="auto", cmap=cmap, vmin=-0.5, vmax=5.5, interpolation="nearest",
               extent=(-0.5, n_weeks - 0.5, 6.5, -0.5))
-    ax.set_yticks(range(7), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], fontsize=7)
+    ax.set_yticks(range(7), list(WEEKDAYS[lang]), fontsize=7)
     if n_weeks <= 26:
         for i in range((shown_last - shown_first).days + 1):
             day = shown_first + dt.timedelta(days=i)
@@ -669,11 +738,11 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
         ax.set_yticks(np.arange(-0.5, 7, 1), minor=True)
         ax.grid(which="minor", color="white", lw=1.5)
         ax.tick_params(which="minor", length=0)
-    ticks, labels = _month_ticks(first, shown_first, shown_last, n_weeks)
+    ticks, labels = _month_ticks(first, shown_first, shown_last, n_weeks, lang=lang)
     ax.set_xticks(ticks, labels, fontsize=7)
-    ax.set_title(f"Calendar {shown_first.isoformat()} to {shown_last.isoformat()}, each day by its best session:\n"
-                 f"green completed · amber stopped early · red aborted/interrupted · "
-                 f"grey no session · white outside the prescription",
+    ax.set_title(_t(lang, "Calendar {first} to {last}, each day by its best session:\n"
+                          "green completed · amber stopped early · red aborted/interrupted · grey no session · "
+                          "white outside the prescription", first=shown_first.isoformat(), last=shown_last.isoformat()),
                  loc="left", fontsize=title_pt)
     ax.set_xlim(-0.5, n_weeks - 0.5)
     x = [((w.first_day - first).days // 7) for w in d.weeks]
@@ -691,7 +760,7 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10) -> None:
     bar_ax.set_ylim(0, top)
     bar_ax.tick_params(labelsize=7)
     bar_ax.set_xticks(ticks, [""] * len(ticks))
-    bar_ax.set_title("Sessions completed each week / due that week (black line; prorated for part of a week)",
+    bar_ax.set_title(_t(lang, "Sessions completed each week / due that week (black line; prorated for part of a week)"),
                      loc="left", fontsize=title_pt * 0.9)
 
 
@@ -700,7 +769,7 @@ def _n(x: float) -> str:
 
 
 def _month_ticks(first_monday: dt.date, shown_first: dt.date, shown_last: dt.date,
-                 n_weeks: int) -> tuple[list[int], list[str]]:
+                 n_weeks: int, *, lang: str = DEFAULT_LANGUAGE) -> tuple[list[int], list[str]]:
     """A label for each month the calendar shows, at the week its first shown day is in;
     the year on the first label and each January. Over two years: January and July only."""
     ticks: list[int] = []
@@ -710,7 +779,7 @@ def _month_ticks(first_monday: dt.date, shown_first: dt.date, shown_last: dt.dat
         col = (day - first_monday).days // 7
         long = n_weeks > 104
         if not long or day.month in (1, 7):
-            text = day.strftime("%b %Y") if (not labels or day.month == 1) else day.strftime("%b")
+            text = month(day, lang, year=not labels or day.month == 1)
             if ticks and ticks[-1] == col:
                 labels[-1] = f"{labels[-1]}/{text}"
             else:
@@ -762,29 +831,35 @@ def _summary(d: Review) -> _Summary:
                     Counter(k for _, _, k, _ in d.incidents))
 
 
-def _trend(c: Comparison | None, rows: Sequence[SessionRow], what: str) -> str:
+def _trend(c: Comparison | None, rows: Sequence[SessionRow], what: str, lang: str = DEFAULT_LANGUAGE) -> str:
     if c is not None:
         return f"{c.earlier.mean:.1f} → {c.later.mean:.1f}"
     vals = [getattr(r, what) for r in rows if getattr(r, what) is not None]
     if not vals:
-        return "no reports"
-    return f"{sum(vals) / len(vals):.1f} ({len(vals)} report{'s' * (len(vals) != 1)})"
+        return _t(lang, "no reports")
+    return f"{sum(vals) / len(vals):.1f} ({_t(lang, '{n} reports', n=len(vals))})"
 
 
-def _rx_lines(p: Mapping[str, Any] | None) -> list[str]:
+def _rx_lines(p: Mapping[str, Any] | None, lang: str = DEFAULT_LANGUAGE) -> list[str]:
+    """The prescription in force, a line per part; channels numbered from 1, as the
+    device's screens and the clinic's program editor number them."""
     if p is None:
-        return ["no prescription in this bundle"]
+        return [_t(lang, "no prescription in this bundle")]
     src = _rx_source(p)
     sig = src.get("signature") if isinstance(src.get("signature"), Mapping) else None
-    start = f", sessions from {src['valid_from']}" if src.get("valid_from") else ""
-    lines = [f"{src.get('id', '?')} for {src.get('patient_id', '?')} by {src.get('clinician_id', '?')}, "
-             f"valid {src.get('issued', '?')} to {src.get('expires', '?')}{start}",
-             f"{src.get('sessions_per_week', '?')} sessions/week, at most {src.get('max_sessions_per_day', '?')}/day, "
-             f"{src.get('min_hours_between', '?')} h apart; supervision {src.get('supervision', '?')}; "
-             + (f"signed by key {sig.get('key_id')}" if sig else "UNSIGNED")]
+    start = _t(lang, ", sessions from {day}", day=src["valid_from"]) if src.get("valid_from") else ""
+    lines = [_t(lang, "{id} for {patient} by {clinician}, valid {issued} to {expires}{start}",
+                id=src.get("id", "?"), patient=src.get("patient_id", "?"), clinician=src.get("clinician_id", "?"),
+                issued=src.get("issued", "?"), expires=src.get("expires", "?"), start=start),
+             _t(lang, "{per_week} sessions/week, at most {per_day}/day, {hours} h apart; supervision {supervision}; "
+                      "{signed}", per_week=src.get("sessions_per_week", "?"),
+                per_day=src.get("max_sessions_per_day", "?"), hours=src.get("min_hours_between", "?"),
+                supervision=code_word(lang, src.get("supervision", "?")),
+                signed=_t(lang, "signed by key {key}", key=sig.get("key_id")) if sig else _t(lang, "UNSIGNED"))]
     for i, c in enumerate(src.get("channels") or ()):
         if isinstance(c, Mapping):
-            lines.append(f"channel {i} {c.get('label', '')}: cap {c.get('max_ma', '?')} mA")
+            lines.append(_t(lang, "channel {n} {label}: cap {cap} mA", n=i + 1, label=c.get("label", ""),
+                            cap=c.get("max_ma", "?")))
     for b in src.get("blocks") or ():
         if isinstance(b, Mapping):
             def v(k: str) -> str:
@@ -792,22 +867,49 @@ def _rx_lines(p: Mapping[str, Any] | None) -> list[str]:
                 if isinstance(x, Mapping):
                     return f"{x.get('value')} ({x.get('min')}-{x.get('max')})"
                 return str(x)
-            lines.append(f"{b.get('label', 'block')}: {v('minutes')} min, {v('hz')} Hz, {v('pulse_us')} µs, "
-                         f"on {v('on_s')} s / off {v('off_s')} s, ramps {v('ramp_up_s')}/{v('ramp_down_s')} s, "
-                         f"{b.get('pattern', 'synchronous')}")
+            lines.append(_t(lang, "{label}: {minutes} min, {hz} Hz, {pulse} µs, on {on} s / off {off} s, "
+                                  "ramps {up}/{down} s, {pattern}", label=b.get("label", _t(lang, "block")),
+                            minutes=v("minutes"), hz=v("hz"), pulse=v("pulse_us"), on=v("on_s"), off=v("off_s"),
+                            up=v("ramp_up_s"), down=v("ramp_down_s"),
+                            pattern=code_word(lang, b.get("pattern", "synchronous"))))
     return lines
 
 
-def _status_text(bundle: Bundle, verified: bool | None, problems: list[str]) -> tuple[str, str]:
+#: The engine's fixed words for how a session ended (homeapp/engine.py's `_finish` reasons).
+_REASONS = ("stopped by the patient", "stopped by the caregiver", "stopped by the clinician", "e-stop pressed",
+            "fault")
+
+
+def ended_text(row: SessionRow, lang: str = DEFAULT_LANGUAGE) -> str:
+    """How a session ended (`SessionRow.ended`) in `lang`: the status, then the device's
+    reason (translated where it is one of the engine's fixed words, else as logged)."""
+    if lang == DEFAULT_LANGUAGE:
+        return row.ended
+    if row.status == "interrupted":
+        return _t(lang, "interrupted (the app stopped during the session)")
+    status = _t(lang, row.status) if row.status in STATUS_COLORS else row.status
+    prefix = f"{row.status}: "
+    if not row.ended.startswith(prefix):
+        return status
+    reason = row.ended[len(prefix):]
+    if reason in _REASONS:
+        reason = _t(lang, reason)
+    elif reason.startswith("fault: "):      # the board's own message follows, as logged
+        reason = _t(lang, "fault") + reason[len("fault"):]
+    return _t(lang, "{status}: {reason}", status=status, reason=reason)
+
+
+def _status_text(bundle: Bundle, verified: bool | None, problems: list[str],
+                 lang: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
     """(css class, headline) of the verification banner."""
     kid = bundle.device_key_id or "?"
     if verified is None:
-        return "warn", (f"NOT VERIFIED: no device key was given. The hash chain is intact, but "
-                        f"completeness and origin are unknown (the bundle names device key {kid}).")
+        return "warn", _t(lang, "NOT VERIFIED: no device key was given. The hash chain is intact, but completeness "
+                                "and origin are unknown (the bundle names device key {key}).", key=kid)
     if verified:
-        return "ok", f"Verified: complete, unaltered and signed by device key {kid}."
-    return "bad", (f"VERIFICATION FAILED ({len(problems)} problem{'s' * (len(problems) != 1)}): "
-                   f"do not rely on this data without checking with the device.")
+        return "ok", _t(lang, "Verified: complete, unaltered and signed by device key {key}.", key=kid)
+    return "bad", _t(lang, "VERIFICATION FAILED ({n} problems): do not rely on this data without checking with "
+                           "the device.", n=len(problems))
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -856,12 +958,17 @@ def _fmt_num(x: float | None, digits: int = 0, unit: str = "") -> str:
     return text + unit
 
 
-def _session_table(d: Review) -> str:
+def _escape(text: str) -> str:
+    """Text for an element's content or a double-quoted attribute (an apostrophe stays one)."""
+    return html.escape(text, quote=False).replace('"', "&quot;")
+
+
+def _session_table(d: Review, lang: str = DEFAULT_LANGUAGE) -> str:
     """The sessions, newest first, worrying ones shaded, the patient's words in full."""
-    e = html.escape
+    e = _escape
     rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
     n_ch = max([len(r.peak_ma) for r in d.rows] + [1])
-    heads = "".join(f"<th>highest ch {i}"
+    heads = "".join(f"<th>{e(_t(lang, 'highest ch {n}', n=i + 1))}"
                     + (f" ({e(str(rx_channels[i].get('label', '')))})" if i < len(rx_channels) else "") + "</th>"
                     for i in range(n_ch))
     body = []
@@ -871,40 +978,47 @@ def _session_table(d: Review) -> str:
         pain_cls = ' class="n red"' if r.pain is not None and r.pain >= PAIN_HIGH else ' class="n"'
         ended_cls = ' class="red"' if (r.status in ("aborted", "interrupted")
                                        or any(k in ("estop", "fault", "watchdog", "lead_off") for k in r.problems)) else ""
-        extra = [INCIDENT_KINDS[k] for k in dict.fromkeys(r.problems)
-                 if k != "refused" and INCIDENT_KINDS[k] not in r.ended]
-        ended = r.ended + (f" ({', '.join(extra)})" if extra else "")
+        ended = ended_text(r, lang)
+        extra = [_t(lang, INCIDENT_KINDS[k]) for k in dict.fromkeys(r.problems)
+                 if k != "refused" and _t(lang, INCIDENT_KINDS[k]) not in ended]
+        ended = ended + (f" ({', '.join(extra)})" if extra else "")
         row_cls = ' class="worry"' if r.worrying else ""
+        started = f"{WEEKDAYS[lang][r.started.weekday()]} {r.started:%Y-%m-%d %H:%M}"
         body.append(
-            f'<tr{row_cls}><td>{e(r.started.strftime("%a %Y-%m-%d %H:%M"))}</td>'
+            f'<tr{row_cls}><td>{e(started)}</td>'
             f'<td class="n">{_fmt_num(r.duration_min, 1, " min")}</td>{peaks}'
-            f'<td class="n">{r.done} of {r.planned}</td><td{pain_cls}>{_fmt_num(r.pain)}</td>'
+            f'<td class="n">{e(_t(lang, "{done} of {planned}", done=r.done, planned=r.planned))}</td>'
+            f'<td{pain_cls}>{_fmt_num(r.pain)}</td>'
             f'<td class="n">{_fmt_num(r.effort)}</td>'
             f'<td class="comment">{e(r.comment) if r.comment else ""}</td><td{ended_cls}>{e(ended)}</td></tr>')
     if not body:
-        body = ['<tr><td colspan="9">no sessions</td></tr>']
-    return (f'<div class="scroll"><table><tr><th>date</th><th>duration</th>{heads}<th>contractions</th>'
-            f'<th>pain</th><th>effort</th><th>patient\'s comment</th><th>how it ended</th></tr>'
-            + "".join(body) + "</table></div>")
+        body = [f'<tr><td colspan="9">{e(_t(lang, "no sessions"))}</td></tr>']
+    head = "".join(f"<th>{e(_t(lang, h))}</th>" for h in ("date", "duration"))
+    tail = "".join(f"<th>{e(_t(lang, h))}</th>" for h in ("contractions", "pain", "effort", "patient's comment",
+                                                          "how it ended"))
+    return f'<div class="scroll"><table><tr>{head}{heads}{tail}</tr>' + "".join(body) + "</table></div>"
 
 
 def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str], png_b64: str,
-          source_name: str) -> str:
-    e = html.escape
+          source_name: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    e = _escape
     sm = _summary(d)
-    css_class, headline = _status_text(bundle, verified, problems)
+    css_class, headline = _status_text(bundle, verified, problems, lang)
     shown = problems[:12]
     problem_list = ("<ul>" + "".join(f"<li>{e(p)}</li>" for p in shown)
-                    + (f"<li>… and {len(problems) - len(shown)} more</li>" if len(problems) > len(shown) else "")
+                    + (f"<li>{e(_t(lang, '… and {n} more', n=len(problems) - len(shown)))}</li>"
+                       if len(problems) > len(shown) else "")
                     + "</ul>") if problems else ""
-    flag_kinds = {f.kind for f in d.flags}
-    if d.flags:
-        flags = ('<div class="flags"><h2>Needs attention</h2><ul>'
-                 + "".join(f"<li>{e(f.reason)}</li>" for f in d.flags) + "</ul></div>")
+    flags_shown = d.flags if lang == DEFAULT_LANGUAGE else review_flags(d, lang=lang)
+    flag_kinds = {f.kind for f in flags_shown}
+    if flags_shown:
+        flags = (f'<div class="flags"><h2>{e(_t(lang, "Needs attention"))}</h2><ul>'
+                 + "".join(f"<li>{e(f.reason)}</li>" for f in flags_shown) + "</ul></div>")
     else:
-        flags = ('<div class="flags none"><h2>Nothing flagged</h2>No pain of '
-                 f'{PAIN_HIGH}/10 or more, no rising pain, adherence not under {100 * ADHERENCE_LOW:.0f}%, '
-                 'no e-stop, fault or electrode problem.</div>')
+        flags = (f'<div class="flags none"><h2>{e(_t(lang, "Nothing flagged"))}</h2>'
+                 + e(_t(lang, "No pain of {high}/10 or more, no rising pain, adherence not under {threshold}%, "
+                              "no e-stop, fault or electrode problem.", high=PAIN_HIGH,
+                        threshold=f"{100 * ADHERENCE_LOW:.0f}")) + "</div>")
 
     def kpi(value: str, label: str, alert: bool = False) -> str:
         return f'<div class="kpi{" alert" if alert else ""}"><b>{e(value)}</b><span>{e(label)}</span></div>'
@@ -912,63 +1026,79 @@ def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[st
     faults = sm.incidents["fault"] + sm.incidents["watchdog"]
     a, ar = d.adherence, d.adherence_recent
     kpis = "".join([
-        kpi(str(len(d.sessions)), f"sessions ({sm.counts['completed']} completed)"),
-        kpi(a.describe(), f"adherence {a.period}", "adherence_low" in flag_kinds),
-        kpi(ar.describe(), f"adherence {ar.period} (last 4 weeks)",
+        kpi(str(len(d.sessions)), _t(lang, "sessions ({n} completed)", n=sm.counts["completed"])),
+        kpi(adherence_text(a, lang), _t(lang, "adherence {period}", period=adherence_period(a, lang)),
+            "adherence_low" in flag_kinds),
+        kpi(adherence_text(ar, lang), _t(lang, "adherence {period} (last 4 weeks)", period=adherence_period(ar, lang)),
             ar.ratio is not None and ar.ratio < ADHERENCE_LOW and ar.days >= ADHERENCE_MIN_DAYS),
-        kpi(str(sm.counts["stopped"]), "stopped early"),
-        kpi(str(sm.counts["aborted"] + sm.counts["interrupted"]), "aborted / interrupted",
+        kpi(str(sm.counts["stopped"]), _t(lang, "stopped early")),
+        kpi(str(sm.counts["aborted"] + sm.counts["interrupted"]), _t(lang, "aborted / interrupted"),
             sm.counts["aborted"] + sm.counts["interrupted"] > 0),
-        kpi(str(sm.incidents["estop"]), "e-stops", sm.incidents["estop"] > 0),
-        kpi(str(faults), "faults", faults > 0),
-        kpi(str(sm.incidents["lead_off"]), "electrode problems", sm.incidents["lead_off"] > 0),
-        kpi(str(sm.incidents["refused"]), "refused requests"),
+        kpi(str(sm.incidents["estop"]), _t(lang, "e-stops"), sm.incidents["estop"] > 0),
+        kpi(str(faults), _t(lang, "faults"), faults > 0),
+        kpi(str(sm.incidents["lead_off"]), _t(lang, "electrode problems"), sm.incidents["lead_off"] > 0),
+        kpi(str(sm.incidents["refused"]), _t(lang, "refused requests")),
     ])
-    pain_label = (f"pain 0-10: {d.pain.how}" if d.pain else "pain 0-10, mean")
-    effort_label = (f"effort (Borg CR10): {d.effort.how}" if d.effort else "effort (Borg CR10), mean")
-    kpis2 = (kpi(_trend(d.pain, d.rows, "pain"), pain_label, bool({"pain_rising", "pain_high"} & flag_kinds))
-             + kpi(_trend(d.effort, d.rows, "effort"), effort_label))
+    pain_label = (_t(lang, "pain 0-10: {how}", how=d.pain.how_in(lang)) if d.pain else _t(lang, "pain 0-10, mean"))
+    effort_label = (_t(lang, "effort (Borg CR10): {how}", how=d.effort.how_in(lang)) if d.effort
+                    else _t(lang, "effort (Borg CR10), mean"))
+    kpis2 = (kpi(_trend(d.pain, d.rows, "pain", lang), pain_label, bool({"pain_rising", "pain_high"} & flag_kinds))
+             + kpi(_trend(d.effort, d.rows, "effort", lang), effort_label))
     recent = sorted(d.incidents, key=lambda i: i[0], reverse=True)[:12]
     incident_rows = "".join(
-        f"<tr><td>{e(w.strftime('%Y-%m-%d %H:%M'))}</td><td>{e(INCIDENT_KINDS.get(k, k))}</td>"
+        f"<tr><td>{e(w.strftime('%Y-%m-%d %H:%M'))}</td>"
+        f"<td>{e(_t(lang, INCIDENT_KINDS[k]) if k in INCIDENT_KINDS else k)}</td>"
         f"<td>{e(sid)}</td><td>{e(det)}</td></tr>" for w, sid, k, det in recent) \
-        or "<tr><td colspan=4>none</td></tr>"
-    rx_rows = "".join(f"<tr><td>{e(line)}</td></tr>" for line in _rx_lines(d.rx_in_force))
+        or f"<tr><td colspan=4>{e(_t(lang, 'no incidents'))}</td></tr>"
+    rx_rows = "".join(f"<tr><td>{e(line)}</td></tr>" for line in _rx_lines(d.rx_in_force, lang))
     others = [p for p in d.prescriptions if p is not d.rx_in_force]
-    other_rx = (f"<p>Also in this bundle: {e(', '.join(sorted({str(_rx_source(p).get('id')) for p in others})))}</p>"
-                if others else "")
+    other_ids = ", ".join(sorted({str(_rx_source(p).get("id")) for p in others}))
+    other_rx = f"<p>{e(_t(lang, 'Also in this bundle: {ids}', ids=other_ids))}</p>" if others else ""
     created = bundle.header.get("created_at") or "?"
     since = bundle.header.get("since")
     patient = d.patient_id
+    period = d.period_in(lang)
+    since_text = _t(lang, "(sessions since {since})", since=since) if since else _t(lang, "(whole log)")
+    sub = _t(lang, "Sessions {period} · bundle {name} made {created}", period=period, name=source_name,
+             created=str(created))
+    headings = {k: e(_t(lang, k)) for k in ("Prescription in force", "Latest incidents", "when", "what", "session",
+                                           "detail")}
+    alt = _t(lang, "calendar and weekly sessions, session duration and contractions, intensity per channel, "
+                   "pain and effort, incidents")
+    incidents_head = "".join(f"<th>{headings[k]}</th>" for k in ("when", "what", "session", "detail"))
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>NMES review: {e(patient)}, {e(d.period)}</title>
+<title>{e(_t(lang, "NMES review: {patient}, {period}", patient=patient, period=period))}</title>
 <style>{_CSS}</style></head>
 <body>
-<h1>NMES home training review: patient {e(patient)}</h1>
-<div class="sub">Sessions {e(d.period)} · bundle {e(source_name)} made {e(str(created))}
-{'(sessions since ' + e(str(since)) + ')' if since else '(whole log)'} · device key {e(str(bundle.device_key_id))}</div>
+<h1>{e(_t(lang, "NMES home training review: patient {patient}", patient=patient))}</h1>
+<div class="sub">{e(sub)}
+{e(since_text)} · {e(_t(lang, "device key {key}", key=str(bundle.device_key_id)))}</div>
 <div class="banner {css_class}">{e(headline)}{problem_list}</div>
 {flags}
 <div class="kpis">{kpis}</div>
 <div class="kpis">{kpis2}</div>
-<img alt="calendar and weekly sessions, session duration and contractions, intensity per channel, pain and effort, incidents"
+<img alt="{e(alt)}"
  src="data:image/png;base64,{png_b64}">
-<h2>Sessions, newest first (shaded: pain {PAIN_HIGH}/10 or more, e-stop, fault or electrode problem)</h2>
-{_session_table(d)}
+<h2>{e(_t(lang, "Sessions, newest first (shaded: pain {high}/10 or more, e-stop, fault or electrode problem)",
+          high=PAIN_HIGH))}</h2>
+{_session_table(d, lang)}
 <div class="cols">
-<div><h2>Prescription in force</h2><table>{rx_rows}</table>{other_rx}</div>
-<div><h2>Latest incidents</h2><table><tr><th>when</th><th>what</th><th>session</th><th>detail</th></tr>
+<div><h2>{headings["Prescription in force"]}</h2><table>{rx_rows}</table>{other_rx}</div>
+<div><h2>{headings["Latest incidents"]}</h2><table><tr>{incidents_head}</tr>
 {incident_rows}</table></div>
 </div>
-<div class="foot">Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer
-that made this report. Adherence: completed sessions of those due, from the prescription's first day
-(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the
-prescription's daily limit counts a day, so it never exceeds 100%. Pain and effort compare windows
-that share no session. Check the device key id above against the one recorded when the device was set up.</div>
+<div class="foot">{e(_t(lang, _FOOT))}</div>
 </body></html>
 """
+
+
+_FOOT = ("Made by homeapp report from a homeapp.log-bundle/1 file. Days are local to the computer\n"
+         "that made this report. Adherence: completed sessions of those due, from the prescription's first day\n"
+         "(or the bundle's start) to the day the bundle was made, prorated for partial weeks; at most the\n"
+         "prescription's daily limit counts a day, so it never exceeds 100%. Pain and effort compare windows\n"
+         "that share no session. Check the device key id above against the one recorded when the device was set up.")
 
 
 # --- PDF -------------------------------------------------------------------------------
@@ -977,19 +1107,21 @@ that share no session. Check the device key id above against the one recorded wh
 _PDF_LINE_CHARS = 135
 
 
-def _pdf(path: Path, bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str]) -> None:
+def _pdf(path: Path, bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str],
+         lang: str = DEFAULT_LANGUAGE) -> None:
     """One A4 portrait page (see _pdf_figure)."""
-    fig = _pdf_figure(bundle, d, verified=verified, problems=problems)
+    fig = _pdf_figure(bundle, d, verified=verified, problems=problems, lang=lang)
     with PdfPages(path) as pdf:
         pdf.savefig(fig)
 
 
-def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str]) -> Figure:
+def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[str],
+                lang: str = DEFAULT_LANGUAGE) -> Figure:
     """The PDF page: headline, verification, flags, key figures, the same plots, the
     sessions with comments or problems, the prescription. Every line is wrapped to the
     page's width."""
     sm = _summary(d)
-    css_class, headline = _status_text(bundle, verified, problems)
+    css_class, headline = _status_text(bundle, verified, problems, lang)
     color = {"ok": "#1b5e20", "bad": "#b71c1c", "warn": "#795548"}[css_class]
     fig = Figure(figsize=(8.27, 11.69), dpi=100)
     gs = fig.add_gridspec(3, 1, height_ratios=[1.55, 8.0, 1.45], left=0.13, right=0.98, top=0.985,
@@ -1000,26 +1132,33 @@ def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: l
         for part in textwrap.wrap(text, width=width) or [""]:
             lines.append((part, size, weight, col))
 
-    add(f"NMES home training review: patient {d.patient_id}   sessions {d.period}", 10, "bold", "#212121", 95)
+    add(_t(lang, "NMES home training review: patient {patient}   sessions {period}", patient=d.patient_id,
+           period=d.period_in(lang)), 10, "bold", "#212121", 95)
     add(headline, 7, "bold", color, 120)
-    if problems:
-        add("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""),
+    if problems:   # the verifier's own words (homeapp/bundle.py), in English
+        add("; ".join(problems[:3]) + (_t(lang, "; and {n} more", n=len(problems) - 3) if len(problems) > 3 else ""),
             7, "normal", color)
-    if d.flags:
-        for f in d.flags:
+    flags = d.flags if lang == DEFAULT_LANGUAGE else review_flags(d, lang=lang)
+    if flags:
+        for f in flags:
             add("! " + f.reason, 7, "bold", "#b71c1c", 120)
     else:
-        add("Nothing flagged (pain, adherence, e-stops, faults, electrodes).", 7, "normal", "#1b5e20")
-    add(f"{len(d.sessions)} sessions ({sm.counts['completed']} completed, {sm.counts['stopped']} stopped, "
-        f"{sm.counts['aborted'] + sm.counts['interrupted']} aborted/interrupted).  Adherence {d.adherence.describe()} "
-        f"over {d.adherence.period}.  Pain {_trend(d.pain, d.rows, 'pain')}"
-        + (f" ({d.pain.how})" if d.pain else "") + ".", 7, "normal", "#212121")
+        add(_t(lang, "Nothing flagged (pain, adherence, e-stops, faults, electrodes)."), 7, "normal", "#1b5e20")
+    add(_t(lang, "{sessions} ({completed}, {stopped}, {aborted}).",
+           sessions=_t(lang, "{n} sessions", n=len(d.sessions)),
+           completed=_t(lang, "{n} completed", n=sm.counts["completed"]),
+           stopped=_t(lang, "{n} stopped", n=sm.counts["stopped"]),
+           aborted=_t(lang, "{n} aborted/interrupted", n=sm.counts["aborted"] + sm.counts["interrupted"])) + "  "
+        + _t(lang, "Adherence {adherence} over {period}.", adherence=adherence_text(d.adherence, lang),
+             period=adherence_period(d.adherence, lang)) + "  "
+        + _t(lang, "Pain {trend}", trend=_trend(d.pain, d.rows, "pain", lang))
+        + (f" ({d.pain.how_in(lang)})" if d.pain else "") + ".", 7, "normal", "#212121")
     y = 0.992
     for text, size, weight, col in lines[:12]:
         fig.text(0.04, y, text, va="top", fontsize=size, weight=weight, color=col)
         y -= (size + 2.2) / (11.69 * 72)
     _draw_panels(fig, gs[1, 0].subgridspec(len(PANEL_HEIGHTS), 2, height_ratios=PANEL_HEIGHTS, hspace=0.95,
-                                           wspace=0.12), d, title_pt=7)
+                                           wspace=0.12), d, title_pt=7, lang=lang)
     foot = fig.add_subplot(gs[2, 0])
     foot.set_axis_off()
     # the patient's words first (they appear nowhere else on the page), then other problems
@@ -1028,11 +1167,13 @@ def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: l
     chosen = (commented[:7] + worrying)[:7]
     notable = sorted(chosen, key=lambda r: r.started, reverse=True)
     more = len(commented) + len(worrying) - len(notable)
-    left = ["Sessions with a comment or a problem (newest first)"] + [
-        textwrap.shorten(f"{r.started:%Y-%m-%d} {r.ended}; pain {_fmt_num(r.pain)}"
+    left = [_t(lang, "Sessions with a comment or a problem (newest first)")] + [
+        textwrap.shorten(_t(lang, "{date} {ended}; pain {pain}", date=f"{r.started:%Y-%m-%d}",
+                            ended=ended_text(r, lang), pain=_fmt_num(r.pain))
                          + (f' "{r.comment}"' if r.comment else ""), width=84, placeholder="…")
-        for r in notable] + (["none"] if not notable else [f"… {more} more in the HTML page"] if more else [])
-    right = ["Prescription in force"] + [part for x in _rx_lines(d.rx_in_force)
+        for r in notable] + ([_t(lang, "no session with a comment or a problem")] if not notable
+                             else [_t(lang, "… {n} more in the list of sessions", n=more)] if more else [])
+    right = [_t(lang, "Prescription in force")] + [part for x in _rx_lines(d.rx_in_force, lang)
                                          for part in textwrap.wrap(x, width=68, subsequent_indent="  ")][:9]
     fig.text(0.04, foot.get_position().y1, "\n".join(left), va="top", fontsize=6, family="monospace")
     fig.text(0.56, foot.get_position().y1, "\n".join(right), va="top", fontsize=6, family="monospace")

@@ -7,8 +7,9 @@ rasterising, not the data: the profile in `make bench`'s notes). So:
 
 - the key of a chart is everything its picture depends on: the clinic, the patient, the
   range asked, the last day counted (today, or the device's last contact day), the
-  clinic's zone, and each device's last record (`Device.last_seq`): a new upload, a new
-  day or a new range draws again, nothing else does;
+  clinic's zone, the reader's language, and each device's last record
+  (`Device.last_seq`): a new upload, a new day, a new range or the other language draws
+  again, nothing else does;
 - the patient's page, which loads the same review, starts drawing its chart in the
   background (`prepare`), so by the time the browser asks for `review.png` the picture
   is ready or nearly so;
@@ -45,19 +46,19 @@ _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review-chart")
 drawn = 0
 
 
-def chart_key(clinic: Clinic, data: Any, *, zone: Any) -> Hashable:
+def chart_key(clinic: Clinic, data: Any, *, zone: Any, lang: str = "en") -> Hashable:
     """The key of the chart of `data` (review.PatientData): see the module's docstring."""
     with clinic.Session() as db:
         seqs = tuple(db.execute(select(Device.id, Device.last_seq)
                                 .join(Patient, Patient.id == Device.patient_id)
                                 .where(Patient.patient_id == data.patient_id).order_by(Device.id)).all())
     return (str(clinic.engine.url), data.patient_id, data.range.first, data.range.last, data.counted_until, str(zone),
-            tuple(tuple(s) for s in seqs))
+            tuple(tuple(s) for s in seqs), lang)
 
 
-def _draw(key: Hashable, review: Any) -> bytes:
+def _draw(key: Hashable, review: Any, lang: str = "en") -> bytes:
     global drawn
-    png = review_png(review)
+    png = review_png(review, lang=lang)
     with _lock:
         drawn += 1
         _done[key] = png
@@ -68,7 +69,7 @@ def _draw(key: Hashable, review: Any) -> bytes:
     return png
 
 
-def prepare(key: Hashable, review: Any) -> None:
+def prepare(key: Hashable, review: Any, *, lang: str = "en") -> None:
     """Start drawing this chart in the background, unless it is drawn or being drawn."""
     with _lock:
         if key in _done or key in _pending:
@@ -78,7 +79,7 @@ def prepare(key: Hashable, review: Any) -> None:
 
     def run() -> None:
         try:
-            future.set_result(_draw(key, review))
+            future.set_result(_draw(key, review, lang))
         except BaseException as e:   # the request that waits for it sees the error
             with _lock:
                 _pending.pop(key, None)
@@ -86,7 +87,7 @@ def prepare(key: Hashable, review: Any) -> None:
     _executor.submit(run)
 
 
-def png(key: Hashable, review: Callable[[], Any] | Any) -> bytes:
+def png(key: Hashable, review: Callable[[], Any] | Any, *, lang: str = "en") -> bytes:
     """The chart for `key`: kept, or being drawn (waited for), or drawn now from `review`."""
     with _lock:
         found = _done.get(key)
@@ -99,7 +100,7 @@ def png(key: Hashable, review: Callable[[], Any] | Any) -> bytes:
             return future.result()
         except Exception:
             pass            # drawn again below, so the error is this request's own
-    return _draw(key, review() if callable(review) else review)
+    return _draw(key, review() if callable(review) else review, lang)
 
 
 def forget() -> None:

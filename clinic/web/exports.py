@@ -23,7 +23,7 @@ from homeapp.report import review_pdf
 from ..models import Device
 from ..service import Actor
 from . import fhir, review
-from .core import clinic, page_router, signed_in
+from .core import clinic, language, page_router, signed_in
 
 router = page_router()
 
@@ -47,6 +47,7 @@ def export_csv(patient_id: str, request: Request, actor: Actor = Depends(signed_
 async def export_pdf(patient_id: str, request: Request, actor: Actor = Depends(signed_in)) -> Response:
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     svc = clinic(request)
+    lang = language(request)          # the reader's language, as the page that links here
 
     def build() -> bytes:
         data = review.load(svc, actor, patient_id, rng, contractions=False, action="web_review_pdf")
@@ -62,7 +63,8 @@ async def export_pdf(patient_id: str, request: Request, actor: Actor = Depends(s
             key_b64 = db.scalar(select(Device.public_key_b64).where(Device.key_id == bundle.device_key_id))
         key = syncproto.public_key_from_b64(key_b64) if key_b64 else None
         problems = verify_bundle(bundle, key)
-        return review_pdf(bundle, data.review, verified=None if key is None else not problems, problems=problems)
+        return review_pdf(bundle, data.review, verified=None if key is None else not problems, problems=problems,
+                          lang=lang)
     pdf = await run_in_threadpool(build)
     return _download(pdf, "application/pdf",
                      _filename(patient_id, f"-review-{rng.first.isoformat()}-{rng.last.isoformat()}.pdf"))

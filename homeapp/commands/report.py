@@ -1,5 +1,5 @@
-"""`homeapp report BUNDLE --out report.html [--pdf FILE] [--device-key KEY]`: the
-clinician's one-page review of a log bundle (homeapp/report.py).
+"""`homeapp report BUNDLE --out report.html [--pdf FILE] [--device-key KEY] [--lang en|sv]`:
+the clinician's one-page review of a log bundle (homeapp/report.py), in English or Swedish.
 
 The bundle is verified first when the device's public key is given, and the result leads
 the page. Without the key its hash chain is still checked: a bundle with a record changed,
@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from ..errors import UserError
+from ..report_texts import LANGUAGES
 
 
 def register(subparsers: Any) -> None:
@@ -26,6 +27,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device-key", metavar="KEY",
                    help="the device's public key (device_key.pub, from when the device was set up); "
                         "without it the bundle cannot be verified")
+    p.add_argument("--lang", choices=LANGUAGES, default=LANGUAGES[0],
+                   help="the language of the page, its charts and the PDF (default: en)")
     p.set_defaults(func=cmd_report)
 
 
@@ -42,7 +45,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         except KeyFileError as e:
             raise UserError(f"device key: {e}") from None
     try:
-        result = build_report(args.bundle, out_html=args.out, device_public_key=public_key, out_pdf=args.pdf)
+        result = build_report(args.bundle, out_html=args.out, device_public_key=public_key, out_pdf=args.pdf,
+                              lang=args.lang)
     except ChainBroken as e:
         for p in e.problems:
             print(f"{args.bundle}: {p}", file=sys.stderr)
