@@ -22,7 +22,7 @@ from homeapp.report import INCIDENT_KINDS, PAIN_HIGH
 from .. import timeutil
 from ..service import Actor
 from . import charts, i18n, overview, review
-from .core import clinic, page_router, render, signed_in, translator, url_part
+from .core import clinic, language, page_router, render, signed_in, translator, url_part
 from .overview import FlagView
 from .patients import _nobreak, explain
 
@@ -55,7 +55,8 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     data = review.load(clinic(request), actor, patient_id, rng, contractions=False)
     # the charts' picture is of this same review: start drawing it for the browser's next request
-    charts.prepare(charts.chart_key(clinic(request), data, zone=timeutil.clinic_zone()), data.review)
+    charts.prepare(charts.chart_key(clinic(request), data, zone=timeutil.clinic_zone(), lang=language(request)),
+                   data.review)
     _ = translator(request)
     today = timeutil.clinic_today()
     r = data.review
@@ -133,11 +134,12 @@ def _rx_lines(rx: dict[str, Any] | None, _) -> list[str]:
 async def review_chart(patient_id: str, request: Request, actor: Actor = Depends(signed_in)) -> Response:
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     svc = clinic(request)
+    lang = language(request)
 
     def draw() -> bytes:
         # loaded (access checked, audited) on every request; drawn once per log (charts.py)
         data = review.load(svc, actor, patient_id, rng, contractions=False, action="web_review_chart")
-        return charts.png(charts.chart_key(svc, data, zone=timeutil.clinic_zone()), data.review)
+        return charts.png(charts.chart_key(svc, data, zone=timeutil.clinic_zone(), lang=lang), data.review)
     png = await run_in_threadpool(draw)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
