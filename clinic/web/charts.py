@@ -248,6 +248,7 @@ class PredrawPass:
     left: int = 0                   # left for the next pass (the budget ran out)
     draw_cpu_s: float = 0.0         # CPU of the drawing process
     load_s: float = 0.0             # wall time loading the reviews (this process)
+    cpu_s: float = 0.0              # CPU of this pass's thread (loading, storing; not the drawing)
     wall_s: float = 0.0
     failed: list[str] = field(default_factory=list)
 
@@ -259,8 +260,10 @@ class ChartWarmer:
 
     def __init__(self, clinic: Clinic, *, interval_s: float, days: Sequence[int] = PREDRAW_DAYS,
                  languages: Sequence[str] = PREDRAW_LANGUAGES, budget_s: float = PREDRAW_BUDGET_S,
-                 nice: int = PREDRAW_NICE, in_process: bool = False) -> None:
+                 nice: int = PREDRAW_NICE, in_process: bool = False,
+                 patient_ids: Sequence[str] | None = None) -> None:
         self.clinic, self.interval_s, self.budget_s, self.nice = clinic, interval_s, budget_s, nice
+        self.patient_ids = set(patient_ids) if patient_ids is not None else None    # None: every patient
         self.days = tuple(days)
         self.languages = tuple(dict.fromkeys(chart_language(x) for x in languages))
         self.in_process = in_process
@@ -290,12 +293,13 @@ class ChartWarmer:
     def run_once(self, *, today: dt.date | None = None) -> PredrawPass:
         """One pass: drop pictures of changed data, draw what is missing (within the budget)."""
         global predrawn
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         out = PredrawPass()
         tz = timeutil.clinic_zone()
         today = today or timeutil.clinic_today()
         with self.clinic.Session() as db:
-            patients = dict(db.execute(select(Patient.id, Patient.patient_id)).all())
+            patients = {pk: pid for pk, pid in db.execute(select(Patient.id, Patient.patient_id))
+                        if self.patient_ids is None or pid in self.patient_ids}
             devices: dict[int, list[tuple[str, int, Any]]] = {pk: [] for pk in patients}
             for pk, key_id, last_seq, seen in db.execute(
                     select(Device.patient_id, Device.key_id, Device.last_seq, Device.last_seen_at)):
@@ -305,7 +309,8 @@ class ChartWarmer:
                                      WebReviewChart.drawn_at)).all()
         marks = {pk: log_mark(devices.get(pk, ()), zone=tz) for pk in patients}
         old = utcnow() - dt.timedelta(days=KEEP_DAYS)
-        gone = [r.id for r in rows if marks.get(r.patient_id) != r.log_mark or r.drawn_at < old]
+        rows = [r for r in rows if r.patient_id in patients]
+        gone = [r.id for r in rows if marks[r.patient_id] != r.log_mark or r.drawn_at < old]
         if gone:
             with self.clinic.Session.begin() as db:
                 for i in range(0, len(gone), 500):
@@ -351,6 +356,7 @@ class ChartWarmer:
                 log.exception("pre-drawing the chart of %s failed (tried again next pass)", patients[pk])
                 out.failed.append(patients[pk])
         out.wall_s = time.perf_counter() - t0
+        out.cpu_s = time.thread_time() - cpu0
         self.passes += 1
         self.last = out
         return out

@@ -33,11 +33,15 @@ def db_url(request, tmp_path):
     return request.getfixturevalue("postgres").new_database()
 
 
-@pytest.fixture
-def made(db_url):
+def _made(db_url: str):
     app = create_app(db_url)
     made = demo.fill(app.state.clinic, patients=3, days=14, other_patients=1)
     return app, made, db_url
+
+
+@pytest.fixture
+def made(db_url):
+    return _made(db_url)
 
 
 def _chart_src(web, patient_id: str) -> str:
@@ -137,3 +141,35 @@ def test_the_store_holds_nothing_of_a_deleted_patient(made):
         assert db.scalar(select(func.count()).select_from(WebReviewChart)
                          .where(WebReviewChart.patient_id.not_in(select(Patient.id)))) == 0
     assert _rows(svc, "NEW-001") == []
+
+
+def test_the_key_carries_the_language(tmp_path, monkeypatch):
+    """While the report module draws in English only, a Swedish page is served the one
+    English picture; once it draws in a language of choice (`review_png(..., lang=)`,
+    stood in for here), each language has its own picture, pre-drawn, and neither page
+    is served the other's."""
+    import clinic.chartproc as chartproc
+    app, _, _ = _made(f"sqlite:///{tmp_path / 'clinic.db'}")
+    svc = app.state.clinic
+    web = sign_in(app)
+    sv = {"Accept-Language": "sv"}
+    monkeypatch.setattr(chartproc, "_TAKES_LANG", False)
+    charts.ChartWarmer(svc, interval_s=3600, in_process=True, languages=("en", "sv")).run_once()
+    assert [r.lang for r in _rows(svc, "DEMO-001")] == ["en"]
+    src = _chart_src(web, "DEMO-001")
+    drawn = charts.drawn
+    assert web.get(src, headers=sv).content == web.get(src).content == _rows(svc, "DEMO-001")[0].png
+    assert charts.drawn == drawn
+    # the report draws in Swedish too: a Swedish picture of its own
+    real = chartproc.review_png
+
+    def in_language(review_, lang: str = "en") -> bytes:
+        return real(review_) + (b"" if lang == "en" else f"<{lang}>".encode())   # marked, so the two differ
+    monkeypatch.setattr(chartproc, "_TAKES_LANG", True)
+    monkeypatch.setattr(chartproc, "review_png", in_language)
+    done = charts.ChartWarmer(svc, interval_s=3600, in_process=True, languages=("en", "sv")).run_once()
+    assert done.drawn == 4 and done.fresh == 4       # a Swedish picture for each of the 4 patients
+    assert sorted(r.lang for r in _rows(svc, "DEMO-001")) == ["en", "sv"]
+    drawn = charts.drawn
+    swedish, english = web.get(src, headers=sv).content, web.get(src).content
+    assert swedish.endswith(b"<sv>") and not english.endswith(b"<sv>") and charts.drawn == drawn
