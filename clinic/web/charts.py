@@ -24,8 +24,8 @@ the data: the profile in docs/clinic-web.md), more on a loaded machine. So:
   a language the report module does not draw in shares the English picture). The drawing
   runs in a separate process at low priority (`nice` 10), so it takes the CPU the
   requests leave and never holds a serving process's interpreter; a pass stops after
-  `PREDRAW_BUDGET_S` seconds and the next pass goes on, most recently heard-from
-  patients first.
+  `PREDRAW_BUDGET_S` seconds and the next pass starts a second later (so a patient who
+  synced meanwhile comes first), most recently heard-from patients first.
 - **On demand** otherwise: the patient page starts drawing its chart in the background
   (`prepare`) and the browser's request for `review.png` waits for it (`png`); the
   picture is then stored for every process.
@@ -362,8 +362,11 @@ class ChartWarmer:
         return out
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        delay = self.interval_s
+        while not self._stop.wait(delay):
+            delay = self.interval_s
             try:
-                self.run_once()
+                if self.run_once().left:
+                    delay = 1.0         # the budget ran out: go on at once (with the newest uploads first)
             except Exception:
                 log.exception("pre-drawing the review charts failed (retried next pass)")
