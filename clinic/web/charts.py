@@ -69,6 +69,9 @@ PREDRAW_DAYS = tuple(int(d) for d in os.environ.get("HOMEAPP_CLINIC_CHART_DAYS",
 #: Languages pre-drawn (each mapped by `chart_language`: one picture per distinct result).
 PREDRAW_LANGUAGES = tuple(x.strip() for x in os.environ.get("HOMEAPP_CLINIC_CHART_LANGUAGES",
                                                             ",".join(i18n.LANGUAGES)).split(",") if x.strip())
+#: Whether `ensure_warmer` starts the pre-draw ($HOMEAPP_CLINIC_CHART_PREDRAW=0: no, every
+#: chart is drawn when a page first asks for it).
+PREDRAW_ENABLED = os.environ.get("HOMEAPP_CLINIC_CHART_PREDRAW", "1") != "0"
 #: Seconds of drawing per pre-draw pass at most (the rest waits for the next pass).
 PREDRAW_BUDGET_S = 45.0
 #: The pre-drawing process's niceness (0 to 19; higher yields the CPU more readily).

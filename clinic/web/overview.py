@@ -597,7 +597,8 @@ def ensure_warmer(clinic: Clinic) -> Warmer | None:
     with _warmers_lock:
         warmer = _warmers.get(clinic)
         if warmer is None:
-            from .charts import ChartWarmer
+            from . import charts
             warmer = _warmers[clinic] = Warmer(clinic, interval_s=WARM_INTERVAL_S).start()
-            warmer.charts = ChartWarmer(clinic, interval_s=WARM_INTERVAL_S).start()
+            if charts.PREDRAW_ENABLED:
+                warmer.charts = charts.ChartWarmer(clinic, interval_s=WARM_INTERVAL_S).start()
         return warmer
