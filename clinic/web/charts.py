@@ -63,12 +63,41 @@ log = logging.getLogger(__name__)
 #: The drawing code's version: a picture drawn by other code is never served.
 CHART_VERSION = hashlib.sha256(Path(homeapp.report.__file__).read_bytes()
                                + matplotlib.__version__.encode()).hexdigest()[:16]
+
+
+def _setting(name: str, default: str, parse: Callable[[str], Any], allowed: str) -> tuple[Any, ...]:
+    """A comma-separated setting from the environment; a wrong one is logged (naming it and
+    what is allowed) and the default used, so the service still starts."""
+    text = os.environ.get(name, default)
+    try:
+        values = tuple(parse(x.strip()) for x in text.split(",") if x.strip())
+        if not values:
+            raise ValueError("empty")
+        return values
+    except ValueError:
+        log.warning("$%s=%r: give %s; using %s", name, text, allowed, default)
+        return tuple(parse(x) for x in default.split(","))
+
+
+def _days(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= review.MAX_DAYS:
+        raise ValueError(text)
+    return n
+
+
+def _language(text: str) -> str:
+    if text not in i18n.LANGUAGES:
+        raise ValueError(text)
+    return text
+
+
 #: Days of the ranges pre-drawn (each: the last N days up to today).
-PREDRAW_DAYS = tuple(int(d) for d in os.environ.get("HOMEAPP_CLINIC_CHART_DAYS", str(review.DEFAULT_DAYS)).split(",")
-                     if d.strip())
+PREDRAW_DAYS = _setting("HOMEAPP_CLINIC_CHART_DAYS", str(review.DEFAULT_DAYS), _days,
+                        f"numbers of days from 1 to {review.MAX_DAYS}, e.g. 28,182")
 #: Languages pre-drawn (each mapped by `chart_language`: one picture per distinct result).
-PREDRAW_LANGUAGES = tuple(x.strip() for x in os.environ.get("HOMEAPP_CLINIC_CHART_LANGUAGES",
-                                                            ",".join(i18n.LANGUAGES)).split(",") if x.strip())
+PREDRAW_LANGUAGES = _setting("HOMEAPP_CLINIC_CHART_LANGUAGES", ",".join(i18n.LANGUAGES), _language,
+                             f"languages of the pages ({', '.join(i18n.LANGUAGES)}), e.g. sv")
 #: Whether `ensure_warmer` starts the pre-draw ($HOMEAPP_CLINIC_CHART_PREDRAW=0: no, every
 #: chart is drawn when a page first asks for it).
 PREDRAW_ENABLED = os.environ.get("HOMEAPP_CLINIC_CHART_PREDRAW", "1") != "0"

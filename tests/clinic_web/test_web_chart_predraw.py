@@ -173,3 +173,14 @@ def test_the_key_carries_the_language(tmp_path, monkeypatch):
     drawn = charts.drawn
     swedish, english = web.get(src, headers=sv).content, web.get(src).content
     assert swedish.endswith(b"<sv>") and not english.endswith(b"<sv>") and charts.drawn == drawn
+
+
+def test_a_wrong_setting_is_named_and_the_default_used(monkeypatch, caplog):
+    monkeypatch.setenv("HOMEAPP_CLINIC_CHART_DAYS", "28,forever")
+    with caplog.at_level("WARNING", logger="clinic.web.charts"):
+        assert charts._setting("HOMEAPP_CLINIC_CHART_DAYS", "28", charts._days, "days") == (28,)
+    assert "HOMEAPP_CLINIC_CHART_DAYS='28,forever'" in caplog.text
+    monkeypatch.setenv("HOMEAPP_CLINIC_CHART_DAYS", "28,182")
+    assert charts._setting("HOMEAPP_CLINIC_CHART_DAYS", "28", charts._days, "days") == (28, 182)
+    monkeypatch.setenv("HOMEAPP_CLINIC_CHART_LANGUAGES", "de")
+    assert charts._setting("HOMEAPP_CLINIC_CHART_LANGUAGES", "en,sv", charts._language, "languages") == ("en", "sv")
