@@ -258,6 +258,10 @@ def png(key: ChartKey, review_: Callable[[], Any] | Any) -> bytes:
             return future.result()
         except Exception:
             pass            # drawn again below, so the error is this request's own
+    else:
+        found = stored(key)     # a drawing may have ended between the two looks
+        if found is not None:
+            return found
     return _draw(key, review_() if callable(review_) else review_)
 
 
