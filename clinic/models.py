@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -208,3 +208,24 @@ class WebPatientRow(Base):
     cache_key: Mapped[str] = mapped_column(String(200))
     row_json: Mapped[str] = mapped_column(Text)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WebReviewChart(Base):
+    """A drawn picture of a patient's review charts (clinic/web/charts.py): one per patient,
+    language and range of days, served while `chart_state` (a hash of everything the
+    picture depends on) still matches; `log_mark` (a hash of the patient's devices' log
+    heads and contact days) changes with the patient's data, and every picture under an
+    older mark is then deleted. Patient data, kept as the log is; gone with the patient."""
+
+    __tablename__ = "web_review_charts"
+    __table_args__ = (UniqueConstraint("patient_id", "lang", "first_day", "last_day", name="uq_web_review_charts_range"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    lang: Mapped[str] = mapped_column(String(8))
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    chart_state: Mapped[str] = mapped_column(String(64))
+    log_mark: Mapped[str] = mapped_column(String(64))
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    drawn_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    draw_cpu_ms: Mapped[int] = mapped_column(Integer)

@@ -558,6 +558,7 @@ class Warmer:
         self.clinic, self.interval_s = clinic, interval_s
         self._stop = threading.Event()
         self.passes = 0
+        self.charts: Any = None     # the charts' pre-draw started beside it (ensure_warmer)
         self.thread = threading.Thread(target=self._run, name="clinic-web-warmer", daemon=True)
 
     def start(self) -> "Warmer":
@@ -588,11 +589,16 @@ class Warmer:
 
 
 def ensure_warmer(clinic: Clinic) -> Warmer | None:
-    """The clinic's background warmer, started on first use (None when WARM_INTERVAL_S is 0)."""
+    """The clinic's background warmer, started on first use (None when WARM_INTERVAL_S is
+    0), and beside it the review charts' pre-draw (`charts.ChartWarmer`, as `.charts`):
+    with `serve --workers N` both run in the supervising process, once for the clinic."""
     if WARM_INTERVAL_S <= 0:
         return None
     with _warmers_lock:
         warmer = _warmers.get(clinic)
         if warmer is None:
+            from . import charts
             warmer = _warmers[clinic] = Warmer(clinic, interval_s=WARM_INTERVAL_S).start()
+            if charts.PREDRAW_ENABLED:
+                warmer.charts = charts.ChartWarmer(clinic, interval_s=WARM_INTERVAL_S).start()
         return warmer

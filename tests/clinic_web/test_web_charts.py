@@ -27,7 +27,7 @@ def _png(web, pid: str, first: dt.date, last: dt.date):
 
 def test_a_chart_is_drawn_once_per_log_and_is_the_reports_own(made_app):
     app, made = made_app
-    charts.forget()
+    charts.forget(app.state.clinic)
     web = sign_in(app)
     today = dt.date.today()
     first = today - dt.timedelta(days=20)
@@ -57,7 +57,7 @@ def test_a_chart_is_drawn_once_per_log_and_is_the_reports_own(made_app):
 
 def test_the_patient_page_starts_its_chart_for_the_browser(made_app):
     app, _ = made_app
-    charts.forget()
+    charts.forget(app.state.clinic)
     web = sign_in(app)
     today = dt.date.today()
     first = today - dt.timedelta(days=13)
