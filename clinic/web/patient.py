@@ -70,7 +70,7 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
     rx_channels = []
     if r.rx_in_force:
         src = r.rx_in_force.get("source") if isinstance(r.rx_in_force.get("source"), dict) else r.rx_in_force
-        rx_channels = [c.get("label", f"ch {i}") for i, c in enumerate(src.get("channels") or ())]
+        rx_channels = [c.get("label", _("Channel {n}", n=i + 1)) for i, c in enumerate(src.get("channels") or ())]
     n_channels = max([len(row.peak_ma) for row in r.rows] + [len(rx_channels), 1])
     presets = [(_("4 weeks"), 28), (_("3 months"), 91), (_("6 months"), 182), (_("1 year"), 365)]
     return render(
@@ -119,7 +119,9 @@ def _rx_lines(rx: dict[str, Any] | None, _) -> list[str]:
                per_week=src.get("sessions_per_week", "?"), per_day=src.get("max_sessions_per_day", "?"),
                hours=src.get("min_hours_between", "?"))]
     for i, c in enumerate(src.get("channels") or ()):
-        lines.append(_("Channel {n} ({label}): cap {cap} mA", n=i, label=c.get("label", ""), cap=c.get("max_ma", "?")))
+        # numbered from 1, as the program editor and the device's screens number channels
+        lines.append(_("Channel {n} ({label}): cap {cap} mA", n=i + 1, label=c.get("label", ""),
+                       cap=c.get("max_ma", "?")))
     for b in src.get("blocks") or ():
         def v(k: str) -> str:
             x = b.get(k)
@@ -201,6 +203,7 @@ i18n.add("sv", {
     "{per_week} sessions a week, at most {per_day} a day, {hours} h apart":
         "{per_week} pass i veckan, högst {per_day} per dag, {hours} h emellan",
     "Channel {n} ({label}): cap {cap} mA": "Kanal {n} ({label}): tak {cap} mA",
+    "Channel {n}": "Kanal {n}",
     "{label}: {minutes} min, {hz} Hz, {pulse} µs, on {on} s / off {off} s":
         "{label}: {minutes} min, {hz} Hz, {pulse} µs, på {on} s / av {off} s",
     "Prescription history": "Ordinationshistorik",
