@@ -93,14 +93,29 @@ except ImportError:       # pragma: no cover - the clinic extra has it
     _orjson = None
 
 
-def _orjson_differs(canonical: bytes) -> bool:
-    """Whether orjson's canonical form may differ from the standard library's (bundle.py's):
-    a float below 1e-4 (the standard library writes 1e-05, orjson 0.00001), one written with
-    an exponent, or an integer beyond 64 bits (orjson reads it as a float, written with an
-    exponent). Everything else orjson reads and writes exactly as the standard library does
-    (keys sorted by code point, the same escapes, the same shortest float digits): the
-    clinic's tests compare the two paths. Text containing these bytes only costs the slow path."""
-    return b"e+" in canonical or b"e-" in canonical or b"0.0000" in canonical
+def _orjson_differs(canonical: bytes, data: Any) -> bool:
+    """Whether orjson's canonical form may differ from the standard library's (bundle.py's).
+    orjson writes a float below 1e-4 otherwise (0.00001 for 1e-05) and reads an integer
+    beyond 64 bits as a float; everything else it reads and writes exactly as the standard
+    library does (keys sorted by code point, the same escapes, the same shortest float
+    digits, the same exponent form from 1e16): the clinic's tests compare the two paths.
+    Such a float is written with "0.0000" or an exponent, so only a line holding one of
+    those bytes needs its numbers looked at."""
+    if b"e+" not in canonical and b"e-" not in canonical and b"0.0000" not in canonical:
+        return False
+    return _holds_odd_float(data)
+
+
+def _holds_odd_float(value: Any) -> bool:
+    t = type(value)
+    if t is float:
+        size = abs(value)
+        return size != 0.0 and (size < 1e-4 or size >= 2.0 ** 63)
+    if t is dict:
+        return any(_holds_odd_float(v) for v in value.values())
+    if t is list:
+        return any(_holds_odd_float(v) for v in value)
+    return False
 
 
 def _not_a_record(number: int) -> UploadRecord:
@@ -127,10 +142,14 @@ def parse_record_line(raw: bytes | str, number: int) -> UploadRecord:
             if (type(seq) is int and seq >= 0 and kind in KINDS and type(data) is dict and type(prev) is str
                     and len(prev) == 64 and not prev.strip(_HEX) and type(h) is str):
                 # the four hashed fields, canonical (bundle.py's record_hash)
-                canonical = _orjson.dumps(obj if len(obj) == 4 else
-                                          {"data": data, "kind": kind, "prev_hash": prev, "seq": seq},
-                                          option=_orjson.OPT_SORT_KEYS)
-                if not _orjson_differs(canonical):
+                try:
+                    canonical = _orjson.dumps(obj if len(obj) == 4 else
+                                              {"data": data, "kind": kind, "prev_hash": prev, "seq": seq},
+                                              option=_orjson.OPT_SORT_KEYS)
+                    differs = _orjson_differs(canonical, data)
+                except (TypeError, ValueError, RecursionError):    # nested deeper than orjson writes
+                    differs = True
+                if not differs:
                     intact = hashlib.sha256(canonical).hexdigest() == h
                     if intact or (len(h) == 64 and not h.strip(_HEX)):
                         return UploadRecord(number, seq, kind, data, prev, h, text, intact, True)
@@ -163,11 +182,14 @@ def _parse_record_text(text: str, number: int) -> UploadRecord:
             return rec
     # keys in another order than sorted (the log's own order, kept for the export), or
     # another layout: the hash is over the canonical form of what the line holds
-    if len(obj) == 5 and obj.keys() == _RECORD_KEYS:
-        del obj["hash"]                 # the four hashed fields, canonical: bundle.py's record_hash
-        canonical = _CANONICAL.encode(obj).encode("utf-8")
-    else:
-        canonical = _CANONICAL.encode({"seq": seq, "kind": kind, "data": data, "prev_hash": prev}).encode("utf-8")
+    try:
+        if len(obj) == 5 and obj.keys() == _RECORD_KEYS:
+            del obj["hash"]                 # the four hashed fields, canonical: bundle.py's record_hash
+            canonical = _CANONICAL.encode(obj).encode("utf-8")
+        else:
+            canonical = _CANONICAL.encode({"seq": seq, "kind": kind, "data": data, "prev_hash": prev}).encode("utf-8")
+    except RecursionError:              # read, but nested too deep to write again: not what a device hashed
+        return rec
     if hashlib.sha256(canonical).hexdigest() == h:
         rec.intact = True
     return rec

@@ -99,3 +99,19 @@ def test_numbers_of_every_size_hash_as_bundle_py_hashes_them(data, layout):
     rec = ingest.parse_record_line(text.encode(), 1)
     assert rec.well_formed and rec.intact
     _same(rec, _with_stdlib_only(text.encode()))
+
+
+@pytest.mark.parametrize("depth", [100, 254, 255, 256, 300, 600, 5000])
+def test_data_nested_deeper_than_orjson_writes_is_judged_as_before(depth):
+    """orjson writes at most 254 levels; deeper data takes the standard library's path
+    (which reads up to Python's recursion limit), never an exception."""
+    inner = "[" * depth + '"re-do 1e-05"' + "]" * depth
+    for h in ("cd" * 32, None):
+        data_text = '{"x":' + inner + "}"
+        if h is None:
+            try:
+                h = record_hash(1, "event", json.loads(data_text), PREV)
+            except RecursionError:
+                continue
+        line = f'{{"data":{data_text},"kind":"event","prev_hash":"{PREV}","seq":1,"hash":"{h}"}}'.encode()
+        _same(ingest.parse_record_line(line, 1), _with_stdlib_only(line))
