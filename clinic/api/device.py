@@ -85,8 +85,10 @@ async def state(request: Request) -> dict:
     return await _as_device(request, await request.body(), clinic(request).device_state)
 
 
-@router.post("/log")
 async def upload(request: Request) -> Response:
+    """POST /api/device/log. A plain Starlette route, not FastAPI's: it takes the request
+    as it is, so FastAPI's parameter solving (reading the cookies among others) is skipped
+    on the one route every device calls after every session."""
     body = await request.body()
     svc = clinic(request)
     # authentication and storage in one transaction (the service audits every refusal)
@@ -94,6 +96,9 @@ async def upload(request: Request) -> Response:
                              headers=request.headers, body=body)
     answer = await anyio.to_thread.run_sync(work, limiter=_upload_limiter(request))
     return JSONResponse(answer)     # as it is: no response model to validate it against
+
+
+router.add_route(router.prefix + "/log", upload, methods=["POST"])   # add_route takes the whole path
 
 
 @router.get("/chain")
