@@ -275,7 +275,8 @@ def _ingest_rows(label: str, run: IngestRun, goal: str, setup: str) -> list[Figu
         Figure(f"  service CPU per upload, {label}", run.service_ms, "ms", "",
                "every service process: HTTP, signature, chain, parsing, inserts"),
         Figure(f"  database CPU per upload, {label}", run.database_ms, "ms", "",
-               "the PostgreSQL server's processes" if run.database_ms else "SQLite runs inside the service"),
+               "the PostgreSQL server's processes (backends that ended within the run included)"
+               if run.database_ms else "SQLite runs inside the service"),
         Figure(f"  devices' side CPU per upload (load generator), {label}", run.devices_ms, "ms", "",
                "connections, requests, answers: on the devices in real life"),
         Figure(f"  uploads/s the service alone would sustain on {run.cores} core{'s' * (run.cores > 1)}, {label}",
