@@ -85,6 +85,37 @@ _DECODER = json.JSONDecoder()
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _BLANK = " \t\n\r\x0b\x0c"
 _RECORD_KEYS = frozenset(("seq", "kind", "data", "prev_hash", "hash"))
+_HEX = "0123456789abcdef"
+
+try:    # the clinic extra installs it; without it every line takes the standard library's path
+    import orjson as _orjson
+except ImportError:       # pragma: no cover - the clinic extra has it
+    _orjson = None
+
+
+def _orjson_differs(canonical: bytes, data: Any) -> bool:
+    """Whether orjson's canonical form may differ from the standard library's (bundle.py's).
+    orjson writes a float below 1e-4 otherwise (0.00001 for 1e-05) and reads an integer
+    beyond 64 bits as a float; everything else it reads and writes exactly as the standard
+    library does (keys sorted by code point, the same escapes, the same shortest float
+    digits, the same exponent form from 1e16): the clinic's tests compare the two paths.
+    Such a float is written with "0.0000" or an exponent, so only a line holding one of
+    those bytes needs its numbers looked at."""
+    if b"e+" not in canonical and b"e-" not in canonical and b"0.0000" not in canonical:
+        return False
+    return _holds_odd_float(data)
+
+
+def _holds_odd_float(value: Any) -> bool:
+    t = type(value)
+    if t is float:
+        size = abs(value)
+        return size != 0.0 and (size < 1e-4 or size >= 2.0 ** 63)
+    if t is dict:
+        return any(_holds_odd_float(v) for v in value.values())
+    if t is list:
+        return any(_holds_odd_float(v) for v in value)
+    return False
 
 
 def _not_a_record(number: int) -> UploadRecord:
@@ -92,14 +123,48 @@ def _not_a_record(number: int) -> UploadRecord:
 
 
 def parse_record_line(raw: bytes | str, number: int) -> UploadRecord:
-    """One line (bytes, or text already decoded); never raises. The fast path hashes the
-    very bytes received (a line whose keys are already in sorted order); any other line
-    is hashed in canonical form. The line is stored as received: parsing it again gives
-    the very data that was hashed."""
+    """One line (bytes, or text already decoded); never raises. A well-formed line is
+    hashed in bundle.py's canonical form, made by orjson where it is byte for byte the
+    standard library's, by the standard library otherwise. The line is stored as
+    received: parsing it again gives the very data that was hashed."""
     try:
         text = raw if isinstance(raw, str) else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _not_a_record(number)
+    if _orjson is not None:
+        try:
+            obj = _orjson.loads(text)
+        except (ValueError, RecursionError):    # NaN, a lone surrogate, ...: the standard library judges it
+            obj = None
+        if type(obj) is dict:
+            seq, kind, data, prev, h = (obj.get("seq"), obj.get("kind"), obj.get("data"), obj.get("prev_hash"),
+                                        obj.pop("hash", None))
+            if (type(seq) is int and seq >= 0 and kind in KINDS and type(data) is dict and type(prev) is str
+                    and len(prev) == 64 and not prev.strip(_HEX) and type(h) is str):
+                # the four hashed fields, canonical (bundle.py's record_hash)
+                try:
+                    canonical = _orjson.dumps(obj if len(obj) == 4 else
+                                              {"data": data, "kind": kind, "prev_hash": prev, "seq": seq},
+                                              option=_orjson.OPT_SORT_KEYS)
+                    differs = _orjson_differs(canonical, data)
+                except (TypeError, ValueError, RecursionError):    # nested deeper than orjson writes
+                    differs = True
+                if not differs:
+                    intact = hashlib.sha256(canonical).hexdigest() == h
+                    if intact or (len(h) == 64 and not h.strip(_HEX)):
+                        return UploadRecord(number, seq, kind, data, prev, h, text, intact, True)
+        # not a well-formed record as orjson reads it, or a number it writes otherwise:
+        # the standard library's reading decides, exactly as without orjson
+    return _parse_record_text(text, number)
+
+
+def _parse_record_text(text: str, number: int) -> UploadRecord:
+    """parse_record_line with the standard library alone. The fast path hashes the very
+    text received (a line whose keys are already in sorted order); any other line is
+    hashed in canonical form."""
+    try:
         obj = _DECODER.decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return _not_a_record(number)
     if type(obj) is not dict:
         return _not_a_record(number)
@@ -117,11 +182,14 @@ def parse_record_line(raw: bytes | str, number: int) -> UploadRecord:
             return rec
     # keys in another order than sorted (the log's own order, kept for the export), or
     # another layout: the hash is over the canonical form of what the line holds
-    if len(obj) == 5 and obj.keys() == _RECORD_KEYS:
-        del obj["hash"]                 # the four hashed fields, canonical: bundle.py's record_hash
-        canonical = _CANONICAL.encode(obj).encode("utf-8")
-    else:
-        canonical = _CANONICAL.encode({"seq": seq, "kind": kind, "data": data, "prev_hash": prev}).encode("utf-8")
+    try:
+        if len(obj) == 5 and obj.keys() == _RECORD_KEYS:
+            del obj["hash"]                 # the four hashed fields, canonical: bundle.py's record_hash
+            canonical = _CANONICAL.encode(obj).encode("utf-8")
+        else:
+            canonical = _CANONICAL.encode({"seq": seq, "kind": kind, "data": data, "prev_hash": prev}).encode("utf-8")
+    except RecursionError:              # read, but nested too deep to write again: not what a device hashed
+        return rec
     if hashlib.sha256(canonical).hexdigest() == h:
         rec.intact = True
     return rec

@@ -63,11 +63,14 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one live process (0 when it is gone)."""
+    """User + system CPU seconds of one live process and of its children that ended and
+    were waited for (0 when it is gone). The children count: PostgreSQL's backend of a
+    connection the service's pool opened and closed again within the timed run has ended
+    by its end, and its CPU is then only in the postmaster's account of its children."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
+        return sum(int(x) for x in fields[11:15]) / _TICK
     except (OSError, IndexError, ValueError):
         return 0.0
 
@@ -272,7 +275,8 @@ def _ingest_rows(label: str, run: IngestRun, goal: str, setup: str) -> list[Figu
         Figure(f"  service CPU per upload, {label}", run.service_ms, "ms", "",
                "every service process: HTTP, signature, chain, parsing, inserts"),
         Figure(f"  database CPU per upload, {label}", run.database_ms, "ms", "",
-               "the PostgreSQL server's processes" if run.database_ms else "SQLite runs inside the service"),
+               "the PostgreSQL server's processes (backends that ended within the run included)"
+               if run.database_ms else "SQLite runs inside the service"),
         Figure(f"  devices' side CPU per upload (load generator), {label}", run.devices_ms, "ms", "",
                "connections, requests, answers: on the devices in real life"),
         Figure(f"  uploads/s the service alone would sustain on {run.cores} core{'s' * (run.cores > 1)}, {label}",
