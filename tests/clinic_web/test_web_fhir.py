@@ -257,3 +257,29 @@ def test_the_web_pages_start_without_importing_fhircraft():
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_the_export_page_says_what_is_not_r4_instead_of_sending_a_file(tmp_path):
+    """Through the web page: a prescription whose `issued` is not an R4 dateTime (changed in
+    the clinic's own copy) is a page naming it, with no FHIR file."""
+    from sqlalchemy import select, update
+
+    from clinic.models import Patient, WebSessionDigest
+    app = demo_app(tmp_path, patients=2, days=7)[0]
+    web = sign_in(app)
+    assert web.get("/patients/DEMO-001/fhir.json").status_code == 200     # the digests are made
+    svc = app.state.clinic
+    with svc.Session() as db:
+        pk = db.scalar(select(Patient.id).where(Patient.patient_id == "DEMO-001"))
+        row = db.scalars(select(WebSessionDigest).where(WebSessionDigest.patient_id == pk,
+                                                        WebSessionDigest.kind == "prescription")).first()
+        digest = json.loads(row.digest_json)
+        src = digest["source"] if isinstance(digest.get("source"), dict) else digest
+        src["issued"] = "next week"
+        db.execute(update(WebSessionDigest).where(WebSessionDigest.id == row.id).values(digest_json=json.dumps(digest)))
+        db.commit()
+    r = web.get("/patients/DEMO-001/fhir.json")
+    assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in r.headers
+    assert alert(r.text).startswith("The sessions cannot be written as valid HL7 FHIR R4 (prescription ")
+    assert "Invalid DateTime: &#39;next week&#39;" in r.text or "Invalid DateTime: 'next week'" in r.text
