@@ -47,7 +47,7 @@ if TYPE_CHECKING:   # the real import is in _r4(), on first use
 #: The FHIR release the Bundle is, and what the HTTP answer says it is (the mime-type
 #: parameter `fhirVersion` names the release by major.minor: R4 4.0.1 is 4.0).
 FHIR_VERSION = "4.0.1"
-MEDIA_TYPE = "application/fhir+json; fhirVersion=4.0"
+MEDIA_TYPE = f"application/fhir+json; fhirVersion={FHIR_VERSION.rsplit('.', 1)[0]}"
 
 NAMESPACE = uuid.UUID("6f1b9c1e-7a8e-4d8e-9a55-2b7f4f0c9d11")
 SYSTEM = "urn:homeapp"

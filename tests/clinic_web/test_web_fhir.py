@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from clinic.service import CLI
-from clinic.web import demo
+from clinic.web import demo, fhir
 
 from .webkit import alert, demo_app, sign_in
 
@@ -110,7 +110,7 @@ def _definitions():
     def elements(type_name: str) -> dict[str, dict]:
         if type_name not in cache:
             sd = json.loads((DEFINITIONS_DIR / "R4" / "entries" / f"{type_name.lower()}.json").read_text())
-            assert sd["fhirVersion"] == "4.0.1"
+            assert sd["fhirVersion"] == fhir.FHIR_VERSION == "4.0.1"
             cache[type_name] = {e["path"]: e for e in sd["snapshot"]["element"]}
         return cache[type_name]
     return elements
@@ -212,7 +212,6 @@ def test_an_export_the_r4_models_refuse_is_a_clear_message_and_no_file():
     """A value that is not R4 (here a prescription issued `next week`) stops the export
     with a message naming the record and the element, instead of a file a hospital refuses."""
     from homeapp.report import review_of_export
-    from clinic.web import fhir
     start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
     rx = {"id": "rx-1", "patient_id": "P-1", "issued": "next week", "sessions_per_week": 5,
           "max_sessions_per_day": 1, "blocks": [], "channels": []}
