@@ -193,6 +193,17 @@ def test_the_r4_models_refuse_what_is_not_r4(exported):
         "two entries with one fullUrl (bdl-7)": (lambda d: d["entry"][obs].update(fullUrl=d["entry"][proc]["fullUrl"]),
                                                  None, "bdl-7"),
     }
+    # an element R4B has and R4 has not (Evidence.certainty): R4B's models take it, R4's refuse it
+    import fhircraft.fhir.resources.datatypes.R4B.core as r4b
+    narrative = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">evidence</div>'}
+    r4b.Evidence.model_validate({"resourceType": "Evidence", "status": "active", "certainty": [{"description": "low"}],
+                                 "variableDefinition": [{"variableRole": {"text": "population"}}], "text": narrative})
+    evidence = {"resourceType": "Evidence", "status": "active", "exposureBackground": {"reference": "urn:uuid:1"},
+                "text": narrative}
+    r4_resource(evidence)
+    breaks["an R4B-only element"] = (lambda d: d["entry"].append({
+        "fullUrl": "urn:uuid:6a0f3d2e-8f1b-4c55-9d3e-2b7a1c0e9f42",
+        "resource": {**evidence, "certainty": [{"description": "low"}]}}), len(doc["entry"]), "certainty")
     r4_bundle(json.dumps(doc))          # as exported: valid
     for name, (change, index, named) in breaks.items():
         broken = copy.deepcopy(doc)
