@@ -1,8 +1,12 @@
-"""The sessions as an HL7 FHIR R4 (4.0.1) Bundle: the export of a realistic demo patient is
-served as R4, parses and validates with fhircraft's R4 models (unknown elements refused,
-required elements, cardinalities, types and the R4 invariants checked), and says what the
-log says; the R4 models refuse what is not R4, so the check can fail; an export the models
-refuse is a clear message, not a file; another clinician's patient is a 404 with an audit row."""
+"""The sessions as an HL7 FHIR R4 (4.0.1) Bundle: built with fhir.resources' R4B models, the
+export of a realistic demo patient is served as R4, parses and validates with fhircraft's R4
+models (unknown elements refused, required elements, cardinalities, types and the R4
+invariants checked), and says what the log says; the R4 models refuse what is not R4, so the
+check can fail; a value fhir.resources refuses is a clear message, not a file; another
+clinician's patient is a 404 with an audit row; the application never imports fhircraft.
+
+fhircraft (a test-only dependency) is imported inside the tests, so only these tests pay
+its import (seconds of CPU: it builds the models of R4, R4B and R5)."""
 from __future__ import annotations
 
 import copy
@@ -219,9 +223,10 @@ def test_the_r4_models_refuse_what_is_not_r4(exported):
         assert named in str(alone.value), (name, str(alone.value)[:500])
 
 
-def test_an_export_the_r4_models_refuse_is_a_clear_message_and_no_file():
-    """A value that is not R4 (here a prescription issued `next week`) stops the export
-    with a message naming the record and the element, instead of a file a hospital refuses."""
+def test_an_export_the_models_refuse_is_a_clear_message_and_no_file():
+    """A value that is not FHIR (here a prescription issued `next week`) stops the export
+    with a message naming the record, the element and the value, instead of a file a
+    hospital refuses."""
     from homeapp.report import review_of_export
     start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
     rx = {"id": "rx-1", "patient_id": "P-1", "issued": "next week", "sessions_per_week": 5,
@@ -234,12 +239,13 @@ def test_an_export_the_r4_models_refuse_is_a_clear_message_and_no_file():
         fhir.sessions_bundle("P-1", review, [{"key_id": "k1", "software_version": "1.0"}])
     assert refused.value.status == 500
     assert "prescription rx-1" in refused.value.message and "nothing was exported" in refused.value.message
-    assert any(re.match(r"(ServiceRequest|Period)\.\w+.*Invalid DateTime: 'next week'", p)
+    assert any(re.match(r"(ServiceRequest|Period)\.\w+: .*DateTime.*\(given: 'next week'\)", p)
                for p in refused.value.problems), refused.value.problems
     # and with an R4 date it goes through
     rx["issued"] = "2026-03-01"
     bundle = fhir.sessions_bundle("P-1", review_of_export({"sessions": [session], "prescriptions": [rx]}),
                                   [{"key_id": "k1", "software_version": "1.0"}])
+    assert type(bundle).__module__.startswith("fhir.resources.R4B.")    # built with fhir.resources
     assert [type(e.resource).__name__ for e in bundle.entry][:4] == ["Patient", "Device", "ServiceRequest", "Procedure"]
     r4_bundle(fhir.bundle_json(bundle))
 
@@ -258,15 +264,33 @@ def test_another_clinicians_patients_export_is_a_404_with_an_audit_row(clinic_ap
     assert mine.status_code == 200 and r4_bundle(mine.text).entry
 
 
-def test_the_web_pages_start_without_importing_fhircraft():
-    """fhircraft builds the models of R4, R4B and R5 on import (seconds of CPU): the pages
-    import it on the first FHIR export, not when the application starts."""
-    code = ("import sys; from clinic.app import create_app; import clinic.web.fhir; "
-            "print('fhircraft' in sys.modules)")
+def test_the_application_never_imports_fhircraft():
+    """fhircraft is only the tests' R4 check: the application starts, and makes an export,
+    without importing it (it costs seconds of CPU to import, and is not installed with the
+    clinic extra)."""
+    code = ("import datetime as dt, sys\n"
+            "from clinic.app import create_app\n"
+            "import clinic.web\n"
+            "from clinic.web import fhir\n"
+            "from homeapp.report import review_of_export\n"
+            "start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)\n"
+            "rx = {'id': 'rx-1', 'patient_id': 'P-1', 'issued': '2026-03-01', 'sessions_per_week': 5,"
+            " 'max_sessions_per_day': 1, 'blocks': [], 'channels': []}\n"
+            "s = {'id': 'S-1', 'prescription_id': 'rx-1', 'status': 'completed', 'events': [],"
+            " 'started_at': start.isoformat(), 'ended_at': (start + dt.timedelta(minutes=20)).isoformat(),"
+            " 'contractions': 60, 'report': {'pain': 2, 'effort': 4, 'comment': ''}}\n"
+            "review = review_of_export({'sessions': [s], 'prescriptions': [rx]})\n"
+            "text = fhir.bundle_json(fhir.sessions_bundle('P-1', review, [{'key_id': 'k1'}]))\n"
+            "assert '\"Procedure\"' in text\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fhircraft'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
+    # and no module of the clinic imports it, not even lazily inside a function
+    clinic_dir = Path(__file__).resolve().parents[2] / "clinic"
+    importing = re.compile(r"^\s*(from|import)\s+fhircraft\b|import_module\(\s*[\"']fhircraft", re.M)
+    assert [str(p) for p in clinic_dir.rglob("*.py") if importing.search(p.read_text())] == []
 
 
 def test_the_export_page_says_what_is_not_r4_instead_of_sending_a_file(tmp_path):
@@ -292,4 +316,4 @@ def test_the_export_page_says_what_is_not_r4_instead_of_sending_a_file(tmp_path)
     assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
     assert "content-disposition" not in r.headers
     assert alert(r.text).startswith("The sessions cannot be written as valid HL7 FHIR R4 (prescription ")
-    assert "Invalid DateTime: &#39;next week&#39;" in r.text or "Invalid DateTime: 'next week'" in r.text
+    assert "(given: &#39;next week&#39;)" in r.text or "(given: 'next week')" in r.text
