@@ -3,7 +3,7 @@
     GET /patients/{patient_id}/export.csv    the whole log, exactly `homeapp-clinic export --format csv`
     GET /patients/{patient_id}/review.pdf    ?from&to: the review's PDF (homeapp/report.py's), its
                                              verification line from checking the device-signed bundle
-    GET /patients/{patient_id}/fhir.json     ?from&to: the sessions as an HL7 FHIR R4 Bundle (clinic/web/fhir.py)
+    GET /patients/{patient_id}/fhir.json     ?from&to: the sessions as an HL7 FHIR R4 (4.0.1) Bundle (clinic/web/fhir.py)
 """
 from __future__ import annotations
 
@@ -75,5 +75,5 @@ def export_fhir(patient_id: str, request: Request, actor: Actor = Depends(signed
     rng = review.parse_range(request.query_params.get("from"), request.query_params.get("to"))
     data = review.load(clinic(request), actor, patient_id, rng, contractions=False, action="web_fhir_export")
     bundle = fhir.sessions_bundle(patient_id, data.review, data.devices)
-    return _download(fhir.bundle_json(bundle), "application/fhir+json",
+    return _download(fhir.bundle_json(bundle), fhir.MEDIA_TYPE,
                      _filename(patient_id, f"-sessions-{rng.first.isoformat()}-{rng.last.isoformat()}.fhir.json"))

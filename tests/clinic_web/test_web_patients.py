@@ -1,7 +1,7 @@
 """The patient list and one patient's pages on the demo clinic: each clinician sees only
 their own patients (every patient route, asked for another clinician's patient, is a 404
 with an audit row), the flags the demo's situations must raise, search and sort, the
-review page, and the exports (CSV as the command line's, the PDF, the FHIR Bundle)."""
+review page, and the exports (CSV as the command line's, the PDF; the FHIR Bundle: test_web_fhir.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -287,34 +287,3 @@ def test_the_exports(clinic_app, web):
         assert "patient DEMO-008" in text and "Verified: complete, unaltered and signed by device key" in text
         assert "E-stop pressed" in text
     assert web.get("/patients/DEMO-009/review.pdf").status_code == 404   # no log uploaded yet
-
-
-def test_the_fhir_bundle_parses_back_with_fhir_resources(clinic_app, web):
-    from fhir.resources.R4B.bundle import Bundle
-    today = dt.datetime.now().astimezone().date()
-    first = today - dt.timedelta(days=27)
-    r = web.get(f"/patients/DEMO-008/fhir.json?from={first}&to={today}")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
-    bundle = Bundle.model_validate_json(r.text)
-    assert bundle.type == "collection"
-    by_type: dict[str, list] = {}
-    for e in bundle.entry:
-        by_type.setdefault(e.resource.get_resource_type(), []).append(e.resource)
-        assert e.fullUrl == f"urn:uuid:{e.resource.id}"
-    export = json.loads(clinic_app.state.clinic.export(CLI, "DEMO-008"))
-    sessions = [s for s in export["sessions"]
-                if first <= dt.datetime.fromisoformat(s["started_at"]).astimezone().date() <= today]
-    procedures = by_type["Procedure"]
-    assert len(procedures) == len(sessions)
-    assert {p.identifier[0].value for p in procedures} == {s["id"] for s in sessions}
-    assert by_type["Patient"][0].identifier[0].value == "DEMO-008"
-    assert len(by_type["ServiceRequest"]) == 1 and len(by_type["Device"]) == 1
-    estops = [p for p in procedures if p.complication and any(c.coding[0].code == "estop" for c in p.complication)]
-    assert estops and all(p.status == "stopped" for p in estops)
-    pains = [o for o in by_type["Observation"] if o.code.coding and o.code.coding[0].code == "72514-3"]
-    assert {o.valueInteger for o in pains} == {s["report"]["pain"] for s in sessions if s["report"]}
-    ids = {f"urn:uuid:{e.resource.id}" for e in bundle.entry}
-    for o in by_type["Observation"]:   # every reference resolves inside the Bundle
-        assert o.partOf[0].reference in ids and o.subject.reference in ids and o.device.reference in ids
-    for p in procedures:
-        assert p.basedOn[0].reference in ids
