@@ -1,12 +1,12 @@
 """The app's clinic sync in a process of its own, at a lower CPU priority.
 
-A sync is CPU work in Python (the log's records read and chained as JSON, hashed, signed,
-sent through TLS). On a thread of the app it shares the interpreter's lock with the
-engine's loop: the loop, woken for its heartbeat, waits until the sync's thread lets the
-lock go, and longer when the machine is busy and that thread is itself waiting for a
-core. In a child process it shares nothing with the engine but the log's file (SQLite in
-WAL mode: its reads never block the engine's writes) and, at `SYNC_NICE`, every core the
-engine wants goes to the engine first.
+A sync is CPU work (the log's records read and chained as JSON, hashed, signed, sent
+through TLS); while a backlog uploads, it takes a core the engine's loop may want for its
+heartbeat. At `SYNC_NICE` every core the engine wants goes to the engine first. That is
+safe only in a process of its own: a thread of the app at a lower priority, preempted
+while it holds the interpreter's lock, would keep the engine's thread waiting behind it.
+The child shares nothing with the engine but the log's file (SQLite in WAL mode: its
+reads never block the engine's writes); docs/design.md has the measurements.
 
 `SyncProcess` has the face the app uses of `homeapp.sync.Syncer` (`sync`, `pair`,
 `status`, `url`, `ca_cert`, `close`), so `BackgroundSync` and the clinic link drive it
