@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 class ClinicLink:
     """Sync and pairing for the app. `status()` is always quick; `on_change()` is called
-    from a worker thread after a sync or a pairing (the UI schedules its own refresh)."""
+    from a worker thread after a sync or a pairing (the UI schedules its own refresh).
+    `session_running` is kept for callers; the sync's process finds a running session by
+    the log's session lock, which a prescription's install takes anyway."""
 
     def __init__(self, *, config: Any, trust: Any, session_running: Callable[[], bool],
                  on_change: Callable[[], None] | None = None) -> None:

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 #: The child's niceness: below the app (0), so the engine's thread is never kept from a
 #: core by a sync.
 SYNC_NICE = 10
-#: Seconds the child has to open the log, the key and the outbox.
-START_TIMEOUT_S = 60.0
 
 _ERRORS: dict[str, type[SyncError]] = {"SyncError": SyncError, "ClinicUnreachable": ClinicUnreachable,
                                        "NotConfigured": NotConfigured}
