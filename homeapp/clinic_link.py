@@ -2,9 +2,10 @@
 (homeapp/sync.py's BackgroundSync), pairing from the touchscreen, and a cached status the
 screens read without touching a database or the network.
 
-It opens its own connection to the log (SQLite in WAL mode: its reads never block the
-engine's writes) and its own outbox; the screens only read `status()`, a dict copied
-after each sync.
+The sync itself runs in a child process at a lower priority (homeapp/sync_process.py):
+it shares no interpreter lock and no core with the engine's loop, and opens its own
+connection to the log (SQLite in WAL mode: its reads never block the engine's writes)
+and its own outbox; the screens only read `status()`, a dict copied after each sync.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ log = logging.getLogger(__name__)
 
 class ClinicLink:
     """Sync and pairing for the app. `status()` is always quick; `on_change()` is called
-    from a worker thread after a sync or a pairing (the UI schedules its own refresh)."""
+    from a worker thread after a sync or a pairing (the UI schedules its own refresh).
+    `session_running` is kept for callers; the sync's process finds a running session by
+    the log's session lock, which a prescription's install takes anyway."""
 
     def __init__(self, *, config: Any, trust: Any, session_running: Callable[[], bool],
                  on_change: Callable[[], None] | None = None) -> None:
@@ -34,19 +37,17 @@ class ClinicLink:
         threading.Thread(target=self._open, name="clinic-open", daemon=True).start()
 
     def _open(self) -> None:
-        """Open the log, the key and the outbox on a worker: a big log's check at opening
-        must not delay the first screen."""
+        """Start the sync's process (it opens the log, the key and the outbox) from a
+        worker: a big log's check at opening must not delay the first screen."""
         try:
-            from .device_key import ensure_device_key
-            from .store import Store
-            from .sync import APP_RECORDS_PER_REQUEST, BackgroundSync, Syncer
-            self._store = Store.open(self.config.db_path, recover=False)
-            key, kid = ensure_device_key(self.config.data_dir, private_key_path=self.config.device_key_path)
-            self._syncer = Syncer(data_dir=self.config.data_dir, store=self._store, device_key=key,
-                                  device_key_id=kid, trust=self.trust, db_path=self.config.db_path,
-                                  config_url=self.config.clinic_url, config_ca_cert=self.config.clinic_ca_cert,
-                                  session_running=self.session_running,
-                                  records_per_request=APP_RECORDS_PER_REQUEST)
+            from .sync import APP_RECORDS_PER_REQUEST, BackgroundSync
+            from .sync_process import SyncProcess
+            # the process finds a running session by the log's session lock, as an install does
+            self._syncer = SyncProcess(data_dir=self.config.data_dir, db_path=self.config.db_path,
+                                       trust_dir=getattr(self.trust, "directory", None) or self.config.trust_dir,
+                                       device_key_path=self.config.device_key_path,
+                                       config_url=self.config.clinic_url, config_ca_cert=self.config.clinic_ca_cert,
+                                       records_per_request=APP_RECORDS_PER_REQUEST)
             self._update(self._syncer.status())
             self.background = BackgroundSync(self._syncer, interval_s=60.0 * self.config.sync_interval_min,
                                              on_change=self._update)

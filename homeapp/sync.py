@@ -17,7 +17,8 @@ it. A sync
    device's own trust store, never while a session runs, logged either way.
 
 Nothing here runs on the engine's thread: the command line runs it in its own process,
-the app on its own thread (`BackgroundSync`).
+the app in a child process of its own (homeapp/sync_process.py) that `BackgroundSync`'s
+thread drives.
 """
 from __future__ import annotations
 
@@ -82,14 +83,17 @@ class NotConfigured(SyncError):
 
 @dataclass
 class SyncResult:
-    """What one sync did: records uploaded, the prescription installed (its id), and a
-    prescription refused or waiting (with the reason)."""
+    """What one sync did: records uploaded, the prescription installed (its id), a
+    prescription refused or waiting (with the reason), and the bytes it sent (request
+    bodies and signed headers) and received (answer bodies)."""
 
     uploaded: int = 0
     prescription: str | None = None
     prescription_refused: str | None = None
     prescription_waiting: str | None = None
     acknowledged: int = -1
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
     def line(self) -> dict[str, Any]:
         return {"uploaded": self.uploaded, "prescription": self.prescription, "status": "ok"}
@@ -579,6 +583,7 @@ class Syncer:
                 self._upload(client, result)      # the install or refusal, logged, reaches the clinic now
         finally:
             client.close()
+            result.bytes_sent, result.bytes_received = client.bytes_sent, client.bytes_received
         result.acknowledged = self.outbox.get("acknowledged", -1)
         if result.prescription_refused:
             error = SyncError(f"the prescription from the clinic was refused: {result.prescription_refused}")
@@ -741,7 +746,9 @@ def _now() -> str:
 class BackgroundSync:
     """The app's sync: on its own daemon thread, after each session (`poke()`) and every
     `interval_s`, never on the engine's or the UI's thread. A sync that fails is retried
-    at the next turn; `on_change(status)` is called (from this thread) after each try."""
+    at the next turn; `on_change(status)` is called (from this thread) after each try.
+    In the app `syncer` is a `homeapp.sync_process.SyncProcess`: this thread only waits
+    for the child's answer, and the sync's work is done outside the app's process."""
 
     def __init__(self, syncer: Syncer, *, interval_s: float,
                  on_change: Callable[[dict[str, Any]], None] | None = None) -> None:

@@ -4,8 +4,10 @@ either side and connections cut at random bytes."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
+import threading
 import time
 
 import pytest
@@ -233,3 +235,79 @@ def test_the_app_sends_a_backlog_in_small_requests(paired):
     uploads = [e["detail"]["stored"] for e in clinic.audit_entries(patient_ref="P-0042") if e["action"] == "upload"]
     assert sorted(uploads) == [0] * (len(uploads) - 8) + [7] * 8
     assert json.loads(clinic.export(CLI, "P-0042")) == device.export()
+
+
+def _clinic_link(device):
+    """The app's clinic link on this device, as the app opens it; waits until it is open."""
+    from homeapp.clinic_link import ClinicLink
+    from homeapp.config import load_config
+    from schedules.signing import TrustStore
+    config = load_config(device.config)
+    link = ClinicLink(config=config, trust=TrustStore(config.trust_dir), session_running=lambda: False)
+    assert link._started.wait(60)
+    return link
+
+
+def _nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_apps_sync_runs_in_a_process_of_its_own_below_the_apps_priority(paired):
+    """The app's sync shares no interpreter lock and no priority with the engine's loop:
+    its work is done by a child process at a higher niceness, and what it sends arrives."""
+    from homeapp.sync_process import SYNC_NICE
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 4)
+    link = _clinic_link(device)
+    try:
+        syncer = link.background.syncer
+        pid = syncer.pid
+        assert pid is not None and pid != os.getpid()
+        assert _nice(pid) == min(19, _nice(os.getpid()) + SYNC_NICE)
+        result = syncer.sync()
+        assert result.uploaded == 1 + 4 * (1 + 12 + 4 + 1) + 1   # the header, four days, the pairing event
+        assert syncer.status()["last_ok_at"] and syncer.status()["acknowledged"] == result.acknowledged
+    finally:
+        link.close()
+    assert syncer.pid is None                                       # closing the link ends the child
+    assert json.loads(clinic.export(CLI, "P-0042")) == device.export()
+
+
+def test_the_sync_process_killed_mid_upload_is_started_again_and_resumes(paired):
+    """kill -9 of the app's sync process in the middle of a backlog's upload: the next
+    sync starts a new process, and the clinic ends with every session once."""
+    from homeapp.sync import ClinicUnreachable
+    from homeapp.sync_process import SyncProcess
+    clinic, server, proxy, device = paired
+    with device.store() as store:
+        write_sessions(store, 60, contractions=20, events=10)
+    syncer = SyncProcess(data_dir=device.data, db_path=device.db, trust_dir=device.data / "trust",
+                         records_per_request=50)
+    try:
+        first = syncer.pid
+
+        def kill_after_the_first_upload() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(e["action"] == "upload" for e in clinic.audit_entries(patient_ref="P-0042")):
+                    os.kill(first, signal.SIGKILL)
+                    return
+                time.sleep(0.005)
+        killer = threading.Thread(target=kill_after_the_first_upload)
+        killer.start()
+        with pytest.raises(ClinicUnreachable, match="sync process ended"):
+            syncer.sync()
+        killer.join()
+        uploads = [e for e in clinic.audit_entries(patient_ref="P-0042") if e["action"] == "upload"]
+        assert 1 <= len(uploads) < 60 * (1 + 40 + 10 + 1) // 50       # cut mid-way, not before nor after
+        result = syncer.sync()
+        assert syncer.pid not in (None, first)
+        assert result.uploaded > 0
+        assert syncer.sync().uploaded == 0                          # nothing twice
+    finally:
+        syncer.close()
+    at_clinic = json.loads(clinic.export(CLI, "P-0042"))
+    assert [s["id"] for s in at_clinic["sessions"]] == [f"s-{n:05d}" for n in range(60)]
+    assert at_clinic == device.export()
