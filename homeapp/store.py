@@ -759,17 +759,23 @@ class Store:
     def _probe_lock_free(self) -> bool:
         """True when no runner holds the session lock (it is released at once)."""
         try:
-            fd = os.open(self._lock_path(), os.O_RDWR | os.O_CREAT, 0o644)
+            return not session_lock_held(self._lock_path())
         except OSError as e:
             raise StoreError(f"{self._lock_path()}: cannot open the session lock "
                              f"({e.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
+
+
+def session_lock_held(lock_path: Path) -> bool:
+    """True while a runner holds the log's session lock (`<db>.lock`): probed by taking it
+    and releasing it at once. An OSError opening the file is the caller's to word."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 class _Writing:

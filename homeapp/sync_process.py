@@ -189,23 +189,15 @@ def _facts(syncer: Any) -> dict[str, Any]:
 
 def _session_running(db_path: str) -> Callable[[], bool]:
     """True while a session holds the log's session lock (homeapp/store.py)."""
-    import fcntl
-
     from .prescriptions import session_lock_path
+    from .store import session_lock_held
     lock = session_lock_path(db_path)
 
     def running() -> bool:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            return session_lock_held(lock)
         except OSError:
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
     return running
 
 
