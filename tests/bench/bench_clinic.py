@@ -129,18 +129,9 @@ def _day_records(kid: str, day: int) -> list[tuple[str, dict]]:
 
 def _body(key, kid: str, records: list[tuple[str, dict]], first_seq: int, prev: str) -> tuple[bytes, str]:
     """An upload body continuing a chain at `first_seq` after the record hashed `prev`."""
-    import base64
-
-    from homeapp import syncproto
-    from homeapp.sync import record_line
-    lines = []
-    for seq, (kind, data) in enumerate(records, start=first_seq):
-        line, prev = record_line(seq, kind, data, prev)
-        lines.append(line)
-    count = first_seq + len(records) - 1
-    end = {"kind": "end", "count": count, "head": prev, "device_key_id": kid,
-           "signature": base64.b64encode(key.sign(syncproto.end_payload(kid, count, prev))).decode()}
-    return ("\n".join(lines) + "\n" + json.dumps(end) + "\n").encode(), prev
+    from tests.clinic.kit import upload_body
+    body, _, head = upload_body(key, kid, records, first_seq, prev)
+    return body, head
 
 
 def _devices(db_url: str, n: int) -> list[tuple]:

@@ -83,6 +83,25 @@ class ClinicServer:
             self.proc = None
 
 
+def upload_body(key: Any, kid: str, records: list[tuple[str, dict]], first_seq: int,
+                prev: str) -> tuple[bytes, int, str]:
+    """A device's upload body continuing its chain at `first_seq` after the record hashed
+    `prev`: the records' lines and the end line signed with `key`; returns (body, the last
+    record's seq, its hash)."""
+    import base64
+
+    from homeapp import syncproto
+    from homeapp.sync import record_line
+    lines = []
+    for seq, (kind, data) in enumerate(records, start=first_seq):
+        line, prev = record_line(seq, kind, data, prev)
+        lines.append(line)
+    last = first_seq + len(records) - 1
+    end = {"kind": "end", "count": last, "head": prev, "device_key_id": kid,
+           "signature": base64.b64encode(key.sign(syncproto.end_payload(kid, last, prev))).decode()}
+    return ("\n".join(lines) + "\n" + json.dumps(end) + "\n").encode(), last, prev
+
+
 def clinic_for(db_url: str) -> Clinic:
     engine = open_engine(db_url)
     migrate(engine)

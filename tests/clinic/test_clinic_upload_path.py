@@ -4,8 +4,6 @@ whether or not the service already knows the device's key, and every refusal is
 audited. In-process against SQLite and PostgreSQL (the HTTP path is in the other tests)."""
 from __future__ import annotations
 
-import base64
-import json
 
 import pytest
 from sqlalchemy import func, select
@@ -14,25 +12,18 @@ from clinic.models import Device, LogRecord
 
 from clinic.service import Refused, Unauthorized
 from homeapp import syncproto
-from homeapp.sync import GENESIS, record_line
+from homeapp.sync import GENESIS
 from schedules.signing import generate_keypair, key_id
 
-from .kit import clinic_for, set_up_clinic
+from .kit import clinic_for, set_up_clinic, upload_body
 
 PATH = "/api/device/log"
 
 
 def _body(key, kid, first_seq, prev, count=3):
-    lines = []
     records = [("header", {"format": syncproto.LOG_FORMAT, "device_key_id": kid, "since": None})] if first_seq == 0 else []
     records += [("device_event", {"kind": "boot", "at": f"2026-11-0{n + 1}T08:00:00+00:00"}) for n in range(count)]
-    for seq, (kind, data) in enumerate(records, start=first_seq):
-        line, prev = record_line(seq, kind, data, prev)
-        lines.append(line)
-    last = first_seq + len(records) - 1
-    end = {"kind": "end", "count": last, "head": prev, "device_key_id": kid,
-           "signature": base64.b64encode(key.sign(syncproto.end_payload(kid, last, prev))).decode()}
-    return ("\n".join(lines) + "\n" + json.dumps(end) + "\n").encode(), last, prev
+    return upload_body(key, kid, records, first_seq, prev)
 
 
 def _send(clinic, body, key, kid, *, headers=None):
