@@ -47,6 +47,14 @@ MAX_PRESCRIPTION_BYTES = 256 * 1024
 DEVICE_KEY_CACHE = 100_000
 
 
+def _forget_old_nonces(conn: Any, now: dt.datetime) -> None:
+    """Now and then (one request in a hundred), forget the nonces too old to be replayed:
+    a request older than the clock skew allowed is refused on its timestamp anyway."""
+    if random.random() < 0.01:
+        cutoff = now - dt.timedelta(seconds=2 * syncproto.MAX_CLOCK_SKEW_S)
+        conn.execute(delete(RequestNonce).where(RequestNonce.seen_at < cutoff))
+
+
 class ClinicError(Exception):
     """A request the clinic refuses; `status` is the HTTP status, `problems` the details
     (each one line for a person)."""
@@ -421,9 +429,7 @@ class Clinic:
                     except IntegrityError:
                         replay = True
                         raise
-                    if random.random() < 0.01:  # now and then, forget nonces too old to replay
-                        cutoff = req.at - dt.timedelta(seconds=2 * syncproto.MAX_CLOCK_SKEW_S)
-                        db.execute(delete(RequestNonce).where(RequestNonce.seen_at < cutoff))
+                    _forget_old_nonces(db, req.at)
                 yield db
         except IntegrityError:
             if not replay:
@@ -538,9 +544,7 @@ class Clinic:
                 except IntegrityError:
                     replay = True
                     raise
-                if random.random() < 0.01:  # now and then, forget nonces too old to replay
-                    cutoff = signed.at - dt.timedelta(seconds=2 * syncproto.MAX_CLOCK_SKEW_S)
-                    conn.execute(delete(RequestNonce).where(RequestNonce.seen_at < cutoff))
+                _forget_old_nonces(conn, signed.at)
                 if upload is None:
                     upload = ingest.parse_upload(request[2])
                 held_seqs = [r.seq for r in upload.records if r.seq is not None and 0 <= r.seq <= last_seq]
