@@ -631,10 +631,6 @@ class Clinic:
             self._audit(db, Actor("device", key_id_), "upload", patient_ref, "refused",
                         {"reason": error.message, "problems": error.problems[:50]})
 
-    def refuse_upload_audited(self, device: "Device | DeviceRef", error: ClinicError) -> None:
-        """The audit entry of a refused upload, naming its problems."""
-        self._audit_refused_upload(device.key_id, None, error)
-
     # ------------------------------------------------------------------ export
     def _records(self, db: Session, patient: Patient) -> list[tuple[str, dict[str, Any], int]]:
         """(kind, data, order) of every record of the patient's devices, in chain order."""
