@@ -109,13 +109,8 @@ async def chain(request: Request) -> dict:
         limit = int(request.query_params.get("limit", str(syncproto.MAX_RECORDS_PER_UPLOAD)))
     except ValueError:
         raise ClinicError("after and limit are whole numbers") from None
-    return await _as_device(request, await request.body(), _chain_of(clinic(request)), after, limit)
-
-
-def _chain_of(svc):
-    def work(req, after, limit):
-        return svc.device_chain(req, after=after, limit=limit)
-    return work
+    return await _as_device(request, await request.body(),
+                            functools.partial(clinic(request).device_chain, after=after, limit=limit))
 
 
 @router.get("/prescription")
