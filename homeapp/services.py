@@ -270,8 +270,8 @@ class Services:
     def _engine_busy(self) -> bool:
         # a session running or paused: a new prescription waits until it has ended (the
         # log's session lock enforces it too; this only spares a useless attempt)
-        eng = self.engine
-        return eng is not None and eng.state.phase.value in ("running", "paused")
+        # (the engine's own flag: no whole-state snapshot taken under its lock for it)
+        return self.engine is not None and self.engine.under_way
 
     # ------------------------------------------------------------------ log
     def sessions(self, full: bool = False) -> list[dict]:
