@@ -328,7 +328,7 @@ class Services:
     def start_clinic_link(self) -> None:
         """The log's sync with the clinic, on its own threads (homeapp/clinic_link.py)."""
         from homeapp.clinic_link import ClinicLink
-        self.clinic = ClinicLink(config=self.config, trust=self._trust(), session_running=self._engine_busy,
+        self.clinic = ClinicLink(config=self.config, trust=self._trust(),
                                  on_change=lambda: self.on_clinic_change and self.on_clinic_change())
 
     def clinic_status(self) -> dict | None:
