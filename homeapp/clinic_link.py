@@ -19,13 +19,12 @@ log = logging.getLogger(__name__)
 class ClinicLink:
     """Sync and pairing for the app. `status()` is always quick; `on_change()` is called
     from a worker thread after a sync or a pairing (the UI schedules its own refresh).
-    `session_running` is kept for callers; the sync's process finds a running session by
-    the log's session lock, which a prescription's install takes anyway."""
+    No "session running" callback: the sync's process finds a running session by the
+    log's session lock, which a prescription's install takes anyway."""
 
-    def __init__(self, *, config: Any, trust: Any, session_running: Callable[[], bool],
+    def __init__(self, *, config: Any, trust: Any,
                  on_change: Callable[[], None] | None = None) -> None:
         self.config, self.trust = config, trust
-        self.session_running = session_running
         self.on_change = on_change
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {"url": config.clinic_url, "paired": False, "device_key_id": None,

@@ -270,8 +270,8 @@ class Services:
     def _engine_busy(self) -> bool:
         # a session running or paused: a new prescription waits until it has ended (the
         # log's session lock enforces it too; this only spares a useless attempt)
-        eng = self.engine
-        return eng is not None and eng.state.phase.value in ("running", "paused")
+        # (the engine's own flag: no whole-state snapshot taken under its lock for it)
+        return self.engine is not None and self.engine.under_way
 
     # ------------------------------------------------------------------ log
     def sessions(self, full: bool = False) -> list[dict]:
@@ -328,7 +328,7 @@ class Services:
     def start_clinic_link(self) -> None:
         """The log's sync with the clinic, on its own threads (homeapp/clinic_link.py)."""
         from homeapp.clinic_link import ClinicLink
-        self.clinic = ClinicLink(config=self.config, trust=self._trust(), session_running=self._engine_busy,
+        self.clinic = ClinicLink(config=self.config, trust=self._trust(),
                                  on_change=lambda: self.on_clinic_change and self.on_clinic_change())
 
     def clinic_status(self) -> dict | None:

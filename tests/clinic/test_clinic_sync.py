@@ -243,7 +243,7 @@ def _clinic_link(device):
     from homeapp.config import load_config
     from schedules.signing import TrustStore
     config = load_config(device.config)
-    link = ClinicLink(config=config, trust=TrustStore(config.trust_dir), session_running=lambda: False)
+    link = ClinicLink(config=config, trust=TrustStore(config.trust_dir))
     assert link._started.wait(60)
     return link
 
