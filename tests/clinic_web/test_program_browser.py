@@ -15,7 +15,7 @@ import pytest
 from schedules.signing import TrustStore, key_id, load_public_key, verify_prescription
 
 from .browser import browser, chromium_path, save_download, sign_in, web_tls  # noqa: F401 (fixtures)
-from .program_kit import CAP_MA, CLINICIAN, PATIENT, ProgramWorld, homeapp
+from .program_kit import CAP_MA, CLINICIAN, NO_ED25519, PATIENT, ProgramWorld, homeapp
 from tests.clinic.kit import PASSWORD
 
 
@@ -152,17 +152,7 @@ def test_a_key_made_in_the_browser_is_a_key_file_the_command_line_reads(browser,
 
 def test_without_ed25519_in_the_browser_download_sign_with_the_cli_and_upload(browser, world, tmp_path):
     page = browser.new_page()
-    # a browser whose WebCrypto has no Ed25519 (as older ones)
-    page.add_init_script("""
-      const subtle = crypto.subtle;
-      for (const name of ['generateKey', 'importKey', 'sign']) {
-        const real = subtle[name].bind(subtle);
-        subtle[name] = (alg, ...rest) => {
-          const n = (alg && alg.name) || (rest[1] && rest[1].name) || alg;
-          if (String(n).toLowerCase() === 'ed25519') return Promise.reject(new DOMException('no', 'NotSupportedError'));
-          return real(alg, ...rest);
-        };
-      }""")
+    page.add_init_script(NO_ED25519)      # a browser whose WebCrypto has no Ed25519 (as older ones)
     sign_in(page, world.url, CLINICIAN, PASSWORD)
     page.goto(f"{world.url}/patients/{PATIENT}/program?start=preset&preset=circulation")
     page.fill("#f-channels-0-max_ma", "35")
