@@ -447,9 +447,7 @@ def _error_links(by_field: Mapping[str, list[str]], _: Any) -> list[tuple[str, s
 
 def _limit_text(_: Any, limit: Any) -> str:
     """`allowed 1 to 150 Hz` in the page's language (the numbers from schedules.limits)."""
-    def num(x: float) -> str:
-        return str(int(x)) if float(x).is_integer() else f"{x:g}"
-    return _("allowed {range}", range=_("{low} to {high}", low=num(limit.low), high=num(limit.high))
+    return _("allowed {range}", range=_("{low} to {high}", low=_n(limit.low), high=_n(limit.high))
              + (f" {limit.unit}" if limit.unit else ""))
 
 

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from homeapp.report import Review, review_of_export
 
@@ -130,8 +130,6 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
                                LogRecord.kind.in_(kinds))):
                     records.append((kind, json.loads(line)["data"], order[device_id] * 10 ** 12 + seq))
         history = _history(db, pk, prescriptions)
-        latest_session = db.scalar(select(func.max(WebSessionDigest.started_at)).where(
-            WebSessionDigest.patient_id == pk, WebSessionDigest.kind == "session"))
         # which prescription every session of the whole log ran under (the history's "active when")
         used = []
         for started, text in db.execute(select(WebSessionDigest.started_at, WebSessionDigest.digest_json)
@@ -139,6 +137,7 @@ def load(clinic: Clinic, actor: Actor, patient_id: str, rng: Range, *, contracti
                                         .order_by(WebSessionDigest.started_at)):
             d = json.loads(text)
             used.append((started, d.get("prescription_id"), d.get("prescription_sha256")))
+        latest_session = max((started for started, _id, _sha in used if started is not None), default=None)
         db.add(AuditEntry(at=utcnow(), actor=str(actor), action=action, patient_ref=patient_id[:64], outcome="ok",
                           detail_json=json.dumps({"from": rng.first.isoformat(), "to": rng.last.isoformat(),
                                                   "sessions": len(wanted)}), is_read=True))

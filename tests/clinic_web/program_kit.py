@@ -27,6 +27,17 @@ CLINICIAN = "alice"
 CAP_MA = 40
 #: Days before today with a session (five in the program's first eight days: adherence >= 80%).
 SESSION_DAYS = (7, 6, 4, 2, 1)
+#: An init script for a page whose WebCrypto has no Ed25519 (as older browsers).
+NO_ED25519 = """
+  const subtle = crypto.subtle;
+  for (const name of ['generateKey', 'importKey', 'sign']) {
+    const real = subtle[name].bind(subtle);
+    subtle[name] = (alg, ...rest) => {
+      const n = (alg && alg.name) || (rest[1] && rest[1].name) || alg;
+      if (String(n).toLowerCase() === 'ed25519') return Promise.reject(new DOMException('no', 'NotSupportedError'));
+      return real(alg, ...rest);
+    };
+  }"""
 
 
 def first_program(today: dt.date) -> dict:

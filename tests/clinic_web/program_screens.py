@@ -11,19 +11,9 @@ from pathlib import Path
 from tests.clinic.kit import PASSWORD
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, sign_in
-from .program_kit import CLINICIAN, PATIENT, ProgramWorld
+from .program_kit import CLINICIAN, NO_ED25519, PATIENT, ProgramWorld
 
 LANGS = (("en", "en-GB"), ("sv", "sv-SE"))
-NO_ED25519 = """
-  const subtle = crypto.subtle;
-  for (const name of ['generateKey', 'importKey', 'sign']) {
-    const real = subtle[name].bind(subtle);
-    subtle[name] = (alg, ...rest) => {
-      const n = (alg && alg.name) || (rest[1] && rest[1].name) || alg;
-      if (String(n).toLowerCase() === 'ed25519') return Promise.reject(new DOMException('no', 'NotSupportedError'));
-      return real(alg, ...rest);
-    };
-  }"""
 
 
 def _tls(folder: Path) -> tuple[Path, Path, Path]:

@@ -15,7 +15,7 @@ import pytest
 from schedules.signing import TrustStore, key_id, load_public_key, verify_prescription
 
 from .browser import browser, chromium_path, save_download, sign_in, web_tls  # noqa: F401 (fixtures)
-from .program_kit import CAP_MA, CLINICIAN, PATIENT, ProgramWorld, homeapp
+from .program_kit import CAP_MA, CLINICIAN, NO_ED25519, PATIENT, ProgramWorld, homeapp
 from tests.clinic.kit import PASSWORD
 
 
@@ -113,15 +113,20 @@ def test_signed_in_the_browser_verified_by_the_cli_and_installed_by_the_device(b
     assert page.js_errors == []
 
 
-def test_a_key_made_in_the_browser_is_a_key_file_the_command_line_reads(browser, world, tmp_path):
-    page = program_page(browser, world, "?start=current")
+def _make_key_in_browser(page, tmp_path) -> dict:
+    """Check the draft, press "make a key" and save what the page downloads: file name -> path."""
     check(page)
     downloads = []
     page.on("download", lambda d: downloads.append(d))
     page.click("#newkey-button")
     page.wait_for_function("document.getElementById('sign-result').textContent.length > 0")
     page.wait_for_timeout(300)
-    files = {d.suggested_filename: save_download(d, tmp_path) for d in downloads}
+    return {d.suggested_filename: save_download(d, tmp_path) for d in downloads}
+
+
+def test_a_key_made_in_the_browser_is_a_key_file_the_command_line_reads(browser, world, tmp_path):
+    page = program_page(browser, world, "?start=current")
+    files = _make_key_in_browser(page, tmp_path)
     assert set(files) == {"clinician.key", "clinician.pub"}
     kid = key_id(load_public_key(files["clinician.pub"]))
     assert kid in page.inner_text("#sign-result")
@@ -152,17 +157,7 @@ def test_a_key_made_in_the_browser_is_a_key_file_the_command_line_reads(browser,
 
 def test_without_ed25519_in_the_browser_download_sign_with_the_cli_and_upload(browser, world, tmp_path):
     page = browser.new_page()
-    # a browser whose WebCrypto has no Ed25519 (as older ones)
-    page.add_init_script("""
-      const subtle = crypto.subtle;
-      for (const name of ['generateKey', 'importKey', 'sign']) {
-        const real = subtle[name].bind(subtle);
-        subtle[name] = (alg, ...rest) => {
-          const n = (alg && alg.name) || (rest[1] && rest[1].name) || alg;
-          if (String(n).toLowerCase() === 'ed25519') return Promise.reject(new DOMException('no', 'NotSupportedError'));
-          return real(alg, ...rest);
-        };
-      }""")
+    page.add_init_script(NO_ED25519)      # a browser whose WebCrypto has no Ed25519 (as older ones)
     sign_in(page, world.url, CLINICIAN, PASSWORD)
     page.goto(f"{world.url}/patients/{PATIENT}/program?start=preset&preset=circulation")
     page.fill("#f-channels-0-max_ma", "35")
@@ -206,13 +201,7 @@ def test_a_key_made_in_the_browser_is_registered_on_the_keys_page_and_then_signs
     """No terminal: make a key here, register its public file on /account/keys (password
     again, the key id shown to compare), then sign with it and the clinic publishes."""
     page = program_page(browser, world, "?start=current")
-    check(page)
-    downloads = []
-    page.on("download", lambda d: downloads.append(d))
-    page.click("#newkey-button")
-    page.wait_for_function("document.getElementById('sign-result').textContent.length > 0")
-    page.wait_for_timeout(300)
-    files = {d.suggested_filename: save_download(d, tmp_path) for d in downloads}
+    files = _make_key_in_browser(page, tmp_path)
     kid = key_id(load_public_key(files["clinician.pub"]))
     page.click("a[href='/account/keys']")
     page.wait_for_load_state()
