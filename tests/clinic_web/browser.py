@@ -70,17 +70,13 @@ class Served:
         if not first.startswith("listening on "):
             self.proc.kill()
             raise RuntimeError(f"the clinic did not start: {first!r}")
-        self.url = first.removeprefix("listening on ").replace("://127.0.0.1", "://127.0.0.1")
+        self.url = first.removeprefix("listening on ")
         return self
 
     def __exit__(self, *exc: object) -> None:
+        from tests.clinic.kit import stop_process
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
 
 
 def sign_in(page, base: str, username: str, password: str, *, next_path: str = "/patients") -> None:
