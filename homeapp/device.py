@@ -132,10 +132,13 @@ class Device:
 
     def new_engine(self, prescription: Prescription, *, allow_unsigned: bool | None = None,
                    wall_clock: Callable[[], dt.datetime] | None = None,
+                   still_active: Callable[[], bool] | None = None,
                    estop_at_once: bool = True) -> Engine:
         """The engine of one session of `prescription` on this device. `allow_unsigned`
         (default: only on the simulated board) lets an unverified prescription start;
         `wall_clock` (default the engine's) dates the session in the log.
+        `still_active`: whether `prescription` is still the device's active one (the
+        engine refuses to start once it is not).
         `estop_at_once`: the driver's e-stop callback aborts the session the moment the
         button goes down, from pigpio's notification thread; False leaves it to the
         engine's poll at its next tick (a headless run in virtual time, which must not
@@ -148,7 +151,7 @@ class Device:
         engine = Engine(prescription=prescription, board=self.stimulator, store=self.store,
                         clock=self.clock, trust=self.trust,
                         allow_unsigned=self.simulated if allow_unsigned is None else allow_unsigned,
-                        **options)
+                        still_active=still_active, **options)
         if estop_at_once:
             self._estop_engines.add(engine)
         return engine

@@ -84,11 +84,15 @@ class Engine:
 
     `trust`: the trust store the prescription's signature is checked against;
     `allow_unsigned`: admit an unsigned prescription (simulation and tests only);
-    `wall_clock`: the date and time the log and the schedule use."""
+    `wall_clock`: the date and time the log and the schedule use;
+    `still_active`: False once the device has installed another prescription than this
+    one (the start is then refused); None: the prescription is not the device's own (a
+    file run headless)."""
 
     def __init__(self, *, prescription: Prescription, board: Board, store: Store, clock: Clock,
                  trust: TrustStore | None = None, allow_unsigned: bool = False,
-                 wall_clock: Callable[[], dt.datetime] = now_utc) -> None:
+                 wall_clock: Callable[[], dt.datetime] = now_utc,
+                 still_active: Callable[[], bool] | None = None) -> None:
         self.rx = prescription
         self.board = board
         self.store = store
@@ -120,7 +124,8 @@ class Engine:
         self._policy = StartPolicy(rx=prescription, store=store, board=board, trust=trust,
                                    allow_unsigned=allow_unsigned, wall_clock=self._wall_now,
                                    program_error=self._check_program,
-                                   poll_contacts=self.poll_contacts, channel_labels=labels)
+                                   poll_contacts=self.poll_contacts, channel_labels=labels,
+                                   still_active=still_active)
         #: Why this program cannot be played (found while planning or compiling it).
         self._program_error: Exception | None = None
         try:
@@ -200,6 +205,12 @@ class Engine:
         """A session is running or paused: a press of the e-stop has one to abort. Read
         without the lock (one attribute), so the board's callback thread never waits."""
         return self._phase in (Phase.RUNNING, Phase.PAUSED)
+
+    @property
+    def ended(self) -> bool:
+        """The session has ended (or was never started and cannot be): read without the
+        lock, like `under_way`."""
+        return self._phase.ended
 
     @property
     def session_clock_start(self) -> float:

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from homeapp import prescriptions
 from homeapp.access import DEMO_PIN, RoleAccess
 from homeapp.active_prescription import ActivePrescription
 from homeapp.clinician_keys import ClinicianKeys
@@ -242,7 +243,8 @@ class Services:
         self.prescription.relabel_demo(self.language())
 
     def reload_if_changed(self) -> bool:
-        """After a sync installed a prescription: read it (never while an engine is busy)."""
+        """After a sync installed a prescription: read it (never while a session is
+        prepared or under way: Preparation keeps showing the program its engine holds)."""
         return self.prescription.reload_if_changed(session_busy=self._engine_busy())
 
     def new_program_notice(self) -> dict | None:
@@ -263,15 +265,23 @@ class Services:
 
     # ------------------------------------------------------------------ engine
     def new_engine(self):
-        """An engine for the current prescription (one per session), from the device."""
-        self.engine = self.device.new_engine(self.rx)
+        """An engine for the current prescription (one per session), from the device. It
+        refuses to start once a sync has installed another prescription."""
+        built_for, data_dir = self.prescription.sha256, self._data_path
+        self.engine = self.device.new_engine(
+            self.rx, still_active=lambda: prescriptions.active_sha256(data_dir) == built_for)
         return self.engine
 
+    def drop_engine(self) -> None:
+        """The screens let go of the session's engine (Preparation left without a start)."""
+        self.engine = None
+
     def _engine_busy(self) -> bool:
-        # a session running or paused: a new prescription waits until it has ended (the
-        # log's session lock enforces it too; this only spares a useless attempt)
-        # (the engine's own flag: no whole-state snapshot taken under its lock for it)
-        return self.engine is not None and self.engine.under_way
+        # A session prepared, running or paused: the screens show the engine's program
+        # until it has ended or is dropped (the log's session lock keeps an install from
+        # landing mid-session; a prepared engine refuses to start once one has landed).
+        # The engine's own flag: no whole-state snapshot taken under its lock for it.
+        return self.engine is not None and not self.engine.ended
 
     # ------------------------------------------------------------------ log
     def sessions(self, full: bool = False) -> list[dict]:

@@ -55,6 +55,8 @@ class RefusalKind(enum.StrEnum):
     CONTACT = "contact"
     CANNOT_RUN = "cannot_run"
     LOG = "log"              # Home's own check: the log cannot take a new session
+    #: another prescription was installed (a sync) after this session was prepared
+    PRESCRIPTION_CHANGED = "prescription_changed"
 
 
 class NoticeKind(enum.StrEnum):

@@ -303,6 +303,21 @@ def test_every_start_refusal_carries_a_kind_the_ui_can_translate(make_engine, si
     assert all(isinstance(r, str) and r for r in reasons)  # still the sentences the log keeps
 
 
+def test_a_prepared_engine_refuses_to_start_once_another_prescription_is_active(make_engine):
+    active = {"still": True}
+    eng = make_engine(still_active=lambda: active["still"])
+    assert eng.start_refusals() == []
+    active["still"] = False               # a sync installed another prescription meanwhile
+    reasons = eng.start_refusals()
+    assert [r.kind for r in reasons] == ["prescription_changed"]
+    assert reasons[0].startswith("another prescription was installed after this session of rx-test")
+    with pytest.raises(StartRefused):
+        eng.start(threaded=False)
+    assert eng.state.phase is Phase.READY and not eng.store.sessions()
+    refused = eng.store.device_events()[-1]
+    assert refused["kind"] == "start_refused" and "another prescription" in refused["detail"]["reasons"][0]
+
+
 def test_the_planned_total_follows_adjustments(make_engine, virtual_clock):
     rx = rx_dict()
     rx["blocks"][0]["off_s"] = {"value": 6, "min": 4, "max": 10}

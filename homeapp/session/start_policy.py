@@ -3,7 +3,8 @@
 The prescription's dates (days where the patient lives), its signature against the
 trust store, the schedule against the log's earlier sessions, whether the device can
 play the program, a caregiver's unlock, and the board itself (answers, e-stop released,
-every electrode in contact). Each reason is a `homeapp.state.Reason`: the English
+every electrode in contact), and whether the prescription is still the device's active
+one (a sync may install another while Preparation is open). Each reason is a `homeapp.state.Reason`: the English
 sentence the log records, with a `RefusalKind` and parameters for the screen.
 """
 from __future__ import annotations
@@ -31,7 +32,8 @@ class StartPolicy:
                  allow_unsigned: bool, wall_clock: Callable[[], dt.datetime],
                  program_error: Callable[[], Exception | None],
                  poll_contacts: Callable[[], Sequence[bool]],
-                 channel_labels: Sequence[str]) -> None:
+                 channel_labels: Sequence[str],
+                 still_active: Callable[[], bool] | None = None) -> None:
         self.rx = rx
         self.store = store
         self.board = board
@@ -41,11 +43,17 @@ class StartPolicy:
         self.program_error = program_error
         self.poll_contacts = poll_contacts
         self.labels = list(channel_labels)
+        self.still_active = still_active
 
     def refusals(self, *, caregiver_unlocked: bool = False) -> list[Reason]:
         """Every reason this session may not start now (empty: it may)."""
         rx = self.rx
         reasons: list[Reason] = []
+        if self.still_active is not None and not self.still_active():
+            # The screens already show the new program: this session must not play the old one.
+            reasons.append(Reason(f"another prescription was installed after this session of {rx.id} "
+                                  "was prepared: go back and start the new program",
+                                  RefusalKind.PRESCRIPTION_CHANGED, prescription_id=rx.id))
         now_wall = self.wall_clock()
         # The clinician's dates are days where the patient lives, as for the schedule.
         today = now_wall.astimezone().date()

@@ -142,6 +142,8 @@ class HomeApp(App):
         screen = self.screens[name]
         if name == "caregiver" or name == "clinician":
             screen.lock()
+        if name == "home":
+            self.svc.reload_if_changed()   # a program that arrived during Preparation or a session
         if self.sm.current == name:
             screen.refresh()
         else:
@@ -194,6 +196,7 @@ class HomeApp(App):
         self.link = None
         self.engine = None
         self.state = None
+        self.svc.drop_engine()
 
     def cancel_preparation(self) -> None:
         self._drop_engine()

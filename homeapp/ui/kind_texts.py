@@ -80,6 +80,7 @@ REFUSAL_TEXTS: dict[RefusalKind, Callable[[Params, Any], str]] = {
     RefusalKind.CAREGIVER: lambda p, svc: _("A caregiver must unlock this session."),
     RefusalKind.CANNOT_RUN: lambda p, svc: _("This device cannot run this program. Please call your clinic."),
     RefusalKind.LOG: lambda p, svc: _("The trainer cannot write its log (its memory may be full). Call your clinic."),
+    RefusalKind.PRESCRIPTION_CHANGED: lambda p, svc: _("A new program has arrived. Press Cancel to see it."),
 }
 
 
