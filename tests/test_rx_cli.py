@@ -17,15 +17,13 @@ from schedules.presets import PRESETS
 
 DATA = Path(__file__).parent / "data"
 HOMEAPP = Path(sys.executable).parent / "homeapp"
-TODAY = dt.date.today()
-
 
 def relative_dates(src: Path, dst: Path) -> Path:
     """A copy of a data file whose dates are in force today (shifting them as a block,
     so an expired file stays expired)."""
     d = json.loads(src.read_text(encoding="utf-8"))
     if isinstance(d, dict) and "issued" in d and "expires" in d:
-        shift = TODAY - dt.date(2026, 11, 21)
+        shift = dt.date.today() - dt.date(2026, 11, 21)
         for k in ("issued", "expires"):
             d[k] = (dt.date.fromisoformat(d[k]) + shift).isoformat()
         dst.write_text(json.dumps(d), encoding="utf-8")
@@ -163,12 +161,15 @@ WHO = ("--patient-id", "P-7", "--clinician-id", "C-3")
 
 def test_new_writes_a_valid_prescription_and_never_overwrites(tmp_path, capsys):
     out = tmp_path / "rx.json"
+    before = dt.date.today()
     assert main(["rx", "new", "--preset", "quadriceps-after-knee-surgery", "--out", str(out),
                  "--patient-id", "P-7", "--clinician-id", "C-3"]) == 0
+    after = dt.date.today()
     d = json.loads(out.read_text(encoding="utf-8"))
     assert (d["patient_id"], d["clinician_id"]) == ("P-7", "C-3")
-    assert d["issued"] == TODAY.isoformat()
-    assert d["expires"] == (TODAY + dt.timedelta(days=90)).isoformat()
+    issued = dt.date.fromisoformat(d["issued"])
+    assert issued in (before, after)        # the day it was written (a run may cross midnight)
+    assert d["expires"] == (issued + dt.timedelta(days=90)).isoformat()
     capsys.readouterr()
     assert main(["rx", "check", str(out)]) == 0
     out.write_text("signed already")

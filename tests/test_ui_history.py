@@ -79,12 +79,13 @@ def test_touching_a_day_shows_its_sessions_in_both_languages(ui):
         ui.app.go("history")
         ui.pump(0.2)
         hist = ui.app.screens["history"]
-        today = ui.svc.today()
-        cell = next(c for c in hist.calendar._cells if c.day == today)
+        session = ui.device.store.export()["sessions"][-1]
+        day = dt.datetime.fromisoformat(session["started_at"]).astimezone().date()   # today, unless it crossed midnight
+        cell = next(c for c in hist.calendar._cells if c.day == day)
         ui.tap(cell)
         view = hist.day_view
-        assert view is not None and view.day == today
-        logged = ui.device.store.export()["sessions"][-1]["channels"]
+        assert view is not None and view.day == day
+        logged = session["channels"]
         text = view.text.text
         assert "Session stopped" in text
         assert f"left quadriceps: {logged[0]['contractions']} of 6 contractions, up to 1 mA" in text
@@ -95,13 +96,13 @@ def test_touching_a_day_shows_its_sessions_in_both_languages(ui):
         assert hist.day_view is None
         ui.app.set_language("sv")
         ui.pump(0.3)   # the closed view gone, the screens drawn anew in the new language
-        other = next(c for c in hist.calendar._cells if c.day is not None and c.day != today)
+        other = next(c for c in hist.calendar._cells if c.day is not None and c.day != day)
         ui.tap(other)
         assert hist.day_view.text.text == "Inget pass den här dagen."
         assert re.fullmatch(r"\w+dag \d+ \w+ \d{4}", hist.day_view.title.text), hist.day_view.title.text
         ui.tap(hist.day_view.close)
         ui.pump(0.3)   # until the closed view has gone: while it fades it still takes touches
-        cell = next(c for c in hist.calendar._cells if c.day == today)
+        cell = next(c for c in hist.calendar._cells if c.day == day)
         ui.tap(cell)
         assert "Passet stoppades" in hist.day_view.text.text or "stopp" in hist.day_view.text.text.lower()
         ui.tap(hist.day_view.close)

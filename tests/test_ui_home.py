@@ -40,14 +40,14 @@ def _log_session(u, *, started_at, status="completed", ran_s=600):
     store.end_session(sid, status=status, ended_at=started_at + dt.timedelta(seconds=ran_s))
 
 
-def _now():
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-
-
-def _midday_today():
-    """Today at noon, local time (a session 'today' whatever the hour the test runs)."""
-    today = dt.datetime.now().astimezone()
-    return today.replace(hour=12, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc)
+@pytest.fixture
+def noon(monkeypatch):
+    """The device's wall clock held at noon today, local time (UTC): a session logged
+    before it is today's whatever the hour the test runs, even just after midnight."""
+    at = dt.datetime.now().astimezone().replace(hour=12, minute=0, second=0, microsecond=0)
+    at = at.astimezone(dt.timezone.utc)
+    monkeypatch.setattr(store_mod, "now_utc", lambda: at)
+    return at
 
 
 def _refused(u, home, words):
@@ -77,10 +77,10 @@ def test_an_expired_prescription_says_so(ui, monkeypatch):
     _refused(ui, home, f"Your program ended on {expires.isoformat()}. Ask your clinic for a new one.")
 
 
-def test_the_days_sessions_used_says_tomorrow(tmp_path):
+def test_the_days_sessions_used_says_tomorrow(tmp_path, noon):
     u = UI(tmp_path, rx_changes={"max_sessions_per_day": 1, "sessions_per_week": 7})
     try:
-        _log_session(u, started_at=min(_midday_today(), _now() - dt.timedelta(minutes=20)))
+        _log_session(u, started_at=noon - dt.timedelta(minutes=20))
         home = _home(u)
         _refused(u, home, "Today's sessions are done (1 of 1). The next one may start tomorrow.")
         shots(u, "home-day-done")
@@ -88,11 +88,11 @@ def test_the_days_sessions_used_says_tomorrow(tmp_path):
         u.close()
 
 
-def test_the_weeks_sessions_used_says_monday(tmp_path):
+def test_the_weeks_sessions_used_says_monday(tmp_path, noon):
     u = UI(tmp_path, rx_changes={"max_sessions_per_day": 3, "sessions_per_week": 1})
     try:
-        _log_session(u, started_at=_now() - dt.timedelta(minutes=20))
-        today = dt.date.today()
+        _log_session(u, started_at=noon - dt.timedelta(minutes=20))
+        today = noon.astimezone().date()
         monday = today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=7)
         home = _home(u)
         _refused(u, home, f"This week's sessions are done (1 of 1). The next one may start on Monday "
@@ -101,10 +101,10 @@ def test_the_weeks_sessions_used_says_monday(tmp_path):
         u.close()
 
 
-def test_too_soon_after_the_last_session_says_when(tmp_path):
+def test_too_soon_after_the_last_session_says_when(tmp_path, noon):
     u = UI(tmp_path, rx_changes={"min_hours_between": 4})
     try:
-        last = (_now() - dt.timedelta(hours=1)).replace(second=0)   # on the minute: no rounding up
+        last = noon - dt.timedelta(hours=1)         # on the minute: no rounding up
         _log_session(u, started_at=last)
         home = _home(u)
         shown = [t for t in texts(home) if t.startswith("Too soon after your last session.")]

@@ -87,7 +87,7 @@ def test_a_checked_program_hands_the_page_the_bytes_signing_py_signs(site):
     draft = json.loads(html.unescape(re.search(r'name="draft" value="([^"]*)"', r.text).group(1)))
     canonical = base64.b64decode(re.search(r'data-canonical="([^"]+)"', r.text).group(1))
     assert canonical == canonical_json(draft) and draft["channels"][0]["max_ma"] == 45.5
-    assert check_prescription(draft, today=TODAY) == []
+    assert check_prescription(draft, today=dt.date.today()) == []    # read after the page wrote `issued`
     # the signature over those bytes, as the page posts it, publishes
     signature = sign_prescription(draft, private)["signature"]
     r = client.post("/patients/P-1/program/publish", data={"draft": json.dumps(draft), "signature": json.dumps(signature),
