@@ -74,7 +74,7 @@ SV: dict[str, str] = {
         "Smärta och ansträngning efter passen (rapporterat efter {reported} av {n} pass)",
     "e-stop": "nödstopp",
     "fault": "fel",
-    "watchdog": "vakthund",
+    "watchdog": "vakthundsstopp",
     "electrode off": "elektrod lossnade",
     "refused": "nekad",
     "Incidents": "Händelser",

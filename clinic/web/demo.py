@@ -107,8 +107,10 @@ COMMENTS = {
 
 
 def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date, days: int,
-            clinician: str, contractions: bool = True) -> History:
-    """A generated log of `days` days up to `today` for one situation (`PROFILES`)."""
+            clinician: str, contractions: bool = True, synced_by: dt.datetime | None = None) -> History:
+    """A generated log of `days` days up to `today` for one situation (`PROFILES`). The
+    device last synced up to ten hours before `synced_by` (default `today` at 07:30 UTC),
+    five days earlier for a device that stopped syncing."""
     first = today - dt.timedelta(days=days - 1)
     program = Program(rx_id=f"rx-{patient_id.lower()}-1", patient_id=patient_id, issued=first)
     h = History(patient_id, profile)
@@ -122,7 +124,8 @@ def history(profile: str, patient_id: str, *, rng: random.Random, today: dt.date
                             "imported_at": _iso(dt.datetime.combine(first, dt.time(8, 0), UTC))})
     per_week = {"low": 2, "mixed_low": rng.choice((2, 3)), "mixed": rng.choice((6, 6, 5, 4)), "daily": 7}.get(profile, 5)
     stop_training = today - dt.timedelta(days=4) if profile == "stopped" else None
-    last_sync = dt.datetime.combine(today, dt.time(7, 30), UTC) - dt.timedelta(hours=rng.randint(0, 10))
+    synced_by = synced_by or dt.datetime.combine(today, dt.time(7, 30), UTC)
+    last_sync = synced_by - dt.timedelta(hours=rng.randint(0, 10))
     if profile == "no_sync":
         last_sync -= dt.timedelta(days=5)
     h.last_sync = last_sync
@@ -296,6 +299,12 @@ def _clinician_key(seed: int, name: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"demo {seed} {name}".encode()).digest())
 
 
+def synced_by_at(now: dt.datetime) -> dt.datetime:
+    """The latest a demo made at `now` lets a device have synced: 07:30 UTC that day, or
+    `now` in the small hours before it (a demo's syncs are never in the future)."""
+    return min(now, dt.datetime.combine(now.date(), dt.time(7, 30), UTC))
+
+
 def fill(clinic: Clinic, *, patients: int = 30, days: int = 60, seed: int = 7, today: dt.date | None = None,
          contractions: bool = True, other_patients: int = 3,
          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -305,7 +314,10 @@ def fill(clinic: Clinic, *, patients: int = 30, days: int = 60, seed: int = 7, t
     devices' private keys by patient, for a demo device or a test to upload more)."""
     from cryptography.hazmat.primitives import serialization
     rng = random.Random(seed)
-    today = today or dt.datetime.now(UTC).date()
+    # Made today, the demo's syncs are all in the past: before 07:30 UTC they end now.
+    now = dt.datetime.now(UTC)
+    synced_by = None if today else synced_by_at(now)
+    today = today or now.date()
     made: dict[str, Any] = {"clinicians": {}, "patients": {}, "password": DEMO_PASSWORD, "device_keys": {}}
     for name in (DEMO_CLINICIAN, OTHER_CLINICIAN):
         try:
@@ -322,7 +334,7 @@ def fill(clinic: Clinic, *, patients: int = 30, days: int = 60, seed: int = 7, t
         if progress:
             progress(patient_id)
         h = history(profile, patient_id, rng=rng, today=today, days=days, clinician=clinician,
-                    contractions=contractions)
+                    contractions=contractions, synced_by=synced_by)
         device_key = _device_key(rng)
         add_history(clinic, h, clinician=clinician, device_key=device_key,
                     clinician_key=_clinician_key(seed, clinician), rng=rng)

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from homeapp.report import INCIDENT_KINDS, PAIN_HIGH
+from homeapp.report_texts import SV as REPORT_SV
 
 from .. import timeutil
 from ..service import Actor
@@ -154,6 +155,8 @@ def session_page(patient_id: str, session_id: str, request: Request, actor: Acto
 
 
 i18n.add("sv", {
+    # the incidents in the words of the review and its PDF
+    **{word: REPORT_SV[word] for word in INCIDENT_KINDS.values()},
     "Patient {id}": "Patient {id}",
     "Review": "Översikt",
     "Sessions": "Pass",
@@ -215,7 +218,6 @@ i18n.add("sv", {
     "Sessions under it": "Pass med den",
     "installed": "installerad",
     "pending": "väntar",
-    "refused": "nekad",
     "deferred": "uppskjuten",
     "key {key}": "nyckel {key}",
     "None yet.": "Inga än.",
@@ -232,15 +234,11 @@ i18n.add("sv", {
     "whole log": "hela loggen",
     "these days": "dessa dagar",
     "Session {id}": "Pass {id}",
-    "e-stop": "nödstopp",
     "stopped": "stoppat",
     "aborted": "avbrutet",
     "interrupted": "avbrutet av appen",
     "interrupted (the app stopped during the session)": "avbrutet (appen stannade under passet)",
     "Mon": "mån", "Tue": "tis", "Wed": "ons", "Thu": "tor", "Fri": "fre", "Sat": "lör", "Sun": "sön",
-    "fault": "fel",
-    "watchdog": "vakthund",
-    "electrode off": "elektrod lossnade",
     "Adherence counts up to {day}, the last day the device reached the clinic.":
         "Följsamheten räknas till {day}, sista dagen enheten nådde kliniken.",
     "Back to patient {id}": "Tillbaka till patient {id}",

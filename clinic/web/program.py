@@ -32,6 +32,8 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from homeapp.report import INCIDENT_KINDS
+from homeapp.report_texts import SV as REPORT_SV
 from schedules.limits import (BLOCK_NUMERIC_FIELDS, CHANNELS_MAX, DEVICE_LIMITS, FORMAT, PATTERNS, SCHEDULE_LIMITS,
                               SUPERVISION)
 from schedules.presets import PRESETS, make_prescription, preset_text
@@ -244,7 +246,8 @@ def fresh_draft(rx: Mapping[str, Any], day: dt.date) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the suggestion's reasons
 
-_INCIDENTS_SV = {"estop": "nödstopp", "fault": "fel", "watchdog": "vakthundsfel", "lead_off": "elektrod lossnade"}
+#: The incidents in the words of the review and its PDF.
+_INCIDENTS_SV = {kind: REPORT_SV[word] for kind, word in INCIDENT_KINDS.items()}
 _SOURCE_SV = {"the guidance": "riktlinjerna"}
 
 

@@ -3,6 +3,7 @@ during stimulation, resident memory. Each runs the app in a fresh process on the
 board (a temporary data folder), so the figures are the app's own."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -12,7 +13,8 @@ import time
 
 from tests.bench import Figure
 
-FPS_SECONDS = 4.0
+#: How long the session screen is watched during stimulation (frames, collections).
+FPS_SECONDS = 20.0
 
 
 def _rss_mb() -> float:
@@ -92,6 +94,15 @@ def child_session() -> None:
         ui.tap(ui.screen.controls[0].plus)
         ui.tap(ui.screen.controls[1].plus)
     ui.wait_until(lambda: ui.state.contracting and ui.device.sim_board.amplitude_ma(0) > 0, timeout=8)
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    began = {}
+
+    def timed(phase, info):                # every collection, whichever thread it runs on
+        if phase == "start":
+            began["t"] = time.perf_counter()
+        elif "t" in began:
+            pauses[info["generation"]].append((time.perf_counter() - began.pop("t")) * 1000)
+    gc.callbacks.append(timed)
     frames = 0
     t = time.monotonic()
     end = t + FPS_SECONDS
@@ -104,6 +115,8 @@ def child_session() -> None:
         durations.append(now - last)
         last = now
     fps = frames / (time.monotonic() - t)
+    gc.callbacks.remove(timed)
+    every = [ms for gen in pauses.values() for ms in gen]
     durations.sort()
     worst_ms = durations[-1] * 1000
     p99_ms = durations[int(len(durations) * 0.99) - 1] * 1000
@@ -111,7 +124,9 @@ def child_session() -> None:
     rss, soft = _rss_mb(), _soft_gl_mb()
     ui.close()
     print(json.dumps({"fps": fps, "rss_mb": rss, "soft_gl_mb": soft, "running": running,
-                      "worst_ms": worst_ms, "p99_ms": p99_ms}), flush=True)
+                      "worst_ms": worst_ms, "p99_ms": p99_ms,
+                      "gc_worst_ms": max(every, default=0.0), "gc_full": len(pauses[2]),
+                      "gc_count": len(every)}), flush=True)
 
 
 def _run(mode: str, extra_env=None) -> dict:
@@ -145,6 +160,9 @@ def figures() -> list[Figure]:
         Figure("UI: session screen fps during stimulation", sess["fps"], "fps", ">= 30", note),
         Figure("UI: session screen, slowest frame", sess["worst_ms"], "ms", "",
                f"99th percentile {sess['p99_ms']:.1f} ms"),
+        # a collection holds the GIL: the engine's loop waits on it as much as the screen
+        Figure("UI: longest garbage collection during stimulation", sess["gc_worst_ms"], "ms", "<= 20",
+               f"{sess['gc_count']} collections in {FPS_SECONDS:.0f} s, {sess['gc_full']} of them full"),
         Figure("UI: resident memory, session running", sess["rss_mb"], "MB", "<= 150",
                f"{sess['soft_gl_mb']:.0f} MB of it Mesa's software GL"),
         Figure("UI: resident memory, session running, without software GL",

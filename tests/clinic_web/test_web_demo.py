@@ -47,3 +47,22 @@ def test_the_same_seed_and_day_give_the_same_clinic(tmp_path):
         demo.fill(svc, patients=4, days=14, today=dt.date(2026, 12, 1), contractions=False, other_patients=0)
         exports.append([svc.export(CLI, f"DEMO-00{i}") for i in range(1, 5)])
     assert exports[0] == exports[1] and json.loads(exports[0][1])["sessions"]
+
+
+def test_a_demo_made_in_the_small_hours_has_every_sync_and_session_in_the_past():
+    import random
+
+    from clinic.web import demo
+    for now in (dt.datetime(2026, 12, 6, 0, 55, tzinfo=dt.timezone.utc),
+                dt.datetime(2026, 12, 6, 14, 0, tzinfo=dt.timezone.utc)):
+        synced_by = demo.synced_by_at(now)
+        rng = random.Random(7)
+        for i, profile in enumerate(demo.PROFILES):
+            h = demo.history(profile, f"DEMO-{i:03d}", rng=rng, today=now.date(), days=28,
+                             clinician="demo", synced_by=synced_by)
+            if h.last_sync is None:
+                continue
+            assert h.last_sync <= now, (profile, h.last_sync)
+            assert all(dt.datetime.fromisoformat(s["started_at"]) < h.last_sync for s in h.sessions), profile
+            if profile == "no_sync":    # the page says "has not reached the clinic for 5 days" at any hour
+                assert 5 <= (now - h.last_sync).days <= 6, h.last_sync

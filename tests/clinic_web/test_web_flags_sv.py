@@ -63,3 +63,13 @@ def test_the_cached_rows_keep_codes_not_words(made_app):
         assert all(r["code"] and isinstance(r["values"], dict) for r in f["values"]["coded"])
     # the review's flags keep numbers and dates only (their English sentence is not cached)
     assert all("reason" not in f["values"] for f in flags)
+
+
+def test_each_incident_has_one_swedish_word_in_the_review_the_patient_page_and_the_suggestion():
+    import clinic.web.patient  # noqa: F401  (adds the patient page's words)
+    from clinic.web import i18n, program
+    from homeapp.report import INCIDENT_KINDS
+    from homeapp.report_texts import SV as REPORT_SV
+    for kind, word in INCIDENT_KINDS.items():
+        assert REPORT_SV[word] != word, word
+        assert i18n.gettext("sv", word) == program._INCIDENTS_SV[kind] == REPORT_SV[word], kind
