@@ -754,7 +754,7 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10, lang: st
     for xi, w in zip(x, d.weeks):
         bar_ax.plot([xi - 0.45, xi + 0.45], [w.prescribed] * 2, color="#212121", lw=1.2)
         if n_weeks <= 30:
-            bar_ax.text(xi, max(w.done, w.prescribed) + top * 0.04, f"{w.done}/{_n(w.prescribed)}",
+            bar_ax.text(xi, max(w.done, w.prescribed) + top * 0.04, f"{w.done}/{_fmt_num(w.prescribed)}",
                         ha="center", va="bottom", fontsize=7 if n_weeks <= 12 else 5)
     bar_ax.set_xlim(-0.5, n_weeks - 0.5)
     bar_ax.set_ylim(0, top)
@@ -762,10 +762,6 @@ def _calendar(ax: Any, bar_ax: Any, d: Review, *, title_pt: float = 10, lang: st
     bar_ax.set_xticks(ticks, [""] * len(ticks))
     bar_ax.set_title(_t(lang, "Sessions completed each week / due that week (black line; prorated for part of a week)"),
                      loc="left", fontsize=title_pt * 0.9)
-
-
-def _n(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
 def _month_ticks(first_monday: dt.date, shown_first: dt.date, shown_last: dt.date,
