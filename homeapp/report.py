@@ -209,7 +209,7 @@ class Review:
 
     @property
     def patient_id(self) -> str:
-        return str(_rx_source(self.rx_in_force).get("patient_id") or "?") if self.rx_in_force else "?"
+        return str(rx_source(self.rx_in_force).get("patient_id") or "?") if self.rx_in_force else "?"
 
     @property
     def period(self) -> str:
@@ -246,14 +246,14 @@ def review_of_export(export: Mapping[str, Any], *, created_at: str | None = None
                 incidents.append((when, str(s.get("id")), e["kind"], _detail(e.get("detail"))))
     prescriptions = [p for p in export.get("prescriptions") or () if isinstance(p, dict)]
     last_rx_id = sessions[-1].get("prescription_id") if sessions else None
-    in_force = [p for p in prescriptions if _rx_source(p).get("id") == last_rx_id] or prescriptions
+    in_force = [p for p in prescriptions if rx_source(p).get("id") == last_rx_id] or prescriptions
     rx_in_force = in_force[-1] if in_force else None
     end_day = _day(created_at, tz)
     if end_day is None and starts:
         end_day = starts[-1].date()
     if end_day is not None and starts and starts[-1].date() > end_day:
         end_day = starts[-1].date()  # a session after the export's stamp: a clock was wrong; count it
-    rx_channels = _rx_source(rx_in_force).get("channels", []) if rx_in_force else []
+    rx_channels = rx_source(rx_in_force).get("channels", []) if rx_in_force else []
     rows = session_rows(sessions, starts, n_channels=max([len(s.get("channels") or ()) for s in sessions]
                                                            + [len(rx_channels), 1]))
     weeks = adherence_weeks(sessions, prescriptions, end_day=end_day, since=_day(since, tz), tz=tz)
@@ -277,8 +277,9 @@ def _day(text: Any, tz: dt.tzinfo | None) -> dt.date | None:
         return None
 
 
-def _rx_source(p: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The prescription as the clinician wrote it (the store keeps it under `source`)."""
+def rx_source(p: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The prescription as the clinician wrote it: the store keeps it under `source` (a log's
+    `prescription` record); anything else is taken as the source itself ({} for None)."""
     if p is None:
         return {}
     src = p.get("source")
@@ -304,7 +305,7 @@ def adherence_weeks(sessions: Sequence[Mapping[str, Any]], prescriptions: Sequen
         return []
     latest: dict[str, Any] = {}
     for p in prescriptions:  # the latest version of each id
-        src = _rx_source(p)
+        src = rx_source(p)
         try:
             issued = dt.date.fromisoformat(str(src.get("issued")))
             latest[str(src.get("id"))] = parse_prescription(src, today=issued)
@@ -629,7 +630,7 @@ def _draw_panels(fig: Figure, gs: Any, d: Review, *, title_pt: float = 10, lang:
                      loc="left", fontsize=title_pt)
     _headroom(ax_con, list(done) + list(planned), room=1.15)
 
-    rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
+    rx_channels = rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
     n_ch = max([len(r.peak_ma) for r in d.rows] + [len(rx_channels), 1])
     tops: list[float] = []
     for ch in range(n_ch):
@@ -841,7 +842,7 @@ def _rx_lines(p: Mapping[str, Any] | None, lang: str = DEFAULT_LANGUAGE) -> list
     device's screens and the clinic's program editor number them."""
     if p is None:
         return [_t(lang, "no prescription in this bundle")]
-    src = _rx_source(p)
+    src = rx_source(p)
     sig = src.get("signature") if isinstance(src.get("signature"), Mapping) else None
     start = _t(lang, ", sessions from {day}", day=src["valid_from"]) if src.get("valid_from") else ""
     lines = [_t(lang, "{id} for {patient} by {clinician}, valid {issued} to {expires}{start}",
@@ -962,7 +963,7 @@ def _escape(text: str) -> str:
 def _session_table(d: Review, lang: str = DEFAULT_LANGUAGE) -> str:
     """The sessions, newest first, worrying ones shaded, the patient's words in full."""
     e = _escape
-    rx_channels = _rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
+    rx_channels = rx_source(d.rx_in_force).get("channels", []) if d.rx_in_force else []
     n_ch = max([len(r.peak_ma) for r in d.rows] + [1])
     heads = "".join(f"<th>{e(_t(lang, 'highest ch {n}', n=i + 1))}"
                     + (f" ({e(str(rx_channels[i].get('label', '')))})" if i < len(rx_channels) else "") + "</th>"
@@ -1048,7 +1049,7 @@ def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[st
         or f"<tr><td colspan=4>{e(_t(lang, 'no incidents'))}</td></tr>"
     rx_rows = "".join(f"<tr><td>{e(line)}</td></tr>" for line in _rx_lines(d.rx_in_force, lang))
     others = [p for p in d.prescriptions if p is not d.rx_in_force]
-    other_ids = ", ".join(sorted({str(_rx_source(p).get("id")) for p in others}))
+    other_ids = ", ".join(sorted({str(rx_source(p).get("id")) for p in others}))
     other_rx = f"<p>{e(_t(lang, 'Also in this bundle: {ids}', ids=other_ids))}</p>" if others else ""
     created = bundle.header.get("created_at") or "?"
     since = bundle.header.get("since")

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from homeapp.report import INCIDENT_KINDS, PAIN_HIGH
+from homeapp.report import INCIDENT_KINDS, PAIN_HIGH, rx_source
 from homeapp.report_texts import SV as REPORT_SV
 
 from .. import timeutil
@@ -70,7 +70,7 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
         (f["level"], *explain(FlagView(f["kind"], f["level"], f["values"]), _)) for f in overview.review_flag_views(r)]
     rx_channels = []
     if r.rx_in_force:
-        src = r.rx_in_force.get("source") if isinstance(r.rx_in_force.get("source"), dict) else r.rx_in_force
+        src = rx_source(r.rx_in_force)
         rx_channels = [c.get("label", _("Channel {n}", n=i + 1)) for i, c in enumerate(src.get("channels") or ())]
     n_channels = max([len(row.peak_ma) for row in r.rows] + [len(rx_channels), 1])
     presets = [(_("4 weeks"), 28), (_("3 months"), 91), (_("6 months"), 182), (_("1 year"), 365)]
@@ -113,7 +113,7 @@ def _rx_lines(rx: dict[str, Any] | None, _) -> list[str]:
     """The prescription in force, a line per part, in the reader's language."""
     if not rx:
         return [_("No prescription in the log yet.")]
-    src = rx.get("source") if isinstance(rx.get("source"), dict) else rx
+    src = rx_source(rx)
     lines = [_("{id}, valid {issued} to {expires}", id=src.get("id", "?"), issued=src.get("issued", "?"),
                expires=src.get("expires", "?")),
              _("{per_week} sessions a week, at most {per_day} a day, {hours} h apart",

@@ -32,7 +32,7 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from homeapp.report import INCIDENT_KINDS
+from homeapp.report import INCIDENT_KINDS, rx_source
 from homeapp.report_texts import SV as REPORT_SV
 from schedules.limits import (BLOCK_NUMERIC_FIELDS, CHANNELS_MAX, DEVICE_LIMITS, FORMAT, PATTERNS, SCHEDULE_LIMITS,
                               SUPERVISION)
@@ -357,7 +357,7 @@ def progression_rule(review: Any) -> ReadyToProgress | None:
     rx = review.rx_in_force
     if not isinstance(rx, Mapping):
         return None
-    source = rx.get("source") if isinstance(rx.get("source"), Mapping) else rx
+    source = rx_source(rx)
     day = review.end_day or today()
     s = suggest({"sessions": review.sessions}, source, today=day, tz=timeutil.clinic_zone())
     return ReadyToProgress(s) if s.change else None

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from homeapp.report import Review, review_of_export
+from homeapp.report import Review, review_of_export, rx_source
 
 from ..ingest import export_from_records
 from ..models import (AuditEntry, ClinicianKey, Clinician, Device, LogRecord, Patient, PublishedPrescription,
@@ -175,7 +175,7 @@ def _history(db, patient_pk: int, logged: list[dict[str, Any]]) -> list[dict[str
                          "device_status": r.device_status, "device_status_at": r.device_status_at,
                          "device_reason": r.device_reason, "installed_at": None}
     for p in logged:
-        src = p.get("source") if isinstance(p.get("source"), dict) else p
+        src = rx_source(p)
         sha = p.get("sha256") or ""
         sig = src.get("signature") if isinstance(src.get("signature"), dict) else {}
         entry = out.setdefault(sha, {"id": p.get("id"), "sha256": sha, "source": src,
