@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from homeapp.report import INCIDENT_KINDS, PAIN_HIGH, rx_source
-from homeapp.report_texts import SV as REPORT_SV
+from homeapp.report_texts import SV as REPORT_SV, WEEKDAYS as REPORT_WEEKDAYS
 
 from .. import timeutil
 from ..service import Actor
@@ -89,7 +89,7 @@ def patient_page(patient_id: str, request: Request, actor: Actor = Depends(signe
 
 
 STATUS_WORDS = {"completed": "completed", "stopped": "stopped", "aborted": "aborted", "interrupted": "interrupted"}
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAYS = REPORT_WEEKDAYS["en"]
 
 
 def _ended(row: Any, _) -> str:
@@ -155,8 +155,10 @@ def session_page(patient_id: str, session_id: str, request: Request, actor: Acto
 
 
 i18n.add("sv", {
-    # the incidents in the words of the review and its PDF
+    # the incidents, how sessions ended and the weekdays in the words of the review and its PDF
     **{word: REPORT_SV[word] for word in INCIDENT_KINDS.values()},
+    **{word: REPORT_SV[word] for word in (*STATUS_WORDS.values(), "interrupted (the app stopped during the session)")},
+    **dict(zip(REPORT_WEEKDAYS["en"], REPORT_WEEKDAYS["sv"])),
     "Patient {id}": "Patient {id}",
     "Review": "Översikt",
     "Sessions": "Pass",
@@ -175,7 +177,6 @@ i18n.add("sv", {
     "Nothing flagged in these days.": "Inget flaggat dessa dagar.",
     "sessions": "pass",
     "{n} completed": "{n} genomförda",
-    "completed": "genomfört",
     "stopped early": "stoppade i förtid",
     "aborted or interrupted": "avbrutna",
     "e-stops": "nödstopp",
@@ -234,11 +235,6 @@ i18n.add("sv", {
     "whole log": "hela loggen",
     "these days": "dessa dagar",
     "Session {id}": "Pass {id}",
-    "stopped": "stoppat",
-    "aborted": "avbrutet",
-    "interrupted": "avbrutet av appen",
-    "interrupted (the app stopped during the session)": "avbrutet (appen stannade under passet)",
-    "Mon": "mån", "Tue": "tis", "Wed": "ons", "Thu": "tor", "Fri": "fre", "Sat": "lör", "Sun": "sön",
     "Adherence counts up to {day}, the last day the device reached the clinic.":
         "Följsamheten räknas till {day}, sista dagen enheten nådde kliniken.",
     "Back to patient {id}": "Tillbaka till patient {id}",
