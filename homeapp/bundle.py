@@ -309,6 +309,20 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{path}: is a directory, not a log bundle") from None
     except OSError as e:
         raise BundleError(f"{path}: cannot read ({e.strerror})") from None
+    return _parse_bundle(raw, first)
+
+
+def parse_bundle(data: bytes, *, name: str = "bundle") -> Bundle:
+    """Parse a bundle held in memory (e.g. put together from a database) exactly as
+    read_bundle parses a file of these bytes; `name` stands for the file in messages.
+    Raises BundleError when it is not a log bundle at all."""
+    cut = data.find(b"\n", 0, _MAX_HEADER_BYTES)
+    head = data[:cut + 1] if cut >= 0 else data[:_MAX_HEADER_BYTES]   # what readline would give
+    return _parse_bundle(data, _parse_header(name, head))
+
+
+def _parse_bundle(raw: bytes, first: dict[str, Any]) -> Bundle:
+    """The records of `raw`, whose first line is the header `first` (already judged)."""
     # Work on bytes: the fast path hashes each line as read and never decodes the bulk.
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
