@@ -7,9 +7,7 @@
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -17,7 +15,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from homeapp import syncproto
-from homeapp.bundle import read_bundle, verify_bundle
+from homeapp.bundle import parse_bundle, verify_bundle
 from homeapp.report import review_pdf
 
 from ..models import Device
@@ -52,13 +50,7 @@ async def export_pdf(patient_id: str, request: Request, actor: Actor = Depends(s
     def build() -> bytes:
         data = review.load(svc, actor, patient_id, rng, contractions=False, action="web_review_pdf")
         text = svc.bundle(actor, patient_id)        # the newest device's signed chain (404: none yet)
-        fd, path = tempfile.mkstemp(suffix=".bundle")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            bundle = read_bundle(path)
-        finally:
-            os.unlink(path)
+        bundle = parse_bundle(text.encode("utf-8"), name=f"patient {patient_id!r}'s log")
         with svc.Session() as db:
             key_b64 = db.scalar(select(Device.public_key_b64).where(Device.key_id == bundle.device_key_id))
         key = syncproto.public_key_from_b64(key_b64) if key_b64 else None

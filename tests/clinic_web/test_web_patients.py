@@ -287,3 +287,15 @@ def test_the_exports(clinic_app, web):
         assert "patient DEMO-008" in text and "Verified: complete, unaltered and signed by device key" in text
         assert "E-stop pressed" in text
     assert web.get("/patients/DEMO-009/review.pdf").status_code == 404   # no log uploaded yet
+
+
+def test_the_pdf_export_reads_the_log_without_a_temporary_file(web, monkeypatch):
+    """The signed chain comes from the database as text and is checked as it is: the
+    patient's log is never written to the server's disk on the way (homeapp.bundle.parse_bundle)."""
+    import tempfile
+
+    def no_temporary_file(*args, **kwargs):
+        raise AssertionError("the PDF export wrote a temporary file")
+    monkeypatch.setattr(tempfile, "mkstemp", no_temporary_file)
+    r = web.get("/patients/DEMO-008/review.pdf")
+    assert r.status_code == 200 and r.content.startswith(b"%PDF-") and len(r.content) > 20_000
