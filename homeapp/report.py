@@ -22,7 +22,7 @@ a bundle is data, never markup.
 Languages: the page, the charts and the PDF take `lang` ("en", the default, or "sv"); every
 text they show is in homeapp/report_texts.py, month and weekday names included (never the
 machine's locale). The plain data (`Review`, `Flag.reason` of `review.flags`) stays English;
-`review_flags(review, lang=...)` words the flags again in another language.
+`review_flags(review, lang=...)` (or `review.flags_in(lang)`) words the flags again in another language.
 
 Where the issue is silent:
 - Days are the local days of the machine making the report (bundles store UTC).
@@ -221,6 +221,10 @@ class Review:
         if not self.starts:
             return _t(lang, "no sessions")
         return _span(self.starts[0].date(), self.starts[-1].date(), lang)
+
+    def flags_in(self, lang: str) -> list[Flag]:
+        """`flags`, their reasons in `lang`."""
+        return self.flags if lang == DEFAULT_LANGUAGE else review_flags(self, lang=lang)
 
 
 def review_of_bundle(bundle: Bundle, *, tz: dt.tzinfo | None = None) -> Review:
@@ -1006,7 +1010,7 @@ def _html(bundle: Bundle, d: Review, *, verified: bool | None, problems: list[st
                     + (f"<li>{e(_t(lang, '… and {n} more', n=len(problems) - len(shown)))}</li>"
                        if len(problems) > len(shown) else "")
                     + "</ul>") if problems else ""
-    flags_shown = d.flags if lang == DEFAULT_LANGUAGE else review_flags(d, lang=lang)
+    flags_shown = d.flags_in(lang)
     flag_kinds = {f.kind for f in flags_shown}
     if flags_shown:
         flags = (f'<div class="flags"><h2>{e(_t(lang, "Needs attention"))}</h2><ul>'
@@ -1135,7 +1139,7 @@ def _pdf_figure(bundle: Bundle, d: Review, *, verified: bool | None, problems: l
     if problems:   # the verifier's own words (homeapp/bundle.py), in English
         add("; ".join(problems[:3]) + (_t(lang, "; and {n} more", n=len(problems) - 3) if len(problems) > 3 else ""),
             7, "normal", color)
-    flags = d.flags if lang == DEFAULT_LANGUAGE else review_flags(d, lang=lang)
+    flags = d.flags_in(lang)
     if flags:
         for f in flags:
             add("! " + f.reason, 7, "bold", "#b71c1c", 120)
