@@ -19,7 +19,7 @@ from typing import Any
 
 #: The languages the review is written in (the first is the default).
 LANGUAGES = ("en", "sv")
-DEFAULT = "en"
+DEFAULT = LANGUAGES[0]
 
 WEEKDAYS = {"en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
             "sv": ("mån", "tis", "ons", "tor", "fre", "lör", "sön")}

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from ..errors import UserError
-from ..report_texts import LANGUAGES
+from ..report_texts import DEFAULT, LANGUAGES
 
 
 def register(subparsers: Any) -> None:
@@ -27,8 +27,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device-key", metavar="KEY",
                    help="the device's public key (device_key.pub, from when the device was set up); "
                         "without it the bundle cannot be verified")
-    p.add_argument("--lang", choices=LANGUAGES, default=LANGUAGES[0],
-                   help="the language of the page, its charts and the PDF (default: en)")
+    p.add_argument("--lang", choices=LANGUAGES, default=DEFAULT,
+                   help=f"the language of the page, its charts and the PDF (default: {DEFAULT})")
     p.set_defaults(func=cmd_report)
 
 
