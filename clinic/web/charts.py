@@ -57,6 +57,7 @@ from ..models import Device, Patient, WebReviewChart
 from ..service import Actor, Clinic, NotFound
 from ..timeutil import utcnow
 from . import i18n, review
+from .overview import PeriodicPasses
 
 log = logging.getLogger(__name__)
 
@@ -289,32 +290,28 @@ class PredrawPass:
     failed: list[str] = field(default_factory=list)
 
 
-class ChartWarmer:
+class ChartWarmer(PeriodicPasses):
     """Pre-draws the review charts of every patient (see the module's docstring): a
     daemon thread, a pass every `interval_s`; the drawing in a separate process at
     niceness `nice` (`in_process=True`: in this thread, for a one-off run)."""
+
+    failure = "pre-drawing the review charts failed (retried next pass)"
 
     def __init__(self, clinic: Clinic, *, interval_s: float, days: Sequence[int] = PREDRAW_DAYS,
                  languages: Sequence[str] = PREDRAW_LANGUAGES, budget_s: float = PREDRAW_BUDGET_S,
                  nice: int = PREDRAW_NICE, in_process: bool = False,
                  patient_ids: Sequence[str] | None = None) -> None:
-        self.clinic, self.interval_s, self.budget_s, self.nice = clinic, interval_s, budget_s, nice
+        self.clinic, self.budget_s, self.nice = clinic, budget_s, nice
         self.patient_ids = set(patient_ids) if patient_ids is not None else None    # None: every patient
         self.days = tuple(days)
         self.languages = tuple(dict.fromkeys(chart_language(x) for x in languages))
         self.in_process = in_process
-        self.passes = 0
         self.last: PredrawPass | None = None
-        self._stop = threading.Event()
         self._process: DrawingProcess | None = None
-        self.thread = threading.Thread(target=self._run, name="clinic-chart-predraw", daemon=True)
-
-    def start(self) -> "ChartWarmer":
-        self.thread.start()
-        return self
+        super().__init__(interval_s=interval_s, name="clinic-chart-predraw")
 
     def stop(self) -> None:
-        self._stop.set()
+        super().stop()
         if self._process is not None:
             self._process.close()
             self._process = None
@@ -397,12 +394,7 @@ class ChartWarmer:
         self.last = out
         return out
 
-    def _run(self) -> None:
-        delay = self.interval_s
-        while not self._stop.wait(delay):
-            delay = self.interval_s
-            try:
-                if self.run_once().left:
-                    delay = 1.0         # the budget ran out: go on at once (with the newest uploads first)
-            except Exception:
-                log.exception("pre-drawing the review charts failed (retried next pass)")
+    def _pass(self) -> float:
+        if self.run_once().left:
+            return 1.0          # the budget ran out: go on at once (with the newest uploads first)
+        return self.interval_s
