@@ -167,23 +167,23 @@ def chart_key(clinic: Clinic, data: Any, *, zone: Any, lang: str = "en") -> Char
 
 # ------------------------------------------------------------------------------ the store
 
-def _where(key: ChartKey):
-    return (WebReviewChart.lang == key.lang, WebReviewChart.first_day == key.first,
-            WebReviewChart.last_day == key.last, WebReviewChart.chart_state == key.state,
-            Patient.patient_id == key.patient_id)
+def _matching(key: ChartKey, column: Any) -> Any:
+    """`column` of the stored picture that matches `key`, or None."""
+    with key.clinic.Session() as db:
+        return db.scalar(select(column).join(Patient, Patient.id == WebReviewChart.patient_id)
+                         .where(WebReviewChart.lang == key.lang, WebReviewChart.first_day == key.first,
+                                WebReviewChart.last_day == key.last, WebReviewChart.chart_state == key.state,
+                                Patient.patient_id == key.patient_id))
 
 
 def stored(key: ChartKey) -> bytes | None:
     """The stored picture of `key`, if one matches it."""
-    with key.clinic.Session() as db:
-        return db.scalar(select(WebReviewChart.png).join(Patient, Patient.id == WebReviewChart.patient_id)
-                         .where(*_where(key)))
+    return _matching(key, WebReviewChart.png)
 
 
 def is_stored(key: ChartKey) -> bool:
-    with key.clinic.Session() as db:
-        return db.scalar(select(WebReviewChart.id).join(Patient, Patient.id == WebReviewChart.patient_id)
-                         .where(*_where(key))) is not None
+    """Whether a picture matching `key` is stored (without reading the picture)."""
+    return _matching(key, WebReviewChart.id) is not None
 
 
 def store(key: ChartKey, png: bytes, *, cpu_s: float) -> None:
