@@ -57,7 +57,7 @@ from ..models import Device, Patient, WebReviewChart
 from ..service import Actor, Clinic, NotFound
 from ..timeutil import utcnow
 from . import i18n, review
-from .overview import PeriodicPasses
+from .overview import PeriodicPasses, _when
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +141,9 @@ def log_mark(devices: Iterable[tuple[str, int, Any]], *, zone: Any) -> str:
     contact); the contact counts by its day in `zone` (the review counts adherence up to it)."""
     parts = []
     for key_id, records, seen in sorted(devices, key=lambda d: str(d[0])):
-        when = _aware(seen)
+        when = _when(seen)
         parts.append(f"{key_id}:{records}:{when.astimezone(zone).date().isoformat() if when else '-'}")
     return hashlib.sha256(f"{CHART_VERSION}|{';'.join(parts)}".encode()).hexdigest()
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def chart_key(clinic: Clinic, data: Any, *, zone: Any, lang: str = "en") -> ChartKey:
@@ -360,7 +352,7 @@ class ChartWarmer(PeriodicPasses):
                 if missing:
                     todo.append((pk, rng, missing))
         # most recently heard-from first: their clinicians are the likeliest to look next
-        latest = {pk: max((_aware(s) for _, _, s in devices.get(pk, ()) if s), default=None) for pk in patients}
+        latest = {pk: max((_when(s) for _, _, s in devices.get(pk, ()) if s), default=None) for pk in patients}
         never = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         todo.sort(key=lambda t: latest.get(t[0]) or never, reverse=True)
         for n, (pk, rng, langs) in enumerate(todo):

@@ -236,12 +236,16 @@ def _local(day: dt.date, at: dt.time, tz: dt.tzinfo | None) -> dt.datetime:
 
 
 def _when(text: Any) -> dt.datetime | None:
+    """A time (ISO 8601 text, or a datetime) made aware (no zone: UTC); None for none or not a time."""
     if not text:
         return None
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    if isinstance(text, dt.datetime):
+        when = text
+    else:
+        try:
+            when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            return None
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
