@@ -100,10 +100,14 @@ def _category(code: str) -> list[CodeableConcept]:
 
 
 def _instant(text: Any) -> str | None:
-    """A logged time as a FHIR dateTime to the second (naive: UTC), or None."""
+    """A logged time as a FHIR dateTime to the second (naive: UTC), or None. Text that is
+    no ISO time is given as it is, for the models to refuse by name (NotValidFHIR)."""
     if not text:
         return None
-    return parse_when(text).isoformat(timespec="seconds")
+    try:
+        return parse_when(text).isoformat(timespec="seconds")
+    except ValueError:
+        return str(text)
 
 
 def sessions_bundle(patient_id: str, review: Review, devices: Sequence[Mapping[str, Any]], *,
