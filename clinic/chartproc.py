@@ -58,7 +58,6 @@ class DrawingProcess:
 
     def _start(self) -> Any:
         import subprocess
-        import sys
         env = dict(os.environ)
         # the child finds this very code, whatever way the parent was started
         root = str(Path(__file__).resolve().parent.parent)

@@ -149,12 +149,11 @@ def parse_record_line(raw: bytes | str, number: int) -> UploadRecord:
                     differs = _orjson_differs(canonical, data)
                 except (TypeError, ValueError, RecursionError):    # nested deeper than orjson writes
                     differs = True
-                if not differs:
-                    intact = hashlib.sha256(canonical).hexdigest() == h
-                    if intact or (len(h) == 64 and not h.strip(_HEX)):
-                        return UploadRecord(number, seq, kind, data, prev, h, text, intact, True)
-        # not a well-formed record as orjson reads it, or a number it writes otherwise:
-        # the standard library's reading decides, exactly as without orjson
+                if not differs and hashlib.sha256(canonical).hexdigest() == h:
+                    return UploadRecord(number, seq, kind, data, prev, h, text, True, True)
+        # not a well-formed record as orjson reads it, a number it writes otherwise, or a
+        # hash not over the canonical form (it may be over the very text, as bundle.py
+        # also accepts): the standard library's reading decides, exactly as without orjson
     return _parse_record_text(text, number)
 
 

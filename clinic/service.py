@@ -478,7 +478,11 @@ class Clinic:
         the clinic already holds must be identical (a replay changes nothing); new ones must
         continue the chain from the clinic's head and be covered by an end line signed with
         the paired key."""
-        upload = ingest.parse_upload(body)          # ClinicError for what is not an upload at all
+        try:
+            upload = ingest.parse_upload(body)      # ClinicError for what is not an upload at all
+        except ClinicError as e:
+            self._audit_refused_upload(req.key_id, None, e)
+            raise
         signed = SignedHeaders(key_id=req.key_id, nonce=req.nonce, timestamp=0, signature="", at=req.at)
         return self._store_upload(signed, req.public_key, upload, request=None)
 

@@ -30,7 +30,6 @@ class ClinicLink:
         self._status: dict[str, Any] = {"url": config.clinic_url, "paired": False, "device_key_id": None,
                                         "last_ok_at": None, "last_error": None, "patient_id": None}
         self._syncer = None
-        self._store = None
         self.background = None
         self._started = threading.Event()
         threading.Thread(target=self._open, name="clinic-open", daemon=True).start()
@@ -102,6 +101,4 @@ class ClinicLink:
         if self.background is not None:
             self.background.stop()
         if self._syncer is not None:
-            self._syncer.close()
-        if self._store is not None:
-            self._store.close()
+            self._syncer.close()       # the child closes its log and outbox

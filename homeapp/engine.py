@@ -209,7 +209,8 @@ class Engine:
     @property
     def ended(self) -> bool:
         """The session has ended (or was never started and cannot be): read without the
-        lock, like `under_way`."""
+        lock, like `under_way`. It turns true once the output is off, a moment before the
+        end is in the log and the log's session lock is let go (an install waits for that)."""
         return self._phase.ended
 
     @property

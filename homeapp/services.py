@@ -267,9 +267,13 @@ class Services:
     def new_engine(self):
         """An engine for the current prescription (one per session), from the device. It
         refuses to start once a sync has installed another prescription."""
-        built_for, data_dir = self.prescription.sha256, self._data_path
+        # The fingerprint of the very program the engine holds (its source as read), not
+        # one read from the file apart from it, so a sync landing between two reads cannot
+        # vouch for another program than the engine's.
+        rx, data_dir = self.rx, self._data_path
+        built_for = prescriptions.sha256_of(rx.source)
         self.engine = self.device.new_engine(
-            self.rx, still_active=lambda: prescriptions.active_sha256(data_dir) == built_for)
+            rx, still_active=lambda: prescriptions.active_sha256(data_dir) == built_for)
         return self.engine
 
     def drop_engine(self) -> None:

@@ -290,6 +290,34 @@ def test_services_open_a_device_from_the_factory_and_delegate(tmp_path):
     assert os.path.exists(tmp_path / "data" / "homeapp.db")
 
 
+def test_a_prepared_engine_is_judged_by_the_program_it_holds_not_a_fingerprint_kept_beside(tmp_path):
+    from homeapp import prescriptions
+    from homeapp.config import config_from_dict
+    from homeapp.device import open_device
+    from homeapp.services import Services
+    from hw.clock import VirtualClock
+
+    config = config_from_dict({}, source=None, data_dir_default=tmp_path / "data")
+    svc = Services.open(config=config, device=open_device(config, clock=VirtualClock(), sigterm=False),
+                        clinic_link=False)
+    try:
+        path = tmp_path / "rx.json"
+        path.write_text(json.dumps(rx_dict()))
+        assert svc.import_prescription(path)[0]
+        # a load whose two reads of the file straddled a sync's install keeps another
+        # fingerprint than the program it loaded: the program itself is what is judged
+        svc.prescription.sha256 = "the fingerprint of the program installed before"
+        engine = svc.new_engine()
+        assert "prescription_changed" not in [r.kind for r in engine.start_refusals()]
+        other = rx_dict()
+        other["id"] = "rx-other"
+        assert prescriptions.install(other, svc.data_dir, trust=svc.device.trust, store=svc.device.store,
+                                     origin="clinic", allow_unsigned=True).ok
+        assert "prescription_changed" in [r.kind for r in engine.start_refusals()]
+    finally:
+        svc.close()
+
+
 def test_a_fixed_date_is_also_the_date_the_next_start_is_judged_on(store):
     from types import SimpleNamespace
 

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from homeapp import prescriptions
+from homeapp.store import session_lock_held
 from tests.uikit import ui  # noqa: F401  (fixture)
 from tests.uitools import SHORT_RX, shots, texts
 
@@ -49,6 +50,10 @@ def test_a_program_arriving_during_preparation_is_not_started_and_shows_after_ca
     ui.tap(prep.skin)
     ui.wait_until(lambda: not prep.begin.disabled, what="Begin enabled")
     prepared = ui.app.engine
+    # No poll between the install and the tap below (one would grey Begin first, and the
+    # tap would start nothing to refuse): the contact poll is held, then let go after it.
+    prep._event.cancel()
+    ui.wait_until(lambda: not prep._busy, what="the poll under way answered")
 
     _sync_installs(ui, _new_program())
     ui.pump(0.1)
@@ -56,6 +61,7 @@ def test_a_program_arriving_during_preparation_is_not_started_and_shows_after_ca
     assert ui.svc.rx.id == "rx-ui-test" and prepared.rx.id == "rx-ui-test"
     # the next poll greys Begin and says why; a tap that came first is refused the same way
     ui.tap(prep.begin)
+    prep._event()                         # the poll goes on
     ui.wait_until(lambda: CHANGED in prep.why.text, what="the refusal on Preparation")
     ui.wait_until(lambda: prep.begin.disabled, what="Begin greyed by the next poll")
     assert ui.app.current == "prepare" and CHANGED in prep.why.text
@@ -88,7 +94,9 @@ def test_a_program_arriving_during_a_session_waits_until_it_has_ended(ui):
     ui.pump(0.1)
     assert ui.svc.rx.id == "rx-ui-test" and running.under_way and running.rx.id == "rx-ui-test"
     ui.app.stop_session()
-    ui.wait_until(lambda: running.ended, what="the session ended")
+    # the engine's phase is ended a moment before the log has the end and lets its lock go
+    lock = prescriptions.session_lock_path(ui.config.db_path)
+    ui.wait_until(lambda: running.ended and not session_lock_held(lock), what="the session ended in the log")
     _sync_installs(ui, _new_program())
     ui.pump(0.1)
     assert ui.svc.rx.id == "rx-from-the-clinic"

@@ -57,6 +57,7 @@ from ..models import Device, Patient, WebReviewChart
 from ..service import Actor, Clinic, NotFound
 from ..timeutil import utcnow
 from . import i18n, review
+from .overview import PeriodicPasses, _when
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +141,9 @@ def log_mark(devices: Iterable[tuple[str, int, Any]], *, zone: Any) -> str:
     contact); the contact counts by its day in `zone` (the review counts adherence up to it)."""
     parts = []
     for key_id, records, seen in sorted(devices, key=lambda d: str(d[0])):
-        when = _aware(seen)
+        when = _when(seen)
         parts.append(f"{key_id}:{records}:{when.astimezone(zone).date().isoformat() if when else '-'}")
     return hashlib.sha256(f"{CHART_VERSION}|{';'.join(parts)}".encode()).hexdigest()
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def chart_key(clinic: Clinic, data: Any, *, zone: Any, lang: str = "en") -> ChartKey:
@@ -166,23 +159,23 @@ def chart_key(clinic: Clinic, data: Any, *, zone: Any, lang: str = "en") -> Char
 
 # ------------------------------------------------------------------------------ the store
 
-def _where(key: ChartKey):
-    return (WebReviewChart.lang == key.lang, WebReviewChart.first_day == key.first,
-            WebReviewChart.last_day == key.last, WebReviewChart.chart_state == key.state,
-            Patient.patient_id == key.patient_id)
+def _matching(key: ChartKey, column: Any) -> Any:
+    """`column` of the stored picture that matches `key`, or None."""
+    with key.clinic.Session() as db:
+        return db.scalar(select(column).join(Patient, Patient.id == WebReviewChart.patient_id)
+                         .where(WebReviewChart.lang == key.lang, WebReviewChart.first_day == key.first,
+                                WebReviewChart.last_day == key.last, WebReviewChart.chart_state == key.state,
+                                Patient.patient_id == key.patient_id))
 
 
 def stored(key: ChartKey) -> bytes | None:
     """The stored picture of `key`, if one matches it."""
-    with key.clinic.Session() as db:
-        return db.scalar(select(WebReviewChart.png).join(Patient, Patient.id == WebReviewChart.patient_id)
-                         .where(*_where(key)))
+    return _matching(key, WebReviewChart.png)
 
 
 def is_stored(key: ChartKey) -> bool:
-    with key.clinic.Session() as db:
-        return db.scalar(select(WebReviewChart.id).join(Patient, Patient.id == WebReviewChart.patient_id)
-                         .where(*_where(key))) is not None
+    """Whether a picture matching `key` is stored (without reading the picture)."""
+    return _matching(key, WebReviewChart.id) is not None
 
 
 def store(key: ChartKey, png: bytes, *, cpu_s: float) -> None:
@@ -289,32 +282,28 @@ class PredrawPass:
     failed: list[str] = field(default_factory=list)
 
 
-class ChartWarmer:
+class ChartWarmer(PeriodicPasses):
     """Pre-draws the review charts of every patient (see the module's docstring): a
     daemon thread, a pass every `interval_s`; the drawing in a separate process at
     niceness `nice` (`in_process=True`: in this thread, for a one-off run)."""
+
+    failure = "pre-drawing the review charts failed (retried next pass)"
 
     def __init__(self, clinic: Clinic, *, interval_s: float, days: Sequence[int] = PREDRAW_DAYS,
                  languages: Sequence[str] = PREDRAW_LANGUAGES, budget_s: float = PREDRAW_BUDGET_S,
                  nice: int = PREDRAW_NICE, in_process: bool = False,
                  patient_ids: Sequence[str] | None = None) -> None:
-        self.clinic, self.interval_s, self.budget_s, self.nice = clinic, interval_s, budget_s, nice
+        self.clinic, self.budget_s, self.nice = clinic, budget_s, nice
         self.patient_ids = set(patient_ids) if patient_ids is not None else None    # None: every patient
         self.days = tuple(days)
         self.languages = tuple(dict.fromkeys(chart_language(x) for x in languages))
         self.in_process = in_process
-        self.passes = 0
         self.last: PredrawPass | None = None
-        self._stop = threading.Event()
         self._process: DrawingProcess | None = None
-        self.thread = threading.Thread(target=self._run, name="clinic-chart-predraw", daemon=True)
-
-    def start(self) -> "ChartWarmer":
-        self.thread.start()
-        return self
+        super().__init__(interval_s=interval_s, name="clinic-chart-predraw")
 
     def stop(self) -> None:
-        self._stop.set()
+        super().stop()
         if self._process is not None:
             self._process.close()
             self._process = None
@@ -363,7 +352,7 @@ class ChartWarmer:
                 if missing:
                     todo.append((pk, rng, missing))
         # most recently heard-from first: their clinicians are the likeliest to look next
-        latest = {pk: max((_aware(s) for _, _, s in devices.get(pk, ()) if s), default=None) for pk in patients}
+        latest = {pk: max((_when(s) for _, _, s in devices.get(pk, ()) if s), default=None) for pk in patients}
         never = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         todo.sort(key=lambda t: latest.get(t[0]) or never, reverse=True)
         for n, (pk, rng, langs) in enumerate(todo):
@@ -397,12 +386,7 @@ class ChartWarmer:
         self.last = out
         return out
 
-    def _run(self) -> None:
-        delay = self.interval_s
-        while not self._stop.wait(delay):
-            delay = self.interval_s
-            try:
-                if self.run_once().left:
-                    delay = 1.0         # the budget ran out: go on at once (with the newest uploads first)
-            except Exception:
-                log.exception("pre-drawing the review charts failed (retried next pass)")
+    def _pass(self) -> float:
+        if self.run_once().left:
+            return 1.0          # the budget ran out: go on at once (with the newest uploads first)
+        return self.interval_s

@@ -49,6 +49,7 @@ from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from homeapp.bundle import parse_when
 from homeapp.report import Review
 
 from ..service import ClinicError
@@ -99,12 +100,14 @@ def _category(code: str) -> list[CodeableConcept]:
 
 
 def _instant(text: Any) -> str | None:
+    """A logged time as a FHIR dateTime to the second (naive: UTC), or None. Text that is
+    no ISO time is given as it is, for the models to refuse by name (NotValidFHIR)."""
     if not text:
         return None
-    when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.isoformat(timespec="seconds")
+    try:
+        return parse_when(text).isoformat(timespec="seconds")
+    except ValueError:
+        return str(text)
 
 
 def sessions_bundle(patient_id: str, review: Review, devices: Sequence[Mapping[str, Any]], *,

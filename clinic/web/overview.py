@@ -45,7 +45,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Self, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -236,12 +236,16 @@ def _local(day: dt.date, at: dt.time, tz: dt.tzinfo | None) -> dt.datetime:
 
 
 def _when(text: Any) -> dt.datetime | None:
+    """A time (ISO 8601 text, or a datetime) made aware (no zone: UTC); None for none or not a time."""
     if not text:
         return None
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    if isinstance(text, dt.datetime):
+        when = text
+    else:
+        try:
+            when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            return None
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
@@ -548,25 +552,53 @@ _warmers: "weakref.WeakKeyDictionary[Clinic, Warmer]" = weakref.WeakKeyDictionar
 _warmers_lock = threading.Lock()
 
 
-class Warmer:
-    """A daemon thread that, every `interval_s`, digests what devices uploaded and
-    recomputes the rows whose key changed, for every clinician: after the evening's
-    syncs (1,000 devices: a few seconds of work) the first clinician of the morning finds
-    the list ready instead of waiting for it. Failures are logged and retried next pass."""
+class PeriodicPasses:
+    """A daemon thread (named `name`) that runs `_pass` every `interval_s` seconds until
+    `stop`; `_pass` may ask for a shorter wait before the next one. A failing pass is
+    logged (`failure`, under the subclass's module) and tried again after `interval_s`."""
 
-    def __init__(self, clinic: Clinic, *, interval_s: float) -> None:
-        self.clinic, self.interval_s = clinic, interval_s
-        self._stop = threading.Event()
+    failure = "a background pass failed (retried next pass)"
+
+    def __init__(self, *, interval_s: float, name: str) -> None:
+        self.interval_s = interval_s
         self.passes = 0
-        self.charts: Any = None     # the charts' pre-draw started beside it (ensure_warmer)
-        self.thread = threading.Thread(target=self._run, name="clinic-web-warmer", daemon=True)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "Warmer":
+    def start(self) -> Self:
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _pass(self) -> float:
+        """One pass; returns the seconds to wait before the next."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        import logging
+        delay = self.interval_s
+        while not self._stop.wait(delay):
+            try:
+                delay = self._pass()
+            except Exception:
+                logging.getLogger(type(self).__module__).exception(self.failure)
+                delay = self.interval_s
+
+
+class Warmer(PeriodicPasses):
+    """A daemon thread that, every `interval_s`, digests what devices uploaded and
+    recomputes the rows whose key changed, for every clinician: after the evening's
+    syncs (1,000 devices: a few seconds of work) the first clinician of the morning finds
+    the list ready instead of waiting for it. Failures are logged and retried next pass."""
+
+    failure = "warming the patient lists failed (retried next pass)"
+
+    def __init__(self, clinic: Clinic, *, interval_s: float) -> None:
+        self.clinic = clinic
+        self.charts: Any = None     # the charts' pre-draw started beside it (ensure_warmer)
+        super().__init__(interval_s=interval_s, name="clinic-web-warmer")
 
     def run_once(self) -> int:
         """One pass over every clinician; returns the patients listed."""
@@ -579,13 +611,9 @@ class Warmer:
         self.passes += 1
         return listed
 
-    def _run(self) -> None:
-        import logging
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.run_once()
-            except Exception:
-                logging.getLogger(__name__).exception("warming the patient lists failed (retried next pass)")
+    def _pass(self) -> float:
+        self.run_once()
+        return self.interval_s
 
 
 def ensure_warmer(clinic: Clinic) -> Warmer | None:

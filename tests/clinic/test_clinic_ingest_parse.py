@@ -115,3 +115,15 @@ def test_data_nested_deeper_than_orjson_writes_is_judged_as_before(depth):
                 continue
         line = f'{{"data":{data_text},"kind":"event","prev_hash":"{PREV}","seq":1,"hash":"{h}"}}'.encode()
         _same(ingest.parse_record_line(line, 1), _with_stdlib_only(line))
+
+
+@pytest.mark.parametrize("literal", ["1E5", "1.50", "2e0", "100000.000", '"a\\/b"', '"\\u00e9"', "[ 1, 2 ]"])
+def test_a_hash_over_the_very_text_is_judged_as_the_standard_library_and_bundle_py_judge_it(literal):
+    """A line in sorted order whose hash is over its own text (a number or an escape as
+    written, not as the canonical form writes it): intact, as bundle.py reads such a line,
+    whichever path reads it."""
+    head = f'{{"data":{{"value":{literal}}},"kind":"event","prev_hash":"{PREV}","seq":1'
+    line = f'{head},"hash":"{hashlib.sha256((head + "}").encode()).hexdigest()}"}}'.encode()
+    rec = ingest.parse_record_line(line, 1)
+    assert rec.well_formed and rec.intact, line
+    _same(rec, _with_stdlib_only(line))

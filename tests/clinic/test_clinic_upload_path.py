@@ -4,13 +4,15 @@ whether or not the service already knows the device's key, and every refusal is
 audited. In-process against SQLite and PostgreSQL (the HTTP path is in the other tests)."""
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 
 import pytest
 from sqlalchemy import func, select
 
 from clinic.models import Device, LogRecord
 
-from clinic.service import Refused, Unauthorized
+from clinic.service import ClinicError, DeviceRef, DeviceRequest, Refused, Unauthorized
 from homeapp import syncproto
 from homeapp.sync import GENESIS
 from schedules.signing import generate_keypair, key_id
@@ -114,3 +116,18 @@ def test_an_unpaired_device_is_refused_and_audited(db_url):
         _send(clinic, body, key, kid)
     assert e.value.status == 403
     assert ("device_request", "denied", "unpaired device") in _refusals(clinic)
+
+
+def test_an_upload_that_is_no_upload_is_audited_by_ingest_as_by_the_route(device):
+    """Clinic.ingest (the demo's way in) audits the refusal of a body that is no upload at
+    all, as receive_upload does: every refusal is audited."""
+    clinic, key, kid = device
+    with clinic.engine.connect() as conn:
+        row = conn.execute(select(Device.id, Device.key_id, Device.public_key_b64, Device.patient_id)
+                           .where(Device.key_id == kid)).one()
+    req = DeviceRequest(device=DeviceRef(*row), key_id=kid, nonce=secrets.token_hex(16),
+                        at=dt.datetime.now(dt.timezone.utc), public_key=key.public_key())
+    with pytest.raises(ClinicError) as refused:
+        clinic.ingest(req, b"")
+    assert ("upload", "refused", refused.value.message) in _refusals(clinic)
+    assert _held(clinic, kid) == (-1, 0)

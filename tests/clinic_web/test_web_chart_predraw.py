@@ -11,13 +11,14 @@ a browser asks for them, on SQLite and on PostgreSQL:
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from sqlalchemy import delete, func, select
 
 from clinic.app import create_app
 from clinic.models import AuditEntry, Patient, WebReviewChart
-from clinic.web import charts, demo, review
+from clinic.web import charts, demo, overview, review
 from homeapp.report import review_png
 
 from .test_web_patients import upload_one_more
@@ -168,3 +169,32 @@ def test_a_wrong_setting_is_named_and_the_default_used(monkeypatch, caplog):
     assert charts._setting("HOMEAPP_CLINIC_CHART_DAYS", "28", charts._days, "days") == (28, 182)
     monkeypatch.setenv("HOMEAPP_CLINIC_CHART_LANGUAGES", "de")
     assert charts._setting("HOMEAPP_CLINIC_CHART_LANGUAGES", "en,sv", charts._language, "languages") == ("en", "sv")
+
+
+@pytest.mark.parametrize("make, logger, message", [
+    (lambda: charts.ChartWarmer(None, interval_s=0.01, in_process=True), "clinic.web.charts",
+     "pre-drawing the review charts failed (retried next pass)"),
+    (lambda: overview.Warmer(None, interval_s=0.01), "clinic.web.overview",
+     "warming the patient lists failed (retried next pass)"),
+])
+def test_a_warmers_failed_pass_is_logged_and_the_next_pass_runs(monkeypatch, caplog, make, logger, message):
+    """Both background threads (the charts' pre-draw, the patient lists' warmer): a pass that
+    raises is logged under the warmer's own module, the thread goes on, and `stop` ends it."""
+    warmer = make()
+    calls = []
+    again = threading.Event()
+
+    def run_once(**_):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        again.set()
+        return charts.PredrawPass()
+    monkeypatch.setattr(warmer, "run_once", run_once)
+    with caplog.at_level("ERROR", logger=logger):
+        warmer.start()
+        assert again.wait(10), "no pass after the failed one"
+        warmer.stop()
+        warmer.thread.join(10)
+    assert not warmer.thread.is_alive()
+    assert [r.getMessage() for r in caplog.records if r.name == logger] == [message]

@@ -317,3 +317,21 @@ def test_the_export_page_says_what_is_not_r4_instead_of_sending_a_file(tmp_path)
     assert "content-disposition" not in r.headers
     assert alert(r.text).startswith("The sessions cannot be written as valid HL7 FHIR R4 (prescription ")
     assert "(given: &#39;next week&#39;)" in r.text or "(given: 'next week')" in r.text
+
+
+def test_a_session_time_that_is_no_time_is_a_clear_message_and_no_file():
+    """A session whose end is not a time stops the export with NotValidFHIR naming the
+    session, the element and the value (not a ValueError's traceback)."""
+    from homeapp.report import review_of_export
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+    rx = {"id": "rx-1", "patient_id": "P-1", "issued": "2026-03-01", "sessions_per_week": 5,
+          "max_sessions_per_day": 1, "blocks": [], "channels": []}
+    session = {"id": "S-1", "prescription_id": "rx-1", "status": "completed", "events": [],
+               "started_at": start.isoformat(), "ended_at": "later",
+               "contractions": 60, "report": {"pain": 2, "effort": 4, "comment": ""}}
+    review = review_of_export({"sessions": [session], "prescriptions": [rx]})
+    with pytest.raises(fhir.NotValidFHIR) as refused:
+        fhir.sessions_bundle("P-1", review, [{"key_id": "k1", "software_version": "1.0"}])
+    assert "session S-1" in refused.value.message and "nothing was exported" in refused.value.message
+    assert any(re.match(r"(Procedure|Period)\.\w+.*\(given: 'later'\)", p) for p in refused.value.problems), \
+        refused.value.problems
