@@ -6,9 +6,9 @@ Drawing the charts costs matplotlib about 0.4 s of CPU over 180 days (text and t
 the data: the profile in docs/clinic-web.md), more on a loaded machine. So:
 
 - **The key** of a picture is everything it depends on (`ChartKey.state`, a hash): the
-  code that draws it (`CHART_VERSION`: the report module's source and matplotlib's
-  version), the range asked, the last day counted (today, or the device's last contact
-  day), the clinic's zone, the language and each device's log head and contact day
+  code that draws it (`CHART_VERSION`: the sources of the report module and of its
+  words, and matplotlib's version), the range asked, the last day counted (today, or the
+  device's last contact day), the clinic's zone, the language and each device's log head and contact day
   (`log_mark`). A picture is served only while its key still matches: a new upload, a new
   day or another range never shows an older picture.
 - **Kept where every process sees it**: `serve --workers N` runs several processes and
@@ -51,6 +51,7 @@ import matplotlib
 from sqlalchemy import delete, select
 
 import homeapp.report
+import homeapp.report_texts
 from .. import timeutil
 from ..chartproc import DrawingProcess, chart_language, draw_timed
 from ..models import Device, Patient, WebReviewChart
@@ -61,8 +62,11 @@ from .overview import PeriodicPasses, _when
 
 log = logging.getLogger(__name__)
 
-#: The drawing code's version: a picture drawn by other code is never served.
-CHART_VERSION = hashlib.sha256(Path(homeapp.report.__file__).read_bytes()
+#: The modules a chart's code and words come from: the report draws it in the words of
+#: report_texts (a changed word is a changed picture).
+CHART_SOURCES = (homeapp.report, homeapp.report_texts)
+#: The drawing code's version: a picture drawn by other code or words is never served.
+CHART_VERSION = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in CHART_SOURCES)
                                + matplotlib.__version__.encode()).hexdigest()[:16]
 
 

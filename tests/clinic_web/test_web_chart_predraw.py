@@ -198,3 +198,17 @@ def test_a_warmers_failed_pass_is_logged_and_the_next_pass_runs(monkeypatch, cap
         warmer.thread.join(10)
     assert not warmer.thread.is_alive()
     assert [r.getMessage() for r in caplog.records if r.name == logger] == [message]
+
+
+def test_a_changed_word_of_the_report_is_a_new_chart_version():
+    # the charts are drawn in report_texts' words: a picture with an old word is never served
+    import hashlib
+    from pathlib import Path
+
+    import matplotlib
+
+    import homeapp.report
+    import homeapp.report_texts
+    from clinic.web import charts
+    sources = Path(homeapp.report.__file__).read_bytes() + Path(homeapp.report_texts.__file__).read_bytes()
+    assert charts.CHART_VERSION == hashlib.sha256(sources + matplotlib.__version__.encode()).hexdigest()[:16]
