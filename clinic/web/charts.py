@@ -262,11 +262,10 @@ def png(key: ChartKey, review_: Callable[[], Any] | Any) -> bytes:
     return _draw(key, review_() if callable(review_) else review_)
 
 
-def forget(clinic: Clinic | None = None) -> None:
+def forget(clinic: Clinic) -> None:
     """Drop every stored picture of `clinic` (tests and the bench)."""
-    if clinic is not None:
-        with clinic.Session.begin() as db:
-            db.execute(delete(WebReviewChart))
+    with clinic.Session.begin() as db:
+        db.execute(delete(WebReviewChart))
 
 
 # ------------------------------------------------------------------------------ the pre-draw

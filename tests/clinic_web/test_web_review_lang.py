@@ -70,7 +70,7 @@ def test_the_pdf_export_is_in_the_readers_language(made_app, patient_id):
 
 def test_the_chart_is_drawn_and_kept_once_per_language(made_app):
     app, _ = made_app
-    charts.forget()
+    charts.forget(app.state.clinic)
     today = dt.date.today()
     first = today - dt.timedelta(days=20)
     url = f"/patients/DEMO-001/review.png?from={first}&to={today}"
@@ -91,7 +91,7 @@ def test_the_chart_is_drawn_and_kept_once_per_language(made_app):
 
 def test_the_swedish_patient_page_starts_the_swedish_chart(made_app):
     app, _ = made_app
-    charts.forget()
+    charts.forget(app.state.clinic)
     today = dt.date.today()
     first = today - dt.timedelta(days=13)
     web = _web(app, "sv")
