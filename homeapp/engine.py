@@ -268,12 +268,15 @@ class Engine:
                 raise StartRefused(reasons)
             earlier = self._policy.earlier_sessions()
             session_id = f"s-{uuid.uuid4().hex[:12]}"
-            self._log_.open(session_id=session_id, t0_us=self._now_us())
+            t0_us = self._now_us()
             self.store.save_prescription(self.rx)
+            # Checked again once the session lock keeps every install out: one landing
+            # since the refusals above must not start the program it replaced.
             self.store.start_session(session_id=session_id, prescription_id=self.rx.id,
                                      started_at=self.wall_clock(),
                                      planned_contractions=self.rx.planned_contractions,
-                                     channels=len(self._contacts))
+                                     channels=len(self._contacts), check=self._refuse_if_replaced)
+            self._log_.open(session_id=session_id, t0_us=t0_us)   # events go to the session now in the log
             with self._fault_aborts():
                 self._log(E.START, caregiver_unlocked=caregiver_unlocked,
                           planned_contractions=self.rx.planned_contractions,
@@ -297,6 +300,12 @@ class Engine:
             self._thread = threading.Thread(target=self.run, name="engine", daemon=True)
             self._thread.start()
         return session_id
+
+    def _refuse_if_replaced(self) -> None:
+        reasons = self._policy.replaced_refusals()
+        if reasons:
+            self._policy.record_refused(reasons)
+            raise StartRefused(reasons)
 
     def schedule_at(self, t: float, fn: Callable[[], None]) -> None:
         """Call `fn` from the loop at session time `t` (the headless runner's actions)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any, Hashable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence, runtime_checkable
 
 
 class BoardFault(Exception):
@@ -107,7 +107,8 @@ class Store(Protocol):
     def save_prescription(self, rx: Any) -> str: ...
 
     def start_session(self, *, session_id: str, prescription_id: str, started_at: dt.datetime,
-                      planned_contractions: int, channels: int) -> None: ...
+                      planned_contractions: int, channels: int,
+                      check: Callable[[], None] | None = None) -> None: ...
 
     def add_event(self, session_id: str, *, t: float, kind: str,
                   detail: Mapping[str, Any] | None = None) -> None: ...

@@ -361,9 +361,11 @@ class Store:
 
     def start_session(self, *, session_id: str, prescription_id: str,
                       started_at: dt.datetime, planned_contractions: int,
-                      channels: int) -> None:
+                      channels: int, check: Callable[[], None] | None = None) -> None:
         """Record a session as `open`. Takes the log's session lock: one session at a
-        time per log; StoreError if another is running."""
+        time per log; StoreError if another is running. `check` runs once the lock is
+        held, before anything is written: what it raises leaves the log as it was (no
+        prescription can be installed after it passes, until the session ends)."""
         if not isinstance(session_id, str) or not session_id:
             raise ValueError(f"session_id must be a non-empty string, not {session_id!r}")
         if channels not in (1, 2):
@@ -378,6 +380,8 @@ class Store:
                                  "running; end it before starting another")
             self._acquire_live()
             try:
+                if check is not None:
+                    check()
                 with self._write(f"session {session_id}"):
                     if self.db["sessions"].count_where("id = ?", [session_id]):
                         raise StoreError(f"{self.path}: session {session_id} already exists")

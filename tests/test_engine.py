@@ -318,6 +318,20 @@ def test_a_prepared_engine_refuses_to_start_once_another_prescription_is_active(
     assert refused["kind"] == "start_refused" and "another prescription" in refused["detail"]["reasons"][0]
 
 
+def test_an_install_landing_after_the_refusals_and_before_the_lock_is_refused_too(make_engine):
+    answers = iter([True])                   # the refusals pass; then a sync installs another
+    eng = make_engine(still_active=lambda: next(answers, False))
+    with pytest.raises(StartRefused) as refused:
+        eng.start(threaded=False)
+    assert [r.kind for r in refused.value.reasons] == ["prescription_changed"]
+    assert eng.state.phase is Phase.READY and eng.store.sessions() == []
+    assert eng.store.device_events()[-1]["kind"] == "start_refused"
+    # the log's session lock was let go: another session (and so an install) can take it
+    eng.store.start_session(session_id="s-next", prescription_id="rx-test", planned_contractions=1,
+                            channels=2, started_at=dt.datetime.now(dt.timezone.utc))
+    assert [s["id"] for s in eng.store.sessions()] == ["s-next"]
+
+
 def test_the_planned_total_follows_adjustments(make_engine, virtual_clock):
     rx = rx_dict()
     rx["blocks"][0]["off_s"] = {"value": 6, "min": 4, "max": 10}

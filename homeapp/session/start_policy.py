@@ -48,12 +48,7 @@ class StartPolicy:
     def refusals(self, *, caregiver_unlocked: bool = False) -> list[Reason]:
         """Every reason this session may not start now (empty: it may)."""
         rx = self.rx
-        reasons: list[Reason] = []
-        if self.still_active is not None and not self.still_active():
-            # The screens already show the new program: this session must not play the old one.
-            reasons.append(Reason(f"another prescription was installed after this session of {rx.id} "
-                                  "was prepared: go back and start the new program",
-                                  RefusalKind.PRESCRIPTION_CHANGED, prescription_id=rx.id))
+        reasons: list[Reason] = self.replaced_refusals()
         now_wall = self.wall_clock()
         # The clinician's dates are days where the patient lives, as for the schedule.
         today = now_wall.astimezone().date()
@@ -97,6 +92,15 @@ class StartPolicy:
                                           f"check the pads and the cable", RefusalKind.CONTACT,
                                           channel=index, label=label))
         return reasons
+
+    def replaced_refusals(self) -> list[Reason]:
+        """The device installed another prescription after this one was prepared: this
+        session must not play the old one (checked again under the log's session lock)."""
+        if self.still_active is None or self.still_active():
+            return []
+        return [Reason(f"another prescription was installed after this session of {self.rx.id} "
+                       "was prepared: go back and start the new program",
+                       RefusalKind.PRESCRIPTION_CHANGED, prescription_id=self.rx.id)]
 
     def program_refusals(self) -> list[Reason]:
         """The program cannot be played (found while planning or compiling it)."""
